@@ -1,0 +1,35 @@
+# The front door: `make setup test` on a fresh machine, `make run` for the service.
+TOOLS ?= $(HOME)/.cache/referrers-sidecar/tools
+export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
+export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+CONFIG ?= deploy/config.example.yaml
+
+.PHONY: setup lint build test run check-config clean
+
+## Install every tool the tests and the demo need (idempotent; a repeat is fast).
+setup:
+	scripts/setup.sh
+
+## Formatting and lints, warnings are errors.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Build the binaries the end-to-end suite starts.
+build:
+	cargo build --workspace --bins
+
+## The whole suite: unit, property and end-to-end tests.
+test: build
+	cargo nextest run --workspace --no-fail-fast
+
+## Start the sidecar with the example configuration (text logs), until Ctrl-C.
+run:
+	REFERRERS_SIDECAR__LOG__FORMAT=text cargo run -p referrers-sidecar -- --config $(CONFIG)
+
+## Print the effective configuration of $(CONFIG), secrets masked.
+check-config:
+	cargo run -q -p referrers-sidecar -- check-config --config $(CONFIG)
+
+clean:
+	cargo clean

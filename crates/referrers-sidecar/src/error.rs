@@ -1,0 +1,75 @@
+//! Every error a client can see, mapped to its HTTP answer in this one place: an OCI error body
+//! (`{"errors":[{"code","message"}]}`) as the distribution spec defines it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The header every registry answer carries.
+pub const API_VERSION_HEADER: (&str, &str) = ("Docker-Distribution-Api-Version", "registry/2.0");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid repository name: {0}")]
+    NameInvalid(String),
+    #[error("invalid digest: {0}")]
+    DigestInvalid(String),
+    #[error("invalid pagination: {0}")]
+    PaginationNumberInvalid(String),
+    #[error("invalid query: {0}")]
+    QueryInvalid(String),
+    #[error("Harbor core is unreachable: {0}")]
+    CoreUnreachable(String),
+    #[error("Harbor core did not answer in time")]
+    CoreTimeout,
+}
+
+impl ApiError {
+    /// The OCI error code of the body.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NameInvalid(_) => "NAME_INVALID",
+            Self::DigestInvalid(_) => "DIGEST_INVALID",
+            Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
+            Self::QueryInvalid(_) => "UNSUPPORTED",
+            Self::CoreUnreachable(_) | Self::CoreTimeout => "UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    errors: [ErrorEntry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorEntry<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NameInvalid(_)
+            | Self::DigestInvalid(_)
+            | Self::PaginationNumberInvalid(_)
+            | Self::QueryInvalid(_) => StatusCode::BAD_REQUEST,
+            Self::CoreUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::CoreTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = ErrorBody {
+            errors: [ErrorEntry {
+                code: self.code(),
+                message: self.to_string(),
+            }],
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(API_VERSION_HEADER)
+            .json(body)
+    }
+}

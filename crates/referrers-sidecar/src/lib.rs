@@ -1,0 +1,8 @@
+//! referrers-sidecar: makes the OCI 1.1 referrers API work for Harbor proxy-cache projects.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

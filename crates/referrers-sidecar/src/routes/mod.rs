@@ -1,0 +1,28 @@
+//! HTTP routes: health, referrers, and the pass-through to core for everything else.
+
+pub mod health;
+pub mod passthrough;
+pub mod referrers;
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::startup::AppState;
+use passthrough::Forwarder;
+
+/// Every request that is not `/healthz` or `/readyz`: referrers reads are ours, the rest goes
+/// to core unchanged.
+pub async fn dispatch(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    forwarder: web::Data<Forwarder>,
+) -> HttpResponse {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    match referrers::match_path(request.uri().path()) {
+        Some(path) if is_read => {
+            referrers::handle(&request, payload, path, &state, &forwarder).await
+        }
+        _ => forwarder.forward(&request, payload, &state.metrics).await,
+    }
+}

