@@ -1,6 +1,13 @@
-//! Harbor core client: the connection to core (plain or with Harbor's internal TLS) shared by
-//! the pass-through and, later, by the API and local-referrers calls.
+//! Harbor core client: the connection to core (plain or with Harbor's internal TLS), Harbor's
+//! REST API (systeminfo, projects, registries) with the sidecar's robot account, and core's
+//! referrers endpoint called with the caller's own credentials.
 
+pub mod api;
+pub mod error;
+pub mod referrers;
 pub mod transport;
 
+pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
+pub use error::HarborError;
+pub use referrers::{CoreAnswer, CoreReferrers};
 pub use transport::{CoreTransport, TransportError};

@@ -1,0 +1,280 @@
+//! Harbor's REST API (`/api/v2.0`) as the sidecar's robot account sees it: systeminfo, project
+//! and registry facts. JSON shapes follow Harbor's swagger (`Project`, `Registry`,
+//! `GeneralInfo`); only the fields the sidecar reads are typed, the rest is ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use awc::http::header;
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::error::HarborError;
+use crate::transport::CoreTransport;
+
+/// Largest API answer read (a project or registry object is a few KiB).
+const API_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Username and password for Harbor's API; the password is never printed.
+#[derive(Clone)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &"*****")
+            .finish()
+    }
+}
+
+impl BasicAuth {
+    fn header_value(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// `GET /api/v2.0/systeminfo` (swagger `GeneralInfo`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SystemInfo {
+    /// `v2.15.2-abcdef`; only for authenticated callers.
+    #[serde(default)]
+    pub harbor_version: Option<String>,
+}
+
+impl SystemInfo {
+    /// `(major, minor)` of `harbor_version`, when it is there and readable.
+    #[must_use]
+    pub fn version(&self) -> Option<(u32, u32)> {
+        let text = self.harbor_version.as_deref()?.trim_start_matches('v');
+        let mut parts = text.split(['.', '-']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+}
+
+/// `GET /api/v2.0/projects/{name}` (swagger `Project`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub project_id: i64,
+    pub name: String,
+    /// The upstream registry of a proxy-cache project; 0 or absent otherwise.
+    #[serde(default)]
+    pub registry_id: Option<i64>,
+    /// Project metadata: all string values in Harbor (`public`, `proxy_speed_kb`, …).
+    #[serde(default, deserialize_with = "string_map")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Project {
+    /// The Harbor registry id of a proxy-cache project.
+    #[must_use]
+    pub fn proxy_registry_id(&self) -> Option<i64> {
+        self.registry_id.filter(|id| *id > 0)
+    }
+
+    /// Harbor ≥ 2.16 merges upstream referrers itself when this metadata is on.
+    #[must_use]
+    pub fn harbor_merges_referrers(&self) -> bool {
+        self.metadata
+            .get("proxy_referrer_api")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// `GET /api/v2.0/registries/{id}` (swagger `Registry`). The credential is not read: Harbor
+/// masks its secret.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryInfo {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub registry_type: String,
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub status: Option<String>,
+    /// PEM CA for this registry's endpoint (Harbor ≥ 2.13).
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+}
+
+/// Metadata values are strings in Harbor; tolerate scalars of other types, drop the rest.
+fn string_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(deserializer)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            serde_json::Value::String(s) => Some((key, s)),
+            serde_json::Value::Bool(b) => Some((key, b.to_string())),
+            serde_json::Value::Number(n) => Some((key, n.to_string())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// One per worker (awc clients stay on their thread).
+pub struct CoreClient {
+    pub(crate) http: awc::Client,
+    pub(crate) base: Url,
+    credentials: Option<BasicAuth>,
+}
+
+impl CoreClient {
+    /// `timeout` bounds each whole call to core.
+    #[must_use]
+    pub fn new(
+        transport: &CoreTransport,
+        base: Url,
+        timeout: Duration,
+        credentials: Option<BasicAuth>,
+    ) -> Self {
+        Self {
+            http: transport.client(Some(timeout)),
+            base,
+            credentials,
+        }
+    }
+
+    /// Core's URL for `path` (which starts with `/`), under any path prefix of the base URL.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    pub async fn system_info(&self) -> Result<SystemInfo, HarborError> {
+        self.get_json("/api/v2.0/systeminfo", "systeminfo", false)
+            .await?
+            .ok_or_else(|| HarborError::Status {
+                what: "systeminfo".into(),
+                status: 404,
+            })
+    }
+
+    /// The project named `name`; `None` when Harbor says it does not exist.
+    pub async fn project(&self, name: &str) -> Result<Option<Project>, HarborError> {
+        let path = format!(
+            "/api/v2.0/projects/{}",
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        );
+        // An all-digit name would be read as a project id.
+        let by_name = name.bytes().all(|b| b.is_ascii_digit());
+        self.get_json(&path, &format!("project {name}"), by_name)
+            .await
+    }
+
+    /// The registry with `id`; `Forbidden` when the robot may not read registries (< 2.10).
+    pub async fn registry(&self, id: i64) -> Result<Option<RegistryInfo>, HarborError> {
+        let path = format!("/api/v2.0/registries/{id}");
+        self.get_json(&path, &format!("registry {id}"), false).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        resource_name: bool,
+    ) -> Result<Option<T>, HarborError> {
+        let mut request = self
+            .http
+            .get(self.url(path))
+            .insert_header((header::ACCEPT, "application/json"));
+        if let Some(credentials) = &self.credentials {
+            request = request.insert_header((header::AUTHORIZATION, credentials.header_value()));
+        }
+        if resource_name {
+            request = request.insert_header(("X-Is-Resource-Name", "true"));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| HarborError::from_send(&e))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            404 => return Ok(None),
+            401 => return Err(HarborError::Unauthorized(what.to_owned())),
+            403 => return Err(HarborError::Forbidden(what.to_owned())),
+            _ => {
+                return Err(HarborError::Status {
+                    what: what.to_owned(),
+                    status,
+                });
+            }
+        }
+        let body = response
+            .body()
+            .limit(API_BODY_LIMIT)
+            .await
+            .map_err(|e| match e {
+                awc::error::PayloadError::Overflow => HarborError::TooLarge {
+                    what: what.to_owned(),
+                    limit: API_BODY_LIMIT,
+                },
+                other => HarborError::Unreachable(other.to_string()),
+            })?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| HarborError::Invalid {
+                what: what.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_shapes_from_harbor_decode() {
+        let proxy: Project = serde_json::from_str(
+            r#"{"project_id":3,"name":"hub","registry_id":1,"repo_count":0,
+                "metadata":{"public":"true","proxy_speed_kb":"-1","proxy_referrer_api":"true"},
+                "cve_allowlist":{"items":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(proxy.proxy_registry_id(), Some(1));
+        assert!(proxy.harbor_merges_referrers());
+        let plain: Project =
+            serde_json::from_str(r#"{"project_id":1,"name":"library","metadata":null}"#).unwrap();
+        assert_eq!(plain.proxy_registry_id(), None);
+        assert!(!plain.harbor_merges_referrers());
+        let zero: Project =
+            serde_json::from_str(r#"{"project_id":1,"name":"x","registry_id":0}"#).unwrap();
+        assert_eq!(zero.proxy_registry_id(), None);
+    }
+
+    #[test]
+    fn versions_are_read_from_harbor_version() {
+        let info = |v: &str| SystemInfo {
+            harbor_version: Some(v.into()),
+        };
+        assert_eq!(info("v2.15.2-6e3ab7f4").version(), Some((2, 15)));
+        assert_eq!(info("v2.8.0").version(), Some((2, 8)));
+        assert_eq!(info("dev").version(), None);
+    }
+
+    #[test]
+    fn credentials_are_masked_in_debug() {
+        let auth = BasicAuth {
+            username: "robot$x".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        assert_eq!(auth.header_value(), "Basic cm9ib3QkeDpodW50ZXIy");
+    }
+}
