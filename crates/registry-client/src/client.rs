@@ -1,0 +1,125 @@
+//! [`RegistryClient`]: one per process; lists a subject's referrers on an upstream, API first,
+//! fallback tag when the API is absent, within the configured time, size and concurrency.
+
+use std::sync::Arc;
+
+use oci_referrers::{Digest, RepositoryName};
+
+use crate::auth::Auth;
+use crate::config::ClientConfig;
+use crate::error::{ClientError, UpstreamError};
+use crate::fallback::read_fallback_tag;
+use crate::listing::UpstreamReferrers;
+use crate::referrers::{ApiOutcome, list_via_api};
+use crate::registry::Registry;
+use crate::session::Session;
+use crate::state::{ApiAbsence, Limiters};
+use crate::transport::Transport;
+
+/// The upstream client. Cheap to clone; clones share connections, tokens and memory.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    transport: Transport,
+    auth: Auth,
+    limiters: Limiters,
+    api_absence: ApiAbsence,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// Builds the HTTP clients (reading `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` now) and the
+    /// shared state.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] when the CA bundle cannot be read or TLS cannot be set up.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let transport = Transport::new(&config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                auth: Auth::new(config.allow_private_realms),
+                limiters: Limiters::new(config.max_concurrent_per_registry),
+                api_absence: ApiAbsence::new(config.api_absent_ttl),
+                config,
+            }),
+        })
+    }
+
+    /// The complete, unfiltered referrers list of `digest` in `repository` on `registry`.
+    ///
+    /// `previous` is what the caller has cached for this key: on Docker Hub the fallback tag
+    /// is then checked with `HEAD` and read only when its digest changed.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamError`], naming the step that failed; the whole call is bounded by
+    /// `ClientConfig::timeout`.
+    pub async fn list_referrers(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        digest: &Digest,
+        previous: Option<&UpstreamReferrers>,
+    ) -> Result<UpstreamReferrers, UpstreamError> {
+        let timeout = self.inner.config.timeout;
+        tokio::time::timeout(timeout, self.list(registry, repository, digest, previous))
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))?
+    }
+
+    async fn list(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        digest: &Digest,
+        previous: Option<&UpstreamReferrers>,
+    ) -> Result<UpstreamReferrers, UpstreamError> {
+        // The name goes into a URL path: only the distribution grammar may (no `..`, `%2F`).
+        let repository: RepositoryName = repository
+            .parse()
+            .map_err(|e| UpstreamError::Config(format!("repository {repository:?}: {e}")))?;
+        match registry.base_url.scheme() {
+            "https" => {}
+            "http" if registry.insecure => {}
+            "http" => {
+                return Err(UpstreamError::Config(
+                    "plain http registry not marked insecure".into(),
+                ));
+            }
+            other => return Err(UpstreamError::Config(format!("scheme {other:?}"))),
+        }
+        let inner = &*self.inner;
+        let session = Session {
+            transport: &inner.transport,
+            auth: &inner.auth,
+            config: &inner.config,
+            registry,
+            repository: &repository,
+            limiter: inner.limiters.for_registry(&registry.name),
+        };
+        let absence_key = format!("{}\n{repository}", session.registry_key());
+        if !inner.api_absence.is_absent(&absence_key) {
+            match list_via_api(&session, digest).await? {
+                ApiOutcome::Listed(list) => return Ok(list),
+                ApiOutcome::Absent { remember: true } => {
+                    inner.api_absence.remember(absence_key);
+                }
+                ApiOutcome::Absent { remember: false } => {}
+            }
+        }
+        read_fallback_tag(&session, digest, previous).await
+    }
+}

@@ -1,0 +1,227 @@
+//! Typed failures of an upstream listing: which step failed, and whether it is the
+//! registry's fault (counts against its breaker) or only this request's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a [`crate::RegistryClient`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The extra CA bundle could not be read or parsed.
+    #[error("cannot read CA bundle {path}: {reason}")]
+    CaFile {
+        /// The configured file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The extra CA bundle holds no certificate.
+    #[error("CA bundle {0} holds no certificate")]
+    EmptyCaFile(PathBuf),
+    /// rustls or reqwest refused the configuration.
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// Why the token realm was not asked for a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The realm URL is not acceptable (plain HTTP, private address, unparsable).
+    #[error("token realm {realm:?} refused: {reason}")]
+    RealmRefused {
+        /// The realm as the upstream named it.
+        realm: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The challenge could not be read, or names a scheme this client cannot answer.
+    #[error("authentication challenge not usable: {0}")]
+    Challenge(String),
+    /// The token endpoint refused the request (401/403 and other 4xx).
+    #[error("token endpoint refused the request with {status}")]
+    TokenRefused {
+        /// HTTP status of the token endpoint.
+        status: u16,
+    },
+    /// The token endpoint failed (5xx).
+    #[error("token endpoint failed with {status}")]
+    TokenEndpoint {
+        /// HTTP status of the token endpoint.
+        status: u16,
+    },
+    /// The token answer is not JSON with a `token` or `access_token`.
+    #[error("token answer not usable: {0}")]
+    TokenAnswer(String),
+    /// The registry still answered 401 (or 403) after authenticating once more.
+    #[error("registry denied access with {status}")]
+    Denied {
+        /// HTTP status of the registry.
+        status: u16,
+    },
+}
+
+/// Which part of a listing a cap stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// One page of the referrers API (`max_page_bytes`).
+    ReferrersPage,
+    /// The fallback-tag index (`max_page_bytes`).
+    FallbackIndex,
+    /// A token endpoint's answer.
+    TokenAnswer,
+}
+
+impl LimitKind {
+    /// Label for logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReferrersPage => "referrers page",
+            Self::FallbackIndex => "fallback index",
+            Self::TokenAnswer => "token answer",
+        }
+    }
+}
+
+/// Why an upstream listing failed. Each variant names the step that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be made (refused, unreachable, DNS, connect timeout, reset).
+    #[error("cannot connect to {origin}: {detail}")]
+    Connect {
+        /// `scheme://host:port` that was dialled.
+        origin: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The TLS handshake failed (unknown CA, wrong name, protocol).
+    #[error("TLS with {origin} failed: {detail}")]
+    Tls {
+        /// `scheme://host:port` that was dialled.
+        origin: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The whole listing did not finish within `upstream.timeout`.
+    #[error("upstream listing did not finish within {0:?}")]
+    Timeout(Duration),
+    /// Authentication failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The referrers API answered a status that is neither a list nor "no API here".
+    #[error("referrers API answered {status}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The fallback tag answered a status that is neither an index nor "no such tag".
+    #[error("fallback tag answered {status}")]
+    Fallback {
+        /// HTTP status.
+        status: u16,
+    },
+    /// An answer claimed to be an index (or a token) and was not.
+    #[error("{what} not usable: {reason}")]
+    Decode {
+        /// What was being read (`referrers page`, `fallback index`).
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A body was larger than its cap; nothing usable was read before it.
+    #[error("{} larger than {limit} bytes", .kind.as_str())]
+    Limit {
+        /// What was being read.
+        kind: LimitKind,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// `429 Too Many Requests`.
+    #[error("upstream rate limit (retry after {retry_after:?})")]
+    RateLimited {
+        /// From `Retry-After`, when the upstream sent one that could be read.
+        retry_after: Option<Duration>,
+    },
+    /// A redirect to another origin (or too many of them); never followed.
+    #[error("redirect to {location:?} not followed: {reason}")]
+    Redirect {
+        /// The `Location` as sent.
+        location: String,
+        /// Why it was not followed.
+        reason: &'static str,
+    },
+    /// The registry cannot be used as configured (plain HTTP without `insecure`, bad name).
+    #[error("registry not usable as configured: {0}")]
+    Config(String),
+}
+
+impl UpstreamError {
+    /// The step that failed, for logs and metric labels.
+    #[must_use]
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Tls { .. } => "tls",
+            Self::Timeout(_) => "timeout",
+            Self::Auth(_) => "auth",
+            Self::Api { .. } => "api",
+            Self::Fallback { .. } => "fallback",
+            Self::Decode { .. } => "decode",
+            Self::Limit { .. } => "limit",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Redirect { .. } => "redirect",
+            Self::Config(_) => "config",
+        }
+    }
+
+    /// Whether this failure says the registry itself is unwell: connect errors, timeouts and
+    /// 5xx. One repository's 4xx, a hostile answer or a cap must never cut off a registry.
+    #[must_use]
+    pub fn counts_against_breaker(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout(_) => true,
+            Self::Api { status } | Self::Fallback { status } => *status >= 500,
+            Self::Auth(AuthError::TokenEndpoint { status }) => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connect_timeout_and_5xx_count_against_the_breaker() {
+        let counted = [
+            UpstreamError::Connect {
+                origin: "https://r".into(),
+                detail: "refused".into(),
+            },
+            UpstreamError::Timeout(Duration::from_secs(1)),
+            UpstreamError::Api { status: 503 },
+            UpstreamError::Fallback { status: 500 },
+            UpstreamError::Auth(AuthError::TokenEndpoint { status: 502 }),
+        ];
+        for error in counted {
+            assert!(error.counts_against_breaker(), "{error}");
+        }
+        let not_counted = [
+            UpstreamError::Api { status: 403 },
+            UpstreamError::Fallback { status: 401 },
+            UpstreamError::RateLimited { retry_after: None },
+            UpstreamError::Auth(AuthError::TokenRefused { status: 401 }),
+            UpstreamError::Limit {
+                kind: LimitKind::ReferrersPage,
+                limit: 1,
+            },
+            UpstreamError::Tls {
+                origin: "https://r".into(),
+                detail: "unknown issuer".into(),
+            },
+        ];
+        for error in not_counted {
+            assert!(!error.counts_against_breaker(), "{error}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! One listing's conversation with one registry about one repository: URLs on the
+//! registry's origin, authorized requests with one re-authentication on `401`, and the
+//! mapping of unexpected statuses to typed errors.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use oci_referrers::RepositoryName;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::auth::Auth;
+use crate::challenge::parse_challenge;
+use crate::config::ClientConfig;
+use crate::error::{AuthError, UpstreamError};
+use crate::observer::RequestKind;
+use crate::rate_limit::retry_after;
+use crate::registry::Registry;
+use crate::transport::{Answer, Call, Transport};
+
+/// Which step an unexpected status belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    Api,
+    Fallback,
+}
+
+pub(crate) struct Session<'a> {
+    pub transport: &'a Transport,
+    pub auth: &'a Auth,
+    pub config: &'a ClientConfig,
+    pub registry: &'a Registry,
+    pub repository: &'a RepositoryName,
+    pub limiter: Arc<Semaphore>,
+}
+
+impl Session<'_> {
+    pub(crate) fn call(&self, kind: RequestKind) -> Call<'_> {
+        Call {
+            registry: &self.registry.name,
+            kind,
+            insecure: self.registry.insecure,
+            limiter: &self.limiter,
+        }
+    }
+
+    /// `path` on the registry's origin (any path or query of the stored URL is dropped:
+    /// the distribution API lives at `/v2/`).
+    pub(crate) fn url(&self, path: &str) -> Url {
+        let mut url = self.registry.base_url.clone();
+        url.set_path(path);
+        url.set_query(None);
+        url.set_fragment(None);
+        url
+    }
+
+    /// Per-registry key for caches: the label and the origin, so a registry that is
+    /// repointed under the same name starts afresh.
+    pub(crate) fn registry_key(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.registry.name,
+            self.registry.base_url.origin().ascii_serialization()
+        )
+    }
+
+    /// `repository:<repo>:pull`.
+    pub(crate) fn scope(&self) -> String {
+        format!("repository:{}:pull", self.repository)
+    }
+
+    /// Sends an authorized request; on a `401` reads the fresh challenge, authenticates
+    /// once more and retries once. A second `401` is [`AuthError::Denied`].
+    pub(crate) async fn send(
+        &self,
+        kind: RequestKind,
+        method: Method,
+        url: Url,
+        accept: &'static str,
+    ) -> Result<Answer, UpstreamError> {
+        let mut retried = false;
+        loop {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT, HeaderValue::from_static(accept));
+            if let Some(authorization) = self.auth.authorization(self).await? {
+                headers.insert(AUTHORIZATION, authorization);
+            }
+            let answer = self
+                .transport
+                .send(self.call(kind), method.clone(), url.clone(), headers)
+                .await?;
+            if answer.status() != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            if retried {
+                return Err(AuthError::Denied { status: 401 }.into());
+            }
+            retried = true;
+            let challenge = parse_challenge(answer.headers())
+                .map_err(AuthError::Challenge)?
+                .ok_or(AuthError::Denied { status: 401 })?;
+            self.auth.replace_challenge(self, challenge);
+        }
+    }
+}
+
+/// The typed error for a status that is neither success nor an expected "absent".
+pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, step: Step) -> UpstreamError {
+    match status.as_u16() {
+        401 | 403 => AuthError::Denied {
+            status: status.as_u16(),
+        }
+        .into(),
+        429 => UpstreamError::RateLimited {
+            retry_after: retry_after(headers, SystemTime::now()),
+        },
+        status => match step {
+            Step::Api => UpstreamError::Api { status },
+            Step::Fallback => UpstreamError::Fallback { status },
+        },
+    }
+}
+
+/// Whether `headers` say the body is an OCI image index (parameters such as `charset` are
+/// ignored; clients accept exactly this type).
+pub(crate) fn is_index_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| {
+            media_type
+                .trim()
+                .eq_ignore_ascii_case(oci_referrers::INDEX_MEDIA_TYPE)
+        })
+}

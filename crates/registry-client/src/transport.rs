@@ -1,0 +1,313 @@
+//! How the client reaches upstreams: rustls with the `ring` provider, the system's roots plus
+//! an optional CA bundle, an unverified variant only for registries marked insecure, the
+//! egress proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, connect timeout, and redirects
+//! followed by hand within one origin only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::{Method, StatusCode};
+use rustls::RootCertStore;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, LimitKind, UpstreamError};
+use crate::guard::same_origin;
+use crate::observer::{RequestKind, RequestObserver};
+
+/// Same-origin redirects followed for one request before giving up.
+const MAX_REDIRECTS: usize = 5;
+
+/// The two HTTP clients (verifying and, for insecure registries, not verifying) and what
+/// every request shares.
+pub(crate) struct Transport {
+    verified: reqwest::Client,
+    unverified: reqwest::Client,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Transport {
+    pub(crate) fn new(config: &ClientConfig) -> Result<Self, ClientError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = root_store(config.extra_ca_file.as_deref())?;
+        let verified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let unverified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Setup(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCertificate {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth();
+        Ok(Self {
+            verified: http_client(verified, config)?,
+            unverified: http_client(unverified, config)?,
+            observer: config.observer.clone(),
+        })
+    }
+
+    /// Sends one request, following redirects that stay on the request's origin (headers,
+    /// credentials included, go along: same origin, same audience). A redirect elsewhere is an
+    /// error and nothing is sent there. The permit of `limiter` is held until the answer's
+    /// body is read or dropped.
+    pub(crate) async fn send(
+        &self,
+        call: Call<'_>,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+    ) -> Result<Answer, UpstreamError> {
+        let client = if call.insecure {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        let mut target = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            let permit = Arc::clone(call.limiter)
+                .acquire_owned()
+                .await
+                .map_err(|_| UpstreamError::Config("registry limiter closed".into()))?;
+            let started = Instant::now();
+            let result = client
+                .request(method.clone(), target.clone())
+                .headers(headers.clone())
+                .send()
+                .await;
+            if let Some(observer) = &self.observer {
+                let status = result.as_ref().ok().map(|r| r.status().as_u16());
+                observer.on_request(call.registry, call.kind, status, started.elapsed());
+            }
+            let response = result.map_err(|e| classify(&e, &target))?;
+            if !is_followable_redirect(response.status()) {
+                return Ok(Answer {
+                    response,
+                    url: target,
+                    _permit: permit,
+                });
+            }
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let next = target
+                .join(&location)
+                .map_err(|_| UpstreamError::Redirect {
+                    location: location.clone(),
+                    reason: "Location is not a URL",
+                })?;
+            if !same_origin(&next, &url) {
+                return Err(UpstreamError::Redirect {
+                    location,
+                    reason: "another origin",
+                });
+            }
+            target = next;
+        }
+        Err(UpstreamError::Redirect {
+            location: target.to_string(),
+            reason: "too many redirects",
+        })
+    }
+}
+
+/// Who a request is for: per-registry label, limiter and TLS mode.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub registry: &'a str,
+    pub kind: RequestKind,
+    pub insecure: bool,
+    pub limiter: &'a Arc<Semaphore>,
+}
+
+/// An answer whose body has not been read yet; holds the registry's concurrency permit.
+pub(crate) struct Answer {
+    pub response: reqwest::Response,
+    /// The URL that answered (after same-origin redirects): `Link`s resolve against it.
+    pub url: Url,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Answer {
+    pub(crate) fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// Reads the body, never holding more than `cap` bytes: a `Content-Length` over the cap
+    /// is refused before reading, and a body that keeps coming is cut at the cap.
+    pub(crate) async fn read_capped(
+        mut self,
+        cap: usize,
+        kind: LimitKind,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let too_large = UpstreamError::Limit { kind, limit: cap };
+        if self
+            .response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = self
+            .response
+            .chunk()
+            .await
+            .map_err(|e| classify(&e, &self.url))?
+        {
+            if body.len().saturating_add(chunk.len()) > cap {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn is_followable_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn http_client(
+    tls: rustls::ClientConfig,
+    config: &ClientConfig,
+) -> Result<reqwest::Client, ClientError> {
+    let mut tls = tls;
+    // A preconfigured rustls config gets no ALPN from reqwest; offer h2 like it would.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.connect_timeout)
+        .user_agent(config.user_agent.as_str())
+        .build()
+        .map_err(|e| ClientError::Setup(e.to_string()))
+}
+
+/// The system's roots plus `extra_ca_file`. Unreadable system certificates are not fatal:
+/// the extra bundle may be all that is needed.
+fn root_store(extra_ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = extra_ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ClientError::CaFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(ClientError::EmptyCaFile(path.to_owned()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| ClientError::CaFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
+/// Maps a reqwest failure to the step it belongs to.
+fn classify(error: &reqwest::Error, url: &Url) -> UpstreamError {
+    let origin = url.origin().ascii_serialization();
+    let detail = error_chain(error);
+    if is_tls_error(error) {
+        UpstreamError::Tls { origin, detail }
+    } else {
+        // Connect errors, connect timeouts, resets and truncated bodies all say the same:
+        // the registry could not be talked to.
+        UpstreamError::Connect { origin, detail }
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if cause.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps, so look inside by hand.
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && (inner.is::<rustls::Error>() || is_tls_error(inner))
+        {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
+}
+
+/// Accepts any server certificate, still checking the handshake signatures; used only for
+/// registries Harbor marks insecure.
+#[derive(Debug)]
+struct AnyServerCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
