@@ -4,6 +4,7 @@
 pub mod nginx;
 pub mod sidecar;
 pub mod standin_core;
+pub mod upstreams;
 
 pub use sidecar::Sidecar;
 pub use standin_core::StandinCore;
