@@ -4,7 +4,7 @@ export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= deploy/config.example.yaml
 
-.PHONY: setup lint build test run check-config clean
+.PHONY: setup lint build test helm-check dockerfile-lint release-binary run check-config clean
 
 ## Install every tool the tests and the demo need (idempotent; a repeat is fast).
 setup:
@@ -19,9 +19,21 @@ lint:
 build:
 	cargo build --workspace --bins
 
-## The whole suite: unit, property and end-to-end tests.
-test: build
+## The whole suite: unit, property and end-to-end tests, the Helm chart and the Dockerfile.
+test: build helm-check dockerfile-lint
 	cargo nextest run --workspace --no-fail-fast
+
+## The Helm chart: lint, render, validate offline, check-config the rendered configuration.
+helm-check:
+	scripts/check-helm.sh
+
+## Lint the container image's Dockerfile (hadolint, installed by make setup).
+dockerfile-lint:
+	hadolint deploy/Dockerfile
+
+## The release binary exactly as deploy/Dockerfile builds it (slow; not part of make test).
+release-binary:
+	cargo build --release --locked -p referrers-sidecar
 
 ## Start the sidecar with the example configuration (text logs), until Ctrl-C.
 run:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Checks post-render.sh (called by scripts/check-helm.sh): on Harbor-shaped ConfigMaps it adds
+# the route once, before core's `location /v2/`, the result passes `nginx -t` (with Harbor's
+# service names pointed at loopback), and Helm 4 runs it as a post-renderer plugin.
+#   check.sh WORK_DIR
+set -Eeuo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$1"; mkdir -p "$work"
+TOOLS="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
+PY="$TOOLS/venv/bin/python"
+
+for variant in http https; do
+  fixture="$here/fixture/harbor-nginx-$variant.yaml"
+  out="$work/$variant"; mkdir -p "$out/prefix"
+  "$here/post-render.sh" --resolver 127.0.0.1 \
+    --sidecar http://referrers-sidecar.harbor.svc.cluster.local:8080 <"$fixture" >"$out/rendered.yaml"
+  # Everything but the inserted lines is unchanged.
+  diff "$fixture" "$out/rendered.yaml" | grep '^>' >"$out/added" || true
+  if diff "$fixture" "$out/rendered.yaml" | grep -q '^<'; then
+    echo "    $variant: post-render.sh changed or dropped input lines" >&2; exit 1
+  fi
+  [[ "$(grep -c 'location ~ ^/v2/.+/referrers/\[^/\]+\$ {' "$out/rendered.yaml")" == 1 ]] \
+    || { echo "    $variant: route not inserted exactly once" >&2; exit 1; }
+  # Idempotent: a second pass leaves the output as it is.
+  "$here/post-render.sh" --resolver 127.0.0.1 <"$out/rendered.yaml" 2>/dev/null | cmp -s - "$out/rendered.yaml" \
+    || { echo "    $variant: a second pass changed the output" >&2; exit 1; }
+  # nginx -t (which only parses: it binds no port) on the rendered nginx.conf, with Harbor's
+  # names and paths pointed at loopback and the temp prefix.
+  "$PY" - "$out/rendered.yaml" "$out/prefix" <<'PY'
+import os, sys, yaml
+rendered, prefix = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["nginx.conf"]
+for old, new in [('"harbor-core:443"', "127.0.0.1:9"), ('"harbor-portal:443"', "127.0.0.1:9"),
+                 ("harbor-core;", "127.0.0.1:9;"), ("harbor-portal;", "127.0.0.1:9;"),
+                 ("/tmp/", prefix + "/"), ("/etc/nginx/cert/", prefix + "/"),
+                 ("listen 8443", "listen 127.0.0.1:18443"), ("listen 8080", "listen 127.0.0.1:18080")]:
+    conf = conf.replace(old, new)
+open(os.path.join(prefix, "nginx.conf"), "w").write(conf)
+PY
+  if grep -q 'ssl_certificate ' "$out/prefix/nginx.conf"; then
+    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=harbor -days 1 \
+      -keyout "$out/prefix/tls.key" -out "$out/prefix/tls.crt" >/dev/null 2>&1
+  fi
+  if ! nginx -t -q -p "$out/prefix" -c "$out/prefix/nginx.conf" -e "$out/prefix/error.log" 2>"$out/nginx-t.err"; then
+    cat "$out/nginx-t.err" "$out/prefix/error.log" >&2 2>/dev/null || true
+    echo "    $variant: nginx -t refused the post-rendered configuration" >&2; exit 1
+  fi
+done
+
+# No location /v2/ to core (e.g. Harbor exposed by Ingress): a loud failure, not a silent no-op.
+if printf 'apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n' | "$here/post-render.sh" --resolver 127.0.0.1 >/dev/null 2>&1; then
+  echo "    post-render.sh accepted manifests without Harbor's nginx" >&2; exit 1
+fi
+
+# Helm 4 runs it as a post-renderer plugin.
+export HELM_PLUGINS="$work/data/plugins" HELM_CACHE_HOME="$work/cache" HELM_CONFIG_HOME="$work/config" HELM_DATA_HOME="$work/data"
+mkdir -p "$work/chart/templates"
+helm plugin install "$here" >/dev/null
+printf 'apiVersion: v2\nname: harbor-shaped\nversion: 0.0.1\n' >"$work/chart/Chart.yaml"
+sed 's/{{/{{`{{`}}/g' "$here/fixture/harbor-nginx-http.yaml" >"$work/chart/templates/nginx.yaml"
+helm template harbor "$work/chart" --post-renderer referrers-route \
+  --post-renderer-args=--resolver=10.96.0.10 >"$work/plugin-out.yaml"
+grep -q 'resolver 10.96.0.10 valid=10s' "$work/plugin-out.yaml" \
+  || { echo "    helm 4 plugin: route not in the output" >&2; exit 1; }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The Helm chart, checked offline: `helm lint --strict` and `helm template` for the default
+# values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
+# the Kubernetes JSON schemas shipped with kubernetes-validate; the rendered configuration
+# accepted by `referrers-sidecar check-config`; the bundled-nginx post-renderer run on a
+# Harbor-shaped ConfigMap and its output accepted by `nginx -t`.
+#
+#   scripts/check-helm.sh            (make helm-check; part of make test)
+#
+# A values file may say, in a line of its own, `# kube-min: 1.30.0` when it uses a field
+# older Kubernetes versions lack; the default is the chart's minimum, 1.25.0.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
+export PATH="$TOOLS/bin:$PATH"
+PY="$TOOLS/venv/bin/python"
+CHART=helm/referrers-sidecar
+KUBE_MIN_DEFAULT=1.25.0
+KUBE_LATEST=1.37.0
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET_DIR/debug/referrers-sidecar"
+
+for tool in helm nginx "$PY"; do
+  command -v "$tool" >/dev/null || { echo "check-helm: $tool missing: run make setup" >&2; exit 1; }
+done
+echo "==> cargo build -p referrers-sidecar (for check-config)"
+cargo build -q -p referrers-sidecar
+[[ -x "$BIN" ]] || { echo "check-helm: $BIN missing after the build" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/check-helm.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# Validates every document of a rendered stream; prints one line per object.
+cat >"$WORK/validate.py" <<'PY'
+import sys
+import yaml
+from kubernetes_validate import utils
+
+# Custom resources: kubernetes-validate ships only the built-in kinds. These are checked for
+# the fields the chart must set, and named as skipped for full schema validation.
+CRD_REQUIRED = {
+    ("monitoring.coreos.com", "ServiceMonitor"): ["spec.selector", "spec.endpoints"],
+    ("gateway.networking.k8s.io", "HTTPRoute"): ["spec.parentRefs", "spec.rules"],
+    ("traefik.io", "IngressRoute"): ["spec.routes", "spec.entryPoints"],
+}
+
+def dig(obj, path):
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+source, versions = sys.argv[1], sys.argv[2].split(",")
+failed = 0
+with open(source) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d]
+for doc in docs:
+    kind, api = doc.get("kind"), doc.get("apiVersion", "")
+    name = f"{kind}/{dig(doc, 'metadata.name')}"
+    group = api.split("/")[0] if "/" in api else ""
+    if (group, kind) in CRD_REQUIRED:
+        missing = [p for p in CRD_REQUIRED[(group, kind)] if not dig(doc, p)]
+        if missing:
+            print(f"    FAIL {name}: missing {', '.join(missing)}")
+            failed += 1
+        else:
+            print(f"    note {name}: {api} is a custom resource, schema not shipped: required fields checked only")
+        continue
+    errors = []
+    for version in versions:
+        try:
+            utils.validate(doc, version, strict=True)
+        except utils.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            errors.append(f"against Kubernetes {version}: {path}: {e.message}")
+        except utils.SchemaNotFoundError as e:
+            errors.append(f"{e.message} (unknown kind: add it to check-helm.sh)")
+    for error in errors:
+        print(f"    FAIL {name} {error}")
+    if errors:
+        failed += 1
+    else:
+        print(f"    ok   {name} (Kubernetes {', '.join(versions)})")
+sys.exit(1 if failed else 0)
+PY
+
+# Writes the config.yaml of the rendered ConfigMap, with every *_file pointed at a
+# placeholder file under the work dir (the paths only exist in the pod).
+cat >"$WORK/extract_config.py" <<'PY'
+import os, sys
+import yaml
+
+source, out_dir = sys.argv[1], sys.argv[2]
+with open(source) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d]
+configs = [d for d in docs if d.get("kind") == "ConfigMap" and "config.yaml" in d.get("data", {})]
+if len(configs) != 1:
+    sys.exit(f"expected one ConfigMap with config.yaml, found {len(configs)}")
+text = configs[0]["data"]["config.yaml"]
+config = yaml.safe_load(text)
+root = os.path.join(out_dir, "root")
+def files(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("_file") and isinstance(value, str):
+                yield value
+            else:
+                yield from files(value)
+for path in files(config):
+    local = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    with open(local, "w") as f:
+        f.write("placeholder\n")
+    text = text.replace(path, local)
+with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+    f.write(text)
+PY
+
+failures=0
+check_values() {  # check_values LABEL [values file]
+  local label="$1" values="${2:-}" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT"
+  mkdir -p "$out"
+  if [[ -n "$values" ]]; then
+    args=(-f "$values")
+    kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$values" | head -n1)"
+    kube_min="${kube_min:-$KUBE_MIN_DEFAULT}"
+  fi
+  echo "==> $label"
+  if ! helm lint --strict --quiet "$CHART" "${args[@]}" >"$out/lint" 2>&1; then
+    cat "$out/lint"; echo "    FAIL helm lint --strict"; return 1
+  fi
+  if ! helm template referrers-sidecar "$CHART" --namespace harbor "${args[@]}" >"$out/rendered.yaml" 2>"$out/template.err"; then
+    cat "$out/template.err"; echo "    FAIL helm template"; return 1
+  fi
+  "$PY" "$WORK/validate.py" "$out/rendered.yaml" "$kube_min,$KUBE_LATEST" || return 1
+  "$PY" "$WORK/extract_config.py" "$out/rendered.yaml" "$out" || return 1
+  if ! "$BIN" check-config --config "$out/config.yaml" >"$out/effective.yaml" 2>"$out/check.err"; then
+    cat "$out/check.err"; echo "    FAIL referrers-sidecar check-config"; return 1
+  fi
+  echo "    ok   check-config accepts the rendered configuration"
+}
+
+check_values default || failures=$((failures + 1))
+for values in "$CHART"/ci/*.yaml; do
+  check_values "$(basename "$values" .yaml)" "$values" || failures=$((failures + 1))
+done
+
+# Values the schema must refuse at install time.
+echo "==> values.schema.json refuses bad values"
+for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projects.enabled=" \
+           "replicas=-1" "config.upstream.max_pagez=5" "harbor.redis.databaseIndex=1"; do
+  if helm template x "$CHART" --set "$bad" >/dev/null 2>"$WORK/bad.err"; then
+    echo "    FAIL accepted --set $bad"; failures=$((failures + 1))
+  else
+    echo "    ok   refused --set $bad"
+  fi
+done
+
+# The bundled-nginx post-renderer on a ConfigMap shaped like harbor-helm's, then nginx -t.
+echo "==> harbor-nginx post-renderer"
+if "$CHART/harbor-nginx/check.sh" "$WORK/post-render"; then
+  echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it"
+else
+  echo "    FAIL harbor-nginx post-renderer"; failures=$((failures + 1))
+fi
+
+if ((failures)); then
+  echo "check-helm: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "check-helm: all checks passed"
