@@ -3,7 +3,8 @@
 # values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
 # the Kubernetes JSON schemas shipped with kubernetes-validate; the rendered configuration
 # accepted by `referrers-sidecar check-config`; the bundled-nginx post-renderer run on a
-# Harbor-shaped ConfigMap and its output accepted by `nginx -t`.
+# Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
+# configuration accepted by check-config.
 #
 #   scripts/check-helm.sh            (make helm-check; part of make test)
 #
@@ -164,6 +165,16 @@ if "$CHART/harbor-nginx/check.sh" "$WORK/post-render"; then
   echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it"
 else
   echo "    FAIL harbor-nginx post-renderer"; failures=$((failures + 1))
+fi
+
+# The docker-compose add-on's configuration (its password file only exists on the Harbor host;
+# an inline placeholder takes its place).
+echo "==> deploy/compose/config/config.yaml"
+if REFERRERS_SIDECAR__HARBOR__PASSWORD=placeholder \
+   "$BIN" check-config --config deploy/compose/config/config.yaml >"$WORK/compose-effective.yaml" 2>"$WORK/compose.err"; then
+  echo "    ok   check-config accepts it"
+else
+  cat "$WORK/compose.err"; echo "    FAIL check-config"; failures=$((failures + 1))
 fi
 
 if ((failures)); then
