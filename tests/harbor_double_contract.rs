@@ -1,0 +1,165 @@
+//! The Harbor core double answers in the shapes Harbor's own API definition gives
+//! (`shared/harbor/swagger-v2.15.2.yaml`): every field it sends exists there, with its type.
+
+use e2e::harbor_double::{
+    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble, project_json,
+    registry_json,
+};
+use serde_json::Value;
+
+/// Keys Harbor ≥ 2.16 adds, which the 2.15.2 definition cannot know.
+const NEWER_THAN_SWAGGER: &[&str] = &["proxy_referrer_api"];
+
+fn swagger() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/harbor/swagger-v2.15.2.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("Harbor's swagger beside the project");
+    serde_yaml_ng::from_str(&text).expect("swagger YAML")
+}
+
+/// Checks `value` against the swagger schema `schema`, following `$ref`s; returns mismatches.
+fn check(swagger: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/definitions/");
+        return check(swagger, &swagger["definitions"][name], value, at, problems);
+    }
+    if value.is_null() {
+        return; // Harbor's Go structs send null for empty slices and pointers.
+    }
+    let expected = schema["type"].as_str().unwrap_or("object");
+    let matches = match expected {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        _ => value.is_object(),
+    };
+    if !matches {
+        problems.push(format!("{at}: expected {expected}, got {value}"));
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = &schema["properties"];
+            for (key, field) in map {
+                let field_schema = &properties[key];
+                if field_schema.is_null() {
+                    if let Some(extra) = schema["additionalProperties"].as_object() {
+                        check(swagger, &Value::Object(extra.clone()), field, at, problems);
+                    } else if !NEWER_THAN_SWAGGER.contains(&key.as_str()) {
+                        problems.push(format!("{at}.{key}: not in Harbor's definition"));
+                    }
+                    continue;
+                }
+                check(
+                    swagger,
+                    field_schema,
+                    field,
+                    &format!("{at}.{key}"),
+                    problems,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check(
+                    swagger,
+                    &schema["items"],
+                    item,
+                    &format!("{at}[{i}]"),
+                    problems,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn assert_conforms(swagger: &Value, definition: &str, value: &Value) {
+    let mut problems = Vec::new();
+    let schema = serde_json::json!({ "$ref": format!("#/definitions/{definition}") });
+    check(swagger, &schema, value, definition, &mut problems);
+    assert!(problems.is_empty(), "{definition}: {problems:#?}");
+}
+
+#[test]
+fn the_checker_catches_a_wrong_shape() {
+    let swagger = swagger();
+    let mut problems = Vec::new();
+    let wrong = serde_json::json!({"project_id": "3", "name": "p", "surprise": 1});
+    let schema = serde_json::json!({"$ref": "#/definitions/Project"});
+    check(&swagger, &schema, &wrong, "Project", &mut problems);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[tokio::test]
+async fn projects_registries_and_systeminfo_match_harbors_definitions() {
+    let swagger = swagger();
+    let mut hub = DoubleProject::proxy(3, "hub-proxy", 1);
+    hub.metadata
+        .insert("proxy_referrer_api".into(), "false".into());
+    let registry = DoubleRegistry {
+        id: 1,
+        name: "hub".into(),
+        url: "https://hub.docker.com".into(),
+        registry_type: "docker-hub".into(),
+        insecure: false,
+    };
+    assert_conforms(&swagger, "Project", &project_json(&hub));
+    assert_conforms(
+        &swagger,
+        "Project",
+        &project_json(&DoubleProject::local(1, "library")),
+    );
+    assert_conforms(&swagger, "Registry", &registry_json(&registry));
+
+    // And what the running double serves over HTTP.
+    let double = HarborDouble::start(DoubleConfig {
+        projects: vec![hub],
+        registries: vec![registry],
+        accounts: vec![DoubleAccount {
+            name: "robot$sidecar".into(),
+            password: "secret".into(),
+            projects: vec![],
+            system_reader: true,
+        }],
+        ..DoubleConfig::default()
+    });
+    let client = e2e::http_client();
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", double.url()))
+            .basic_auth("robot$sidecar", Some("secret"))
+            .send()
+    };
+    let project: Value = get("/api/v2.0/projects/hub-proxy")
+        .await
+        .expect("project")
+        .json()
+        .await
+        .expect("json");
+    assert_conforms(&swagger, "Project", &project);
+    let registry: Value = get("/api/v2.0/registries/1")
+        .await
+        .expect("registry")
+        .json()
+        .await
+        .expect("json");
+    assert_conforms(&swagger, "Registry", &registry);
+    assert_eq!(registry["credential"]["access_secret"], "*****");
+    let info: Value = get("/api/v2.0/systeminfo")
+        .await
+        .expect("systeminfo")
+        .json()
+        .await
+        .expect("json");
+    assert_conforms(&swagger, "GeneralInfo", &info);
+    assert!(
+        info["harbor_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v2."))
+    );
+}

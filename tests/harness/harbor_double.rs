@@ -1,0 +1,704 @@
+//! A Harbor core test double that behaves as `shared/HARBOR.md` describes core: `/v2/`
+//! authorization (401 with a Bearer challenge built from `Host` when no credentials are sent,
+//! 401 `Basic realm="harbor"` for a bad token *and* for a valid token without access), the
+//! token service, the referrers endpoint (GET only; HEAD falls through to a 404) with Harbor's
+//! quirks, and the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
+//! the secret masked, ping, health). Every request it receives is recorded.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::header;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// A project as Harbor stores it.
+#[derive(Debug, Clone)]
+pub struct DoubleProject {
+    pub id: i64,
+    pub name: String,
+    /// The upstream registry of a proxy-cache project.
+    pub registry_id: Option<i64>,
+    pub public: bool,
+    /// Extra metadata (`proxy_referrer_api` on Harbor ≥ 2.16).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl DoubleProject {
+    #[must_use]
+    pub fn proxy(id: i64, name: &str, registry_id: i64) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            registry_id: Some(registry_id),
+            public: false,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn local(id: i64, name: &str) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            registry_id: None,
+            public: false,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// A registry endpoint as Harbor stores it.
+#[derive(Debug, Clone)]
+pub struct DoubleRegistry {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub registry_type: String,
+    pub insecure: bool,
+}
+
+/// A user or robot account.
+#[derive(Debug, Clone)]
+pub struct DoubleAccount {
+    pub name: String,
+    pub password: String,
+    /// Projects it may pull from (besides public ones).
+    pub projects: Vec<String>,
+    /// Project read on every project and registry read (the sidecar's robot on ≥ 2.10).
+    pub system_reader: bool,
+}
+
+/// How the double behaves.
+#[derive(Debug, Clone)]
+pub struct DoubleConfig {
+    pub version: String,
+    pub projects: Vec<DoubleProject>,
+    pub registries: Vec<DoubleRegistry>,
+    pub accounts: Vec<DoubleAccount>,
+    /// Harbor 2.8–2.9: `application/json; charset=utf-8`, the artifact's size and the config
+    /// media type in place of the referrer's own size and artifactType.
+    pub legacy_2_8: bool,
+    /// Whether `GET /api/v2.0/registries/{id}` is readable by a system reader (≥ 2.10).
+    pub registries_api_readable: bool,
+}
+
+impl Default for DoubleConfig {
+    fn default() -> Self {
+        Self {
+            version: "v2.15.2-6e3ab7f4".into(),
+            projects: Vec::new(),
+            registries: Vec::new(),
+            accounts: Vec::new(),
+            legacy_2_8: false,
+            registries_api_readable: true,
+        }
+    }
+}
+
+/// One request the double received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+struct Access {
+    account: Option<String>,
+    projects: HashSet<String>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Local referrers per `(repository, subject digest)`, as descriptors.
+    referrers: HashMap<(String, String), Vec<Value>>,
+    tokens: HashMap<String, Access>,
+    requests: Vec<Recorded>,
+    issued: u64,
+}
+
+struct Shared {
+    config: Mutex<DoubleConfig>,
+    state: Mutex<State>,
+}
+
+pub struct HarborDouble {
+    pub port: u16,
+    shared: Arc<Shared>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HarborDouble {
+    pub fn start(config: DoubleConfig) -> Self {
+        let shared = Arc::new(Shared {
+            config: Mutex::new(config),
+            state: Mutex::new(State::default()),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let data = web::Data::from(Arc::clone(&shared));
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .route("/service/token", web::get().to(token))
+                        .route("/api/v2.0/ping", web::get().to(ping))
+                        .route("/api/v2.0/health", web::get().to(health))
+                        .route("/api/v2.0/systeminfo", web::get().to(systeminfo))
+                        .route(
+                            "/api/v2.0/projects/{name}/metadatas/",
+                            web::get().to(metadatas),
+                        )
+                        .route("/api/v2.0/projects/{name}", web::get().to(project))
+                        .route("/api/v2.0/registries/{id}", web::get().to(registry))
+                        .default_service(web::to(registry_v2))
+                })
+                .workers(2)
+                .disable_signals()
+                .listen(listener)
+                .expect("listen")
+                .run();
+                tx.send(server.handle()).expect("handle");
+                server.await.expect("harbor double");
+            });
+        });
+        let handle = rx.recv().expect("handle");
+        Self {
+            port,
+            shared,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets the local referrers of `subject` in `repository` (`project/repo`).
+    pub fn set_local_referrers(&self, repository: &str, subject: &str, descriptors: Vec<Value>) {
+        self.shared
+            .state
+            .lock()
+            .expect("state")
+            .referrers
+            .insert((repository.into(), subject.into()), descriptors);
+    }
+
+    /// Changes the behaviour while running.
+    pub fn configure(&self, change: impl FnOnce(&mut DoubleConfig)) {
+        change(&mut self.shared.config.lock().expect("config"));
+    }
+
+    /// Every request received so far.
+    #[must_use]
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.state.lock().expect("state").requests.clone()
+    }
+
+    /// Requests received whose path starts with `prefix`.
+    #[must_use]
+    pub fn requests_to(&self, prefix: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.state.lock().expect("state").requests.clear();
+    }
+
+    /// Runs the token dance a client does: `scope` is `repository:<name>:pull`.
+    pub async fn token(&self, account: Option<(&str, &str)>, scope: &str) -> String {
+        let mut request = crate::http_client().get(format!(
+            "{}/service/token?service=harbor-registry&scope={scope}",
+            self.url()
+        ));
+        if let Some((user, password)) = account {
+            request = request.basic_auth(user, Some(password));
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("token json");
+        answer["token"].as_str().expect("token").to_owned()
+    }
+}
+
+impl Drop for HarborDouble {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
+            .join()
+            .ok();
+        if let Some(thread) = self.thread.take() {
+            thread.join().ok();
+        }
+    }
+}
+
+fn record(shared: &Shared, request: &HttpRequest) {
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
+        .collect();
+    shared.state.lock().expect("state").requests.push(Recorded {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        query: request.uri().query().unwrap_or_default().to_owned(),
+        headers,
+    });
+}
+
+/// An answer of core's `/v2/` API: JSON with the distribution API version header.
+fn v2_response(status: u16) -> actix_web::HttpResponseBuilder {
+    let mut builder =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"));
+    builder
+        .insert_header(("Docker-Distribution-Api-Version", "registry/2.0"))
+        .content_type("application/json; charset=utf-8");
+    builder
+}
+
+fn error_body(code: &str, message: &str) -> String {
+    json!({"errors": [{"code": code, "message": message}]}).to_string()
+}
+
+fn basic_credentials(request: &HttpRequest) -> Option<(String, String)> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn account<'a>(config: &'a DoubleConfig, request: &HttpRequest) -> Option<&'a DoubleAccount> {
+    let (user, password) = basic_credentials(request)?;
+    config
+        .accounts
+        .iter()
+        .find(|a| a.name == user && a.password == password)
+}
+
+fn may_pull(config: &DoubleConfig, account: Option<&DoubleAccount>, project: &str) -> bool {
+    let Some(found) = config.projects.iter().find(|p| p.name == project) else {
+        return false;
+    };
+    found.public
+        || account.is_some_and(|a| a.system_reader || a.projects.iter().any(|p| p == project))
+}
+
+/// `GET /service/token?service=harbor-registry&scope=repository:<p>/<r>:pull`.
+async fn token(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    record(&shared, &request);
+    let config = shared.config.lock().expect("config").clone();
+    let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
+    let account = account(&config, &request);
+    if has_credentials && account.is_none() {
+        return HttpResponse::Unauthorized()
+            .content_type("application/json; charset=utf-8")
+            .body(error_body("UNAUTHORIZED", "authentication required"));
+    }
+    let mut granted = HashSet::new();
+    for pair in request.query_string().split('&') {
+        let Some(scope) = pair.strip_prefix("scope=") else {
+            continue;
+        };
+        let scope = percent_encoding::percent_decode_str(scope).decode_utf8_lossy();
+        if let Some(repository) = scope
+            .strip_prefix("repository:")
+            .and_then(|s| s.strip_suffix(":pull"))
+        {
+            let project = repository.split('/').next().unwrap_or_default();
+            if may_pull(&config, account, project) {
+                granted.insert(project.to_owned());
+            }
+        }
+    }
+    let mut state = shared.state.lock().expect("state");
+    state.issued += 1;
+    let token = format!("double-token-{}", state.issued);
+    state.tokens.insert(
+        token.clone(),
+        Access {
+            account: account.map(|a| a.name.clone()),
+            projects: granted,
+        },
+    );
+    HttpResponse::Ok().json(json!({
+        "token": token,
+        "expires_in": 1800,
+        "issued_at": "2026-01-01T00:00:00Z",
+    }))
+}
+
+/// Everything under `/v2/` (and anything else): authorization first, then the referrers API.
+async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    record(&shared, &request);
+    let path = request.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return HttpResponse::NotFound().finish();
+    };
+    let config = shared.config.lock().expect("config").clone();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("core")
+        .to_owned();
+    let scheme = request
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http")
+        .to_owned();
+    let (name, tail) = split_repository(rest);
+    if name.is_empty() {
+        return v2_response(200).body("{}");
+    }
+    let project = name.split('/').next().unwrap_or_default().to_owned();
+
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let Some(authorization) = authorization else {
+        return v2_response(401)
+            .insert_header((
+                header::WWW_AUTHENTICATE,
+                format!(
+                    "Bearer realm=\"{scheme}://{host}/service/token\",service=\"harbor-registry\",scope=\"repository:{name}:pull\""
+                ),
+            ))
+            .body(error_body("UNAUTHORIZED", "unauthorized to access repository"));
+    };
+    let allowed = if let Some(token) = authorization.strip_prefix("Bearer ") {
+        let state = shared.state.lock().expect("state");
+        state.tokens.get(token.trim()).is_some_and(|access| {
+            access.projects.contains(&project) && {
+                // A token's account must still exist.
+                access
+                    .account
+                    .as_ref()
+                    .is_none_or(|a| config.accounts.iter().any(|c| &c.name == a))
+            }
+        })
+    } else {
+        let account = account(&config, &request);
+        account.is_some() && may_pull(&config, account, &project)
+    };
+    if !allowed {
+        return v2_response(401)
+            .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"harbor\""))
+            .body(error_body(
+                "UNAUTHORIZED",
+                "unauthorized to access repository",
+            ));
+    }
+
+    match tail {
+        Tail::Referrers(subject) if request.method() == actix_web::http::Method::GET => {
+            referrers(&request, &shared, &config, name, subject)
+        }
+        // Core's router knows referrers for GET only: HEAD falls to the registry, which 404s.
+        _ => v2_response(404).body(error_body("NOT_FOUND", "not found")),
+    }
+}
+
+enum Tail<'a> {
+    Referrers(&'a str),
+    Other,
+}
+
+fn split_repository(rest: &str) -> (&str, Tail<'_>) {
+    if let Some((name, subject)) = rest.rsplit_once("/referrers/") {
+        return (name, Tail::Referrers(subject));
+    }
+    for marker in ["/manifests/", "/blobs/", "/tags/"] {
+        if let Some((name, _)) = rest.split_once(marker) {
+            return (name, Tail::Other);
+        }
+    }
+    (rest.trim_end_matches('/'), Tail::Other)
+}
+
+fn referrers(
+    request: &HttpRequest,
+    shared: &Shared,
+    config: &DoubleConfig,
+    name: &str,
+    subject: &str,
+) -> HttpResponse {
+    if !subject.starts_with("sha256:") || subject.len() != 71 {
+        return v2_response(400).body(error_body("DIGEST_INVALID", "invalid digest"));
+    }
+    let all = shared
+        .state
+        .lock()
+        .expect("state")
+        .referrers
+        .get(&(name.to_owned(), subject.to_owned()))
+        .cloned()
+        .unwrap_or_default();
+    let total = all.len();
+    let filters: Vec<String> = request
+        .query_string()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("artifactType="))
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut manifests: Vec<Value> = all
+        .into_iter()
+        .filter(|d| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| d["artifactType"].as_str() == Some(f.as_str()))
+        })
+        .collect();
+    if config.legacy_2_8 {
+        for descriptor in &mut manifests {
+            // 2.8–2.10 report the artifact's size and its config media type.
+            let size = descriptor["size"].as_u64().unwrap_or_default();
+            descriptor["size"] = json!(size + 1000);
+            descriptor["artifactType"] = json!("application/vnd.oci.image.config.v1+json");
+        }
+    }
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(("Docker-Distribution-Api-Version", "registry/2.0"))
+        .insert_header(("X-Total-Count", total.to_string()));
+    if config.legacy_2_8 {
+        response.content_type("application/json; charset=utf-8");
+    } else {
+        response.content_type("application/vnd.oci.image.index.v1+json");
+    }
+    if !filters.is_empty() {
+        response.insert_header(("OCI-Filters-Applied", "artifactType"));
+    }
+    response.body(
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        })
+        .to_string(),
+    )
+}
+
+async fn ping(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    record(&shared, &request);
+    HttpResponse::Ok().content_type("text/plain").body("Pong")
+}
+
+async fn health(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    record(&shared, &request);
+    HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "components": [{"name": "core", "status": "healthy"}],
+    }))
+}
+
+fn api_unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .content_type("application/json")
+        .body(error_body("UNAUTHORIZED", "unauthorized"))
+}
+
+/// `GET /api/v2.0/systeminfo`: the version only for authenticated callers.
+async fn systeminfo(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    record(&shared, &request);
+    let config = shared.config.lock().expect("config").clone();
+    let authenticated = account(&config, &request).is_some();
+    if request.headers().contains_key(header::AUTHORIZATION) && !authenticated {
+        return api_unauthorized();
+    }
+    let mut info = json!({
+        "auth_mode": "db_auth",
+        "primary_auth_mode": false,
+        "self_registration": false,
+        "has_ca_root": false,
+        "read_only": false,
+        "registry_storage_provider_name": "filesystem",
+        "banner_message": "",
+        "current_time": "2026-01-01T00:00:00Z",
+    });
+    if authenticated {
+        info["harbor_version"] = json!(config.version);
+        info["external_url"] = json!("https://harbor.example.com");
+        info["registry_url"] = json!("harbor.example.com");
+        info["project_creation_restriction"] = json!("everyone");
+    }
+    HttpResponse::Ok().json(info)
+}
+
+/// The project named (or, for an all-digit name without `X-Is-Resource-Name`, numbered) so.
+fn find_project<'a>(
+    config: &'a DoubleConfig,
+    request: &HttpRequest,
+    key: &str,
+) -> Option<&'a DoubleProject> {
+    let by_name = request
+        .headers()
+        .get("X-Is-Resource-Name")
+        .is_some_and(|v| v == "true");
+    if !by_name && key.bytes().all(|b| b.is_ascii_digit()) {
+        let id: i64 = key.parse().ok()?;
+        return config.projects.iter().find(|p| p.id == id);
+    }
+    config.projects.iter().find(|p| p.name == key)
+}
+
+/// `GET /api/v2.0/projects/{name}` (swagger `Project`).
+async fn project(
+    request: HttpRequest,
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+) -> HttpResponse {
+    record(&shared, &request);
+    let config = shared.config.lock().expect("config").clone();
+    let account = account(&config, &request);
+    if request.headers().contains_key(header::AUTHORIZATION) && account.is_none() {
+        return api_unauthorized();
+    }
+    let Some(found) = find_project(&config, &request, &name) else {
+        return HttpResponse::NotFound()
+            .json(json!({"errors":[{"code":"NOT_FOUND","message":"project not found"}]}));
+    };
+    let readable = found.public
+        || account.is_some_and(|a| a.system_reader || a.projects.contains(&found.name));
+    if !readable {
+        return if account.is_some() {
+            HttpResponse::Forbidden()
+                .json(json!({"errors":[{"code":"FORBIDDEN","message":"forbidden"}]}))
+        } else {
+            api_unauthorized()
+        };
+    }
+    HttpResponse::Ok().json(project_json(found))
+}
+
+fn project_metadata(project: &DoubleProject) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("public".into(), json!(project.public.to_string()));
+    if project.registry_id.is_some() {
+        metadata.insert("proxy_speed_kb".into(), json!("-1"));
+    }
+    for (key, value) in &project.metadata {
+        metadata.insert(key.clone(), json!(value));
+    }
+    Value::Object(metadata)
+}
+
+/// A project in the shape of Harbor's swagger `Project`.
+#[must_use]
+pub fn project_json(project: &DoubleProject) -> Value {
+    let mut value = json!({
+        "project_id": project.id,
+        "owner_id": 1,
+        "name": project.name,
+        "creation_time": "2026-01-01T00:00:00.000Z",
+        "update_time": "2026-01-01T00:00:00.000Z",
+        "deleted": false,
+        "owner_name": "admin",
+        "togglable": true,
+        "current_user_role_ids": null,
+        "repo_count": 0,
+        "metadata": project_metadata(project),
+        "cve_allowlist": {
+            "id": 0, "project_id": project.id, "items": [],
+            "creation_time": "0001-01-01T00:00:00.000Z",
+            "update_time": "0001-01-01T00:00:00.000Z"
+        },
+    });
+    if let Some(id) = project.registry_id {
+        value["registry_id"] = json!(id);
+    }
+    value
+}
+
+/// `GET /api/v2.0/projects/{name}/metadatas/`: the raw map.
+async fn metadatas(
+    request: HttpRequest,
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+) -> HttpResponse {
+    record(&shared, &request);
+    let config = shared.config.lock().expect("config").clone();
+    match find_project(&config, &request, &name) {
+        Some(found) if account(&config, &request).is_some() || found.public => {
+            HttpResponse::Ok().json(project_metadata(found))
+        }
+        Some(_) => api_unauthorized(),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// `GET /api/v2.0/registries/{id}` (swagger `Registry`), secret masked; needs registry read.
+async fn registry(
+    request: HttpRequest,
+    shared: web::Data<Shared>,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    record(&shared, &request);
+    let config = shared.config.lock().expect("config").clone();
+    let Some(account) = account(&config, &request) else {
+        return api_unauthorized();
+    };
+    if !(account.system_reader && config.registries_api_readable) {
+        return HttpResponse::Forbidden()
+            .json(json!({"errors":[{"code":"FORBIDDEN","message":"forbidden"}]}));
+    }
+    match config.registries.iter().find(|r| r.id == *id) {
+        Some(found) => HttpResponse::Ok().json(registry_json(found)),
+        None => HttpResponse::NotFound()
+            .json(json!({"errors":[{"code":"NOT_FOUND","message":"registry not found"}]})),
+    }
+}
+
+/// A registry in the shape of Harbor's swagger `Registry`.
+#[must_use]
+pub fn registry_json(registry: &DoubleRegistry) -> Value {
+    json!({
+        "id": registry.id,
+        "name": registry.name,
+        "url": registry.url,
+        "type": registry.registry_type,
+        "insecure": registry.insecure,
+        "description": "",
+        "status": "healthy",
+        "credential": {"type": "basic", "access_key": "someone", "access_secret": "*****"},
+        "creation_time": "2026-01-01T00:00:00.000Z",
+        "update_time": "2026-01-01T00:00:00.000Z",
+    })
+}
