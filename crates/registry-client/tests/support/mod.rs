@@ -3,7 +3,7 @@
 //! test's route says and records every request it gets, so a test can prove that nothing
 //! reached an origin it must not reach.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +13,11 @@ use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use registry_client::{ClientConfig, Registry, RegistryClient, RegistryKind};
 use serde_json::{Value, json};
+
+pub mod proxy;
+pub mod tls;
+
+pub use tls::TestCa;
 
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -109,6 +114,21 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(route: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(route, None)
+    }
+
+    /// The same over TLS with `tls` (see [`TestCa`]).
+    pub fn start_tls(
+        route: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+        tls: rustls::ServerConfig,
+    ) -> Self {
+        Self::serve(route, Some(tls))
+    }
+
+    fn serve(
+        route: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+        tls: Option<rustls::ServerConfig>,
+    ) -> Self {
         let route: Route = Arc::new(route);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -126,8 +146,11 @@ impl Origin {
                 })
                 .workers(1)
                 .disable_signals()
-                .shutdown_timeout(0)
-                .bind(("127.0.0.1", 0))
+                .shutdown_timeout(0);
+                let server = match tls {
+                    Some(tls) => server.bind_rustls_0_23(("127.0.0.1", 0), tls),
+                    None => server.bind(("127.0.0.1", 0)),
+                }
                 .expect("bind test origin");
                 let port = server.addrs()[0].port();
                 let server = server.run();
