@@ -1,6 +1,8 @@
 //! Against real registries started on loopback: distribution 2.8 (`docker-registry`, no
 //! referrers API; anonymous and behind htpasswd) and `ferro-oci-server` (the referrers API).
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -243,4 +245,67 @@ async fn distribution_behind_htpasswd_needs_credentials_bound_to_its_host() {
         .await
         .unwrap_err();
     assert_eq!(wrong.step(), "auth");
+}
+
+#[tokio::test]
+async fn distribution_behind_token_auth_is_read_with_a_bearer_token_from_its_realm() {
+    use support::jwt::TokenIssuer;
+    use support::{Origin, Reply};
+
+    let issuer = std::sync::Arc::new(TokenIssuer::new("test-issuer", "test-registry"));
+    let minter = std::sync::Arc::clone(&issuer);
+    let realm = Origin::start(move |seen| {
+        // The realm grants pull on the repository of the requested scope, to the robot only.
+        if seen.authorization.as_deref() != Some("Basic cm9ib3Q6cGE1NQ==") {
+            return Reply::status(401);
+        }
+        let scope = seen
+            .query()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("scope="))
+            .unwrap_or_default()
+            .replace("%3A", ":")
+            .replace("%2F", "/");
+        let repository = scope
+            .strip_prefix("repository:")
+            .and_then(|s| s.strip_suffix(":pull"))
+            .unwrap_or_default()
+            .to_owned();
+        Reply::json(
+            200,
+            &serde_json::json!({"token": minter.token(&repository, &["pull"]), "expires_in": 300}),
+        )
+    });
+    let upstream = DockerRegistry::start_with_token_auth(
+        &format!("{}/token", realm.url()),
+        "test-registry",
+        "test-issuer",
+        &issuer.cert_pem,
+    );
+    let sample = Pusher::new(&upstream.url())
+        .with_authorization(&format!(
+            "Bearer {}",
+            issuer.token("team/app", &["pull", "push"])
+        ))
+        .push_sample("team/app", true)
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let credentials = Some(Credentials {
+        username: "robot".into(),
+        password: "pa55".into(),
+        bound_host: format!("127.0.0.1:{}", upstream.port),
+    });
+    let list = client(&recorder)
+        .list_referrers(
+            &registry(&upstream.url(), credentials),
+            "team/app",
+            &digest(&sample.subject.digest),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.source, ReferrersSource::FallbackTag);
+    assert_eq!(listed(&list), pushed(&sample));
+    assert_eq!(recorder.count(RequestKind::Token), 1);
+    assert_eq!(realm.requests().len(), 1);
 }

@@ -14,6 +14,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use registry_client::{ClientConfig, Registry, RegistryClient, RegistryKind};
 use serde_json::{Value, json};
 
+pub mod jwt;
 pub mod proxy;
 pub mod tls;
 
