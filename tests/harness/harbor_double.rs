@@ -377,9 +377,6 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
         .unwrap_or("http")
         .to_owned();
     let (name, tail) = split_repository(rest);
-    if name.is_empty() {
-        return v2_response(200).body("{}");
-    }
     let project = name.split('/').next().unwrap_or_default().to_owned();
 
     let authorization = request
@@ -388,15 +385,24 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
     let Some(authorization) = authorization else {
+        let scope = if name.is_empty() {
+            String::new()
+        } else {
+            format!(",scope=\"repository:{name}:pull\"")
+        };
         return v2_response(401)
             .insert_header((
                 header::WWW_AUTHENTICATE,
                 format!(
-                    "Bearer realm=\"{scheme}://{host}/service/token\",service=\"harbor-registry\",scope=\"repository:{name}:pull\""
+                    "Bearer realm=\"{scheme}://{host}/service/token\",service=\"harbor-registry\"{scope}"
                 ),
             ))
             .body(error_body("UNAUTHORIZED", "unauthorized to access repository"));
     };
+    if name.is_empty() {
+        // `GET /v2/` with credentials: the API version check.
+        return v2_response(200).body("{}");
+    }
     let allowed = if let Some(token) = authorization.strip_prefix("Bearer ") {
         let state = shared.state.lock().expect("state");
         state.tokens.get(token.trim()).is_some_and(|access| {

@@ -1,7 +1,7 @@
 //! What can go wrong talking to core.
 
 /// A failed call to core. The caller maps these to its own answers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HarborError {
     #[error("Harbor core is unreachable: {0}")]
     Unreachable(String),

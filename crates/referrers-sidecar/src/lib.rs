@@ -2,7 +2,9 @@
 
 pub mod config;
 pub mod error;
+pub mod harbor;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod upstream;

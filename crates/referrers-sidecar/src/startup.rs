@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use harbor_client::CoreTransport;
+use harbor_client::{BasicAuth, CoreClient, CoreTransport};
+use registry_client::{ClientConfig, RegistryClient};
 use tracing_actix_web::TracingLogger;
 use url::Url;
 
 use crate::config::{ConfigError, Settings, parse_listen};
+use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::routes::{self, passthrough::Forwarder};
 use crate::telemetry::RequestSpan;
+use crate::upstream::UpstreamRequestMetrics;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECONDS: u64 = 30;
@@ -21,6 +24,8 @@ const SHUTDOWN_GRACE_SECONDS: u64 = 30;
 pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    pub facts: HarborFacts,
+    pub upstream: RegistryClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Transport(#[from] harbor_client::TransportError),
+    #[error("cannot set up the upstream client: {0}")]
+    Upstream(#[from] registry_client::ClientError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the HTTP server: {0}")]
@@ -45,6 +52,7 @@ pub struct Application {
     metrics_port: u16,
     server: Server,
     metrics_server: Server,
+    version_probe: CoreClient,
 }
 
 impl Application {
@@ -63,18 +71,39 @@ impl Application {
             settings.harbor.ca_file.as_deref(),
             settings.harbor.connect_timeout,
         )?;
-        let metrics = Arc::new(Metrics::new()?);
+        // One TLS provider for every rustls client in the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry_labels: Vec<String> = settings.registries.keys().cloned().collect();
+        let metrics = Arc::new(Metrics::new(&registry_labels)?);
+        let upstream = RegistryClient::new(upstream_config(&settings, &metrics))?;
+        let core_credentials = core_credentials(&settings);
         let state = web::Data::new(AppState {
+            facts: HarborFacts::new(settings.harbor.project_info_ttl),
+            upstream,
             settings,
             metrics: Arc::clone(&metrics),
         });
+        let core_timeout = state.settings.harbor.timeout;
+        let version_probe = CoreClient::new(
+            &transport,
+            core_url.clone(),
+            core_timeout,
+            core_credentials.clone(),
+        );
 
         let server = HttpServer::new(move || {
             let forwarder = Forwarder::new(transport.client(None), &core_url);
+            let core = CoreClient::new(
+                &transport,
+                core_url.clone(),
+                core_timeout,
+                core_credentials.clone(),
+            );
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::Data::new(forwarder))
+                .app_data(web::Data::new(core))
                 // Bodies are streamed to core; the sidecar itself reads none.
                 .app_data(web::PayloadConfig::new(usize::MAX))
                 .route("/healthz", web::get().to(routes::health::healthz))
@@ -108,6 +137,7 @@ impl Application {
             metrics_port,
             server,
             metrics_server,
+            version_probe,
         })
     }
 
@@ -128,6 +158,7 @@ impl Application {
             metrics_port = self.metrics_port,
             "referrers-sidecar listening"
         );
+        actix_web::rt::spawn(log_harbor_version(self.version_probe));
         let server_handle = self.server.handle();
         let metrics_handle = self.metrics_server.handle();
         // Each server's future drives its own command loop, so both run as tasks of their own
@@ -147,6 +178,52 @@ impl Application {
         flatten(servers.await)?;
         tracing::info!("referrers-sidecar stopped");
         Ok(())
+    }
+}
+
+/// Reads Harbor's version once at start and logs what the sidecar adapts to.
+async fn log_harbor_version(core: CoreClient) {
+    match core.system_info().await {
+        Ok(info) => match (info.harbor_version.as_deref(), info.version()) {
+            (Some(text), Some((2, minor))) if minor < 10 => tracing::info!(
+                harbor_version = text,
+                "Harbor < 2.10: robots cannot read registries; registry facts come from the configuration, and upstream descriptors replace core's (wrong sizes and artifactTypes before 2.11)"
+            ),
+            (Some(text), Some((2, minor))) if minor < 11 => tracing::info!(
+                harbor_version = text,
+                "Harbor 2.10: core pages its referrers and reports wrong sizes and artifactTypes; upstream descriptors replace them"
+            ),
+            (Some(text), _) => tracing::info!(harbor_version = text, "Harbor core answers"),
+            (None, _) => tracing::warn!(
+                "Harbor did not report its version: are harbor.username and the password right?"
+            ),
+        },
+        Err(error) => tracing::warn!(error = %error, "cannot read Harbor's systeminfo at start"),
+    }
+}
+
+/// The robot account for Harbor's API, when configured.
+fn core_credentials(settings: &Settings) -> Option<BasicAuth> {
+    Some(BasicAuth {
+        username: settings.harbor.username.clone()?,
+        password: settings.harbor.password.as_ref()?.expose().to_owned(),
+    })
+}
+
+/// The upstream client's bounds, from `upstream.*`.
+fn upstream_config(settings: &Settings, metrics: &Arc<Metrics>) -> ClientConfig {
+    let upstream = &settings.upstream;
+    ClientConfig {
+        timeout: upstream.timeout,
+        connect_timeout: upstream.connect_timeout,
+        max_pages: upstream.max_pages,
+        max_page_bytes: upstream.max_page_bytes,
+        max_concurrent_per_registry: upstream.max_concurrent_per_registry,
+        api_absent_ttl: upstream.api_absent_ttl,
+        allow_private_realms: upstream.allow_private_realms,
+        user_agent: upstream.effective_user_agent(),
+        extra_ca_file: None,
+        observer: Some(Arc::new(UpstreamRequestMetrics(Arc::clone(metrics)))),
     }
 }
 

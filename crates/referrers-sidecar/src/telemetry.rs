@@ -49,12 +49,30 @@ pub fn request_id(request: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
+/// The id chosen for a request, kept in its extensions for the handlers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The id of `request` (as its span carries it).
+#[must_use]
+pub fn request_id_of(request: &actix_web::HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), |id| id.0.clone())
+}
+
 /// Root span of every request: method, target, status and the request id.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        use actix_web::HttpMessage;
         let request_id = request_id(request);
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         tracing::info_span!(
             "request",
             http.method = %request.method(),

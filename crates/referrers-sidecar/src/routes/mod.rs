@@ -6,6 +6,7 @@ pub mod referrers;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
+use harbor_client::CoreClient;
 
 use crate::startup::AppState;
 use passthrough::Forwarder;
@@ -17,11 +18,12 @@ pub async fn dispatch(
     payload: web::Payload,
     state: web::Data<AppState>,
     forwarder: web::Data<Forwarder>,
+    core: web::Data<CoreClient>,
 ) -> HttpResponse {
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     match referrers::match_path(request.uri().path()) {
         Some(path) if is_read => {
-            referrers::handle(&request, payload, path, &state, &forwarder).await
+            referrers::handle(&request, payload, path, &state, &forwarder, &core).await
         }
         _ => forwarder.forward(&request, payload, &state.metrics).await,
     }

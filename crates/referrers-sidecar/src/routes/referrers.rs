@@ -1,13 +1,24 @@
-//! `GET|HEAD /v2/<name>/referrers/<digest>`: parsed once from the raw path and query.
+//! `GET|HEAD /v2/<name>/referrers/<digest>`: parsed once from the raw path and query; core
+//! authorizes the caller and lists the local referrers; for an enabled proxy-cache project the
+//! upstream's referrers are merged in, filtered and paged.
 
 use std::time::Instant;
 
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use oci_referrers::{Digest, ReferrersQuery, RepositoryName};
+use harbor_client::{CoreAnswer, CoreClient, CoreReferrers, HarborError};
+use oci_referrers::{
+    Descriptor, Digest, INDEX_MEDIA_TYPE, PageLimit, ReferrersQuery, RepositoryName,
+    build_next_link, encode_index, filter_by_artifact_type, merge, paginate,
+};
+use registry_client::UpstreamReferrers;
 
 use super::passthrough::Forwarder;
-use crate::error::ApiError;
+use crate::error::{API_VERSION_HEADER, ApiError};
+use crate::harbor::Decision;
 use crate::startup::AppState;
+use crate::telemetry;
+use crate::upstream::{self, UpstreamTarget};
 
 /// The raw `<name>` and `<digest>` of a referrers path, before validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,37 +88,277 @@ fn query_error(error: oci_referrers::QueryError) -> ApiError {
     }
 }
 
-/// Validates the request; a valid one is, for now, answered by core.
+/// What became of a referrers request (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Served,
+    PassThrough,
+    Denied,
+    Invalid,
+    CoreError,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Served => "served",
+            Self::PassThrough => "passthrough",
+            Self::Denied => "denied",
+            Self::Invalid => "invalid",
+            Self::CoreError => "core_error",
+        }
+    }
+
+    /// The outcome of an answer core gave (relayed or passed through).
+    fn of_core_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 | 403 => Self::Denied,
+            500.. => Self::CoreError,
+            _ => Self::PassThrough,
+        }
+    }
+}
+
+/// `GET|HEAD /v2/<name>/referrers/<digest>`.
 pub async fn handle(
     request: &HttpRequest,
     payload: web::Payload,
     path: RawReferrersPath<'_>,
     state: &AppState,
     forwarder: &Forwarder,
+    core: &CoreClient,
 ) -> HttpResponse {
     let started = Instant::now();
     let raw_query = request.uri().query().unwrap_or_default();
-    match ReferrersRequest::parse(path, raw_query, state.settings.response.max_page_size) {
-        Ok(parsed) => {
-            tracing::debug!(name = %parsed.name, digest = %parsed.digest, "referrers request");
-            let response = forwarder.forward(request, payload, &state.metrics).await;
-            let outcome = if response.status().is_server_error() {
-                "core_error"
-            } else {
-                "passthrough"
-            };
-            state
-                .metrics
-                .observe_request(outcome, started.elapsed().as_secs_f64());
-            response
+    let (outcome, response) =
+        match ReferrersRequest::parse(path, raw_query, state.settings.response.max_page_size) {
+            Ok(parsed) => answer(request, payload, &parsed, state, forwarder, core).await,
+            Err(error) => {
+                tracing::info!(error = %error, "invalid referrers request");
+                (Outcome::Invalid, error.error_response())
+            }
+        };
+    state
+        .metrics
+        .observe_request(outcome.as_str(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn answer(
+    request: &HttpRequest,
+    payload: web::Payload,
+    parsed: &ReferrersRequest,
+    state: &AppState,
+    forwarder: &Forwarder,
+    core: &CoreClient,
+) -> (Outcome, HttpResponse) {
+    let project = parsed.name.project();
+    let toggle = &state.settings.projects;
+    // A project already known not to be served: the request goes to core exactly as it came.
+    if let Some(Decision::PassThrough(_)) = state.facts.cached_decision(project, toggle).await {
+        let response = forwarder.forward(request, payload, &state.metrics).await;
+        return (Outcome::of_core_status(response.status()), response);
+    }
+
+    // Core authorizes the caller and lists the local referrers in one call.
+    let request_id = telemetry::request_id_of(request);
+    let listed = core
+        .local_referrers(&parsed.name, &parsed.digest, request.headers(), &request_id)
+        .await;
+    let (local, first) = match listed {
+        Ok(CoreReferrers::Listed {
+            descriptors, first, ..
+        }) => (descriptors, first),
+        Ok(CoreReferrers::Relayed(answer)) => {
+            return (Outcome::of_core_status(answer.status), relay(answer));
         }
         Err(error) => {
-            tracing::info!(error = %error, "invalid referrers request");
-            state
-                .metrics
-                .observe_request("invalid", started.elapsed().as_secs_f64());
-            error.error_response()
+            tracing::warn!(error = %error, "cannot ask Harbor core for referrers");
+            return (Outcome::CoreError, core_failure(&error).error_response());
         }
+    };
+
+    // Core said 200: only now may Harbor's facts about the project be read.
+    let decision = match state.facts.project(core, project, &state.metrics).await {
+        Ok(facts) => state.facts.decide(project, facts.as_deref(), toggle),
+        Err(error) => {
+            tracing::warn!(project, error = %error, "cannot read the project from Harbor; passing core's answer through");
+            Decision::PassThrough("project facts unavailable")
+        }
+    };
+    let (Decision::Serve { registry_id }, Some(repository)) = (decision, parsed.name.repository())
+    else {
+        // Core's own answer: the one already read when it was asked exactly that.
+        if request.method() == Method::GET && request.uri().query().is_none() {
+            return (Outcome::PassThrough, relay(first));
+        }
+        let response = forwarder.forward(request, payload, &state.metrics).await;
+        return (Outcome::of_core_status(response.status()), response);
+    };
+
+    let target = upstream::resolve(
+        &state.settings,
+        &state.facts,
+        core,
+        &state.metrics,
+        registry_id,
+        repository,
+    )
+    .await;
+    let library_local = async {
+        match &target {
+            Ok(target) if target.library_mapped => {
+                library_referrers(parsed, repository, core, request, &request_id).await
+            }
+            _ => Vec::new(),
+        }
+    };
+    let upstream_list = async {
+        match &target {
+            Ok(target) if !parsed.digest.is_zero() => {
+                Some(fetch_upstream(state, target, &parsed.digest).await)
+            }
+            Ok(_) => None,
+            Err(reason) => {
+                tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
+                None
+            }
+        }
+    };
+    let (library_local, upstream_list) = futures_util::join!(library_local, upstream_list);
+
+    let (upstream_descriptors, upstream_result) = match upstream_list {
+        Some(Ok(list)) => {
+            let result = if list.truncated {
+                "truncated"
+            } else {
+                list.source.as_str()
+            };
+            (list.descriptors, result)
+        }
+        Some(Err(())) => (Vec::new(), "error"),
+        None => (Vec::new(), "skipped"),
+    };
+    if let Ok(target) = &target {
+        state
+            .metrics
+            .upstream_results
+            .with_label_values(&[target.registry.name.as_str(), upstream_result])
+            .inc();
+    }
+    let mut local = local;
+    local.extend(library_local);
+    let merged = merge(upstream_descriptors, local);
+    let response = respond(parsed, merged, upstream_result, state);
+    (Outcome::Served, response)
+}
+
+/// Docker Hub's single-segment names are stored by Harbor under `<project>/library/<name>`:
+/// their local referrers are there.
+async fn library_referrers(
+    parsed: &ReferrersRequest,
+    repository: &str,
+    core: &CoreClient,
+    request: &HttpRequest,
+    request_id: &str,
+) -> Vec<Descriptor> {
+    let Ok(name) =
+        format!("{}/library/{repository}", parsed.name.project()).parse::<RepositoryName>()
+    else {
+        return Vec::new();
+    };
+    match core
+        .local_referrers(&name, &parsed.digest, request.headers(), request_id)
+        .await
+    {
+        Ok(CoreReferrers::Listed { descriptors, .. }) => descriptors,
+        Ok(CoreReferrers::Relayed(answer)) => {
+            tracing::info!(%name, status = %answer.status, "core did not list the library/ path");
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(%name, error = %error, "cannot ask core for the library/ path");
+            Vec::new()
+        }
+    }
+}
+
+/// The upstream list; a failure is logged and counted, and the answer goes on without it.
+async fn fetch_upstream(
+    state: &AppState,
+    target: &UpstreamTarget,
+    digest: &Digest,
+) -> Result<UpstreamReferrers, ()> {
+    let started = Instant::now();
+    let result = state
+        .upstream
+        .list_referrers(&target.registry, &target.repository, digest, None)
+        .await;
+    state
+        .metrics
+        .upstream_fetch_duration
+        .with_label_values(&[target.registry.name.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    result.map_err(|error| {
+        tracing::warn!(
+            registry = %target.registry.name,
+            repository = %target.repository,
+            step = error.step(),
+            error = %error,
+            "upstream referrers unavailable; answering with local referrers"
+        );
+    })
+}
+
+/// The merged list, filtered and paged, as the OCI distribution spec's referrers answer.
+fn respond(
+    parsed: &ReferrersRequest,
+    merged: Vec<Descriptor>,
+    upstream_result: &str,
+    state: &AppState,
+) -> HttpResponse {
+    let types = &parsed.query.artifact_types;
+    let filtered = filter_by_artifact_type(merged, types);
+    let limit = match parsed.query.n {
+        Some(n) => PageLimit::Count(n),
+        None => PageLimit::Bytes(state.settings.response.max_bytes),
+    };
+    let page = paginate(&filtered, parsed.query.last.as_ref(), limit);
+    state
+        .metrics
+        .descriptors_served
+        .observe(page.items.len() as f64);
+
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, INDEX_MEDIA_TYPE))
+        .insert_header(API_VERSION_HEADER)
+        .insert_header(("X-Total-Count", filtered.len().to_string()))
+        .insert_header(("X-Referrers-Upstream", upstream_result))
+        .insert_header(("X-Referrers-Cache", "bypass"));
+    if !types.is_empty() {
+        response.insert_header(("OCI-Filters-Applied", "artifactType"));
+    }
+    if let Some(next) = &page.next {
+        let link = build_next_link(&parsed.name, &parsed.digest, parsed.query.n, next, types);
+        response.insert_header((header::LINK, link));
+    }
+    response.body(encode_index(page.items))
+}
+
+/// Core's answer as it came: status, headers, body.
+fn relay(answer: CoreAnswer) -> HttpResponse {
+    let mut response = HttpResponse::build(answer.status);
+    for (name, value) in &answer.headers {
+        response.append_header((name.clone(), value.clone()));
+    }
+    response.body(answer.body)
+}
+
+fn core_failure(error: &HarborError) -> ApiError {
+    match error {
+        HarborError::Timeout => ApiError::CoreTimeout,
+        other => ApiError::CoreUnreachable(other.to_string()),
     }
 }
 

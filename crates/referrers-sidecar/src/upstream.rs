@@ -1,0 +1,124 @@
+//! From a proxy-cache project to the upstream call: which registry (Harbor's registries API,
+//! else the configuration), which repository there, and which credentials (only those bound to
+//! that registry's host).
+
+use std::time::Duration;
+
+use harbor_client::CoreClient;
+use registry_client::{
+    Credentials, Registry, RegistryKind, RequestKind, RequestObserver, map_endpoint,
+};
+
+use crate::config::{RegistrySettings, Settings};
+use crate::harbor::HarborFacts;
+use crate::metrics::{Metrics, status_class};
+
+/// Where to fetch the upstream referrers of one repository.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub registry: Registry,
+    /// The repository on the upstream (`library/nginx` for Docker Hub's `nginx`).
+    pub repository: String,
+    /// Docker Hub keeps single-segment names under `library/`, and so does Harbor locally.
+    pub library_mapped: bool,
+}
+
+/// Works out the upstream of `repository` (the name without `<project>/`) in a proxy-cache
+/// project whose Harbor registry is `registry_id`. `Err` says why no upstream call is made.
+pub async fn resolve(
+    settings: &Settings,
+    facts: &HarborFacts,
+    core: &CoreClient,
+    metrics: &Metrics,
+    registry_id: i64,
+    repository: &str,
+) -> Result<UpstreamTarget, String> {
+    let harbor = facts
+        .registry(core, registry_id, metrics)
+        .await
+        .map_err(|e| format!("registry {registry_id}: {e}"))?;
+    let configured = configured_registry(
+        settings,
+        registry_id,
+        harbor.as_ref().map(|r| r.name.as_str()),
+    );
+
+    let (label, registry_type, url, insecure) = match (&harbor, &configured) {
+        (Some(info), alias) => (
+            alias.map_or_else(|| info.name.clone(), |(alias, _)| alias.to_owned()),
+            info.registry_type.clone(),
+            info.url.clone(),
+            info.insecure,
+        ),
+        (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {
+            (Some(t), Some(u)) => ((*alias).to_owned(), t.clone(), u.clone(), entry.insecure),
+            _ => {
+                return Err(format!(
+                    "Harbor's registries API is not readable: set registries.{alias}.type and .url"
+                ));
+            }
+        },
+        (None, None) => {
+            return Err(format!(
+                "no facts for Harbor registry {registry_id}: give the robot registry read (Harbor >= 2.10) or add a registries entry with harbor_registry: \"{registry_id}\", type and url"
+            ));
+        }
+    };
+
+    let endpoint = map_endpoint(&registry_type, &url, repository).map_err(|e| e.to_string())?;
+    let credentials = configured.and_then(|(_, entry)| {
+        Some(Credentials {
+            username: entry.username.clone()?,
+            password: entry.password.as_ref()?.expose().to_owned(),
+            bound_host: entry.host.clone(),
+        })
+    });
+    let registry = Registry {
+        name: label,
+        base_url: endpoint.base_url,
+        kind: endpoint.kind,
+        insecure,
+        credentials,
+    };
+    if registry.credentials.is_some() && registry.bound_credentials().is_none() {
+        tracing::warn!(
+            registry = %registry.name,
+            url = %registry.base_url,
+            "credentials are bound to another host than this registry's; calling anonymously"
+        );
+    }
+    Ok(UpstreamTarget {
+        library_mapped: registry.kind == RegistryKind::DockerHub && !repository.contains('/'),
+        registry,
+        repository: endpoint.repository,
+    })
+}
+
+/// The configuration entry for a Harbor registry, by name or id.
+fn configured_registry<'a>(
+    settings: &'a Settings,
+    registry_id: i64,
+    harbor_name: Option<&str>,
+) -> Option<(&'a str, &'a RegistrySettings)> {
+    let id = registry_id.to_string();
+    settings
+        .registries
+        .iter()
+        .find(|(_, entry)| {
+            entry.harbor_registry == id || harbor_name.is_some_and(|n| entry.harbor_registry == n)
+        })
+        .map(|(alias, entry)| (alias.as_str(), entry))
+}
+
+/// Counts every upstream request in `harbor_referrers_upstream_requests_total`.
+pub struct UpstreamRequestMetrics(pub std::sync::Arc<Metrics>);
+
+impl RequestObserver for UpstreamRequestMetrics {
+    fn on_request(&self, registry: &str, kind: RequestKind, status: Option<u16>, _: Duration) {
+        let class = status.map_or("error", status_class);
+        self.0
+            .upstream_requests
+            .with_label_values(&[registry, kind.as_str(), class])
+            .inc();
+    }
+}
