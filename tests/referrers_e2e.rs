@@ -595,3 +595,147 @@ async fn harbor_2_8_answers_are_accepted_and_corrected_by_the_upstream() {
     assert_eq!(found["size"], signature.size);
     assert_eq!(found["artifactType"], SIGNATURE);
 }
+
+#[tokio::test]
+async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
+    // A local registry stands in for Docker Hub: nothing may leave the machine.
+    let hub = FerroOci::start();
+    let sample = Pusher::new(&hub.url())
+        .push_sample("library/nginx", false)
+        .await;
+    let front = CountingProxy::start(&hub.url());
+    let harbor = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
+        registries: vec![registry(1, "hub", &front.url(), "docker-hub")],
+        accounts: vec![
+            account(ROBOT, &[], true),
+            account(ALICE, &["hub-proxy"], false),
+        ],
+        ..DoubleConfig::default()
+    });
+    let local = json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "2".repeat(64)),
+        "size": 99,
+        "artifactType": "application/vnd.cncf.notary.signature",
+    });
+    harbor.set_local_referrers(
+        "hub-proxy/library/nginx",
+        &sample.subject.digest,
+        vec![local],
+    );
+    let sidecar = Sidecar::start(&format!(
+        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: ['*']\nupstream:\n  allow_private_realms: true\n",
+        harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    ));
+    let response = e2e::http_client()
+        .get(sidecar.url(&format!(
+            "/v2/hub-proxy/nginx/referrers/{}",
+            sample.subject.digest
+        )))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-referrers-upstream"], "api");
+    let index: Value = response.json().await.expect("json");
+    assert_eq!(
+        digests(&index).len(),
+        3,
+        "two upstream + one local under library/"
+    );
+
+    let upstream_paths: Vec<String> = front
+        .seen_with("/referrers/")
+        .into_iter()
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(
+        upstream_paths,
+        vec![format!(
+            "/v2/library/nginx/referrers/{}",
+            sample.subject.digest
+        )]
+    );
+    let core_paths: BTreeSet<String> = harbor
+        .requests_to("/v2/")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        core_paths,
+        BTreeSet::from([
+            format!("/v2/hub-proxy/nginx/referrers/{}", sample.subject.digest),
+            format!(
+                "/v2/hub-proxy/library/nginx/referrers/{}",
+                sample.subject.digest
+            ),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
+    let upstream = DockerRegistry::start_with_htpasswd("mirror", "mirror-secret");
+    let sample = Pusher::new(&upstream.url())
+        .with_authorization(&format!("Basic {}", {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode("mirror:mirror-secret")
+        }))
+        .push_sample("team/app", true)
+        .await;
+    let front = CountingProxy::start(&upstream.url());
+    let harbor = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(1, "private-proxy", 1)],
+        registries: vec![registry(1, "private", &front.url(), "docker-registry")],
+        accounts: vec![
+            account(ROBOT, &[], true),
+            account(ALICE, &["private-proxy"], false),
+        ],
+        ..DoubleConfig::default()
+    });
+    let path = format!(
+        "/v2/private-proxy/team/app/referrers/{}",
+        sample.subject.digest
+    );
+    for (bound_host, expect_upstream, expect_sent) in [
+        (format!("127.0.0.1:{}", front.port), "tag", true),
+        ("registry.example.com".to_owned(), "error", false),
+    ] {
+        front.clear();
+        let sidecar = Sidecar::start(&format!(
+            "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [private-proxy]\nupstream:\n  allow_private_realms: true\nregistries:\n  private:\n    harbor_registry: private\n    host: \"{bound_host}\"\n    username: mirror\n    password: mirror-secret\n",
+            harbor.url(),
+            ROBOT.0,
+            ROBOT.1,
+        ));
+        let response = e2e::http_client()
+            .get(sidecar.url(&path))
+            .basic_auth(ALICE.0, Some(ALICE.1))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["x-referrers-upstream"],
+            expect_upstream,
+            "{bound_host}"
+        );
+        let sent = front.seen().iter().any(|s| {
+            s.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        });
+        assert_eq!(
+            sent,
+            expect_sent,
+            "credentials bound to {bound_host}: {:?}",
+            front.seen()
+        );
+        let logs = sidecar.logs().join("\n");
+        assert!(!logs.contains("mirror-secret"), "a secret reached the logs");
+    }
+}

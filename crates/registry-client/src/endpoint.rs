@@ -8,6 +8,15 @@ use crate::registry::RegistryKind;
 /// Docker Hub's registry API; Harbor stores `https://hub.docker.com` for the `docker-hub` type.
 pub const DOCKER_HUB_REGISTRY: &str = "https://registry-1.docker.io";
 
+/// Host names that mean Docker Hub itself.
+const DOCKER_HUB_HOSTS: &[&str] = &[
+    "hub.docker.com",
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
+
 /// Where to list referrers for one repository of one Harbor registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -109,10 +118,20 @@ pub fn map_endpoint(
             // Docker Hub's official images live under `library/`.
             format!("library/{repository}")
         };
-        let base_url = Url::parse(DOCKER_HUB_REGISTRY).map_err(|e| EndpointError::InvalidUrl {
-            url: DOCKER_HUB_REGISTRY.into(),
-            reason: e.to_string(),
-        })?;
+        // Harbor stores Docker Hub's web address; its registry API lives elsewhere. A
+        // docker-hub entry pointing at another host (a Docker Hub mirror) is called there.
+        let is_docker_hub = Url::parse(stored_url.trim())
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+            .is_none_or(|host| DOCKER_HUB_HOSTS.contains(&host.as_str()));
+        let base_url = if is_docker_hub {
+            Url::parse(DOCKER_HUB_REGISTRY).map_err(|e| EndpointError::InvalidUrl {
+                url: DOCKER_HUB_REGISTRY.into(),
+                reason: e.to_string(),
+            })?
+        } else {
+            base_url(stored_url)?
+        };
         return Ok(Endpoint {
             base_url,
             kind: RegistryKind::DockerHub,
@@ -166,6 +185,10 @@ mod tests {
 
     #[test]
     fn docker_hub_maps_to_the_registry_host_and_library() {
+        let mirror = map_endpoint("docker-hub", "http://127.0.0.1:5000", "alpine").unwrap();
+        assert_eq!(mirror.base_url.as_str(), "http://127.0.0.1:5000/");
+        assert_eq!(mirror.repository, "library/alpine");
+        assert_eq!(mirror.kind, RegistryKind::DockerHub);
         let endpoint = map_endpoint("docker-hub", "https://hub.docker.com", "alpine").unwrap();
         assert_eq!(endpoint.base_url.as_str(), "https://registry-1.docker.io/");
         assert_eq!(endpoint.kind, RegistryKind::DockerHub);
