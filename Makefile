@@ -1,10 +1,10 @@
-# The front door: `make setup test` on a fresh machine, `make run` for the service.
+# The front door: `make demo` and `make setup test` on a fresh machine, `make run` for the service.
 TOOLS ?= $(HOME)/.cache/referrers-sidecar/tools
 export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= deploy/config.example.yaml
 
-.PHONY: setup lint build test helm-check dockerfile-lint release-binary run check-config clean
+.PHONY: setup lint build test demo helm-check dockerfile-lint release-binary run check-config clean
 
 ## Install every tool the tests and the demo need (idempotent; a repeat is fast).
 setup:
@@ -34,6 +34,11 @@ dockerfile-lint:
 ## The release binary exactly as deploy/Dockerfile builds it (slow; not part of make test).
 release-binary:
 	cargo build --release --locked -p referrers-sidecar
+
+## A local demo: a real upstream with signed content, the Harbor core double and the sidecar
+## on loopback; prints the commands to try, serves until Ctrl-C.
+demo: setup build
+	cargo run -q -p e2e --bin referrers-demo
 
 ## Start the sidecar with the example configuration (text logs), until Ctrl-C.
 run:

@@ -1,0 +1,19 @@
+//! `make demo` works: its self-check runs the real client against the demo set-up.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_serves_merged_referrers_to_a_real_client() {
+    let output = Command::new(env!("CARGO_BIN_EXE_referrers-demo"))
+        .arg("--once")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("3 referrers"), "{stdout}");
+    assert!(stdout.contains("application/spdx+json"), "{stdout}");
+}
