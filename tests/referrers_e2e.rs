@@ -537,11 +537,15 @@ async fn disabled_and_non_proxy_projects_get_cores_answer_byte_for_byte() {
 async fn upstream_stopped_mid_test_still_gives_local_referrers() {
     let mut world = World::start().await;
     let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
-    assert_eq!(world.get(&path, ALICE).await.status(), 200);
+    // The upstream answers (for another subject), then stops; the subject is not cached yet.
+    let other = world.referrers_path("api-proxy/team/app", &format!("sha256:{}", "9".repeat(64)));
+    let before = world.get(&other, ALICE).await;
+    assert_eq!(before.headers()["x-referrers-upstream"], "api");
     world.api_front.stop();
     let response = world.get(&path, ALICE).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-referrers-upstream"], "error");
+    assert_eq!(response.headers()["x-referrers-cache"], "miss");
     let index: Value = response.json().await.expect("json");
     let local_digest = world.local_only["digest"].as_str().expect("digest");
     let mut expected = vec![

@@ -1,5 +1,6 @@
 //! referrers-sidecar: makes the OCI 1.1 referrers API work for Harbor proxy-cache projects.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod harbor;

@@ -1,7 +1,8 @@
 //! Prometheus metrics (`harbor_referrers_*`), registered and initialised at start.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Metric namespace, after Harbor's `harbor_<subsystem>_<name>_<unit>` shape.
@@ -30,6 +31,14 @@ pub const HARBOR_API_ERRORS: &[&str] = &[
     "invalid",
 ];
 
+/// Cache tiers and what a lookup in one found.
+pub const CACHE_TIERS: &[&str] = &["memory", "redis"];
+pub const CACHE_RESULTS: &[&str] = &["hit", "stale", "miss", "bypass"];
+/// Outcomes of a background refresh of a stale entry.
+pub const REFRESH_OUTCOMES: &[&str] = &["refreshed", "failed", "truncated", "skipped"];
+/// What became of a cross-replica lock attempt.
+pub const LOCK_RESULTS: &[&str] = &["won", "lost"];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -52,6 +61,28 @@ pub struct Metrics {
     pub descriptors_served: Histogram,
     /// `harbor_referrers_harbor_api_errors_total{kind}`.
     pub harbor_api_errors: IntCounterVec,
+    /// `harbor_referrers_cache_lookups_total{tier,result}`.
+    pub cache_lookups: IntCounterVec,
+    /// `harbor_referrers_cache_stores_total{tier}`.
+    pub cache_stores: IntCounterVec,
+    /// `harbor_referrers_cache_evictions_total`: in-process entries pushed out by the size bound.
+    pub cache_evictions: IntCounter,
+    /// `harbor_referrers_cache_oversize_total`: lists served but not stored (`max_entry_bytes`).
+    pub cache_oversize: IntCounter,
+    /// `harbor_referrers_cache_refreshes_total{outcome}`: background refreshes of stale entries.
+    pub cache_refreshes: IntCounterVec,
+    /// `harbor_referrers_cache_coalesced_waits_total`: requests that waited for another's fetch.
+    pub cache_coalesced_waits: IntCounter,
+    /// `harbor_referrers_cache_locks_total{result}`: cross-replica fetch locks won or lost.
+    pub cache_locks: IntCounterVec,
+    /// `harbor_referrers_cache_memory_entries` and `_bytes`: the in-process tier's size.
+    pub cache_memory_entries: IntGauge,
+    pub cache_memory_bytes: IntGauge,
+    /// `harbor_referrers_redis_errors_total`: failed or timed-out Redis calls.
+    pub redis_errors: IntCounter,
+    /// `harbor_referrers_breaker_state{target}`: 0 closed, 1 open, 2 half-open; per registry
+    /// and for `redis`.
+    pub breaker_state: IntGaugeVec,
 }
 
 impl Metrics {
@@ -66,6 +97,16 @@ impl Metrics {
 
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok::<_, prometheus::Error>(metric)
+        };
+        let plain_counter = |name: &str, help: &str| {
+            let metric = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok::<_, prometheus::Error>(metric)
+        };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
             registry.register(Box::new(metric.clone()))?;
             Ok::<_, prometheus::Error>(metric)
         };
@@ -132,8 +173,70 @@ impl Metrics {
                 "Failed calls to Harbor's REST API with the robot account, by kind.",
                 &["kind"],
             )?,
+            cache_lookups: counter(
+                "cache_lookups_total",
+                "Cache lookups by tier and result.",
+                &["tier", "result"],
+            )?,
+            cache_stores: counter(
+                "cache_stores_total",
+                "Upstream lists stored, by tier.",
+                &["tier"],
+            )?,
+            cache_evictions: plain_counter(
+                "cache_evictions_total",
+                "In-process entries evicted by the size bound.",
+            )?,
+            cache_oversize: plain_counter(
+                "cache_oversize_total",
+                "Upstream lists over cache.max_entry_bytes: served, not stored.",
+            )?,
+            cache_refreshes: counter(
+                "cache_refreshes_total",
+                "Background refreshes of stale entries, by outcome.",
+                &["outcome"],
+            )?,
+            cache_coalesced_waits: plain_counter(
+                "cache_coalesced_waits_total",
+                "Requests that waited for another request's upstream fetch of the same list.",
+            )?,
+            cache_locks: counter(
+                "cache_locks_total",
+                "Cross-replica fetch locks, won or lost.",
+                &["result"],
+            )?,
+            cache_memory_entries: gauge("cache_memory_entries", "Entries in the in-process tier.")?,
+            cache_memory_bytes: gauge(
+                "cache_memory_bytes",
+                "Bytes (stored form) in the in-process tier.",
+            )?,
+            redis_errors: plain_counter("redis_errors_total", "Failed or timed-out Redis calls.")?,
+            breaker_state: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "breaker_state",
+                        "Breaker state per upstream registry and for redis: 0 closed, 1 open, 2 half-open.",
+                    )
+                    .namespace(NAMESPACE),
+                    &["target"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             registry,
         };
+        for tier in CACHE_TIERS {
+            for result in CACHE_RESULTS {
+                metrics.cache_lookups.with_label_values(&[tier, result]);
+            }
+            metrics.cache_stores.with_label_values(&[tier]);
+        }
+        for outcome in REFRESH_OUTCOMES {
+            metrics.cache_refreshes.with_label_values(&[outcome]);
+        }
+        for result in LOCK_RESULTS {
+            metrics.cache_locks.with_label_values(&[result]);
+        }
 
         for outcome in OUTCOMES {
             metrics.requests.with_label_values(&[outcome]);
@@ -163,6 +266,7 @@ impl Metrics {
             }
         }
         self.upstream_fetch_duration.with_label_values(&[name]);
+        self.breaker_state.with_label_values(&[name]);
     }
 
     /// Counts one finished referrers request.

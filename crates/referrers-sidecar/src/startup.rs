@@ -10,6 +10,7 @@ use registry_client::{ClientConfig, RegistryClient};
 use tracing_actix_web::TracingLogger;
 use url::Url;
 
+use crate::cache::ReferrersCache;
 use crate::config::{ConfigError, Settings, parse_listen};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
@@ -25,7 +26,7 @@ pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub facts: HarborFacts,
-    pub upstream: RegistryClient,
+    pub cache: Arc<ReferrersCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum StartupError {
     Transport(#[from] harbor_client::TransportError),
     #[error("cannot set up the upstream client: {0}")]
     Upstream(#[from] registry_client::ClientError),
+    #[error("cannot set up the Redis cache tier: {0}")]
+    Redis(#[from] crate::cache::redis::RedisError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the HTTP server: {0}")]
@@ -76,10 +79,15 @@ impl Application {
         let registry_labels: Vec<String> = settings.registries.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&registry_labels)?);
         let upstream = RegistryClient::new(upstream_config(&settings, &metrics))?;
+        let cache = Arc::new(ReferrersCache::new(
+            &settings,
+            upstream,
+            Arc::clone(&metrics),
+        )?);
         let core_credentials = core_credentials(&settings);
         let state = web::Data::new(AppState {
             facts: HarborFacts::new(settings.harbor.project_info_ttl),
-            upstream,
+            cache,
             settings,
             metrics: Arc::clone(&metrics),
         });

@@ -1,13 +1,27 @@
 //! Liveness and readiness.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
+
+use crate::startup::AppState;
 
 /// Liveness: the process answers.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Readiness: the listeners are up and the configuration was accepted.
-pub async fn readyz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+/// Readiness: the listeners are up and the configuration was accepted. The Redis tier's state
+/// is reported, but a Redis outage does not make the service unready: it still answers, from
+/// the in-process tier.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let redis = state.cache.redis_status().map(|(url, breaker)| {
+        serde_json::json!({
+            "url": url,
+            "state": match breaker {
+                crate::cache::breaker::BreakerState::Closed => "up",
+                crate::cache::breaker::BreakerState::Open => "down",
+                crate::cache::breaker::BreakerState::HalfOpen => "probing",
+            },
+        })
+    });
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "redis": redis }))
 }

@@ -11,14 +11,14 @@ use oci_referrers::{
     Descriptor, Digest, INDEX_MEDIA_TYPE, PageLimit, ReferrersQuery, RepositoryName,
     build_next_link, encode_index, filter_by_artifact_type, merge, paginate,
 };
-use registry_client::UpstreamReferrers;
 
 use super::passthrough::Forwarder;
+use crate::cache::UpstreamAnswer;
 use crate::error::{API_VERSION_HEADER, ApiError};
 use crate::harbor::Decision;
 use crate::startup::AppState;
 use crate::telemetry;
-use crate::upstream::{self, UpstreamTarget};
+use crate::upstream;
 
 /// The raw `<name>` and `<digest>` of a referrers path, before validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,43 +213,38 @@ async fn answer(
             _ => Vec::new(),
         }
     };
-    let upstream_list = async {
+    let upstream_answer = async {
         match &target {
             Ok(target) if !parsed.digest.is_zero() => {
-                Some(fetch_upstream(state, target, &parsed.digest).await)
+                state
+                    .cache
+                    .upstream_referrers(target, registry_id, &parsed.digest)
+                    .await
             }
-            Ok(_) => None,
+            Ok(_) => UpstreamAnswer::skipped(),
             Err(reason) => {
                 tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
-                None
+                UpstreamAnswer::skipped()
             }
         }
     };
-    let (library_local, upstream_list) = futures_util::join!(library_local, upstream_list);
-
-    let (upstream_descriptors, upstream_result) = match upstream_list {
-        Some(Ok(list)) => {
-            let result = if list.truncated {
-                "truncated"
-            } else {
-                list.source.as_str()
-            };
-            (list.descriptors, result)
-        }
-        Some(Err(())) => (Vec::new(), "error"),
-        None => (Vec::new(), "skipped"),
-    };
+    let (library_local, upstream_answer) = futures_util::join!(library_local, upstream_answer);
     if let Ok(target) = &target {
         state
             .metrics
             .upstream_results
-            .with_label_values(&[target.registry.name.as_str(), upstream_result])
+            .with_label_values(&[target.registry.name.as_str(), upstream_answer.upstream])
             .inc();
     }
+    let upstream_descriptors = upstream_answer
+        .list
+        .as_ref()
+        .map(|list| list.descriptors.clone())
+        .unwrap_or_default();
     let mut local = local;
     local.extend(library_local);
     let merged = merge(upstream_descriptors, local);
-    let response = respond(parsed, merged, upstream_result, state);
+    let response = respond(parsed, merged, &upstream_answer, state);
     (Outcome::Served, response)
 }
 
@@ -283,38 +278,11 @@ async fn library_referrers(
     }
 }
 
-/// The upstream list; a failure is logged and counted, and the answer goes on without it.
-async fn fetch_upstream(
-    state: &AppState,
-    target: &UpstreamTarget,
-    digest: &Digest,
-) -> Result<UpstreamReferrers, ()> {
-    let started = Instant::now();
-    let result = state
-        .upstream
-        .list_referrers(&target.registry, &target.repository, digest, None)
-        .await;
-    state
-        .metrics
-        .upstream_fetch_duration
-        .with_label_values(&[target.registry.name.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    result.map_err(|error| {
-        tracing::warn!(
-            registry = %target.registry.name,
-            repository = %target.repository,
-            step = error.step(),
-            error = %error,
-            "upstream referrers unavailable; answering with local referrers"
-        );
-    })
-}
-
 /// The merged list, filtered and paged, as the OCI distribution spec's referrers answer.
 fn respond(
     parsed: &ReferrersRequest,
     merged: Vec<Descriptor>,
-    upstream_result: &str,
+    upstream: &UpstreamAnswer,
     state: &AppState,
 ) -> HttpResponse {
     let types = &parsed.query.artifact_types;
@@ -334,8 +302,8 @@ fn respond(
         .insert_header((header::CONTENT_TYPE, INDEX_MEDIA_TYPE))
         .insert_header(API_VERSION_HEADER)
         .insert_header(("X-Total-Count", filtered.len().to_string()))
-        .insert_header(("X-Referrers-Upstream", upstream_result))
-        .insert_header(("X-Referrers-Cache", "bypass"));
+        .insert_header(("X-Referrers-Upstream", upstream.upstream))
+        .insert_header(("X-Referrers-Cache", upstream.cache.as_str()));
     if !types.is_empty() {
         response.insert_header(("OCI-Filters-Applied", "artifactType"));
     }

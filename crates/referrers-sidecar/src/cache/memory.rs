@@ -1,0 +1,89 @@
+//! The in-process tier, always on: decoded lists ready to serve, bounded by the bytes their
+//! stored form takes (`cache.memory_max_bytes`), each expiring at the end of its own lifetime.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+
+use super::entry::CachedList;
+use crate::metrics::Metrics;
+
+#[derive(Debug)]
+struct Stored {
+    list: Arc<CachedList>,
+    weight: u32,
+    /// Time left to live when stored.
+    time_to_live: Duration,
+}
+
+struct PerEntryLifetime;
+
+impl Expiry<String, Arc<Stored>> for PerEntryLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.time_to_live)
+    }
+}
+
+pub struct MemoryTier {
+    cache: Cache<String, Arc<Stored>>,
+    metrics: Arc<Metrics>,
+}
+
+impl MemoryTier {
+    #[must_use]
+    pub fn new(max_bytes: u64, metrics: Arc<Metrics>) -> Self {
+        let evictions = Arc::clone(&metrics);
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_key: &String, value: &Arc<Stored>| value.weight)
+            .expire_after(PerEntryLifetime)
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.cache_evictions.inc();
+                }
+            })
+            .build();
+        Self { cache, metrics }
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Arc<CachedList>> {
+        self.cache
+            .get(key)
+            .await
+            .map(|stored| Arc::clone(&stored.list))
+    }
+
+    /// Keeps `list` (whose stored form is `weight` bytes) for `time_to_live`.
+    pub async fn insert(
+        &self,
+        key: &str,
+        list: Arc<CachedList>,
+        weight: usize,
+        time_to_live: Duration,
+    ) {
+        if time_to_live.is_zero() {
+            return;
+        }
+        let stored = Stored {
+            list,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            time_to_live,
+        };
+        self.cache.insert(key.to_owned(), Arc::new(stored)).await;
+        self.cache.run_pending_tasks().await;
+        self.metrics
+            .cache_memory_entries
+            .set(i64::try_from(self.cache.entry_count()).unwrap_or(i64::MAX));
+        self.metrics
+            .cache_memory_bytes
+            .set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,318 @@
+//! The Redis tier against real `redis-server` processes: a plain server, one that is killed,
+//! restarted and frozen, a black hole, and a Sentinel set-up that fails over.
+
+use std::time::Duration;
+
+use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
+use referrers_sidecar::cache::redis::{RedisError, RedisTier};
+
+/// What the sidecar is configured with by default.
+const TIMEOUT: Duration = Duration::from_millis(250);
+/// Harbor leaves DB 10 free; the tier must write where the URL says.
+const DB: u8 = 10;
+/// A test deadline only: a call that hangs fails the test instead of hanging it.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn within_deadline<T>(call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, call)
+        .await
+        .expect("the call returned before the test deadline")
+}
+
+/// Retries `call` (bounded: 100 attempts, 100 ms apart) until it succeeds; for the first calls
+/// after a failover or restart, which may meet a connection that just broke.
+async fn eventually<T, F: Future<Output = Result<T, RedisError>>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match within_deadline(call()).await {
+            Ok(value) => return value,
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} never succeeded; last error: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_set_and_expiry_in_the_configured_database() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let inside = server.client(DB);
+
+    assert_eq!(tier.get("referrers-sidecar:v1:k").await.expect("get"), None);
+    tier.set(
+        "referrers-sidecar:v1:k",
+        b"\x00list\xff",
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("set");
+    assert_eq!(
+        tier.get("referrers-sidecar:v1:k").await.expect("get"),
+        Some(b"\x00list\xff".to_vec())
+    );
+    assert_eq!(inside.keys("*"), vec!["referrers-sidecar:v1:k".to_owned()]);
+    assert!(server.client(0).keys("*").is_empty(), "nothing in DB 0");
+    let ttl = inside.pttl("referrers-sidecar:v1:k");
+    assert!(ttl > 0 && ttl <= 60_000, "PX ttl set: {ttl}");
+
+    // Millisecond precision: a short entry is gone soon after, and a zero TTL is 1 ms, not
+    // "forever" and not a Redis error.
+    tier.set("short", b"v", Duration::from_millis(150))
+        .await
+        .expect("set");
+    tier.set("zero", b"v", Duration::ZERO).await.expect("set");
+    eventually("short entries expiring", || async {
+        match (tier.get("short").await?, tier.get("zero").await?) {
+            (None, None) => Ok(()),
+            _ => Err(RedisError::Command("not expired yet".into())),
+        }
+    })
+    .await;
+
+    tier.ping().await.expect("ping");
+    assert_eq!(tier.describe(), server.url(DB));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_is_won_once_and_released_only_by_its_holder() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let other_replica = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let ttl = Duration::from_secs(10);
+
+    assert!(tier.try_lock("lock:k", "token-a", ttl).await.expect("lock"));
+    assert!(
+        !other_replica
+            .try_lock("lock:k", "token-b", ttl)
+            .await
+            .expect("lock")
+    );
+    let held = server.client(DB).pttl("lock:k");
+    assert!(held > 0 && held <= 10_000, "lock has a PX ttl: {held}");
+
+    // Another token cannot release it.
+    other_replica
+        .unlock("lock:k", "token-b")
+        .await
+        .expect("unlock");
+    assert_eq!(
+        server.client(DB).get_raw("lock:k"),
+        Some(b"token-a".to_vec())
+    );
+    assert!(
+        !other_replica
+            .try_lock("lock:k", "token-b", ttl)
+            .await
+            .expect("lock")
+    );
+
+    // Its holder can; then the other wins it.
+    tier.unlock("lock:k", "token-a").await.expect("unlock");
+    assert_eq!(server.client(DB).get_raw("lock:k"), None);
+    assert!(
+        other_replica
+            .try_lock("lock:k", "token-b", ttl)
+            .await
+            .expect("lock")
+    );
+
+    // A lock that expired and was taken over is not released by its former holder.
+    assert!(
+        tier.try_lock("lock:short", "token-a", Duration::from_millis(100))
+            .await
+            .expect("lock")
+    );
+    eventually("the short lock expiring and being taken over", || async {
+        if other_replica.try_lock("lock:short", "token-b", ttl).await? {
+            Ok(())
+        } else {
+            Err(RedisError::Command("still held".into()))
+        }
+    })
+    .await;
+    tier.unlock("lock:short", "token-a").await.expect("unlock");
+    assert_eq!(
+        server.client(DB).get_raw("lock:short"),
+        Some(b"token-b".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_restart() {
+    let mut server = RedisServer::start();
+    // A long timeout: a killed Redis must fail by refusal, not by running into it.
+    let tier = RedisTier::new(&server.url(DB), 4, Duration::from_secs(30)).expect("tier");
+    tier.set("k", b"before", Duration::from_secs(60))
+        .await
+        .expect("set");
+
+    server.kill();
+    for _ in 0..3 {
+        let get = within_deadline(tier.get("k")).await;
+        assert!(
+            matches!(get, Err(RedisError::Pool(_) | RedisError::Command(_))),
+            "killed Redis: {get:?}"
+        );
+        let set = within_deadline(tier.set("k", b"v", Duration::from_secs(1))).await;
+        assert!(
+            matches!(set, Err(RedisError::Pool(_) | RedisError::Command(_))),
+            "killed Redis: {set:?}"
+        );
+        let ping = within_deadline(tier.ping()).await;
+        assert!(
+            matches!(ping, Err(RedisError::Pool(_) | RedisError::Command(_))),
+            "killed Redis: {ping:?}"
+        );
+    }
+
+    // Restarted empty on the same port: the same tier works again without being rebuilt.
+    server.restart();
+    assert_eq!(within_deadline(tier.get("k")).await.expect("get"), None);
+    tier.set("k", b"after", Duration::from_secs(60))
+        .await
+        .expect("set");
+    assert_eq!(server.client(DB).get_raw("k"), Some(b"after".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_holed_redis_times_out_every_call() {
+    let hole = BlackHole::start();
+    let tier = RedisTier::new(&hole.url(DB), 2, TIMEOUT).expect("tier");
+
+    let get = within_deadline(tier.get("k")).await;
+    assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
+    let set = within_deadline(tier.set("k", b"v", Duration::from_secs(1))).await;
+    assert!(matches!(set, Err(RedisError::Timeout)), "{set:?}");
+    let lock = within_deadline(tier.try_lock("l", "t", Duration::from_secs(1))).await;
+    assert!(matches!(lock, Err(RedisError::Timeout)), "{lock:?}");
+    let unlock = within_deadline(tier.unlock("l", "t")).await;
+    assert!(matches!(unlock, Err(RedisError::Timeout)), "{unlock:?}");
+    let ping = within_deadline(tier.ping()).await;
+    assert!(matches!(ping, Err(RedisError::Timeout)), "{ping:?}");
+
+    // More callers than connections: the ones waiting for the pool are bounded too.
+    let calls = (0..6).map(|i| {
+        let tier = tier.clone();
+        tokio::spawn(async move { tier.get(&format!("k{i}")).await })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        let result = call.expect("task");
+        assert!(matches!(result, Err(RedisError::Timeout)), "{result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_redis_times_out_on_pooled_connections_then_recovers() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB), 2, TIMEOUT).expect("tier");
+    tier.set("k", b"v", Duration::from_secs(60))
+        .await
+        .expect("set");
+
+    // The pooled connections stay open, but nothing answers on them.
+    server.pause();
+    for _ in 0..3 {
+        let get = within_deadline(tier.get("k")).await;
+        assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
+    }
+    server.resume();
+    let value = eventually("a get after the thaw", || tier.get("k")).await;
+    assert_eq!(value, Some(b"v".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
+    let mut setup = SentinelSetup::start();
+    let tier = RedisTier::new(&setup.url(DB), 4, TIMEOUT).expect("tier");
+    assert_eq!(setup.master_port(), Some(setup.master.port()));
+
+    tier.set("before", b"1", Duration::from_secs(600))
+        .await
+        .expect("set through the master");
+    assert_eq!(tier.get("before").await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        setup.master.client(DB).get_raw("before"),
+        Some(b"1".to_vec())
+    );
+    let replica = setup.replica.client(DB);
+    eventually("replication of the first write", || async {
+        replica
+            .get_raw("before")
+            .map(drop)
+            .ok_or(RedisError::Command("not replicated yet".into()))
+    })
+    .await;
+
+    setup.fail_over();
+    assert_eq!(setup.master_port(), Some(setup.replica.port()));
+
+    // The first calls may meet connections to the dead master; new ones reach the new master.
+    eventually("a write after the failover", || {
+        tier.set("after", b"2", Duration::from_secs(600))
+    })
+    .await;
+    assert_eq!(
+        setup.replica.client(DB).get_raw("after"),
+        Some(b"2".to_vec())
+    );
+    assert_eq!(tier.get("before").await.expect("get"), Some(b"1".to_vec()));
+    assert!(
+        tier.try_lock("lock", "t", Duration::from_secs(5))
+            .await
+            .expect("lock")
+    );
+    tier.unlock("lock", "t").await.expect("unlock");
+    tier.ping().await.expect("ping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_follows_a_switch_over_that_demotes_the_master() {
+    let mut setup = SentinelSetup::start();
+    let tier = RedisTier::new(&setup.url(DB), 4, TIMEOUT).expect("tier");
+    tier.set("before", b"1", Duration::from_secs(600))
+        .await
+        .expect("set through the master");
+
+    // The old master stays up as a replica: a connection left on it could still read, but
+    // every write would fail with READONLY.
+    setup.switch_over();
+    eventually("a write after the switch-over", || {
+        tier.set("after", b"2", Duration::from_secs(600))
+    })
+    .await;
+    for attempt in 0..8 {
+        tier.set(&format!("write-{attempt}"), b"x", Duration::from_secs(600))
+            .await
+            .expect("every later write reaches the new master");
+    }
+    assert_eq!(
+        setup.replica.client(DB).get_raw("after"),
+        Some(b"2".to_vec())
+    );
+    assert_eq!(
+        setup.replica.client(DB).get_raw("write-7"),
+        Some(b"x".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_url_and_describe_hide_the_password() {
+    let tier = RedisTier::new(
+        "redis+sentinel://:s3cret@127.0.0.1:26379,127.0.0.1:26380/mymaster/10",
+        4,
+        TIMEOUT,
+    )
+    .expect("tier");
+    assert_eq!(
+        tier.describe(),
+        "redis+sentinel://:***@127.0.0.1:26379,127.0.0.1:26380/mymaster/10"
+    );
+    match RedisTier::new("redis+sentinel://:s3cret@127.0.0.1:26379", 4, TIMEOUT) {
+        Err(RedisError::Url(message)) => assert!(!message.contains("s3cret"), "{message}"),
+        other => panic!("expected a Url error: {other:?}"),
+    }
+}
