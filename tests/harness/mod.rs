@@ -4,6 +4,7 @@
 pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
+pub mod redis;
 pub mod sidecar;
 pub mod standin_core;
 pub mod upstreams;
