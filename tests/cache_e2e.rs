@@ -8,6 +8,7 @@ use e2e::counting_proxy::CountingProxy;
 use e2e::harbor_double::{
     DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
 };
+use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::upstreams::{DockerRegistry, FerroOci, Pusher, Sample, Upstream};
 use serde_json::{Value, json};
 
@@ -343,5 +344,136 @@ async fn a_fallback_tag_list_is_cached_too() {
         world.front.seen().len(),
         before,
         "no upstream request at all for a hit"
+    );
+}
+
+/// Harbor (the double) over a scripted upstream, and a sidecar with `extra` configuration.
+fn scripted_world(upstream: &ScriptedUpstream, extra: &str) -> (HarborDouble, Sidecar) {
+    let harbor = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
+        registries: vec![DoubleRegistry {
+            id: 1,
+            name: "scripted".into(),
+            url: upstream.url(),
+            registry_type: "docker-registry".into(),
+            insecure: true,
+        }],
+        accounts: vec![
+            DoubleAccount {
+                name: ROBOT.0.into(),
+                password: ROBOT.1.into(),
+                projects: vec![],
+                system_reader: true,
+            },
+            DoubleAccount {
+                name: ALICE.0.into(),
+                password: ALICE.1.into(),
+                projects: vec!["hub-proxy".into()],
+                system_reader: false,
+            },
+        ],
+        ..DoubleConfig::default()
+    });
+    let sidecar = Sidecar::start(&format!(
+        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [hub-proxy]\n{extra}",
+        harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    ));
+    (harbor, sidecar)
+}
+
+/// The referrers path of the `i`-th made-up subject (never the all-zero probe digest).
+fn subject(i: u32) -> String {
+    format!("/v2/hub-proxy/team/app/referrers/sha256:{:064x}", i + 1)
+}
+
+#[tokio::test]
+async fn a_truncated_list_is_served_but_not_stored_as_whole() {
+    let upstream = ScriptedUpstream::start(3);
+    let (_harbor, sidecar) = scripted_world(
+        &upstream,
+        "upstream:\n  allow_private_realms: true\n  max_pages: 2\n",
+    );
+    let (status, cache, result, served) = ask(&sidecar, &subject(1)).await;
+    assert_eq!(
+        (status, cache.as_str(), result.as_str()),
+        (200, "miss", "truncated")
+    );
+    assert_eq!(served.len(), 2, "the pages read before the cap");
+    assert_eq!(upstream.referrers_requests(), 2);
+    let (_, cache, result, _) = ask(&sidecar, &subject(1)).await;
+    assert_eq!(
+        (cache.as_str(), result.as_str()),
+        ("miss", "truncated"),
+        "not cached as whole"
+    );
+    assert_eq!(upstream.referrers_requests(), 4);
+
+    // Under the cap the same list is whole, and cached.
+    let whole = ScriptedUpstream::start(3);
+    let (_harbor, sidecar) = scripted_world(&whole, "upstream:\n  allow_private_realms: true\n");
+    let (_, cache, result, served) = ask(&sidecar, &subject(1)).await;
+    assert_eq!(
+        (cache.as_str(), result.as_str(), served.len()),
+        ("miss", "api", 3)
+    );
+    let (_, cache, _, _) = ask(&sidecar, &subject(1)).await;
+    assert_eq!(cache, "hit");
+}
+
+#[tokio::test]
+async fn the_registry_breaker_opens_on_5xx_and_stops_upstream_calls() {
+    let upstream = ScriptedUpstream::start(1);
+    upstream.fail_with(Some(503));
+    let (_harbor, sidecar) = scripted_world(
+        &upstream,
+        "upstream:\n  allow_private_realms: true\n  breaker_failures: 2\n  breaker_cooldown: 1h\n",
+    );
+    for i in 0..2 {
+        let (status, _, result, _) = ask(&sidecar, &subject(i)).await;
+        assert_eq!((status, result.as_str()), (200, "error"));
+    }
+    let asked = upstream.requests();
+    assert!(asked >= 2, "{asked}");
+    // Open: other subjects of that registry are not asked upstream at all.
+    for i in 2..6 {
+        let (status, _, result, _) = ask(&sidecar, &subject(i)).await;
+        assert_eq!((status, result.as_str()), (200, "skipped"));
+    }
+    assert_eq!(upstream.requests(), asked);
+    let metrics = sidecar.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "harbor_referrers_breaker_state{target=\"scripted\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn client_errors_do_not_open_the_breaker() {
+    let upstream = ScriptedUpstream::start(1);
+    upstream.fail_with(Some(403));
+    let (_harbor, sidecar) = scripted_world(
+        &upstream,
+        "upstream:\n  allow_private_realms: true\n  breaker_failures: 1\n  breaker_cooldown: 1h\n",
+    );
+    for i in 0..3 {
+        let (status, _, result, _) = ask(&sidecar, &subject(i)).await;
+        assert_eq!((status, result.as_str()), (200, "error"));
+    }
+    assert!(
+        upstream.referrers_requests() >= 3,
+        "every request still asked the upstream"
+    );
+    let metrics = sidecar.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "harbor_referrers_breaker_state{target=\"scripted\"}"
+        ),
+        0.0
     );
 }

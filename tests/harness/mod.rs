@@ -5,6 +5,7 @@ pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
 pub mod redis;
+pub mod scripted_upstream;
 pub mod sidecar;
 pub mod standin_core;
 pub mod upstreams;
