@@ -4,151 +4,17 @@
 use std::time::{Duration, Instant};
 
 use e2e::Sidecar;
-use e2e::counting_proxy::CountingProxy;
 use e2e::harbor_double::{
     DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
 };
+use e2e::proxy_world::{ALICE, ProxyWorld, ROBOT, ask, eventually, metric};
 use e2e::scripted_upstream::ScriptedUpstream;
-use e2e::upstreams::{DockerRegistry, FerroOci, Pusher, Sample, Upstream};
-use serde_json::{Value, json};
-
-const ROBOT: (&str, &str) = ("robot$referrers-sidecar", "robot-secret");
-const ALICE: (&str, &str) = ("alice", "alice-secret");
-
-/// An upstream behind a counting front, Harbor (the double) with one proxy-cache project over
-/// it and one local referrer, and nothing started yet on the sidecar side.
-pub struct CacheWorld {
-    pub harbor: HarborDouble,
-    pub front: CountingProxy,
-    pub sample: Sample,
-    pub local: Value,
-    _upstream: Upstream,
-}
-
-impl CacheWorld {
-    async fn start() -> Self {
-        Self::start_on(FerroOci::start(), false).await
-    }
-
-    async fn start_on(upstream: Upstream, fallback_tag: bool) -> Self {
-        let sample = Pusher::new(&upstream.url())
-            .push_sample("team/app", fallback_tag)
-            .await;
-        let front = CountingProxy::start(&upstream.url());
-        let harbor = HarborDouble::start(DoubleConfig {
-            projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
-            registries: vec![DoubleRegistry {
-                id: 1,
-                name: "upstream".into(),
-                url: front.url(),
-                registry_type: "docker-registry".into(),
-                insecure: true,
-            }],
-            accounts: vec![
-                DoubleAccount {
-                    name: ROBOT.0.into(),
-                    password: ROBOT.1.into(),
-                    projects: vec![],
-                    system_reader: true,
-                },
-                DoubleAccount {
-                    name: ALICE.0.into(),
-                    password: ALICE.1.into(),
-                    projects: vec!["hub-proxy".into()],
-                    system_reader: false,
-                },
-            ],
-            ..DoubleConfig::default()
-        });
-        let local = json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", "1".repeat(64)),
-            "size": 321,
-            "artifactType": "application/vnd.cncf.notary.signature",
-        });
-        harbor.set_local_referrers(
-            "hub-proxy/team/app",
-            &sample.subject.digest,
-            vec![local.clone()],
-        );
-        Self {
-            harbor,
-            front,
-            sample,
-            local,
-            _upstream: upstream,
-        }
-    }
-
-    /// A sidecar for this world with `cache_yaml` under `cache:` (and `extra` appended).
-    fn sidecar(&self, cache_yaml: &str, extra: &str) -> Sidecar {
-        Sidecar::start(&format!(
-            "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [hub-proxy]\nupstream:\n  allow_private_realms: true\n  timeout: 5s\ncache:\n{cache_yaml}{extra}",
-            self.harbor.url(),
-            ROBOT.0,
-            ROBOT.1,
-        ))
-    }
-
-    fn path(&self) -> String {
-        format!(
-            "/v2/hub-proxy/team/app/referrers/{}",
-            self.sample.subject.digest
-        )
-    }
-
-    fn upstream_referrers_requests(&self) -> usize {
-        self.front.seen_with("/referrers/").len()
-    }
-}
-
-/// One request: status, `X-Referrers-Cache`, `X-Referrers-Upstream`, digests served.
-async fn ask(sidecar: &Sidecar, path: &str) -> (u16, String, String, Vec<String>) {
-    let response = e2e::http_client()
-        .get(sidecar.url(path))
-        .basic_auth(ALICE.0, Some(ALICE.1))
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().expect("header").to_owned())
-            .unwrap_or_default()
-    };
-    let (cache, upstream) = (header("x-referrers-cache"), header("x-referrers-upstream"));
-    let index: Value = response.json().await.expect("json");
-    let digests = index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .map(|d| d["digest"].as_str().expect("digest").to_owned())
-        .collect();
-    (status, cache, upstream, digests)
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 20 s: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn metric(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{series} not exported:\n{metrics}"))
-}
+use e2e::upstreams::DockerRegistry;
+use serde_json::Value;
 
 #[tokio::test]
 async fn miss_hit_stale_and_refresh() {
-    let world = CacheWorld::start().await;
+    let world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  fresh_for: 1s\n  keep_stale_for: 1h\n", "");
     let path = world.path();
 
@@ -215,7 +81,7 @@ async fn miss_hit_stale_and_refresh() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_requests_for_a_cold_key_make_one_upstream_request() {
-    let world = CacheWorld::start().await;
+    let world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  fresh_for: 10m\n", "");
     let path = world.path();
     let client = e2e::http_client();
@@ -246,7 +112,7 @@ async fn two_hundred_concurrent_requests_for_a_cold_key_make_one_upstream_reques
 
 #[tokio::test]
 async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only() {
-    let mut world = CacheWorld::start().await;
+    let mut world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  fresh_for: 1s\n  keep_stale_for: 4s\n", "");
     let path = world.path();
     let started = Instant::now();
@@ -284,7 +150,7 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
 
 #[tokio::test]
 async fn an_empty_list_expires_after_keep_empty_for() {
-    let world = CacheWorld::start().await;
+    let world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  fresh_for: 1h\n  keep_empty_for: 1s\n", "");
     // A subject without referrers upstream.
     let path = format!("/v2/hub-proxy/team/app/referrers/sha256:{}", "9".repeat(64));
@@ -304,7 +170,7 @@ async fn an_empty_list_expires_after_keep_empty_for() {
 
 #[tokio::test]
 async fn an_oversize_list_is_served_and_not_stored() {
-    let world = CacheWorld::start().await;
+    let world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  max_entry_bytes: 64\n", "");
     let path = world.path();
     for _ in 0..2 {
@@ -328,7 +194,7 @@ async fn an_oversize_list_is_served_and_not_stored() {
 
 #[tokio::test]
 async fn a_fallback_tag_list_is_cached_too() {
-    let world = CacheWorld::start_on(DockerRegistry::start(), true).await;
+    let world = ProxyWorld::start_on(DockerRegistry::start(), true).await;
     let sidecar = world.sidecar("  fresh_for: 10m\n", "");
     let path = world.path();
     let (_, cache, upstream, served) = ask(&sidecar, &path).await;

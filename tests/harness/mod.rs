@@ -4,6 +4,7 @@
 pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
+pub mod proxy_world;
 pub mod redis;
 pub mod scripted_upstream;
 pub mod sidecar;
