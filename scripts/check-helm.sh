@@ -2,7 +2,8 @@
 # The Helm chart, checked offline: `helm lint --strict` and `helm template` for the default
 # values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
 # the Kubernetes JSON schemas shipped with kubernetes-validate; the rendered configuration
-# accepted by `referrers-sidecar check-config`; the bundled-nginx post-renderer run on a
+# accepted by `referrers-sidecar check-config`; a PrometheusRule carries exactly
+# deploy/prometheus/rules.yaml; the bundled-nginx post-renderer run on a
 # Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
 # configuration accepted by check-config.
 #
@@ -44,7 +45,11 @@ CRD_REQUIRED = {
     ("monitoring.coreos.com", "ServiceMonitor"): ["spec.selector", "spec.endpoints"],
     ("gateway.networking.k8s.io", "HTTPRoute"): ["spec.parentRefs", "spec.rules"],
     ("traefik.io", "IngressRoute"): ["spec.routes", "spec.entryPoints"],
+    ("monitoring.coreos.com", "PrometheusRule"): ["spec.groups"],
 }
+# The PrometheusRule must carry exactly the rules of deploy/prometheus/rules.yaml (which
+# scripts/check-observability.sh checks with promtool).
+RULES_FILE = "deploy/prometheus/rules.yaml"
 
 def dig(obj, path):
     for part in path.split("."):
@@ -65,6 +70,9 @@ for doc in docs:
         missing = [p for p in CRD_REQUIRED[(group, kind)] if not dig(doc, p)]
         if missing:
             print(f"    FAIL {name}: missing {', '.join(missing)}")
+            failed += 1
+        elif kind == "PrometheusRule" and doc["spec"] != yaml.safe_load(open(RULES_FILE)):
+            print(f"    FAIL {name}: spec differs from {RULES_FILE}")
             failed += 1
         else:
             print(f"    note {name}: {api} is a custom resource, schema not shipped: required fields checked only")

