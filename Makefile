@@ -4,7 +4,7 @@ export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= deploy/config.example.yaml
 
-.PHONY: setup lint build test demo helm-check dockerfile-lint release-binary run check-config clean
+.PHONY: setup lint build test demo helm-check observability-check dockerfile-lint release-binary run check-config clean
 
 ## Install every tool the tests and the demo need (idempotent; a repeat is fast).
 setup:
@@ -19,13 +19,19 @@ lint:
 build:
 	cargo build --workspace --bins
 
-## The whole suite: unit, property and end-to-end tests, the Helm chart and the Dockerfile.
-test: build helm-check dockerfile-lint
+## The whole suite: unit, property and end-to-end tests, the Helm chart, the alert rules and the
+## Dockerfile.
+test: build helm-check observability-check dockerfile-lint
 	cargo nextest run --workspace --no-fail-fast
 
 ## The Helm chart: lint, render, validate offline, check-config the rendered configuration.
 helm-check:
 	scripts/check-helm.sh
+
+## The alert rules (promtool check and unit tests), the chart's copy of them, the dashboard's
+## JSON. tests/observability.rs checks their metric names against the running binary.
+observability-check:
+	scripts/check-observability.sh
 
 ## Lint the container image's Dockerfile (hadolint, installed by make setup).
 dockerfile-lint:
