@@ -11,10 +11,10 @@ pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Everything before the first descriptor. `mediaType` is always written because clients
 /// (oras-go, go-containerregistry) check it.
-const ENVELOPE_HEAD: &str =
+pub(crate) const ENVELOPE_HEAD: &str =
     r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":["#;
 /// Everything after the last descriptor.
-const ENVELOPE_TAIL: &str = "]}";
+pub(crate) const ENVELOPE_TAIL: &str = "]}";
 
 /// Bytes of an encoded index that are not descriptors or the commas between them.
 pub const INDEX_ENVELOPE_LEN: usize = ENVELOPE_HEAD.len() + ENVELOPE_TAIL.len();
@@ -112,14 +112,14 @@ pub fn decode_index(bytes: &[u8]) -> Result<DecodedIndex, IndexError> {
 ///
 /// REF: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers>
 #[must_use]
-pub fn encode_index(descriptors: &[Descriptor]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(encoded_index_len(descriptors));
+pub fn encode_index<D: std::borrow::Borrow<Descriptor>>(descriptors: &[D]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(INDEX_ENVELOPE_LEN + descriptors.len().min(64) * 320);
     body.extend_from_slice(ENVELOPE_HEAD.as_bytes());
     for (i, descriptor) in descriptors.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        let written = serde_json::to_writer(&mut body, descriptor);
+        let written = serde_json::to_writer(&mut body, descriptor.borrow());
         // Strings, integers and `Value`s always serialize, and a Vec never refuses a write.
         debug_assert!(written.is_ok());
     }
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn empty_list_encodes_as_an_empty_array() {
-        let body = encode_index(&[]);
+        let body = encode_index::<Descriptor>(&[]);
         assert_eq!(
             String::from_utf8(body.clone()).unwrap(),
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#

@@ -29,6 +29,6 @@ pub use link::{LinkError, build_next_link, parse_next_link};
 pub use media_type::{ArtifactType, ArtifactTypeError};
 pub use merge::{filter_by_artifact_type, merge};
 pub use name::{NameError, RepositoryName};
-pub use paging::{Page, PageLimit, paginate};
+pub use paging::{EncodedPage, Page, PageLimit, encode_page, paginate};
 pub use query::{DecodeError, QueryError, ReferrersQuery, encode_query_value, percent_decode};
 pub use tag::fallback_tag;

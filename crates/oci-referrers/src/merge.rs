@@ -1,6 +1,6 @@
 //! Merging upstream and local referrers into one sorted list, and filtering it by artifact type.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
 
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
@@ -12,15 +12,23 @@ use crate::media_type::ArtifactType;
 /// reports the wrong `size` and `artifactType` for local referrers and drops `data`, `urls`
 /// and `platform`. Within each list the first occurrence wins. Sorting by digest makes
 /// pages stable whatever order either side listed them in.
+///
+/// Works on owned descriptors or on references (`merge(cached.iter(), local.iter())`), so a
+/// cached list can be served without copying it.
 #[must_use]
-pub fn merge(upstream: Vec<Descriptor>, local: Vec<Descriptor>) -> Vec<Descriptor> {
-    let mut by_digest: BTreeMap<Digest, Descriptor> = BTreeMap::new();
-    for descriptor in upstream.into_iter().chain(local) {
-        by_digest
-            .entry(descriptor.digest.clone())
-            .or_insert(descriptor);
-    }
-    by_digest.into_values().collect()
+pub fn merge<D: Borrow<Descriptor>>(
+    upstream: impl IntoIterator<Item = D>,
+    local: impl IntoIterator<Item = D>,
+) -> Vec<D> {
+    let mut all: Vec<D> = upstream.into_iter().chain(local).collect();
+    // Stable: among equal digests the earlier one (upstream before local) stays first.
+    all.sort_by(|a, b| digest_of(a).cmp(digest_of(b)));
+    all.dedup_by(|later, earlier| digest_of(later) == digest_of(earlier));
+    all
+}
+
+fn digest_of<D: Borrow<Descriptor>>(descriptor: &D) -> &Digest {
+    &Borrow::<Descriptor>::borrow(descriptor).digest
 }
 
 /// Keeps the descriptors whose `artifactType` is exactly one of `types`; an empty `types`
@@ -28,13 +36,13 @@ pub fn merge(upstream: Vec<Descriptor>, local: Vec<Descriptor>) -> Vec<Descripto
 ///
 /// REF: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers>
 #[must_use]
-pub fn filter_by_artifact_type(
-    mut descriptors: Vec<Descriptor>,
+pub fn filter_by_artifact_type<D: Borrow<Descriptor>>(
+    mut descriptors: Vec<D>,
     types: &[ArtifactType],
-) -> Vec<Descriptor> {
+) -> Vec<D> {
     if !types.is_empty() {
         descriptors.retain(|descriptor| {
-            descriptor
+            Borrow::<Descriptor>::borrow(descriptor)
                 .artifact_type()
                 .is_some_and(|kind| types.iter().any(|wanted| wanted.as_str() == kind))
         });

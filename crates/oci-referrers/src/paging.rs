@@ -1,8 +1,10 @@
 //! Cutting a sorted referrers list into pages with a `last`-digest cursor.
 
+use std::borrow::Borrow;
+
 use crate::descriptor::Descriptor;
 use crate::digest::Digest;
-use crate::index::INDEX_ENVELOPE_LEN;
+use crate::index::{ENVELOPE_HEAD, ENVELOPE_TAIL, INDEX_ENVELOPE_LEN};
 
 /// How big one page may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,11 +15,11 @@ pub enum PageLimit {
     Bytes(usize),
 }
 
-/// One page of a sorted list.
+/// One page of a sorted list (of descriptors, or of references to them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<'a> {
+pub struct Page<'a, D = Descriptor> {
     /// The descriptors on this page, in digest order.
-    pub items: &'a [Descriptor],
+    pub items: &'a [D],
     /// The cursor for the next page (the digest of the last item), when more follow.
     pub next: Option<Digest>,
 }
@@ -33,29 +35,89 @@ pub struct Page<'a> {
 ///
 /// `sorted` must be sorted by digest with no duplicates, as [`crate::merge::merge`] returns.
 #[must_use]
-pub fn paginate<'a>(sorted: &'a [Descriptor], last: Option<&Digest>, limit: PageLimit) -> Page<'a> {
-    let start = last.map_or(0, |last| sorted.partition_point(|d| d.digest <= *last));
-    let remaining = &sorted[start..];
+pub fn paginate<'a, D: Borrow<Descriptor>>(
+    sorted: &'a [D],
+    last: Option<&Digest>,
+    limit: PageLimit,
+) -> Page<'a, D> {
+    let remaining = after(sorted, last);
     let len = match limit {
         PageLimit::Count(n) => n.max(1).min(remaining.len()),
         PageLimit::Bytes(budget) => fitting_len(remaining, budget),
     };
     let items = &remaining[..len];
     let next = if len < remaining.len() {
-        items.last().map(|d| d.digest.clone())
+        items.last().map(|d| d.borrow().digest.clone())
     } else {
         None
     };
     Page { items, next }
 }
 
+/// A page already encoded as the index body an answer carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPage {
+    /// [`crate::encode_index`] of the page's descriptors.
+    pub body: Vec<u8>,
+    /// How many descriptors the page holds.
+    pub count: usize,
+    /// The `last` cursor of the next page, when one follows.
+    pub next: Option<Digest>,
+}
+
+/// [`paginate`] and [`crate::encode_index`] in one pass that serializes each descriptor
+/// once: the answer's hot path. The result is exactly the encoding of `paginate`'s page.
+#[must_use]
+pub fn encode_page<D: Borrow<Descriptor>>(
+    sorted: &[D],
+    last: Option<&Digest>,
+    limit: PageLimit,
+) -> EncodedPage {
+    let remaining = after(sorted, last);
+    let mut body = Vec::with_capacity(INDEX_ENVELOPE_LEN + remaining.len().min(64) * 320);
+    body.extend_from_slice(ENVELOPE_HEAD.as_bytes());
+    let mut count = 0;
+    for descriptor in remaining {
+        if let PageLimit::Count(n) = limit
+            && count >= n.max(1)
+        {
+            break;
+        }
+        let mark = body.len();
+        if count > 0 {
+            body.push(b',');
+        }
+        // Strings, integers and `Value`s always serialize, and a Vec never refuses a write.
+        let _ = serde_json::to_writer(&mut body, descriptor.borrow());
+        if let PageLimit::Bytes(budget) = limit
+            && count > 0
+            && body.len() + ENVELOPE_TAIL.len() > budget
+        {
+            body.truncate(mark);
+            break;
+        }
+        count += 1;
+    }
+    body.extend_from_slice(ENVELOPE_TAIL.as_bytes());
+    let next = (count < remaining.len()).then(|| remaining[count - 1].borrow().digest.clone());
+    EncodedPage { body, count, next }
+}
+
+/// The descriptors strictly after the `last` cursor (which need not be in the list).
+fn after<'a, D: Borrow<Descriptor>>(sorted: &'a [D], last: Option<&Digest>) -> &'a [D] {
+    let start = last.map_or(0, |last| {
+        sorted.partition_point(|d| d.borrow().digest <= *last)
+    });
+    &sorted[start..]
+}
+
 /// How many leading descriptors fit in `budget` bytes of encoded index (at least one).
-fn fitting_len(descriptors: &[Descriptor], budget: usize) -> usize {
+fn fitting_len<D: Borrow<Descriptor>>(descriptors: &[D], budget: usize) -> usize {
     let mut used = INDEX_ENVELOPE_LEN;
     let mut count = 0;
     for descriptor in descriptors {
         let separator = usize::from(count > 0);
-        let next = used + separator + descriptor.encoded_len();
+        let next = used + separator + descriptor.borrow().encoded_len();
         if next > budget && count > 0 {
             break;
         }
@@ -154,7 +216,7 @@ mod tests {
 
     #[test]
     fn empty_list_is_one_empty_page() {
-        let page = paginate(&[], None, PageLimit::Bytes(0));
+        let page = paginate::<Descriptor>(&[], None, PageLimit::Bytes(0));
         assert!(page.items.is_empty());
         assert_eq!(page.next, None);
     }

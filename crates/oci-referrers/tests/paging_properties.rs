@@ -4,9 +4,11 @@ mod strategies;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use oci_referrers::{Descriptor, Digest, Page, PageLimit, encode_index, merge, paginate};
+use oci_referrers::{
+    Descriptor, Digest, Page, PageLimit, encode_index, encode_page, merge, paginate,
+};
 use proptest::prelude::*;
-use strategies::{descriptor_with, descriptors, fresh_digest};
+use strategies::{descriptor_with, descriptors, fresh_digest, rich_descriptors};
 
 /// Enough pages for any list generated here; more means the cursor stopped advancing.
 const MAX_PAGES: usize = 1_000;
@@ -139,6 +141,28 @@ proptest! {
         prop_assert_eq!(unique.len(), served.len(), "a referrer was served twice");
         for digest in &unchanged {
             prop_assert!(served.contains(digest), "unchanged {} was skipped", digest);
+        }
+    }
+}
+
+proptest! {
+    /// The one-pass encoder gives exactly the bytes, size and cursor of `paginate` + encode.
+    #[test]
+    fn encode_page_equals_paginate_then_encode(
+        list in rich_descriptors(20).prop_map(|list| merge(list, Vec::new())),
+        count in 1usize..8,
+        budget in 0usize..3000,
+        cursor in 0usize..10,
+    ) {
+        let last = list.get(cursor).map(|d| d.digest.clone());
+        for limit in [PageLimit::Count(count), PageLimit::Bytes(budget)] {
+            let page = paginate(&list, last.as_ref(), limit);
+            let encoded = encode_page(&list, last.as_ref(), limit);
+            prop_assert_eq!(&encoded.body, &encode_index(page.items));
+            prop_assert_eq!(encoded.count, page.items.len());
+            prop_assert_eq!(&encoded.next, &page.next);
+            let refs: Vec<&Descriptor> = list.iter().collect();
+            prop_assert_eq!(encode_page(&refs, last.as_ref(), limit), encoded);
         }
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use harbor_client::{CoreAnswer, CoreClient, CoreReferrers, HarborError};
 use oci_referrers::{
     Descriptor, Digest, INDEX_MEDIA_TYPE, PageLimit, ReferrersQuery, RepositoryName,
-    build_next_link, encode_index, filter_by_artifact_type, merge, paginate,
+    build_next_link, encode_page, filter_by_artifact_type, merge,
 };
 
 use super::passthrough::Forwarder;
@@ -236,14 +236,14 @@ async fn answer(
             .with_label_values(&[target.registry.name.as_str(), upstream_answer.upstream])
             .inc();
     }
-    let upstream_descriptors = upstream_answer
-        .list
-        .as_ref()
-        .map(|list| list.descriptors.clone())
-        .unwrap_or_default();
     let mut local = local;
     local.extend(library_local);
-    let merged = merge(upstream_descriptors, local);
+    // The cached list is served by reference: nothing is copied per request.
+    let upstream = upstream_answer
+        .list
+        .as_deref()
+        .map_or(&[][..], |list| list.descriptors.as_slice());
+    let merged = merge(upstream, &local);
     let response = respond(parsed, merged, &upstream_answer, state);
     (Outcome::Served, response)
 }
@@ -281,7 +281,7 @@ async fn library_referrers(
 /// The merged list, filtered and paged, as the OCI distribution spec's referrers answer.
 fn respond(
     parsed: &ReferrersRequest,
-    merged: Vec<Descriptor>,
+    merged: Vec<&Descriptor>,
     upstream: &UpstreamAnswer,
     state: &AppState,
 ) -> HttpResponse {
@@ -291,11 +291,8 @@ fn respond(
         Some(n) => PageLimit::Count(n),
         None => PageLimit::Bytes(state.settings.response.max_bytes),
     };
-    let page = paginate(&filtered, parsed.query.last.as_ref(), limit);
-    state
-        .metrics
-        .descriptors_served
-        .observe(page.items.len() as f64);
+    let page = encode_page(&filtered, parsed.query.last.as_ref(), limit);
+    state.metrics.descriptors_served.observe(page.count as f64);
 
     let mut response = HttpResponse::Ok();
     response
@@ -311,7 +308,7 @@ fn respond(
         let link = build_next_link(&parsed.name, &parsed.digest, parsed.query.n, next, types);
         response.insert_header((header::LINK, link));
     }
-    response.body(encode_index(page.items))
+    response.body(page.body)
 }
 
 /// Core's answer as it came: status, headers, body.
