@@ -3,12 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::Sidecar;
-use e2e::harbor_double::{
-    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
-};
-use e2e::proxy_world::{ALICE, ProxyWorld, ROBOT, ask, eventually, metric};
-use e2e::scripted_upstream::ScriptedUpstream;
+use e2e::proxy_world::{ALICE, ProxyWorld, ask, eventually, metric};
+use e2e::scripted_upstream::{ScriptedUpstream, scripted_world};
 use e2e::upstreams::DockerRegistry;
 use serde_json::Value;
 
@@ -211,42 +207,6 @@ async fn a_fallback_tag_list_is_cached_too() {
         before,
         "no upstream request at all for a hit"
     );
-}
-
-/// Harbor (the double) over a scripted upstream, and a sidecar with `extra` configuration.
-fn scripted_world(upstream: &ScriptedUpstream, extra: &str) -> (HarborDouble, Sidecar) {
-    let harbor = HarborDouble::start(DoubleConfig {
-        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
-        registries: vec![DoubleRegistry {
-            id: 1,
-            name: "scripted".into(),
-            url: upstream.url(),
-            registry_type: "docker-registry".into(),
-            insecure: true,
-        }],
-        accounts: vec![
-            DoubleAccount {
-                name: ROBOT.0.into(),
-                password: ROBOT.1.into(),
-                projects: vec![],
-                system_reader: true,
-            },
-            DoubleAccount {
-                name: ALICE.0.into(),
-                password: ALICE.1.into(),
-                projects: vec!["hub-proxy".into()],
-                system_reader: false,
-            },
-        ],
-        ..DoubleConfig::default()
-    });
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [hub-proxy]\n{extra}",
-        harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    ));
-    (harbor, sidecar)
 }
 
 /// The referrers path of the `i`-th made-up subject (never the all-zero probe digest).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use e2e::Sidecar;
 use e2e::proxy_world::{ProxyWorld, ask, metric};
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
+use e2e::scripted_upstream::{ScriptedUpstream, scripted_world, sidecar_for};
 
 /// The Redis breaker's cool-down in the service: after it, Redis is tried again.
 const REDIS_COOLDOWN: Duration = Duration::from_secs(10);
@@ -212,4 +213,56 @@ async fn sentinel_replicas_share_entries_across_a_master_failover() {
         assert!(Instant::now() < deadline, "the new master was never used");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
+    // One referrer: one listing is one referrers request.
+    let upstream = ScriptedUpstream::start(1);
+    // Slow enough that both replicas ask while the first fetch is still running.
+    upstream.slow_down(Duration::from_millis(1500));
+    let redis = RedisServer::start();
+    let extra = format!(
+        "upstream:\n  allow_private_realms: true\ncache:\n  backend: redis\n  redis_url: \"{}\"\n  lock_ttl: 10s\n",
+        redis.url(10)
+    );
+    let (harbor, first) = scripted_world(&upstream, &extra);
+    let second = sidecar_for(&harbor, &extra);
+    let path = "/v2/hub-proxy/team/app/referrers/sha256:".to_owned() + &"5".repeat(64);
+    let asks = (0..20).map(|i| {
+        let sidecar = if i % 2 == 0 { &first } else { &second };
+        ask(sidecar, &path)
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    for (status, _, upstream_result, listed) in &answers {
+        assert_eq!(
+            (*status, upstream_result.as_str(), listed.len()),
+            (200, "api", 1)
+        );
+    }
+    assert_eq!(
+        upstream.referrers_requests(),
+        1,
+        "one fetch across both replicas"
+    );
+    let (first_metrics, second_metrics) = (first.metrics().await, second.metrics().await);
+    let won = metric(
+        &first_metrics,
+        "harbor_referrers_cache_locks_total{result=\"won\"}",
+    ) + metric(
+        &second_metrics,
+        "harbor_referrers_cache_locks_total{result=\"won\"}",
+    );
+    let lost = metric(
+        &first_metrics,
+        "harbor_referrers_cache_locks_total{result=\"lost\"}",
+    ) + metric(
+        &second_metrics,
+        "harbor_referrers_cache_locks_total{result=\"lost\"}",
+    );
+    assert_eq!(
+        (won, lost),
+        (1.0, 1.0),
+        "one replica fetched, the other waited for its entry"
+    );
 }

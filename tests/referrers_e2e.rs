@@ -743,3 +743,93 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
         assert!(!logs.contains("mirror-secret"), "a secret reached the logs");
     }
 }
+
+#[tokio::test]
+async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
+    let world = World::start_with(|config| {
+        let mut project = DoubleProject::proxy(5, "api-proxy-216", 1);
+        project
+            .metadata
+            .insert("proxy_referrer_api".into(), "true".into());
+        config.projects.push(project);
+        config.accounts[1].projects.push("api-proxy-216".into());
+    })
+    .await;
+    let subject = &world.api_sample.subject.digest;
+    world.harbor.set_local_referrers(
+        "api-proxy-216/team/app",
+        subject,
+        vec![world.local_only.clone()],
+    );
+    // Enabled by the wildcard, but Harbor (>= 2.16) does its own merge for this project.
+    let sidecar = Sidecar::start(&format!(
+        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: ['*']\nupstream:\n  allow_private_realms: true\n",
+        world.harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    ));
+    let path = world.referrers_path("api-proxy-216/team/app", subject);
+    for _ in 0..2 {
+        let response = e2e::http_client()
+            .get(sidecar.url(&path))
+            .basic_auth(ALICE.0, Some(ALICE.1))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("x-referrers-upstream").is_none());
+        let index: Value = response.json().await.expect("json");
+        assert_eq!(index["manifests"], json!([world.local_only.clone()]));
+    }
+    assert!(world.api_front.seen().is_empty());
+    let logged = sidecar
+        .logs()
+        .iter()
+        .filter(|l| l.contains("Harbor merges upstream referrers itself"))
+        .count();
+    assert_eq!(logged, 1, "logged once per project");
+}
+
+#[tokio::test]
+async fn a_slow_core_gives_504_and_no_upstream_call() {
+    let world = World::start_with(|config| {
+        config.referrers_delay = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let sidecar = Sidecar::start(&format!(
+        "harbor:\n  url: {}\n  timeout: 1s\n  username: {}\n  password: {}\nprojects:\n  enabled: [api-proxy]\nupstream:\n  allow_private_realms: true\n",
+        world.harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    ));
+    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    let response = e2e::http_client()
+        .get(sidecar.url(&path))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
+    assert!(
+        world.api_front.seen().is_empty(),
+        "never an upstream call without core's 200"
+    );
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains("harbor_referrers_requests_total{outcome=\"core_error\"} 1"),
+        "{metrics}"
+    );
+
+    // Core gone altogether: 502.
+    let url = world.harbor.url();
+    drop(world);
+    let response = e2e::http_client()
+        .get(sidecar.url(&path))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 502, "core at {url} is down");
+}

@@ -82,6 +82,8 @@ pub struct DoubleConfig {
     pub legacy_2_8: bool,
     /// Whether `GET /api/v2.0/registries/{id}` is readable by a system reader (≥ 2.10).
     pub registries_api_readable: bool,
+    /// Core takes this long to answer referrers requests (a slow or stuck core).
+    pub referrers_delay: std::time::Duration,
 }
 
 impl Default for DoubleConfig {
@@ -93,6 +95,7 @@ impl Default for DoubleConfig {
             accounts: Vec::new(),
             legacy_2_8: false,
             registries_api_readable: true,
+            referrers_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -429,6 +432,9 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
 
     match tail {
         Tail::Referrers(subject) if request.method() == actix_web::http::Method::GET => {
+            if !config.referrers_delay.is_zero() {
+                tokio::time::sleep(config.referrers_delay).await;
+            }
             referrers(&request, &shared, &config, name, subject)
         }
         // Core's router knows referrers for GET only: HEAD falls to the registry, which 404s.

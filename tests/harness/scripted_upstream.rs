@@ -7,6 +7,12 @@ use std::sync::{Arc, Mutex};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
+use crate::Sidecar;
+use crate::harbor_double::{
+    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
+};
+use crate::proxy_world::{ALICE, ROBOT};
+
 #[derive(Default)]
 struct Script {
     /// Descriptors served for every subject, one per page.
@@ -15,6 +21,8 @@ struct Script {
     failing_status: Option<u16>,
     referrers_requests: usize,
     requests: usize,
+    /// Each referrers page takes this long (a slow upstream).
+    delay: std::time::Duration,
 }
 
 pub struct ScriptedUpstream {
@@ -52,7 +60,7 @@ impl ScriptedUpstream {
                         .app_data(data.clone())
                         .default_service(web::to(answer))
                 })
-                .workers(1)
+                .workers(2)
                 .disable_signals()
                 .listen(listener)
                 .expect("listen")
@@ -78,6 +86,11 @@ impl ScriptedUpstream {
     /// Every request gets `status` from now on (`None`: serve the list again).
     pub fn fail_with(&self, status: Option<u16>) {
         self.script.lock().expect("script").failing_status = status;
+    }
+
+    /// Each referrers page takes `delay` from now on.
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        self.script.lock().expect("script").delay = delay;
     }
 
     /// Requests of any kind received so far.
@@ -107,6 +120,10 @@ impl Drop for ScriptedUpstream {
 
 async fn answer(request: HttpRequest, script: web::Data<Mutex<Script>>) -> HttpResponse {
     let path = request.uri().path().to_owned();
+    let delay = script.lock().expect("script").delay;
+    if path.contains("/referrers/") && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut script = script.lock().expect("script");
     script.requests += 1;
     let is_referrers = path.contains("/referrers/");
@@ -143,4 +160,48 @@ async fn answer(request: HttpRequest, script: web::Data<Mutex<Script>>) -> HttpR
         })
         .to_string(),
     )
+}
+
+/// Harbor (the double) with one proxy-cache project, `hub-proxy`, over `upstream`, and a
+/// sidecar for it with `extra` configuration.
+#[must_use]
+pub fn scripted_world(upstream: &ScriptedUpstream, extra: &str) -> (HarborDouble, Sidecar) {
+    let harbor = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
+        registries: vec![DoubleRegistry {
+            id: 1,
+            name: "scripted".into(),
+            url: upstream.url(),
+            registry_type: "docker-registry".into(),
+            insecure: true,
+        }],
+        accounts: vec![
+            DoubleAccount {
+                name: ROBOT.0.into(),
+                password: ROBOT.1.into(),
+                projects: vec![],
+                system_reader: true,
+            },
+            DoubleAccount {
+                name: ALICE.0.into(),
+                password: ALICE.1.into(),
+                projects: vec!["hub-proxy".into()],
+                system_reader: false,
+            },
+        ],
+        ..DoubleConfig::default()
+    });
+    let sidecar = sidecar_for(&harbor, extra);
+    (harbor, sidecar)
+}
+
+/// Another sidecar (replica) in front of `harbor`, with `extra` configuration.
+#[must_use]
+pub fn sidecar_for(harbor: &HarborDouble, extra: &str) -> Sidecar {
+    Sidecar::start(&format!(
+        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [hub-proxy]\n{extra}",
+        harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    ))
 }
