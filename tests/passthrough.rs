@@ -103,6 +103,8 @@ async fn large_bodies_stream_both_ways_in_bounded_memory() {
     let core = StandinCore::start();
     let sidecar = sidecar_for(&core);
     let client = client();
+    let (whole, chunked_size) = (pattern_checksum(SIZE), 3 * MIB + 7);
+    let chunked_sum = pattern_checksum(chunked_size);
 
     let upload = client
         .put(sidecar.url("/upload"))
@@ -114,19 +116,19 @@ async fn large_bodies_stream_both_ways_in_bounded_memory() {
     assert_eq!(upload.status(), 201);
     let received: serde_json::Value = upload.json().await.expect("json");
     assert_eq!(received["bytes"], SIZE);
-    assert_eq!(received["checksum"], pattern_checksum(SIZE).0);
+    assert_eq!(received["checksum"], whole.0);
     assert_eq!(received["headers"]["content-length"][0], SIZE.to_string());
 
     // Without a length the client sends chunks; core must still get every byte.
     let chunked = client
         .post(sidecar.url("/upload"))
-        .body(reqwest::Body::wrap_stream(pattern_stream(3 * MIB + 7)))
+        .body(reqwest::Body::wrap_stream(pattern_stream(chunked_size)))
         .send()
         .await
         .expect("chunked upload");
     let received: serde_json::Value = chunked.json().await.expect("json");
-    assert_eq!(received["bytes"], 3 * MIB + 7);
-    assert_eq!(received["checksum"], pattern_checksum(3 * MIB + 7).0);
+    assert_eq!(received["bytes"], chunked_size);
+    assert_eq!(received["checksum"], chunked_sum.0);
 
     let download = client
         .get(sidecar.url(&format!("/download/{SIZE}")))
@@ -144,7 +146,7 @@ async fn large_bodies_stream_both_ways_in_bounded_memory() {
         sum.update(&chunk);
     }
     assert_eq!(bytes, SIZE);
-    assert_eq!(sum, pattern_checksum(SIZE));
+    assert_eq!(sum, whole);
 
     let peak = sidecar.peak_rss_bytes();
     assert!(

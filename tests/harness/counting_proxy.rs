@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::server::TestServer;
 
 /// One request seen by the front.
 #[derive(Debug, Clone)]
@@ -23,8 +25,7 @@ struct Front {
 pub struct CountingProxy {
     pub port: u16,
     front: Arc<Front>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: TestServer,
 }
 
 impl CountingProxy {
@@ -35,38 +36,20 @@ impl CountingProxy {
             client: crate::http_client(),
             seen: Mutex::new(Vec::new()),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let data = web::Data::from(Arc::clone(&front));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .default_service(web::to(forward))
-                })
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .expect("listen")
-                .run();
-                tx.send(server.handle()).expect("handle");
-                server.await.expect("counting proxy");
-            });
+        let server = TestServer::start(1, move |app| {
+            app.app_data(data.clone()).default_service(web::to(forward));
         });
-        let handle = rx.recv().expect("handle");
         Self {
-            port,
+            port: server.port,
             front,
-            handle,
-            thread: Some(thread),
+            server,
         }
     }
 
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// Every request forwarded so far.
@@ -87,24 +70,10 @@ impl CountingProxy {
     pub fn clear(&self) {
         self.front.seen.lock().expect("seen").clear();
     }
-}
 
-impl CountingProxy {
     /// Stops answering: the upstream looks down from here on.
     pub fn stop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
-            .join()
-            .ok();
-        if let Some(thread) = self.thread.take() {
-            thread.join().ok();
-        }
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }
 

@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::header;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde_json::{Value, json};
+
+use crate::server::TestServer;
 
 /// A project as Harbor stores it.
 #[derive(Debug, Clone)]
@@ -131,8 +133,7 @@ struct Shared {
 pub struct HarborDouble {
     pub port: u16,
     shared: Arc<Shared>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: TestServer,
 }
 
 impl HarborDouble {
@@ -141,48 +142,31 @@ impl HarborDouble {
             config: Mutex::new(config),
             state: Mutex::new(State::default()),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (tx, rx) = std::sync::mpsc::channel();
         let data = web::Data::from(Arc::clone(&shared));
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/service/token", web::get().to(token))
-                        .route("/api/v2.0/ping", web::get().to(ping))
-                        .route("/api/v2.0/health", web::get().to(health))
-                        .route("/api/v2.0/systeminfo", web::get().to(systeminfo))
-                        .route(
-                            "/api/v2.0/projects/{name}/metadatas/",
-                            web::get().to(metadatas),
-                        )
-                        .route("/api/v2.0/projects/{name}", web::get().to(project))
-                        .route("/api/v2.0/registries/{id}", web::get().to(registry))
-                        .default_service(web::to(registry_v2))
-                })
-                .workers(2)
-                .disable_signals()
-                .listen(listener)
-                .expect("listen")
-                .run();
-                tx.send(server.handle()).expect("handle");
-                server.await.expect("harbor double");
-            });
+        let server = TestServer::start(2, move |app| {
+            app.app_data(data.clone())
+                .route("/service/token", web::get().to(token))
+                .route("/api/v2.0/ping", web::get().to(ping))
+                .route("/api/v2.0/health", web::get().to(health))
+                .route("/api/v2.0/systeminfo", web::get().to(systeminfo))
+                .route(
+                    "/api/v2.0/projects/{name}/metadatas/",
+                    web::get().to(metadatas),
+                )
+                .route("/api/v2.0/projects/{name}", web::get().to(project))
+                .route("/api/v2.0/registries/{id}", web::get().to(registry))
+                .default_service(web::to(registry_v2));
         });
-        let handle = rx.recv().expect("handle");
         Self {
-            port,
+            port: server.port,
             shared,
-            handle,
-            thread: Some(thread),
+            server,
         }
     }
 
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// Sets the local referrers of `subject` in `repository` (`project/repo`).
@@ -236,18 +220,6 @@ impl HarborDouble {
             .await
             .expect("token json");
         answer["token"].as_str().expect("token").to_owned()
-    }
-}
-
-impl Drop for HarborDouble {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
-            .join()
-            .ok();
-        if let Some(thread) = self.thread.take() {
-            thread.join().ok();
-        }
     }
 }
 

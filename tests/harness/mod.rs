@@ -7,6 +7,7 @@ pub mod nginx;
 pub mod proxy_world;
 pub mod redis;
 pub mod scripted_upstream;
+pub mod server;
 pub mod sidecar;
 pub mod standin_core;
 pub mod upstreams;

@@ -38,31 +38,7 @@ impl ProxyWorld {
             .push_sample("team/app", fallback_tag)
             .await;
         let front = CountingProxy::start(&upstream.url());
-        let harbor = HarborDouble::start(DoubleConfig {
-            projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
-            registries: vec![DoubleRegistry {
-                id: 1,
-                name: "upstream".into(),
-                url: front.url(),
-                registry_type: "docker-registry".into(),
-                insecure: true,
-            }],
-            accounts: vec![
-                DoubleAccount {
-                    name: ROBOT.0.into(),
-                    password: ROBOT.1.into(),
-                    projects: vec![],
-                    system_reader: true,
-                },
-                DoubleAccount {
-                    name: ALICE.0.into(),
-                    password: ALICE.1.into(),
-                    projects: vec!["hub-proxy".into()],
-                    system_reader: false,
-                },
-            ],
-            ..DoubleConfig::default()
-        });
+        let harbor = hub_proxy_harbor("upstream", &front.url());
         let local = json!({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": format!("sha256:{}", "1".repeat(64)),
@@ -151,4 +127,35 @@ pub fn metric(metrics: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{series} not exported:\n{metrics}"))
+}
+
+/// Harbor (the double) with one proxy-cache project, `hub-proxy`, over the registry `name` at
+/// `url`, the sidecar's robot account and a user who may pull from the project.
+#[must_use]
+pub fn hub_proxy_harbor(name: &str, url: &str) -> HarborDouble {
+    HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
+        registries: vec![DoubleRegistry {
+            id: 1,
+            name: name.into(),
+            url: url.into(),
+            registry_type: "docker-registry".into(),
+            insecure: true,
+        }],
+        accounts: vec![
+            DoubleAccount {
+                name: ROBOT.0.into(),
+                password: ROBOT.1.into(),
+                projects: vec![],
+                system_reader: true,
+            },
+            DoubleAccount {
+                name: ALICE.0.into(),
+                password: ALICE.1.into(),
+                projects: vec!["hub-proxy".into()],
+                system_reader: false,
+            },
+        ],
+        ..DoubleConfig::default()
+    })
 }

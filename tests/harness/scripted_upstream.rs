@@ -4,14 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::Sidecar;
-use crate::harbor_double::{
-    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
-};
-use crate::proxy_world::{ALICE, ROBOT};
+use crate::harbor_double::HarborDouble;
+use crate::proxy_world::{ROBOT, hub_proxy_harbor};
+use crate::server::TestServer;
 
 #[derive(Default)]
 struct Script {
@@ -28,8 +27,7 @@ struct Script {
 pub struct ScriptedUpstream {
     pub port: u16,
     script: Arc<Mutex<Script>>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: TestServer,
 }
 
 impl ScriptedUpstream {
@@ -49,38 +47,20 @@ impl ScriptedUpstream {
             descriptors,
             ..Script::default()
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let data = web::Data::from(Arc::clone(&script));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .default_service(web::to(answer))
-                })
-                .workers(2)
-                .disable_signals()
-                .listen(listener)
-                .expect("listen")
-                .run();
-                tx.send(server.handle()).expect("handle");
-                server.await.expect("scripted upstream");
-            });
+        let server = TestServer::start(2, move |app| {
+            app.app_data(data.clone()).default_service(web::to(answer));
         });
-        let handle = rx.recv().expect("handle");
         Self {
-            port,
+            port: server.port,
             script,
-            handle,
-            thread: Some(thread),
+            server,
         }
     }
 
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     /// Every request gets `status` from now on (`None`: serve the list again).
@@ -103,18 +83,6 @@ impl ScriptedUpstream {
     #[must_use]
     pub fn referrers_requests(&self) -> usize {
         self.script.lock().expect("script").referrers_requests
-    }
-}
-
-impl Drop for ScriptedUpstream {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)))
-            .join()
-            .ok();
-        if let Some(thread) = self.thread.take() {
-            thread.join().ok();
-        }
     }
 }
 
@@ -166,31 +134,7 @@ async fn answer(request: HttpRequest, script: web::Data<Mutex<Script>>) -> HttpR
 /// sidecar for it with `extra` configuration.
 #[must_use]
 pub fn scripted_world(upstream: &ScriptedUpstream, extra: &str) -> (HarborDouble, Sidecar) {
-    let harbor = HarborDouble::start(DoubleConfig {
-        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
-        registries: vec![DoubleRegistry {
-            id: 1,
-            name: "scripted".into(),
-            url: upstream.url(),
-            registry_type: "docker-registry".into(),
-            insecure: true,
-        }],
-        accounts: vec![
-            DoubleAccount {
-                name: ROBOT.0.into(),
-                password: ROBOT.1.into(),
-                projects: vec![],
-                system_reader: true,
-            },
-            DoubleAccount {
-                name: ALICE.0.into(),
-                password: ALICE.1.into(),
-                projects: vec!["hub-proxy".into()],
-                system_reader: false,
-            },
-        ],
-        ..DoubleConfig::default()
-    });
+    let harbor = hub_proxy_harbor("scripted", &upstream.url());
     let sidecar = sidecar_for(&harbor, extra);
     (harbor, sidecar)
 }

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
+
+use crate::server::TestServer;
 
 /// Deterministic bytes: byte `i` of any generated body is `pattern_byte(i)`.
 #[must_use]
@@ -66,61 +68,30 @@ pub fn pattern_stream(
 
 pub struct StandinCore {
     pub port: u16,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: TestServer,
 }
 
 impl StandinCore {
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(|| {
-                    App::new()
-                        .app_data(web::PayloadConfig::new(usize::MAX))
-                        .route("/download/{size}", web::get().to(download))
-                        .route("/download/{size}", web::head().to(download))
-                        .route("/upload", web::to(upload))
-                        .route("/redirect", web::get().to(redirect))
-                        .route("/slow/{millis}", web::get().to(slow))
-                        .route("/gzip", web::get().to(gzip))
-                        .default_service(web::to(echo))
-                })
-                .workers(2)
-                .listen(listener)
-                .expect("listen")
-                .run();
-                tx.send(server.handle()).expect("send handle");
-                server.await.expect("stand-in core");
-            });
+        let server = TestServer::start(2, |app| {
+            app.app_data(web::PayloadConfig::new(usize::MAX))
+                .route("/download/{size}", web::get().to(download))
+                .route("/download/{size}", web::head().to(download))
+                .route("/upload", web::to(upload))
+                .route("/redirect", web::get().to(redirect))
+                .route("/slow/{millis}", web::get().to(slow))
+                .route("/gzip", web::get().to(gzip))
+                .default_service(web::to(echo));
         });
-        let handle = rx.recv().expect("server handle");
         Self {
-            port,
-            handle,
-            thread: Some(thread),
+            port: server.port,
+            server,
         }
     }
 
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for StandinCore {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(handle.stop(false));
-        })
-        .join()
-        .ok();
-        if let Some(thread) = self.thread.take() {
-            thread.join().ok();
-        }
+        self.server.url()
     }
 }
 

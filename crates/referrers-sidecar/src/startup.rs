@@ -18,6 +18,9 @@ use crate::routes::{self, passthrough::Forwarder};
 use crate::telemetry::RequestSpan;
 use crate::upstream::UpstreamRequestMetrics;
 
+/// How long an idle client connection is kept open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECONDS: u64 = 30;
 
@@ -119,6 +122,10 @@ impl Application {
                 .default_service(web::to(routes::dispatch))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
+        // Longer than the front proxy's idle time for upstream connections (ingress-nginx keeps
+        // them 60 s): a proxy must never reuse a connection the sidecar has just closed, or a
+        // non-idempotent request (a layer upload passed through) fails.
+        .keep_alive(KEEP_ALIVE)
         // Signals are handled in `run_until_stopped`: actix's own handling stops the whole
         // runtime as soon as the first of the two servers is done, cutting off the other's
         // in-flight requests.
