@@ -223,6 +223,9 @@ pub struct UpstreamSettings {
     pub breaker_cooldown: Duration,
     /// Allow token realms and links on loopback or link-local addresses.
     pub allow_private_realms: bool,
+    /// Extra CA bundle (PEM) trusted for upstream registries and their token realms, besides
+    /// the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// Default: `referrers-sidecar/<version>`.
     pub user_agent: Option<String>,
 }
@@ -239,6 +242,7 @@ impl Default for UpstreamSettings {
             breaker_failures: 5,
             breaker_cooldown: Duration::from_secs(30),
             allow_private_realms: false,
+            ca_file: None,
             user_agent: None,
         }
     }

@@ -237,7 +237,7 @@ fn upstream_config(settings: &Settings, metrics: &Arc<Metrics>) -> ClientConfig 
         api_absent_ttl: upstream.api_absent_ttl,
         allow_private_realms: upstream.allow_private_realms,
         user_agent: upstream.effective_user_agent(),
-        extra_ca_file: None,
+        extra_ca_file: upstream.ca_file.clone(),
         observer: Some(Arc::new(UpstreamRequestMetrics(Arc::clone(metrics)))),
     }
 }
