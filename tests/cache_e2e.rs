@@ -11,7 +11,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn miss_hit_stale_and_refresh() {
     let world = ProxyWorld::start().await;
-    let sidecar = world.sidecar("  fresh_for: 1s\n  keep_stale_for: 1h\n", "");
+    let sidecar = world.sidecar("  fresh_for: 2s\n  keep_stale_for: 1h\n", "");
     let path = world.path();
 
     let (status, cache, upstream, first) = ask(&sidecar, &path).await;
@@ -31,7 +31,7 @@ async fn miss_hit_stale_and_refresh() {
         "a fresh entry costs no upstream call"
     );
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (_, cache, _, third) = ask(&sidecar, &path).await;
     assert_eq!(cache, "stale", "older than fresh_for: served at once");
     assert_eq!(third, first);
@@ -111,8 +111,9 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
     let mut world = ProxyWorld::start().await;
     let sidecar = world.sidecar("  fresh_for: 1s\n  keep_stale_for: 4s\n", "");
     let path = world.path();
-    let started = Instant::now();
     let (_, cache, _, all) = ask(&sidecar, &path).await;
+    // The entry was fetched before this instant, so it is gone 4 s after it.
+    let fetched_by = Instant::now();
     assert_eq!((cache.as_str(), all.len()), ("miss", 3));
     world.front.stop();
 
@@ -131,7 +132,7 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
     assert_eq!(cache, "stale", "a failed refresh keeps the stale entry");
     assert_eq!(served, all);
 
-    let wait = Duration::from_millis(4300).saturating_sub(started.elapsed());
+    let wait = Duration::from_millis(4300).saturating_sub(fetched_by.elapsed());
     tokio::time::sleep(wait).await;
     let (status, cache, upstream, served) = ask(&sidecar, &path).await;
     assert_eq!(
@@ -147,7 +148,7 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
 #[tokio::test]
 async fn an_empty_list_expires_after_keep_empty_for() {
     let world = ProxyWorld::start().await;
-    let sidecar = world.sidecar("  fresh_for: 1h\n  keep_empty_for: 1s\n", "");
+    let sidecar = world.sidecar("  fresh_for: 1h\n  keep_empty_for: 2s\n", "");
     // A subject without referrers upstream.
     let path = format!("/v2/hub-proxy/team/app/referrers/sha256:{}", "9".repeat(64));
     let (_, cache, upstream, served) = ask(&sidecar, &path).await;
