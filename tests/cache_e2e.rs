@@ -156,7 +156,7 @@ async fn an_empty_list_expires_after_keep_empty_for() {
     assert!(served.is_empty());
     let (_, cache, _, _) = ask(&sidecar, &path).await;
     assert_eq!(cache, "hit");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let (_, cache, _, _) = ask(&sidecar, &path).await;
     assert_eq!(
         cache, "miss",

@@ -222,7 +222,10 @@ impl ReferrersCache {
 
     /// The memory tier first, then Redis; an entry found in Redis is kept in memory too.
     async fn lookup(&self, key: &str) -> Option<(Arc<CachedList>, &'static str)> {
-        if let Some(list) = self.memory.get(key).await {
+        // The age check keeps the lifetime exact, whatever the tier's own expiry timing.
+        if let Some(list) = self.memory.get(key).await
+            && list.age() < self.lifetime(&list)
+        {
             return Some((list, "memory"));
         }
         self.count_lookup("memory", CacheResult::Miss);
