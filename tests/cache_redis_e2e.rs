@@ -220,7 +220,7 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
     // One referrer: one listing is one referrers request.
     let upstream = ScriptedUpstream::start(1);
     // Slow enough that both replicas ask while the first fetch is still running.
-    upstream.slow_down(Duration::from_millis(1500));
+    upstream.slow_down(Duration::from_secs(3));
     let redis = RedisServer::start();
     let extra = format!(
         "upstream:\n  allow_private_realms: true\ncache:\n  backend: redis\n  redis_url: \"{}\"\n  lock_ttl: 10s\n",
