@@ -121,12 +121,7 @@ impl World {
             vec![local_only.clone()],
         );
 
-        let sidecar = Sidecar::start(&format!(
-            "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [api-proxy, tag-proxy]\nupstream:\n  allow_private_realms: true\n",
-            harbor.url(),
-            ROBOT.0,
-            ROBOT.1,
-        ));
+        let sidecar = sidecar_for(&harbor, "[api-proxy, tag-proxy]", "");
         Self {
             harbor,
             sidecar,
@@ -146,13 +141,33 @@ impl World {
 
     /// `GET` with basic credentials, as docker and oras send them to Harbor.
     async fn get(&self, path: &str, who: (&str, &str)) -> reqwest::Response {
-        e2e::http_client()
-            .get(self.sidecar.url(path))
-            .basic_auth(who.0, Some(who.1))
-            .send()
-            .await
-            .expect("request")
+        get_as(&self.sidecar, path, who).await
     }
+}
+
+/// The sidecar's configuration in front of `harbor`: its robot account, the projects
+/// `enabled` (a YAML list), upstreams on loopback allowed, and `extra` YAML.
+fn sidecar_config(harbor: &HarborDouble, enabled: &str, extra: &str) -> String {
+    format!(
+        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: {enabled}\nupstream:\n  allow_private_realms: true\n{extra}",
+        harbor.url(),
+        ROBOT.0,
+        ROBOT.1,
+    )
+}
+
+fn sidecar_for(harbor: &HarborDouble, enabled: &str, extra: &str) -> Sidecar {
+    Sidecar::start(&sidecar_config(harbor, enabled, extra))
+}
+
+/// `GET path` on `sidecar` with `who`'s basic credentials.
+async fn get_as(sidecar: &Sidecar, path: &str, who: (&str, &str)) -> reqwest::Response {
+    e2e::http_client()
+        .get(sidecar.url(path))
+        .basic_auth(who.0, Some(who.1))
+        .send()
+        .await
+        .expect("request")
 }
 
 fn digests(index: &Value) -> Vec<String> {
@@ -628,21 +643,9 @@ async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
         &sample.subject.digest,
         vec![local],
     );
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: ['*']\nupstream:\n  allow_private_realms: true\n",
-        harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    ));
-    let response = e2e::http_client()
-        .get(sidecar.url(&format!(
-            "/v2/hub-proxy/nginx/referrers/{}",
-            sample.subject.digest
-        )))
-        .basic_auth(ALICE.0, Some(ALICE.1))
-        .send()
-        .await
-        .expect("request");
+    let sidecar = sidecar_for(&harbor, "['*']", "");
+    let path = format!("/v2/hub-proxy/nginx/referrers/{}", sample.subject.digest);
+    let response = get_as(&sidecar, &path, ALICE).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-referrers-upstream"], "api");
     let index: Value = response.json().await.expect("json");
@@ -710,18 +713,14 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
         ("registry.example.com".to_owned(), "error", false),
     ] {
         front.clear();
-        let sidecar = Sidecar::start(&format!(
-            "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [private-proxy]\nupstream:\n  allow_private_realms: true\nregistries:\n  private:\n    harbor_registry: private\n    host: \"{bound_host}\"\n    username: mirror\n    password: mirror-secret\n",
-            harbor.url(),
-            ROBOT.0,
-            ROBOT.1,
-        ));
-        let response = e2e::http_client()
-            .get(sidecar.url(&path))
-            .basic_auth(ALICE.0, Some(ALICE.1))
-            .send()
-            .await
-            .expect("request");
+        let sidecar = sidecar_for(
+            &harbor,
+            "[private-proxy]",
+            &format!(
+                "registries:\n  private:\n    harbor_registry: private\n    host: \"{bound_host}\"\n    username: mirror\n    password: mirror-secret\n"
+            ),
+        );
+        let response = get_as(&sidecar, &path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["x-referrers-upstream"],
@@ -762,20 +761,10 @@ async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
         vec![world.local_only.clone()],
     );
     // Enabled by the wildcard, but Harbor (>= 2.16) does its own merge for this project.
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: ['*']\nupstream:\n  allow_private_realms: true\n",
-        world.harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    ));
+    let sidecar = sidecar_for(&world.harbor, "['*']", "");
     let path = world.referrers_path("api-proxy-216/team/app", subject);
     for _ in 0..2 {
-        let response = e2e::http_client()
-            .get(sidecar.url(&path))
-            .basic_auth(ALICE.0, Some(ALICE.1))
-            .send()
-            .await
-            .expect("request");
+        let response = get_as(&sidecar, &path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("x-referrers-upstream").is_none());
         let index: Value = response.json().await.expect("json");
@@ -796,19 +785,12 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
         config.referrers_delay = std::time::Duration::from_secs(5);
     })
     .await;
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  timeout: 1s\n  username: {}\n  password: {}\nprojects:\n  enabled: [api-proxy]\nupstream:\n  allow_private_realms: true\n",
-        world.harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    ));
+    let sidecar = Sidecar::start_with_env(
+        &sidecar_config(&world.harbor, "[api-proxy]", ""),
+        &[("REFERRERS_SIDECAR__HARBOR__TIMEOUT", "1s")],
+    );
     let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
-    let response = e2e::http_client()
-        .get(sidecar.url(&path))
-        .basic_auth(ALICE.0, Some(ALICE.1))
-        .send()
-        .await
-        .expect("request");
+    let response = get_as(&sidecar, &path, ALICE).await;
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
@@ -825,11 +807,6 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
     // Core gone altogether: 502.
     let url = world.harbor.url();
     drop(world);
-    let response = e2e::http_client()
-        .get(sidecar.url(&path))
-        .basic_auth(ALICE.0, Some(ALICE.1))
-        .send()
-        .await
-        .expect("request");
+    let response = get_as(&sidecar, &path, ALICE).await;
     assert_eq!(response.status(), 502, "core at {url} is down");
 }
