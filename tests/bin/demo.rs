@@ -109,6 +109,19 @@ async fn main() -> ExitCode {
         };
     }
     println!("Serving until Ctrl-C.");
-    let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM too: returning from here stops the processes the demo started.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
     ExitCode::SUCCESS
 }
