@@ -266,3 +266,61 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
         "one replica fetched, the other waited for its entry"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
+    let world = ProxyWorld::start().await;
+    let redis = RedisServer::start();
+    let cache = format!(
+        "  backend: redis\n  redis_url: \"{}\"\n  fresh_for: 2s\n",
+        redis.url(10)
+    );
+    let first = world.sidecar(&cache, "");
+    let second = world.sidecar(&cache, "");
+    let path = world.path();
+    assert_eq!(ask(&first, &path).await.1, "miss");
+    assert_eq!(
+        ask(&second, &path).await.1,
+        "hit",
+        "from the first one's entry"
+    );
+    assert_eq!(world.upstream_referrers_requests(), 1);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The first replica refreshes its stale entry from the upstream and stores it in Redis.
+    assert_eq!(ask(&first, &path).await.1, "stale");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(
+        &first.metrics().await,
+        "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first replica's refresh did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(world.upstream_referrers_requests(), 2);
+
+    // The second replica's copy is stale too; its refresh finds the first one's in Redis.
+    assert_eq!(ask(&second, &path).await.1, "stale");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(
+        &second.metrics().await,
+        "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second replica's refresh did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ask(&second, &path).await.1, "hit");
+    assert_eq!(
+        world.upstream_referrers_requests(),
+        2,
+        "the second replica did not ask the upstream again"
+    );
+}

@@ -84,15 +84,20 @@ impl CoreClient {
                 break;
             }
             let page = self.fetch_page(&url, caller, request_id).await?;
+            // Core's internal URL stays in the log, never in an answer to the caller.
             if page.status != StatusCode::OK {
+                tracing::warn!(%url, status = %page.status, "core failed a later referrers page");
                 return Err(HarborError::Status {
-                    what: format!("referrers page {url}"),
+                    what: "a later page of referrers".into(),
                     status: page.status.as_u16(),
                 });
             }
-            let decoded = decode_index(&page.body).map_err(|e| HarborError::Invalid {
-                what: format!("referrers page {url}"),
-                reason: e.to_string(),
+            let decoded = decode_index(&page.body).map_err(|e| {
+                tracing::warn!(%url, error = %e, "core sent an unreadable referrers page");
+                HarborError::Invalid {
+                    what: "a later page of referrers".into(),
+                    reason: e.to_string(),
+                }
             })?;
             descriptors.extend(decoded.descriptors);
             rejected += decoded.rejected.len();

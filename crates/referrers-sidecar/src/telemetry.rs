@@ -76,7 +76,8 @@ impl RootSpanBuilder for RequestSpan {
         tracing::info_span!(
             "request",
             http.method = %request.method(),
-            http.target = %request.uri().path_and_query().map_or("", |p| p.as_str()),
+            // The path only: a query may carry secrets (an OIDC callback's code, say).
+            http.target = %request.uri().path(),
             http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,

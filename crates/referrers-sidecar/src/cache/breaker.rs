@@ -31,8 +31,11 @@ enum State {
     Open {
         until: Instant,
     },
-    /// The probe is out; everything else waits for its verdict.
-    HalfOpen,
+    /// The probe is out; everything else waits for its verdict, or until a cool-down passes
+    /// without one (the probe's caller went away) and another probe may go.
+    HalfOpen {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -58,11 +61,22 @@ impl Breaker {
         let mut state = self.lock();
         match *state {
             State::Closed { .. } => true,
-            State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+            State::Open { until } | State::HalfOpen { until } if Instant::now() >= until => {
+                *state = State::HalfOpen {
+                    until: Instant::now() + self.cooldown,
+                };
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
+            State::Open { .. } | State::HalfOpen { .. } => false,
+        }
+    }
+
+    /// Whether [`Breaker::allow`] would let a call through now, without taking the probe.
+    #[must_use]
+    pub fn would_allow(&self) -> bool {
+        match *self.lock() {
+            State::Closed { .. } => true,
+            State::Open { until } | State::HalfOpen { until } => Instant::now() >= until,
         }
     }
 
@@ -75,7 +89,7 @@ impl Breaker {
         let mut state = self.lock();
         let failures = match *state {
             State::Closed { failures } => failures + 1,
-            State::HalfOpen | State::Open { .. } => self.failures_to_open,
+            State::HalfOpen { .. } | State::Open { .. } => self.failures_to_open,
         };
         if failures >= self.failures_to_open {
             let was_open = matches!(*state, State::Open { .. });
@@ -94,7 +108,7 @@ impl Breaker {
         match *self.lock() {
             State::Closed { .. } => BreakerState::Closed,
             State::Open { .. } => BreakerState::Open,
-            State::HalfOpen => BreakerState::HalfOpen,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
         }
     }
 
@@ -126,10 +140,27 @@ mod tests {
         // Cool-down of zero: the next caller is the probe, the one after it waits.
         assert!(breaker.allow());
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
-        assert!(!breaker.allow());
+        // Zero cool-down: a probe whose verdict never came is replaced at once.
+        assert!(breaker.would_allow());
         breaker.record_success();
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert!(breaker.allow());
+    }
+
+    #[test]
+    fn a_probe_blocks_others_until_its_verdict_or_a_cool_down() {
+        let breaker = Breaker::new(1, Duration::from_secs(3600));
+        breaker.record_failure();
+        assert!(!breaker.would_allow());
+        *breaker.lock() = State::Open {
+            until: Instant::now(),
+        };
+        assert!(breaker.would_allow());
+        assert!(breaker.allow(), "the probe");
+        assert!(!breaker.allow(), "one probe at a time");
+        assert!(!breaker.would_allow());
+        breaker.record_failure();
+        assert_eq!(breaker.state(), BreakerState::Open);
     }
 
     #[test]

@@ -30,7 +30,21 @@ impl Expiry<String, Arc<Stored>> for PerEntryLifetime {
     ) -> Option<Duration> {
         Some(value.time_to_live)
     }
+
+    /// A refreshed entry lives from its new fetch time, not its first one.
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.time_to_live)
+    }
 }
+
+/// What an entry costs beyond its descriptors: the key, moka's node, the `Arc`s.
+const ENTRY_OVERHEAD: usize = 256;
 
 pub struct MemoryTier {
     cache: Cache<String, Arc<Stored>>,
@@ -61,17 +75,15 @@ impl MemoryTier {
             .map(|stored| Arc::clone(&stored.list))
     }
 
-    /// Keeps `list` (whose stored form is `weight` bytes) for `time_to_live`.
-    pub async fn insert(
-        &self,
-        key: &str,
-        list: Arc<CachedList>,
-        weight: usize,
-        time_to_live: Duration,
-    ) {
+    /// Keeps `list` for `time_to_live`, weighed by what it takes in memory: about the size of
+    /// its JSON plus the key and a fixed overhead (not its compressed stored form, which is
+    /// several times smaller than the decoded list).
+    pub async fn insert(&self, key: &str, list: Arc<CachedList>, time_to_live: Duration) {
         if time_to_live.is_zero() {
             return;
         }
+        let descriptors: usize = list.descriptors.iter().map(|d| d.encoded_len()).sum();
+        let weight = key.len() + ENTRY_OVERHEAD + descriptors;
         let stored = Stored {
             list,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),

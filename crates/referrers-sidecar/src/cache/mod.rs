@@ -248,9 +248,7 @@ impl ReferrersCache {
                     return None;
                 };
                 let list = Arc::new(list);
-                self.memory
-                    .insert(key, Arc::clone(&list), bytes.len(), left)
-                    .await;
+                self.memory.insert(key, Arc::clone(&list), left).await;
                 Some((list, "redis"))
             }
             Ok(None) => {
@@ -310,13 +308,28 @@ impl ReferrersCache {
         digest: Digest,
         previous: Option<Arc<CachedList>>,
     ) -> Fetched {
+        // A refresh first takes a fresher entry another replica already stored.
+        if let Some(previous) = &previous
+            && let Some(list) = self.fresher_in_redis(&key, previous).await
+        {
+            return Fetched::Complete(list);
+        }
+        let name = target.registry.name.as_str();
+        let breaker = self.registry_breaker(name);
+        // Checked before the lock: an open breaker costs Redis nothing either.
+        if !breaker.would_allow() {
+            self.track_breaker(name, &breaker);
+            return Fetched::Skipped;
+        }
         let lock = self.lock(&key).await;
         if matches!(lock, Lock::Lost)
             && let Some(list) = self.wait_for_winner(&key).await
         {
             return Fetched::Complete(list);
         }
-        let fetched = self.fetch_upstream(&key, &target, &digest, previous).await;
+        let fetched = self
+            .fetch_upstream(&key, &target, &digest, previous, &breaker)
+            .await;
         if let (Lock::Won(token), Some(redis)) = (&lock, &self.redis)
             && let Err(error) = redis.unlock(&lock_key(&key), token).await
         {
@@ -325,20 +338,48 @@ impl ReferrersCache {
         fetched
     }
 
+    /// The entry under `key` in Redis, when it was fetched after `previous` and is fresh.
+    async fn fresher_in_redis(&self, key: &str, previous: &CachedList) -> Option<Arc<CachedList>> {
+        let redis = self.redis.as_ref()?;
+        if !self.redis_allows() {
+            return None;
+        }
+        let bytes = match redis.get(key).await {
+            Ok(found) => {
+                self.redis_succeeded();
+                found?
+            }
+            Err(error) => {
+                self.redis_failed(&error);
+                return None;
+            }
+        };
+        let list = CachedList::decode(&bytes)?;
+        if list.fetched_at_ms <= previous.fetched_at_ms
+            || list.age() >= self.settings.cache.fresh_for
+        {
+            return None;
+        }
+        let list = Arc::new(list);
+        let left = self.lifetime(&list).saturating_sub(list.age());
+        self.memory.insert(key, Arc::clone(&list), left).await;
+        Some(list)
+    }
+
     async fn fetch_upstream(
         &self,
         key: &str,
         target: &UpstreamTarget,
         digest: &Digest,
         previous: Option<Arc<CachedList>>,
+        breaker: &Breaker,
     ) -> Fetched {
         let name = target.registry.name.as_str();
-        let breaker = self.registry_breaker(name);
         if !breaker.allow() {
-            self.track_breaker(name, &breaker);
+            self.track_breaker(name, breaker);
             return Fetched::Skipped;
         }
-        self.track_breaker(name, &breaker);
+        self.track_breaker(name, breaker);
         let previous = previous.map(|list| list.as_upstream());
         let started = Instant::now();
         let result = self
@@ -386,7 +427,7 @@ impl ReferrersCache {
                 Fetched::Failed
             }
         };
-        self.track_breaker(name, &breaker);
+        self.track_breaker(name, breaker);
         fetched
     }
 
@@ -404,9 +445,7 @@ impl ReferrersCache {
             return;
         }
         let lifetime = self.lifetime(list);
-        self.memory
-            .insert(key, Arc::clone(list), bytes.len(), lifetime)
-            .await;
+        self.memory.insert(key, Arc::clone(list), lifetime).await;
         self.metrics
             .cache_stores
             .with_label_values(&["memory"])
@@ -478,12 +517,19 @@ impl ReferrersCache {
                     self.redis_succeeded();
                     let list = Arc::new(CachedList::decode(&bytes)?);
                     let left = self.lifetime(&list).saturating_sub(list.age());
-                    self.memory
-                        .insert(key, Arc::clone(&list), bytes.len(), left)
-                        .await;
+                    self.memory.insert(key, Arc::clone(&list), left).await;
                     return Some(list);
                 }
                 Ok(None) => self.redis_succeeded(),
+                Err(error) => {
+                    self.redis_failed(&error);
+                    return None;
+                }
+            }
+            // The winner let go without storing (failed, truncated or oversize): stop waiting.
+            match redis.get(&lock_key(key)).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
                 Err(error) => {
                     self.redis_failed(&error);
                     return None;

@@ -38,9 +38,13 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
                 let owned_key = key.to_owned();
                 let work = fetch();
                 let task = tokio::spawn(async move {
-                    let value = work.await;
-                    this.lock().remove(&owned_key);
-                    value
+                    // Removed however the fetch ends, a panic included: a key left "in flight"
+                    // would make every later caller wait for nothing.
+                    let _done = Landing {
+                        flights: this,
+                        key: owned_key,
+                    };
+                    work.await
                 });
                 let shared = async move { task.await.ok() }.boxed().shared();
                 inflight.insert(key.to_owned(), shared.clone());
@@ -62,6 +66,18 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
         self.inflight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Takes a key out of the in-flight map when dropped.
+struct Landing<V: Clone + Send + Sync + 'static> {
+    flights: Arc<SingleFlight<V>>,
+    key: String,
+}
+
+impl<V: Clone + Send + Sync + 'static> Drop for Landing<V> {
+    fn drop(&mut self) {
+        self.flights.lock().remove(&self.key);
     }
 }
 
@@ -92,5 +108,17 @@ mod tests {
         assert!(results.iter().all(|(value, _)| *value == Some(41)));
         assert_eq!(results.iter().filter(|(_, waited)| *waited).count(), 49);
         assert!(!flights.is_running("k"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_fetch_lands_too() {
+        let flights = Arc::new(SingleFlight::<usize>::default());
+        let (value, _) = flights
+            .run("k", || async { panic!("fetch failed hard") })
+            .await;
+        assert_eq!(value, None);
+        assert!(!flights.is_running("k"));
+        let (value, _) = flights.run("k", || async { 7 }).await;
+        assert_eq!(value, Some(7));
     }
 }

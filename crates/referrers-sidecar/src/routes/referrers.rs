@@ -154,8 +154,14 @@ async fn answer(
 ) -> (Outcome, HttpResponse) {
     let project = parsed.name.project();
     let toggle = &state.settings.projects;
-    // A project already known not to be served: the request goes to core exactly as it came.
-    if let Some(Decision::PassThrough(_)) = state.facts.cached_decision(project, toggle).await {
+    // A project the configuration does not enable, or one already known not to be served:
+    // the request goes to core exactly as it came, and Harbor is asked nothing else.
+    let known_unserved = !toggle.is_enabled(project)
+        || matches!(
+            state.facts.cached_decision(project, toggle).await,
+            Some(Decision::PassThrough(_))
+        );
+    if known_unserved {
         let response = forwarder.forward(request, payload, &state.metrics).await;
         return (Outcome::of_core_status(response.status()), response);
     }
