@@ -208,7 +208,7 @@ impl Metrics {
             cache_memory_entries: gauge("cache_memory_entries", "Entries in the in-process tier.")?,
             cache_memory_bytes: gauge(
                 "cache_memory_bytes",
-                "Bytes (stored form) in the in-process tier.",
+                "Weight (decoded size) of the in-process tier's entries.",
             )?,
             redis_errors: plain_counter("redis_errors_total", "Failed or timed-out Redis calls.")?,
             breaker_state: {
