@@ -10,8 +10,9 @@ CONFIG ?= deploy/config.example.yaml
 setup:
 	scripts/setup.sh
 
-## Formatting and lints, warnings are errors.
+## Formatting and lints, warnings are errors; nothing tracked reaches outside the repository.
 lint:
+	scripts/check-self-contained.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

@@ -1,5 +1,5 @@
 //! The Harbor core double answers in the shapes Harbor's own API definition gives
-//! (`shared/harbor/swagger-v2.15.2.yaml`): every field it sends exists there, with its type.
+//! (`tests/fixtures/harbor/swagger-v2.15.2.yaml`, vendored from Harbor v2.15.2): every field it sends exists there, with its type.
 
 use e2e::harbor_double::{
     DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble, project_json,
@@ -13,9 +13,9 @@ const NEWER_THAN_SWAGGER: &[&str] = &["proxy_referrer_api"];
 fn swagger() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/harbor/swagger-v2.15.2.yaml"
+        "/fixtures/harbor/swagger-v2.15.2.yaml"
     );
-    let text = std::fs::read_to_string(path).expect("Harbor's swagger beside the project");
+    let text = std::fs::read_to_string(path).expect("Harbor's vendored swagger in tests/fixtures/harbor");
     serde_yaml_ng::from_str(&text).expect("swagger YAML")
 }
 

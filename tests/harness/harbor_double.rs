@@ -1,4 +1,4 @@
-//! A Harbor core test double that behaves as `shared/HARBOR.md` describes core: `/v2/`
+//! A Harbor core test double that behaves as `docs/harbor.md` describes core: `/v2/`
 //! authorization (401 with a Bearer challenge built from `Host` when no credentials are sent,
 //! 401 `Basic realm="harbor"` for a bad token *and* for a valid token without access), the
 //! token service, the referrers endpoint (GET only; HEAD falls through to a 404) with Harbor's

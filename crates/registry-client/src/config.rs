@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::observer::RequestObserver;
 
-/// Settings of the upstream client; `Default` holds the values DESIGN.md documents.
+/// Settings of the upstream client; `Default` holds the documented defaults of the `upstream.*` keys.
 #[derive(Clone)]
 pub struct ClientConfig {
     /// Bounds a whole listing: auth, every page, the fallback tag.
