@@ -15,7 +15,8 @@ fn swagger() -> serde_json::Value {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/harbor/swagger-v2.15.2.yaml"
     );
-    let text = std::fs::read_to_string(path).expect("Harbor's vendored swagger in tests/fixtures/harbor");
+    let text =
+        std::fs::read_to_string(path).expect("Harbor's vendored swagger in tests/fixtures/harbor");
     serde_yaml_ng::from_str(&text).expect("swagger YAML")
 }
 

@@ -7,5 +7,6 @@ pub mod harbor;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod upstream;

@@ -15,6 +15,7 @@ use crate::config::{ConfigError, Settings, parse_listen};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::routes::{self, passthrough::Forwarder};
+use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::upstream::UpstreamRequestMetrics;
 
@@ -23,14 +24,6 @@ const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECONDS: u64 = 30;
-
-/// State shared by every worker.
-pub struct AppState {
-    pub settings: Settings,
-    pub metrics: Arc<Metrics>,
-    pub facts: HarborFacts,
-    pub cache: Arc<ReferrersCache>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use harbor_client::CoreClient;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use passthrough::Forwarder;
 
 /// Every request that is not `/healthz` or `/readyz`: referrers reads are ours, the rest goes

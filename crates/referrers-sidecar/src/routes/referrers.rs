@@ -16,7 +16,7 @@ use super::passthrough::Forwarder;
 use crate::cache::UpstreamAnswer;
 use crate::error::{API_VERSION_HEADER, ApiError};
 use crate::harbor::Decision;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry;
 use crate::upstream;
 
