@@ -48,7 +48,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> ExitCode {
-    referrers_sidecar::telemetry::init(&settings.log);
+    // Held until the process ends: dropping it flushes the lines still buffered.
+    let _log = referrers_sidecar::telemetry::init(&settings.log);
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }

@@ -1,27 +1,49 @@
-//! Logging set-up and the per-request span (carrying the caller's `X-Request-Id` when sent).
+//! Logging set-up, the per-request span (carrying the caller's `X-Request-Id` when sent), and
+//! the access log: one line per request, written off the request path.
 
-use actix_web::Error;
+use std::time::Instant;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{LogFormat, LogSettings};
 
 /// The header that carries a request's id across Harbor's components.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Installs the global subscriber: JSON or text lines on stderr, one line per finished request.
-/// Safe to call more than once (later calls keep the first subscriber).
-pub fn init(settings: &LogSettings) {
+/// The target of the access log's lines: `log.level: info,referrers_sidecar::access=warn` turns
+/// the access log off and keeps every other line.
+pub const ACCESS_TARGET: &str = "referrers_sidecar::access";
+
+/// Lines held in memory while stderr is slower than the requests; beyond that a worker waits
+/// for the writer rather than dropping a line.
+const BUFFERED_LINES: usize = 64 * 1024;
+
+/// Keeps the log writer's thread alive; dropping it flushes every line still buffered.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
+/// Installs the global subscriber: JSON or text lines on stderr, written by a thread of their
+/// own so that a worker never waits for a `write(2)` (the access log alone is a line per
+/// request). Safe to call more than once (later calls keep the first subscriber).
+pub fn init(settings: &LogSettings) -> LogGuard {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_span_events(FmtSpan::CLOSE)
-        .with_writer(std::io::stderr);
-    let _ = match settings.format {
+        .with_writer(writer);
+    let installed = match settings.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -30,6 +52,9 @@ pub fn init(settings: &LogSettings) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }
 
 /// The request's id: the caller's `X-Request-Id` when it is a sane token, else a new one.
@@ -53,41 +78,64 @@ pub fn request_id(request: &ServiceRequest) -> String {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// When the request arrived, for the access log's duration.
+#[derive(Debug, Clone, Copy)]
+struct Arrived(Instant);
+
 /// The id of `request` (as its span carries it).
 #[must_use]
 pub fn request_id_of(request: &actix_web::HttpRequest) -> String {
-    use actix_web::HttpMessage;
     request
         .extensions()
         .get::<RequestId>()
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), |id| id.0.clone())
 }
 
-/// Root span of every request: method, target, status and the request id.
+/// Root span of every request (method, path, client and request id, formatted once when the
+/// request arrives), and its access line when the response head is ready.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        use actix_web::HttpMessage;
         let request_id = request_id(request);
-        request
-            .extensions_mut()
-            .insert(RequestId(request_id.clone()));
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
             http.method = %request.method(),
             // The path only: a query may carry secrets (an OIDC callback's code, say).
             http.target = %request.uri().path(),
             http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
-            http.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
             request_id = %request_id,
-        )
+        );
+        let mut extensions = request.extensions_mut();
+        extensions.insert(RequestId(request_id));
+        extensions.insert(Arrived(Instant::now()));
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let _entered = span.enter();
+        match outcome {
+            Ok(response) => {
+                let micros = response
+                    .request()
+                    .extensions()
+                    .get::<Arrived>()
+                    .map_or(0, |arrived| {
+                        u64::try_from(arrived.0.elapsed().as_micros()).unwrap_or(u64::MAX)
+                    });
+                tracing::info!(
+                    target: ACCESS_TARGET,
+                    status = response.status().as_u16(),
+                    duration_us = micros,
+                    "request"
+                );
+            }
+            Err(error) => tracing::warn!(
+                target: ACCESS_TARGET,
+                status = error.as_response_error().status_code().as_u16(),
+                error = %error,
+                "request failed"
+            ),
+        }
     }
 }
