@@ -810,3 +810,32 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
     let response = get_as(&sidecar, &path, ALICE).await;
     assert_eq!(response.status(), 502, "core at {url} is down");
 }
+
+#[tokio::test]
+async fn a_registry_type_the_sidecar_does_not_know_gets_local_referrers_and_no_upstream_call() {
+    let world = World::start_with(|config| {
+        config.registries[0].registry_type = "new-cloud".into();
+    })
+    .await;
+    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    for _ in 0..2 {
+        let response = world.get(&path, ALICE).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-referrers-upstream"], "skipped");
+        let index: Value = response.json().await.expect("json");
+        let local_digest = world.local_only["digest"].as_str().expect("digest");
+        assert_eq!(
+            sorted(digests(&index)),
+            sorted(vec![
+                world.api_sample.referrers[0].digest.clone(),
+                local_digest.to_owned(),
+            ]),
+            "Harbor's two local referrers"
+        );
+    }
+    assert!(
+        world.api_front.seen().is_empty(),
+        "{:?}",
+        world.api_front.seen()
+    );
+}

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use registry_client::RegistryType;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -21,25 +22,6 @@ pub const ENV_SEPARATOR: &str = "__";
 /// Harbor's own Redis DB indexes (core, jobservice, registry, Trivy, …): sharing them risks
 /// key collisions and `FLUSHDB` accidents, so the default is 10 and these get a warning.
 pub const HARBOR_TAKEN_REDIS_DBS: &[u32] = &[0, 1, 2, 5, 6, 7];
-
-/// Harbor registry types the sidecar knows how to reach (the `type` field of Harbor's
-/// registries API).
-pub const REGISTRY_TYPES: &[&str] = &[
-    "docker-hub",
-    "harbor",
-    "docker-registry",
-    "github-ghcr",
-    "quay",
-    "jfrog-artifactory",
-    "gitlab",
-    "aws-ecr",
-    "google-gcr",
-    "azure-acr",
-    "ali-acr",
-    "huawei-SWR",
-    "tencent-tcr",
-    "volcengine-cr",
-];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,7 +126,7 @@ pub struct RegistrySettings {
     pub host: String,
     /// Registry type; required when Harbor's registries API is not readable (Harbor < 2.10).
     #[serde(default, rename = "type")]
-    pub registry_type: Option<String>,
+    pub registry_type: Option<RegistryType>,
     /// Registry URL; likewise.
     #[serde(default)]
     pub url: Option<String>,
@@ -512,6 +494,15 @@ impl Settings {
                         "cache.redis_url uses Redis DB {db}, which Harbor itself uses; pick a free index such as 10"
                     ));
         }
+        for (alias, registry) in &self.registries {
+            if let Some(registry_type) = registry.registry_type
+                && let Some(reason) = registry_type.unsupported_reason()
+            {
+                warnings.push(format!(
+                    "registries.{alias}.type {registry_type} is not supported ({reason}): no upstream call is made for it"
+                ));
+            }
+        }
         if self.harbor.password.is_none() {
             warnings.push(
                 "no Harbor password configured (harbor.password / harbor.password_file): Harbor's API is called anonymously".into(),
@@ -562,17 +553,6 @@ impl RegistrySettings {
             return Err(ConfigError::invalid(
                 key("host"),
                 "a host name (optionally with :port) the credentials are bound to is required",
-            ));
-        }
-        if let Some(t) = &self.registry_type
-            && !REGISTRY_TYPES.contains(&t.as_str())
-        {
-            return Err(ConfigError::invalid(
-                key("type"),
-                format!(
-                    "unknown registry type {t:?}; one of {}",
-                    REGISTRY_TYPES.join(", ")
-                ),
             ));
         }
         if let Some(url) = &self.url {
@@ -955,6 +935,35 @@ registries:
             let err = load(yaml, env).expect_err(yaml).to_string();
             assert!(err.contains(key), "{yaml:?}: {err:?} should name {key}");
         }
+    }
+
+    #[test]
+    fn every_registry_type_the_client_reaches_is_accepted_and_unknown_ones_are_listed() {
+        let entry = |registry_type: &str| {
+            format!(
+                "registries:\n  up:\n    harbor_registry: up\n    host: up.example\n    type: {registry_type}\n    url: https://up.example\n"
+            )
+        };
+        for (name, registry_type) in [
+            ("google-gar", RegistryType::GoogleGar),
+            ("dtr", RegistryType::Dtr),
+        ] {
+            let s = load(&entry(name), &[]).expect(name);
+            assert_eq!(s.registries["up"].registry_type, Some(registry_type));
+            assert!(s.warnings().iter().all(|w| !w.contains("registries.up")));
+            assert!(s.to_masked_yaml().contains(&format!("type: {name}")));
+        }
+        let err = load(&entry("new-cloud"), &[]).unwrap_err().to_string();
+        assert!(err.contains("registries.up.type"), "{err}");
+        for valid in RegistryType::names() {
+            assert!(err.contains(valid), "{err} should list {valid}");
+        }
+        let ecr = load(&entry("aws-ecr"), &[]).unwrap();
+        assert!(
+            ecr.warnings()
+                .iter()
+                .any(|w| w.contains("registries.up.type aws-ecr is not supported"))
+        );
     }
 
     #[test]

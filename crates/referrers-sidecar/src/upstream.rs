@@ -46,12 +46,14 @@ pub async fn resolve(
     let (label, registry_type, url, insecure) = match (&harbor, &configured) {
         (Some(info), alias) => (
             alias.map_or_else(|| info.name.clone(), |(alias, _)| alias.to_owned()),
-            info.registry_type.clone(),
+            info.registry_type
+                .parse()
+                .map_err(|e| format!("Harbor registry {registry_id} ({}): {e}", info.name))?,
             info.url.clone(),
             info.insecure,
         ),
         (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {
-            (Some(t), Some(u)) => ((*alias).to_owned(), t.clone(), u.clone(), entry.insecure),
+            (Some(t), Some(u)) => ((*alias).to_owned(), *t, u.clone(), entry.insecure),
             _ => {
                 return Err(format!(
                     "Harbor's registries API is not readable: set registries.{alias}.type and .url"
@@ -65,7 +67,7 @@ pub async fn resolve(
         }
     };
 
-    let endpoint = map_endpoint(&registry_type, &url, repository).map_err(|e| e.to_string())?;
+    let endpoint = map_endpoint(registry_type, &url, repository).map_err(|e| e.to_string())?;
     let credentials = configured.and_then(|(_, entry)| {
         Some(Credentials {
             username: entry.username.clone()?,

@@ -4,6 +4,7 @@
 use url::Url;
 
 use crate::registry::RegistryKind;
+use crate::registry_type::RegistryType;
 
 /// Docker Hub's registry API; Harbor stores `https://hub.docker.com` for the `docker-hub` type.
 pub const DOCKER_HUB_REGISTRY: &str = "https://registry-1.docker.io";
@@ -33,16 +34,13 @@ pub struct Endpoint {
 pub enum EndpointError {
     /// The type's authentication is not the distribution token flow, or it is not an OCI
     /// registry at all; listing it would mean guessing.
-    #[error("registry type {registry_type:?} is not supported: {reason}")]
+    #[error("registry type {registry_type} is not supported: {reason}")]
     Unsupported {
         /// Harbor's registry type.
-        registry_type: String,
+        registry_type: RegistryType,
         /// What it would take.
         reason: &'static str,
     },
-    /// A type Harbor did not have when this was written.
-    #[error("registry type {0:?} is unknown")]
-    UnknownType(String),
     /// The stored URL is not an http(s) URL with a host.
     #[error("registry URL {url:?} is not usable: {reason}")]
     InvalidUrl {
@@ -56,62 +54,28 @@ pub enum EndpointError {
     EmptyRepository,
 }
 
-/// Harbor registry types whose adapters authenticate with the distribution challenge:
-/// anonymous, basic, or bearer tokens fetched with basic credentials (GCR and GAR take the
-/// `_json_key` user that way, ACR a service principal, SWR its long-term login).
-const DISTRIBUTION_TYPES: [&str; 11] = [
-    "docker-registry",
-    "harbor",
-    "github-ghcr",
-    "gitlab",
-    "quay",
-    "jfrog-artifactory",
-    "google-gcr",
-    "google-gar",
-    "azure-acr",
-    "huawei-SWR",
-    "dtr",
-];
-
-/// Types Harbor knows whose access cannot be had the distribution way.
-const UNSUPPORTED_TYPES: [(&str, &str); 7] = [
-    (
-        "aws-ecr",
-        "ECR credentials are AWS keys that sign a GetAuthorizationToken call (SigV4)",
-    ),
-    (
-        "ali-acr",
-        "ACR EE credentials are Aliyun access keys traded for a temporary login by its OpenAPI",
-    ),
-    (
-        "tencent-tcr",
-        "TCR credentials are Tencent Cloud keys traded for a temporary login by its API",
-    ),
-    (
-        "volcengine-cr",
-        "CR credentials are Volcengine keys traded for a temporary login by its API",
-    ),
-    ("helm-hub", "a Helm chart index, not an OCI registry"),
-    ("artifact-hub", "a Helm chart index, not an OCI registry"),
-    ("huggingface", "a model hub, not an OCI registry"),
-];
-
 /// Maps a Harbor registry record and a repository (already stripped of `<project>/`) to
 /// what to call.
 ///
 /// # Errors
 ///
-/// [`EndpointError`] for types this client cannot authenticate to, unknown types, unusable
-/// URLs and empty repositories.
+/// [`EndpointError`] for types this client cannot authenticate to, unusable URLs and empty
+/// repositories.
 pub fn map_endpoint(
-    registry_type: &str,
+    registry_type: RegistryType,
     stored_url: &str,
     repository: &str,
 ) -> Result<Endpoint, EndpointError> {
     if repository.is_empty() {
         return Err(EndpointError::EmptyRepository);
     }
-    if registry_type == "docker-hub" {
+    if let Some(reason) = registry_type.unsupported_reason() {
+        return Err(EndpointError::Unsupported {
+            registry_type,
+            reason,
+        });
+    }
+    if registry_type == RegistryType::DockerHub {
         let repository = if repository.contains('/') {
             repository.to_owned()
         } else {
@@ -137,18 +101,6 @@ pub fn map_endpoint(
             kind: RegistryKind::DockerHub,
             repository,
         });
-    }
-    if let Some((_, reason)) = UNSUPPORTED_TYPES
-        .iter()
-        .find(|(name, _)| *name == registry_type)
-    {
-        return Err(EndpointError::Unsupported {
-            registry_type: registry_type.to_owned(),
-            reason,
-        });
-    }
-    if !DISTRIBUTION_TYPES.contains(&registry_type) {
-        return Err(EndpointError::UnknownType(registry_type.to_owned()));
     }
     Ok(Endpoint {
         base_url: base_url(stored_url)?,
@@ -182,55 +134,62 @@ fn base_url(stored_url: &str) -> Result<Url, EndpointError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use RegistryType::{
+        AliAcr, AwsEcr, DockerHub, DockerRegistry, GithubGhcr, Harbor, HelmHub, Quay, TencentTcr,
+    };
 
     #[test]
     fn docker_hub_maps_to_the_registry_host_and_library() {
-        let mirror = map_endpoint("docker-hub", "http://127.0.0.1:5000", "alpine").unwrap();
+        let mirror = map_endpoint(DockerHub, "http://127.0.0.1:5000", "alpine").unwrap();
         assert_eq!(mirror.base_url.as_str(), "http://127.0.0.1:5000/");
         assert_eq!(mirror.repository, "library/alpine");
         assert_eq!(mirror.kind, RegistryKind::DockerHub);
-        let endpoint = map_endpoint("docker-hub", "https://hub.docker.com", "alpine").unwrap();
+        let endpoint = map_endpoint(DockerHub, "https://hub.docker.com", "alpine").unwrap();
         assert_eq!(endpoint.base_url.as_str(), "https://registry-1.docker.io/");
         assert_eq!(endpoint.kind, RegistryKind::DockerHub);
         assert_eq!(endpoint.repository, "library/alpine");
-        let endpoint =
-            map_endpoint("docker-hub", "https://hub.docker.com", "bitnami/redis").unwrap();
+        let endpoint = map_endpoint(DockerHub, "https://hub.docker.com", "bitnami/redis").unwrap();
         assert_eq!(endpoint.repository, "bitnami/redis");
     }
 
     #[test]
     fn distribution_types_use_the_stored_url_origin() {
         let endpoint =
-            map_endpoint("harbor", "https://harbor.example.com:8443/", "team/app").unwrap();
+            map_endpoint(Harbor, "https://harbor.example.com:8443/", "team/app").unwrap();
         assert_eq!(
             endpoint.base_url.as_str(),
             "https://harbor.example.com:8443/"
         );
         assert_eq!(endpoint.kind, RegistryKind::Distribution);
         assert_eq!(endpoint.repository, "team/app");
-        let endpoint = map_endpoint("docker-registry", "http://10.0.0.5:5000", "app").unwrap();
+        let endpoint = map_endpoint(DockerRegistry, "http://10.0.0.5:5000", "app").unwrap();
         assert_eq!(endpoint.base_url.as_str(), "http://10.0.0.5:5000/");
         assert_eq!(endpoint.repository, "app");
-        assert!(map_endpoint("github-ghcr", "https://ghcr.io", "o/r").is_ok());
-        assert!(map_endpoint("quay", "https://quay.io", "o/r").is_ok());
+        assert!(map_endpoint(GithubGhcr, "https://ghcr.io", "o/r").is_ok());
+        assert!(map_endpoint(Quay, "https://quay.io", "o/r").is_ok());
     }
 
     #[test]
     fn types_that_need_other_auth_are_unsupported_with_a_reason() {
-        for kind in ["aws-ecr", "ali-acr", "tencent-tcr", "helm-hub"] {
+        for kind in [AwsEcr, AliAcr, TencentTcr, HelmHub] {
             let err = map_endpoint(kind, "https://x.example", "r").unwrap_err();
             assert!(
                 matches!(err, EndpointError::Unsupported { .. }),
                 "{kind}: {err}"
             );
-            assert!(err.to_string().contains(kind));
+            assert!(err.to_string().contains(kind.as_str()));
         }
-        let err = map_endpoint("aws-ecr", "https://x", "r").unwrap_err();
+        let err = map_endpoint(AwsEcr, "https://x", "r").unwrap_err();
         assert!(err.to_string().contains("SigV4"));
-        assert_eq!(
-            map_endpoint("new-cloud", "https://x", "r").unwrap_err(),
-            EndpointError::UnknownType("new-cloud".into())
-        );
+    }
+
+    #[test]
+    fn google_gar_and_dtr_use_the_stored_url_origin() {
+        for kind in [RegistryType::GoogleGar, RegistryType::Dtr] {
+            let endpoint = map_endpoint(kind, "https://europe-docker.pkg.dev", "p/r/app").unwrap();
+            assert_eq!(endpoint.base_url.as_str(), "https://europe-docker.pkg.dev/");
+            assert_eq!(endpoint.kind, RegistryKind::Distribution);
+        }
     }
 
     #[test]
@@ -238,14 +197,14 @@ mod tests {
         for url in ["", "ftp://x", "not a url", "https://user:pw@x.example"] {
             assert!(
                 matches!(
-                    map_endpoint("harbor", url, "r"),
+                    map_endpoint(Harbor, url, "r"),
                     Err(EndpointError::InvalidUrl { .. })
                 ),
                 "{url}"
             );
         }
         assert_eq!(
-            map_endpoint("harbor", "https://x", ""),
+            map_endpoint(Harbor, "https://x", ""),
             Err(EndpointError::EmptyRepository)
         );
     }
