@@ -2,18 +2,34 @@
 //! Sentinel (with a failover) works, and a dead, restarted or black-holed Redis never turns
 //! into an error for a client.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::Sidecar;
-use e2e::proxy_world::{ProxyWorld, ask, metric};
+use e2e::config::SidecarConfig;
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
-use e2e::scripted_upstream::{ScriptedUpstream, scripted_world, sidecar_for};
+use e2e::scripted_upstream::ScriptedUpstream;
+use e2e::wait::{eventually, wait_for_metric};
+use e2e::world::{Mirror, World, ask, ask_until, referrers_path};
 
-/// The Redis breaker's cool-down in the service: after it, Redis is tried again.
-const REDIS_COOLDOWN: Duration = Duration::from_secs(10);
+/// A lifetime short enough to wait out, long enough that the request right after a miss still
+/// finds the entry on a loaded machine.
+const SHORT: Duration = Duration::from_secs(5);
 
-fn redis_cache(url: &str) -> String {
-    format!("  backend: redis\n  redis_url: \"{url}\"\n  redis_timeout: 250ms\n  fresh_for: 10m\n")
+const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}";
+
+/// The Redis tier at `url`, with the service's timeout and freshness spelled out.
+fn redis_cache(url: &str) -> impl FnOnce(SidecarConfig) -> SidecarConfig {
+    move |config| {
+        config
+            .redis(url)
+            .redis_timeout(Duration::from_millis(250))
+            .fresh_for(Duration::from_secs(600))
+    }
+}
+
+/// The referrers path of a made-up subject of `hub-proxy/team/app`.
+fn cold(i: u32) -> String {
+    referrers_path("hub-proxy/team/app", &format!("sha256:{i:064x}"))
 }
 
 async fn readyz(sidecar: &Sidecar) -> serde_json::Value {
@@ -28,20 +44,25 @@ async fn readyz(sidecar: &Sidecar) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_second_replica_is_served_from_the_first_ones_entry() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let redis = RedisServer::start();
-    let first = world.sidecar(&redis_cache(&redis.url(10)), "");
-    let second = world.sidecar(&redis_cache(&redis.url(10)), "");
-    let path = world.path();
+    let first = world.sidecar_with(redis_cache(&redis.url(10)));
+    let second = world.sidecar_with(redis_cache(&redis.url(10)));
+    let path = world.subject_path("hub-proxy");
 
-    let (_, cache, upstream, listed) = ask(&first, &path).await;
+    let listed = ask(&first, &path).await;
     assert_eq!(
-        (cache.as_str(), upstream.as_str(), listed.len()),
+        (
+            listed.cache.as_str(),
+            listed.upstream.as_str(),
+            listed.digests.len()
+        ),
         ("miss", "api", 3)
     );
     let stored = redis.client(10).keys("referrers-sidecar:v1:*");
     assert_eq!(stored.len(), 1, "{stored:?}");
-    assert!(stored[0].ends_with(&format!(":team/app@{}", world.sample.subject.digest)));
+    let subject = &world.mirror("hub-proxy").sample.subject.digest;
+    assert!(stored[0].ends_with(&format!(":team/app@{subject}")));
     assert!(
         redis.client(10).pttl(&stored[0]) > 0,
         "stored with a lifetime"
@@ -51,24 +72,27 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
         "only the configured DB index is used"
     );
 
-    let (_, cache, upstream, again) = ask(&second, &path).await;
-    assert_eq!((cache.as_str(), upstream.as_str()), ("hit", "api"));
-    assert_eq!(again, listed);
+    let again = ask(&second, &path).await;
     assert_eq!(
-        world.upstream_referrers_requests(),
+        (again.cache.as_str(), again.upstream.as_str()),
+        ("hit", "api")
+    );
+    assert_eq!(again.digests, listed.digests);
+    assert_eq!(
+        world.mirror("hub-proxy").referrers_requests(),
         1,
         "the second replica asked nobody upstream"
     );
     let metrics = second.metrics().await;
     assert_eq!(
-        metric(
+        e2e::metric(
             &metrics,
             "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}"
         ),
         0.0
     );
     assert_eq!(
-        metric(
+        e2e::metric(
             &metrics,
             "harbor_referrers_cache_stores_total{tier=\"redis\"}"
         ),
@@ -83,23 +107,28 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
 
 #[tokio::test]
 async fn a_corrupt_value_under_a_key_is_a_miss_then_overwritten() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let redis = RedisServer::start();
-    let path = world.path();
+    let path = world.subject_path("hub-proxy");
     {
-        let first = world.sidecar(&redis_cache(&redis.url(10)), "");
+        let first = world.sidecar_with(redis_cache(&redis.url(10)));
         ask(&first, &path).await;
     }
     let key = redis.client(10).keys("referrers-sidecar:v1:*").remove(0);
     redis.client(10).set_raw(&key, b"\x00not an entry of ours");
 
-    let fresh = world.sidecar(&redis_cache(&redis.url(10)), "");
-    let (status, cache, upstream, listed) = ask(&fresh, &path).await;
+    let fresh = world.sidecar_with(redis_cache(&redis.url(10)));
+    let listed = ask(&fresh, &path).await;
     assert_eq!(
-        (status, cache.as_str(), upstream.as_str(), listed.len()),
+        (
+            listed.status,
+            listed.cache.as_str(),
+            listed.upstream.as_str(),
+            listed.digests.len()
+        ),
         (200, "miss", "api", 3)
     );
-    assert_eq!(world.upstream_referrers_requests(), 2);
+    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 2);
     let value = redis.client(10).get_raw(&key).expect("overwritten");
     assert!(
         value.starts_with(b"RS\x01"),
@@ -109,33 +138,40 @@ async fn a_corrupt_value_under_a_key_is_a_miss_then_overwritten() {
 
 #[tokio::test]
 async fn redis_killed_then_restarted_never_fails_a_request() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let mut redis = RedisServer::start();
-    let sidecar = world.sidecar(&redis_cache(&redis.url(10)), "");
-    let path = world.path();
-    assert_eq!(ask(&sidecar, &path).await.1, "miss");
+    let sidecar = world.sidecar_with(redis_cache(&redis.url(10)));
+    let path = world.subject_path("hub-proxy");
+    assert_eq!(ask(&sidecar, &path).await.cache, "miss");
 
     redis.kill();
     // Every request still answers, from the in-process tier, while the breaker opens.
     for _ in 0..6 {
-        let (status, cache, _, listed) = ask(&sidecar, &path).await;
-        assert_eq!((status, cache.as_str(), listed.len()), (200, "hit", 3));
+        let answer = ask(&sidecar, &path).await;
+        assert_eq!(
+            (answer.status, answer.cache.as_str(), answer.digests.len()),
+            (200, "hit", 3)
+        );
     }
     // Cold keys need Redis for the lock and the store: they are answered without it.
     for i in 1..=4 {
-        let cold = format!("/v2/hub-proxy/team/app/referrers/sha256:{i:064x}");
-        let (status, cache, upstream, _) = ask(&sidecar, &cold).await;
+        let answer = ask(&sidecar, &cold(i)).await;
         assert_eq!(
-            (status, cache.as_str(), upstream.as_str()),
+            (
+                answer.status,
+                answer.cache.as_str(),
+                answer.upstream.as_str()
+            ),
             (200, "miss", "api")
         );
     }
-    let metrics = sidecar.metrics().await;
     assert_eq!(
-        metric(&metrics, "harbor_referrers_breaker_state{target=\"redis\"}"),
+        sidecar
+            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
+            .await,
         1.0
     );
-    assert!(metric(&metrics, "harbor_referrers_redis_errors_total") >= 1.0);
+    assert!(sidecar.metric("harbor_referrers_redis_errors_total").await >= 1.0);
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "down");
     assert!(
         sidecar
@@ -146,22 +182,20 @@ async fn redis_killed_then_restarted_never_fails_a_request() {
     );
 
     redis.restart();
-    // After the cool-down, a new entry goes to Redis again.
-    let cold = format!("/v2/hub-proxy/team/app/referrers/sha256:{:064x}", 77);
-    tokio::time::sleep(REDIS_COOLDOWN).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while redis.client(10).keys("referrers-sidecar:v1:*").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "Redis was not used again after its restart"
-        );
-        let (status, _, _, _) = ask(&sidecar, &cold).await;
-        assert_eq!(status, 200);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let metrics = sidecar.metrics().await;
+    // Once the breaker's cool-down is over, a new entry goes to Redis again: each ask is for
+    // a subject not seen yet, so it cannot be answered from the in-process tier.
+    let mut next = 77;
+    eventually("Redis used again after its restart", async || {
+        let answer = ask(&sidecar, &cold(next)).await;
+        assert_eq!(answer.status, 200);
+        next += 1;
+        !redis.client(10).keys("referrers-sidecar:v1:*").is_empty()
+    })
+    .await;
     assert_eq!(
-        metric(&metrics, "harbor_referrers_breaker_state{target=\"redis\"}"),
+        sidecar
+            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
+            .await,
         0.0
     );
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "up");
@@ -169,17 +203,25 @@ async fn redis_killed_then_restarted_never_fails_a_request() {
 
 #[tokio::test]
 async fn a_black_holed_redis_still_gets_answers() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let hole = BlackHole::start();
-    let sidecar = world.sidecar(&redis_cache(&hole.url(10)), "");
-    let path = world.path();
+    let sidecar = world.sidecar_with(redis_cache(&hole.url(10)));
+    let path = world.subject_path("hub-proxy");
     for _ in 0..5 {
-        let (status, _, upstream, listed) = ask(&sidecar, &path).await;
-        assert_eq!((status, upstream.as_str(), listed.len()), (200, "api", 3));
+        let answer = ask(&sidecar, &path).await;
+        assert_eq!(
+            (
+                answer.status,
+                answer.upstream.as_str(),
+                answer.digests.len()
+            ),
+            (200, "api", 3)
+        );
     }
-    let metrics = sidecar.metrics().await;
     assert_eq!(
-        metric(&metrics, "harbor_referrers_breaker_state{target=\"redis\"}"),
+        sidecar
+            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
+            .await,
         1.0
     );
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "down");
@@ -187,56 +229,77 @@ async fn a_black_holed_redis_still_gets_answers() {
 
 #[tokio::test]
 async fn sentinel_replicas_share_entries_across_a_master_failover() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let mut sentinels = SentinelSetup::start();
     let url = sentinels.url(10);
-    let first = world.sidecar(&redis_cache(&url), "");
-    let second = world.sidecar(&redis_cache(&url), "");
-    let path = world.path();
-    assert_eq!(ask(&first, &path).await.1, "miss");
-    assert_eq!(ask(&second, &path).await.1, "hit");
-    assert_eq!(world.upstream_referrers_requests(), 1);
+    let first = world.sidecar_with(redis_cache(&url));
+    let second = world.sidecar_with(redis_cache(&url));
+    let path = world.subject_path("hub-proxy");
+    assert_eq!(ask(&first, &path).await.cache, "miss");
+    assert_eq!(ask(&second, &path).await.cache, "hit");
+    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 1);
 
     sentinels.fail_over();
     // Subjects neither has seen: the first stores each in Redis once it reaches the new
     // master; the second can only have it from there.
-    let deadline = Instant::now() + REDIS_COOLDOWN * 3;
-    for i in 100.. {
-        let cold = format!("/v2/hub-proxy/team/app/referrers/sha256:{i:064x}");
-        let (status, _, _, _) = ask(&first, &cold).await;
-        assert_eq!(status, 200, "requests are answered during the failover");
-        let (status, cache, _, _) = ask(&second, &cold).await;
-        assert_eq!(status, 200);
-        if cache == "hit" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the new master was never used");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let mut next = 100;
+    eventually("the new master used by both replicas", async || {
+        let subject = cold(next);
+        next += 1;
+        let answer = ask(&first, &subject).await;
+        assert_eq!(
+            answer.status, 200,
+            "requests are answered during the failover"
+        );
+        let answer = ask(&second, &subject).await;
+        assert_eq!(answer.status, 200);
+        answer.cache == "hit"
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
     // One referrer: one listing is one referrers request.
     let upstream = ScriptedUpstream::start(1);
-    // Slow enough that both replicas ask while the first fetch is still running.
-    upstream.slow_down(Duration::from_secs(3));
     let redis = RedisServer::start();
-    let extra = format!(
-        "upstream:\n  allow_private_realms: true\ncache:\n  backend: redis\n  redis_url: \"{}\"\n  lock_ttl: 10s\n",
-        redis.url(10)
-    );
-    let (harbor, first) = scripted_world(&upstream, &extra);
-    let second = sidecar_for(&harbor, &extra);
-    let path = "/v2/hub-proxy/team/app/referrers/sha256:".to_owned() + &"5".repeat(64);
-    let asks = (0..20).map(|i| {
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    let cache = |config: SidecarConfig| {
+        config
+            .redis(&redis.url(10))
+            .lock_ttl(Duration::from_secs(10))
+    };
+    let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
+    let path = cold(0x5555);
+    // The first fetch is held upstream until both replicas have tried the cross-replica lock.
+    upstream.hold();
+    let asks = futures_util::future::join_all((0..20).map(|i| {
         let sidecar = if i % 2 == 0 { &first } else { &second };
         ask(sidecar, &path)
-    });
-    let answers = futures_util::future::join_all(asks).await;
-    for (status, _, upstream_result, listed) in &answers {
+    }));
+    let release = async {
+        eventually("both replicas tried the lock", async || {
+            let mut tried = 0.0;
+            for sidecar in [&first, &second] {
+                for result in ["won", "lost"] {
+                    let series =
+                        format!("harbor_referrers_cache_locks_total{{result=\"{result}\"}}");
+                    tried += sidecar.metric(&series).await;
+                }
+            }
+            tried >= 2.0
+        })
+        .await;
+        upstream.release();
+    };
+    let (answers, ()) = tokio::join!(asks, release);
+    for answer in &answers {
         assert_eq!(
-            (*status, upstream_result.as_str(), listed.len()),
+            (
+                answer.status,
+                answer.upstream.as_str(),
+                answer.digests.len()
+            ),
             (200, "api", 1)
         );
     }
@@ -245,23 +308,12 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
         1,
         "one fetch across both replicas"
     );
-    let (first_metrics, second_metrics) = (first.metrics().await, second.metrics().await);
-    let won = metric(
-        &first_metrics,
-        "harbor_referrers_cache_locks_total{result=\"won\"}",
-    ) + metric(
-        &second_metrics,
-        "harbor_referrers_cache_locks_total{result=\"won\"}",
-    );
-    let lost = metric(
-        &first_metrics,
-        "harbor_referrers_cache_locks_total{result=\"lost\"}",
-    ) + metric(
-        &second_metrics,
-        "harbor_referrers_cache_locks_total{result=\"lost\"}",
-    );
+    let locks = async |result: &str| {
+        let series = format!("harbor_referrers_cache_locks_total{{result=\"{result}\"}}");
+        first.metric(&series).await + second.metric(&series).await
+    };
     assert_eq!(
-        (won, lost),
+        (locks("won").await, locks("lost").await),
         (1.0, 1.0),
         "one replica fetched, the other waited for its entry"
     );
@@ -269,57 +321,32 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
 
 #[tokio::test]
 async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
-    let world = ProxyWorld::start().await;
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let redis = RedisServer::start();
-    let cache = format!(
-        "  backend: redis\n  redis_url: \"{}\"\n  fresh_for: 2s\n",
-        redis.url(10)
-    );
-    let first = world.sidecar(&cache, "");
-    let second = world.sidecar(&cache, "");
-    let path = world.path();
-    assert_eq!(ask(&first, &path).await.1, "miss");
+    let cache = |config: SidecarConfig| config.redis(&redis.url(10)).fresh_for(SHORT);
+    let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
+    let path = world.subject_path("hub-proxy");
+    let mirror = world.mirror("hub-proxy");
+    assert_eq!(ask(&first, &path).await.cache, "miss");
     assert_eq!(
-        ask(&second, &path).await.1,
+        ask(&second, &path).await.cache,
         "hit",
         "from the first one's entry"
     );
-    assert_eq!(world.upstream_referrers_requests(), 1);
+    assert_eq!(mirror.referrers_requests(), 1);
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     // The first replica refreshes its stale entry from the upstream and stores it in Redis.
-    assert_eq!(ask(&first, &path).await.1, "stale");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(
-        &first.metrics().await,
-        "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}",
-    ) < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the first replica's refresh did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(world.upstream_referrers_requests(), 2);
+    let (hits, _) = ask_until(&first, &path, "stale").await;
+    assert!(hits.iter().all(|a| a.cache == "hit"), "{hits:?}");
+    wait_for_metric(&first, REFRESHED, 1.0).await;
+    assert_eq!(mirror.referrers_requests(), 2);
 
     // The second replica's copy is stale too; its refresh finds the first one's in Redis.
-    assert_eq!(ask(&second, &path).await.1, "stale");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(
-        &second.metrics().await,
-        "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}",
-    ) < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the second replica's refresh did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(ask(&second, &path).await.1, "hit");
+    assert_eq!(ask(&second, &path).await.cache, "stale");
+    wait_for_metric(&second, REFRESHED, 1.0).await;
+    assert_eq!(ask(&second, &path).await.cache, "hit");
     assert_eq!(
-        world.upstream_referrers_requests(),
+        mirror.referrers_requests(),
         2,
         "the second replica did not ask the upstream again"
     );

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e::Sidecar;
+use e2e::config::{Registry, SidecarConfig};
 
 const RULES: &str = include_str!("../deploy/prometheus/rules.yaml");
 const DASHBOARD: &str = include_str!("../deploy/grafana/referrers-sidecar.json");
@@ -28,9 +29,6 @@ const INITIALISED_LABELS: &[&str] = &[
     "status_class",
     "target",
 ];
-
-/// A sidecar with one configured upstream registry, so the registry-labelled series exist.
-const CONFIG: &str = "harbor:\n  url: http://127.0.0.1:9\nregistries:\n  hub:\n    harbor_registry: hub\n    host: registry-1.docker.io\n";
 
 // ------------------------------------------------------------------------- the expressions
 
@@ -329,7 +327,11 @@ fn problems(expressions: &[(String, String)], exposition: &Exposition) -> Vec<St
 
 #[tokio::test]
 async fn every_metric_and_label_value_the_rules_and_dashboard_use_is_exported() {
-    let sidecar = Sidecar::start(CONFIG);
+    // One configured upstream registry, so the registry-labelled series exist.
+    let sidecar = Sidecar::start(
+        &SidecarConfig::new("http://127.0.0.1:9")
+            .registry("hub", Registry::new("hub", "registry-1.docker.io")),
+    );
     let exposition = Exposition::parse(&sidecar.metrics().await);
 
     let rules = rule_expressions();

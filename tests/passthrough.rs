@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use e2e::config::SidecarConfig;
 use e2e::standin_core::{Checksum, GZIP_BYTES, pattern_checksum, pattern_stream};
 use e2e::{Sidecar, StandinCore};
 use futures_util::StreamExt;
@@ -10,7 +11,7 @@ use futures_util::StreamExt;
 const MIB: u64 = 1024 * 1024;
 
 fn sidecar_for(core: &StandinCore) -> Sidecar {
-    Sidecar::start(&format!("harbor:\n  url: {}\n", core.url()))
+    Sidecar::start(&SidecarConfig::new(&core.url()))
 }
 
 fn client() -> reqwest::Client {
@@ -166,7 +167,7 @@ async fn core_down_gives_an_oci_502() {
     let core = StandinCore::start();
     let url = core.url();
     drop(core);
-    let sidecar = Sidecar::start(&format!("harbor:\n  url: {url}\n"));
+    let sidecar = Sidecar::start(&SidecarConfig::new(&url));
     let response = client()
         .get(sidecar.url("/v2/"))
         .send()

@@ -6,177 +6,58 @@
 use std::collections::BTreeSet;
 
 use e2e::Sidecar;
-use e2e::counting_proxy::CountingProxy;
-use e2e::harbor_double::{
-    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
-};
-use e2e::upstreams::{DockerRegistry, FerroOci, Pusher, Sample, Upstream};
+use e2e::config::Registry;
+use e2e::harbor_double::{DoubleConfig, DoubleProject};
+use e2e::upstreams::{DockerRegistry, FerroOci, Pusher};
+use e2e::users::{ALICE, BOB, User};
+use e2e::world::{Mirror, World, digests, referrers_path};
 use serde_json::{Value, json};
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const SIGNATURE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const SBOM: &str = "application/spdx+json";
-const ROBOT: (&str, &str) = ("robot$referrers-sidecar", "robot-secret");
-const ALICE: (&str, &str) = ("alice", "alice-secret");
-const BOB: (&str, &str) = ("bob", "bob-secret");
 
-/// Harbor (the double), two real upstreams behind counting fronts, and the sidecar.
-struct World {
-    harbor: HarborDouble,
-    sidecar: Sidecar,
-    api_front: CountingProxy,
-    tag_front: CountingProxy,
-    /// Content on the upstream with the referrers API (`team/app`).
-    api_sample: Sample,
-    /// Content on the upstream without it (`team/app`, fallback tag pushed).
-    tag_sample: Sample,
-    /// A referrer only Harbor has (a signature made locally).
-    local_only: Value,
-    _api_upstream: Upstream,
-    _tag_upstream: Upstream,
+/// Harbor (the double) over two real upstreams behind counting fronts (`api-proxy` over one
+/// with the referrers API, `tag-proxy` over one with only the fallback tag, both enabled;
+/// `off-proxy` over the first, not enabled; `local`, no proxy cache), and a sidecar for it.
+async fn start() -> (World, Sidecar) {
+    let world = world_with(|_| {}).await;
+    let sidecar = world.sidecar();
+    (world, sidecar)
 }
 
-fn account(credentials: (&str, &str), projects: &[&str], system_reader: bool) -> DoubleAccount {
-    DoubleAccount {
-        name: credentials.0.into(),
-        password: credentials.1.into(),
-        projects: projects.iter().map(|p| (*p).to_owned()).collect(),
-        system_reader,
-    }
-}
-
-fn registry(id: i64, name: &str, url: &str, registry_type: &str) -> DoubleRegistry {
-    DoubleRegistry {
-        id,
-        name: name.into(),
-        url: url.into(),
-        registry_type: registry_type.into(),
-        insecure: true,
-    }
-}
-
-impl World {
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    async fn start_with(adjust: impl FnOnce(&mut DoubleConfig)) -> Self {
-        let api_upstream = FerroOci::start();
-        let tag_upstream = DockerRegistry::start();
-        let api_sample = Pusher::new(&api_upstream.url())
-            .push_sample("team/app", false)
-            .await;
-        let tag_sample = Pusher::new(&tag_upstream.url())
-            .push_sample("team/app", true)
-            .await;
-        let api_front = CountingProxy::start(&api_upstream.url());
-        let tag_front = CountingProxy::start(&tag_upstream.url());
-
-        let mut config = DoubleConfig {
-            projects: vec![
-                DoubleProject::proxy(1, "api-proxy", 1),
-                DoubleProject::proxy(2, "tag-proxy", 2),
-                DoubleProject::proxy(3, "off-proxy", 1),
-                DoubleProject::local(4, "local"),
-            ],
-            registries: vec![
-                registry(1, "api-upstream", &api_front.url(), "docker-registry"),
-                registry(2, "tag-upstream", &tag_front.url(), "docker-registry"),
-            ],
-            accounts: vec![
-                account(ROBOT, &[], true),
-                account(
-                    ALICE,
-                    &["api-proxy", "tag-proxy", "off-proxy", "local"],
-                    false,
-                ),
-                account(BOB, &["local"], false),
-            ],
-            ..DoubleConfig::default()
-        };
-        adjust(&mut config);
-        let harbor = HarborDouble::start(config);
-
-        // Harbor has the upstream's signature too (pulled through the proxy once), reported the
-        // way Harbor 2.8–2.10 do (wrong size and artifactType), plus a signature of its own.
-        let upstream_signature = &api_sample.referrers[0];
-        let mut stale_copy = upstream_signature.descriptor();
-        stale_copy["size"] = json!(upstream_signature.size + 999);
-        stale_copy["artifactType"] = json!("application/vnd.oci.image.config.v1+json");
-        let local_only = json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", "1".repeat(64)),
-            "size": 321,
-            "artifactType": "application/vnd.cncf.notary.signature",
-            "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[\"abc\"]"},
-        });
-        harbor.set_local_referrers(
-            "api-proxy/team/app",
-            &api_sample.subject.digest,
-            vec![stale_copy, local_only.clone()],
-        );
-        harbor.set_local_referrers(
-            "tag-proxy/team/app",
-            &tag_sample.subject.digest,
-            vec![local_only.clone()],
-        );
-
-        let sidecar = sidecar_for(&harbor, "[api-proxy, tag-proxy]", "");
-        Self {
-            harbor,
-            sidecar,
-            api_front,
-            tag_front,
-            api_sample,
-            tag_sample,
-            local_only,
-            _api_upstream: api_upstream,
-            _tag_upstream: tag_upstream,
-        }
-    }
-
-    fn referrers_path(&self, repository: &str, subject: &str) -> String {
-        format!("/v2/{repository}/referrers/{subject}")
-    }
-
-    /// `GET` with basic credentials, as docker and oras send them to Harbor.
-    async fn get(&self, path: &str, who: (&str, &str)) -> reqwest::Response {
-        get_as(&self.sidecar, path, who).await
-    }
-}
-
-/// The sidecar's configuration in front of `harbor`: its robot account, the projects
-/// `enabled` (a YAML list), upstreams on loopback allowed, and `extra` YAML.
-fn sidecar_config(harbor: &HarborDouble, enabled: &str, extra: &str) -> String {
-    format!(
-        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: {enabled}\nupstream:\n  allow_private_realms: true\n{extra}",
-        harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    )
-}
-
-fn sidecar_for(harbor: &HarborDouble, enabled: &str, extra: &str) -> Sidecar {
-    Sidecar::start(&sidecar_config(harbor, enabled, extra))
-}
-
-/// `GET path` on `sidecar` with `who`'s basic credentials.
-async fn get_as(sidecar: &Sidecar, path: &str, who: (&str, &str)) -> reqwest::Response {
-    e2e::http_client()
-        .get(sidecar.url(path))
-        .basic_auth(who.0, Some(who.1))
-        .send()
-        .await
-        .expect("request")
-}
-
-fn digests(index: &Value) -> Vec<String> {
-    index["manifests"]
-        .as_array()
-        .expect("manifests array")
-        .iter()
-        .map(|d| d["digest"].as_str().expect("digest").to_owned())
-        .collect()
+/// The world of [`start`], Harbor changed by `adjust`, and no sidecar yet.
+async fn world_with(adjust: impl FnOnce(&mut DoubleConfig)) -> World {
+    let world = World::builder()
+        .mirror(
+            "api-proxy",
+            "api-upstream",
+            Mirror::with_referrers_api().await,
+        )
+        .mirror(
+            "tag-proxy",
+            "tag-upstream",
+            Mirror::with_fallback_tag().await,
+        )
+        .project(DoubleProject::proxy(3, "off-proxy", 1))
+        .project(DoubleProject::local(4, "local"))
+        .user(ALICE, &["api-proxy", "tag-proxy", "off-proxy", "local"])
+        .user(BOB, &["local"])
+        .harbor(adjust)
+        .start();
+    // Harbor has the upstream's signature too (pulled through the proxy once), reported the
+    // way Harbor 2.8–2.10 do (wrong size and artifactType), plus a signature of its own.
+    let api = world.mirror("api-proxy");
+    let upstream_signature = &api.sample.referrers[0];
+    let mut stale_copy = upstream_signature.descriptor();
+    stale_copy["size"] = json!(upstream_signature.size + 999);
+    stale_copy["artifactType"] = json!("application/vnd.oci.image.config.v1+json");
+    world.harbor.set_local_referrers(
+        "api-proxy/team/app",
+        &api.sample.subject.digest,
+        vec![stale_copy, world.local.clone()],
+    );
+    world
 }
 
 fn sorted(mut digests: Vec<String>) -> Vec<String> {
@@ -186,10 +67,10 @@ fn sorted(mut digests: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn api_upstream_and_local_referrers_are_merged_and_upstream_wins() {
-    let world = World::start().await;
-    let subject = &world.api_sample.subject.digest;
-    let response = world
-        .get(&world.referrers_path("api-proxy/team/app", subject), ALICE)
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
+    let response = sidecar
+        .get_as(&referrers_path("api-proxy/team/app", subject), ALICE)
         .await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
@@ -201,9 +82,9 @@ async fn api_upstream_and_local_referrers_are_merged_and_upstream_wins() {
     assert_eq!(index["schemaVersion"], 2);
     assert_eq!(index["mediaType"], INDEX);
 
-    let signature = &world.api_sample.referrers[0];
-    let sbom = &world.api_sample.referrers[1];
-    let local_digest = world.local_only["digest"].as_str().expect("digest");
+    let signature = &world.mirror("api-proxy").sample.referrers[0];
+    let sbom = &world.mirror("api-proxy").sample.referrers[1];
+    let local_digest = world.local["digest"].as_str().expect("digest");
     let expected = sorted(vec![
         signature.digest.clone(),
         sbom.digest.clone(),
@@ -226,60 +107,62 @@ async fn api_upstream_and_local_referrers_are_merged_and_upstream_wins() {
     // The upstream's descriptor replaces Harbor's stale copy of the same referrer.
     assert_eq!(by_digest(&signature.digest), signature.descriptor());
     assert_eq!(by_digest(&sbom.digest)["annotations"], sbom.annotations);
-    assert_eq!(by_digest(local_digest), world.local_only);
+    assert_eq!(by_digest(local_digest), world.local);
     // The upstream was asked without a filter, through its referrers API.
-    let asked = world.api_front.seen_with("/referrers/");
+    let asked = world.mirror("api-proxy").front.seen_with("/referrers/");
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert!(!asked[0].target.contains("artifactType"));
 }
 
 #[tokio::test]
 async fn fallback_tag_upstream_and_local_referrers_are_merged() {
-    let world = World::start().await;
-    let subject = &world.tag_sample.subject.digest;
-    let response = world
-        .get(&world.referrers_path("tag-proxy/team/app", subject), ALICE)
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("tag-proxy").sample.subject.digest;
+    let response = sidecar
+        .get_as(&referrers_path("tag-proxy/team/app", subject), ALICE)
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-referrers-upstream"], "tag");
     let index: Value = response.json().await.expect("json");
     let mut expected: Vec<String> = world
-        .tag_sample
+        .mirror("tag-proxy")
+        .sample
         .referrers
         .iter()
         .map(|r| r.digest.clone())
         .collect();
-    expected.push(world.local_only["digest"].as_str().expect("digest").into());
+    expected.push(world.local["digest"].as_str().expect("digest").into());
     assert_eq!(digests(&index), sorted(expected));
     let tag = subject.replacen(':', "-", 1);
     assert!(
         !world
-            .tag_front
+            .mirror("tag-proxy")
+            .front
             .seen_with(&format!("/manifests/{tag}"))
             .is_empty(),
         "the fallback tag was read: {:?}",
-        world.tag_front.seen()
+        world.mirror("tag-proxy").front.seen()
     );
 }
 
 #[tokio::test]
 async fn artifact_type_filter_applies_to_the_merged_list() {
-    let world = World::start().await;
-    let subject = &world.api_sample.subject.digest;
-    let base = world.referrers_path("api-proxy/team/app", subject);
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
+    let base = referrers_path("api-proxy/team/app", subject);
     // `+` sent raw must stay a `+`; sent as %2B it is the same type.
     for query in [
         format!("artifactType={SIGNATURE}"),
         "artifactType=application/vnd.dev.cosign.artifact.sig.v1%2Bjson".to_owned(),
     ] {
-        let response = world.get(&format!("{base}?{query}"), ALICE).await;
+        let response = sidecar.get_as(&format!("{base}?{query}"), ALICE).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["oci-filters-applied"], "artifactType");
         assert_eq!(response.headers()["x-total-count"], "1");
         let index: Value = response.json().await.expect("json");
         assert_eq!(
             digests(&index),
-            vec![world.api_sample.referrers[0].digest.clone()]
+            vec![world.mirror("api-proxy").sample.referrers[0].digest.clone()]
         );
     }
     // Several types: any of them, local ones included.
@@ -287,8 +170,8 @@ async fn artifact_type_filter_applies_to_the_merged_list() {
         "artifactType={}&artifactType=application/vnd.cncf.notary.signature",
         SBOM.replace('+', "%2B")
     );
-    let index: Value = world
-        .get(&format!("{base}?{query}"), ALICE)
+    let index: Value = sidecar
+        .get_as(&format!("{base}?{query}"), ALICE)
         .await
         .json()
         .await
@@ -315,15 +198,12 @@ async fn artifact_type_filter_applies_to_the_merged_list() {
 
 #[tokio::test]
 async fn paging_with_n_walks_every_descriptor_exactly_once() {
-    let world = World::start().await;
-    let subject = &world.api_sample.subject.digest;
-    let mut path = format!(
-        "{}?n=1",
-        world.referrers_path("api-proxy/team/app", subject)
-    );
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
+    let mut path = format!("{}?n=1", referrers_path("api-proxy/team/app", subject));
     let mut seen = Vec::new();
     for _ in 0..10 {
-        let response = world.get(&path, ALICE).await;
+        let response = sidecar.get_as(&path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-total-count"], "3");
         let link = response
@@ -358,13 +238,16 @@ async fn paging_with_n_walks_every_descriptor_exactly_once() {
 
 #[tokio::test]
 async fn head_gets_the_same_status_and_headers_without_a_body() {
-    let world = World::start().await;
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
-    let get = world.get(&path, ALICE).await;
+    let (world, sidecar) = start().await;
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
+    );
+    let get = sidecar.get_as(&path, ALICE).await;
     let get_length = get.headers()["content-length"].clone();
     let head = e2e::http_client()
-        .head(world.sidecar.url(&path))
-        .basic_auth(ALICE.0, Some(ALICE.1))
+        .head(sidecar.url(&path))
+        .basic_auth(ALICE.name, Some(ALICE.password))
         .send()
         .await
         .expect("head");
@@ -388,10 +271,13 @@ async fn head_gets_the_same_status_and_headers_without_a_body() {
 
 #[tokio::test]
 async fn anonymous_clients_get_the_challenge_and_after_the_token_dance_the_list() {
-    let world = World::start().await;
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    let (world, sidecar) = start().await;
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
+    );
     let challenge = e2e::http_client()
-        .get(world.sidecar.url(&path))
+        .get(sidecar.url(&path))
         .header("Host", "harbor.example.com")
         .header("X-Forwarded-Proto", "https")
         .send()
@@ -410,14 +296,15 @@ async fn anonymous_clients_get_the_challenge_and_after_the_token_dance_the_list(
         "registry/2.0"
     );
     assert!(
-        world.api_front.seen().is_empty(),
+        world.mirror("api-proxy").front.seen().is_empty(),
         "no upstream call before authorization"
     );
 
     // The real client: oci-client does the token dance through the sidecar and reads the list.
     let reference: oci_client::Reference = format!(
         "127.0.0.1:{}/api-proxy/team/app@{}",
-        world.sidecar.port, world.api_sample.subject.digest
+        sidecar.port,
+        world.mirror("api-proxy").sample.subject.digest
     )
     .parse()
     .expect("reference");
@@ -428,7 +315,7 @@ async fn anonymous_clients_get_the_challenge_and_after_the_token_dance_the_list(
     client
         .auth(
             &reference,
-            &oci_client::secrets::RegistryAuth::Basic(ALICE.0.into(), ALICE.1.into()),
+            &oci_client::secrets::RegistryAuth::Basic(ALICE.name.into(), ALICE.password.into()),
             oci_client::RegistryOperation::Pull,
         )
         .await
@@ -445,28 +332,25 @@ async fn anonymous_clients_get_the_challenge_and_after_the_token_dance_the_list(
     assert_eq!(filtered.manifests.len(), 1);
     assert_eq!(
         filtered.manifests[0].digest,
-        world.api_sample.referrers[1].digest
+        world.mirror("api-proxy").sample.referrers[1].digest
     );
 }
 
 #[tokio::test]
 async fn a_caller_without_access_gets_cores_401_and_no_upstream_request_is_made() {
-    let world = World::start().await;
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    let (world, sidecar) = start().await;
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
+    );
     // Bob's token is for another project; Basic credentials for him are refused too.
     let token = world
         .harbor
         .token(Some(BOB), "repository:local/thing:pull")
         .await;
-    for authorization in [format!("Bearer {token}"), {
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", BOB.0, BOB.1))
-        )
-    }] {
+    for authorization in [format!("Bearer {token}"), BOB.basic_authorization()] {
         let response = e2e::http_client()
-            .get(world.sidecar.url(&path))
+            .get(sidecar.url(&path))
             .header("Authorization", authorization)
             .send()
             .await
@@ -480,15 +364,15 @@ async fn a_caller_without_access_gets_cores_401_and_no_upstream_request_is_made(
         assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
     }
     assert!(
-        world.api_front.seen().is_empty(),
+        world.mirror("api-proxy").front.seen().is_empty(),
         "{:?}",
-        world.api_front.seen()
+        world.mirror("api-proxy").front.seen()
     );
     assert!(
         world.harbor.requests_to("/api/v2.0/projects").is_empty(),
         "no project lookup for a caller core did not authorize"
     );
-    let metrics = world.sidecar.metrics().await;
+    let metrics = sidecar.metrics().await;
     assert!(
         metrics.contains("harbor_referrers_requests_total{outcome=\"denied\"} 2"),
         "{metrics}"
@@ -497,26 +381,24 @@ async fn a_caller_without_access_gets_cores_401_and_no_upstream_request_is_made(
 
 #[tokio::test]
 async fn disabled_and_non_proxy_projects_get_cores_answer_byte_for_byte() {
-    let world = World::start().await;
-    let subject = &world.api_sample.subject.digest;
-    world.harbor.set_local_referrers(
-        "off-proxy/team/app",
-        subject,
-        vec![world.local_only.clone()],
-    );
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
     world
         .harbor
-        .set_local_referrers("local/team/app", subject, vec![world.local_only.clone()]);
+        .set_local_referrers("off-proxy/team/app", subject, vec![world.local.clone()]);
+    world
+        .harbor
+        .set_local_referrers("local/team/app", subject, vec![world.local.clone()]);
     for repository in ["off-proxy/team/app", "local/team/app"] {
-        let path = world.referrers_path(repository, subject);
+        let path = referrers_path(repository, subject);
         for query in [
             "",
             "?artifactType=application/vnd.cncf.notary.signature&n=5",
         ] {
-            let through_sidecar = world.get(&format!("{path}{query}"), ALICE).await;
+            let through_sidecar = sidecar.get_as(&format!("{path}{query}"), ALICE).await;
             let direct = e2e::http_client()
                 .get(format!("{}{path}{query}", world.harbor.url()))
-                .basic_auth(ALICE.0, Some(ALICE.1))
+                .basic_auth(ALICE.name, Some(ALICE.password))
                 .send()
                 .await
                 .expect("direct");
@@ -542,29 +424,32 @@ async fn disabled_and_non_proxy_projects_get_cores_answer_byte_for_byte() {
         }
     }
     assert!(
-        world.api_front.seen().is_empty(),
+        world.mirror("api-proxy").front.seen().is_empty(),
         "{:?}",
-        world.api_front.seen()
+        world.mirror("api-proxy").front.seen()
     );
 }
 
 #[tokio::test]
 async fn upstream_stopped_mid_test_still_gives_local_referrers() {
-    let mut world = World::start().await;
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    let (mut world, sidecar) = start().await;
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
+    );
     // The upstream answers (for another subject), then stops; the subject is not cached yet.
-    let other = world.referrers_path("api-proxy/team/app", &format!("sha256:{}", "9".repeat(64)));
-    let before = world.get(&other, ALICE).await;
+    let other = referrers_path("api-proxy/team/app", &format!("sha256:{}", "9".repeat(64)));
+    let before = sidecar.get_as(&other, ALICE).await;
     assert_eq!(before.headers()["x-referrers-upstream"], "api");
-    world.api_front.stop();
-    let response = world.get(&path, ALICE).await;
+    world.mirror_mut("api-proxy").front.stop();
+    let response = sidecar.get_as(&path, ALICE).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-referrers-upstream"], "error");
     assert_eq!(response.headers()["x-referrers-cache"], "miss");
     let index: Value = response.json().await.expect("json");
-    let local_digest = world.local_only["digest"].as_str().expect("digest");
+    let local_digest = world.local["digest"].as_str().expect("digest");
     let mut expected = vec![
-        world.api_sample.referrers[0].digest.clone(),
+        world.mirror("api-proxy").sample.referrers[0].digest.clone(),
         local_digest.to_owned(),
     ];
     expected.sort();
@@ -577,33 +462,43 @@ async fn upstream_stopped_mid_test_still_gives_local_referrers() {
 
 #[tokio::test]
 async fn the_zero_digest_probe_gets_an_empty_list() {
-    let world = World::start().await;
-    let path = world.referrers_path("api-proxy/team/app", &format!("sha256:{}", "0".repeat(64)));
-    let response = world.get(&path, ALICE).await;
+    let (world, sidecar) = start().await;
+    let path = referrers_path("api-proxy/team/app", &format!("sha256:{}", "0".repeat(64)));
+    let response = sidecar.get_as(&path, ALICE).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], INDEX);
     let index: Value = response.json().await.expect("json");
     assert_eq!(index["manifests"], json!([]));
-    assert!(world.api_front.seen_with("/referrers/").is_empty());
+    assert!(
+        world
+            .mirror("api-proxy")
+            .front
+            .seen_with("/referrers/")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn harbor_2_8_answers_are_accepted_and_corrected_by_the_upstream() {
-    let world = World::start_with(|config| {
+    let world = world_with(|config| {
         config.legacy_2_8 = true;
         config.version = "v2.8.4-1a2b3c".into();
     })
     .await;
-    let response = world
-        .get(
-            &world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest),
+    let sidecar = world.sidecar();
+    let response = sidecar
+        .get_as(
+            &referrers_path(
+                "api-proxy/team/app",
+                &world.mirror("api-proxy").sample.subject.digest,
+            ),
             ALICE,
         )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], INDEX);
     let index: Value = response.json().await.expect("json");
-    let signature = &world.api_sample.referrers[0];
+    let signature = &world.mirror("api-proxy").sample.referrers[0];
     let found = index["manifests"]
         .as_array()
         .expect("manifests")
@@ -619,33 +514,24 @@ async fn harbor_2_8_answers_are_accepted_and_corrected_by_the_upstream() {
 async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
     // A local registry stands in for Docker Hub: nothing may leave the machine.
     let hub = FerroOci::start();
-    let sample = Pusher::new(&hub.url())
-        .push_sample("library/nginx", false)
-        .await;
-    let front = CountingProxy::start(&hub.url());
-    let harbor = HarborDouble::start(DoubleConfig {
-        projects: vec![DoubleProject::proxy(1, "hub-proxy", 1)],
-        registries: vec![registry(1, "hub", &front.url(), "docker-hub")],
-        accounts: vec![
-            account(ROBOT, &[], true),
-            account(ALICE, &["hub-proxy"], false),
-        ],
-        ..DoubleConfig::default()
-    });
-    let local = json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": format!("sha256:{}", "2".repeat(64)),
-        "size": 99,
-        "artifactType": "application/vnd.cncf.notary.signature",
-    });
-    harbor.set_local_referrers(
-        "hub-proxy/library/nginx",
-        &sample.subject.digest,
-        vec![local],
+    let pusher = Pusher::new(&hub.url());
+    let world = World::builder()
+        .mirror(
+            "hub-proxy",
+            "hub",
+            Mirror::start(hub, pusher, "library/nginx", false).await,
+        )
+        .user(ALICE, &["hub-proxy"])
+        .harbor(|config| config.registries[0].registry_type = "docker-hub".into())
+        .enable(&["*"])
+        .start();
+    let sidecar = world.sidecar();
+    let (front, sample) = (
+        &world.mirror("hub-proxy").front,
+        &world.mirror("hub-proxy").sample,
     );
-    let sidecar = sidecar_for(&harbor, "['*']", "");
     let path = format!("/v2/hub-proxy/nginx/referrers/{}", sample.subject.digest);
-    let response = get_as(&sidecar, &path, ALICE).await;
+    let response = sidecar.get_as(&path, ALICE).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-referrers-upstream"], "api");
     let index: Value = response.json().await.expect("json");
@@ -667,7 +553,8 @@ async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
             sample.subject.digest
         )]
     );
-    let core_paths: BTreeSet<String> = harbor
+    let core_paths: BTreeSet<String> = world
+        .harbor
         .requests_to("/v2/")
         .into_iter()
         .map(|r| r.path)
@@ -686,24 +573,22 @@ async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
 
 #[tokio::test]
 async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
-    let upstream = DockerRegistry::start_with_htpasswd("mirror", "mirror-secret");
-    let sample = Pusher::new(&upstream.url())
-        .with_authorization(&format!("Basic {}", {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode("mirror:mirror-secret")
-        }))
-        .push_sample("team/app", true)
-        .await;
-    let front = CountingProxy::start(&upstream.url());
-    let harbor = HarborDouble::start(DoubleConfig {
-        projects: vec![DoubleProject::proxy(1, "private-proxy", 1)],
-        registries: vec![registry(1, "private", &front.url(), "docker-registry")],
-        accounts: vec![
-            account(ROBOT, &[], true),
-            account(ALICE, &["private-proxy"], false),
-        ],
-        ..DoubleConfig::default()
-    });
+    const MIRROR: User = User {
+        name: "mirror",
+        password: "mirror-secret",
+    };
+    let upstream = DockerRegistry::start_with_htpasswd(MIRROR.name, MIRROR.password);
+    let pusher = Pusher::new(&upstream.url()).with_authorization(&MIRROR.basic_authorization());
+    let world = World::builder()
+        .mirror(
+            "private-proxy",
+            "private",
+            Mirror::start(upstream, pusher, "team/app", true).await,
+        )
+        .user(ALICE, &["private-proxy"])
+        .start();
+    let front = &world.mirror("private-proxy").front;
+    let sample = &world.mirror("private-proxy").sample;
     let path = format!(
         "/v2/private-proxy/team/app/referrers/{}",
         sample.subject.digest
@@ -713,14 +598,13 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
         ("registry.example.com".to_owned(), "error", false),
     ] {
         front.clear();
-        let sidecar = sidecar_for(
-            &harbor,
-            "[private-proxy]",
-            &format!(
-                "registries:\n  private:\n    harbor_registry: private\n    host: \"{bound_host}\"\n    username: mirror\n    password: mirror-secret\n"
-            ),
-        );
-        let response = get_as(&sidecar, &path, ALICE).await;
+        let sidecar = world.sidecar_with(|config| {
+            config.registry(
+                "private",
+                Registry::new("private", &bound_host).credentials(MIRROR.name, MIRROR.password),
+            )
+        });
+        let response = sidecar.get_as(&path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert_eq!(
             response.headers()["x-referrers-upstream"],
@@ -745,32 +629,35 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
 
 #[tokio::test]
 async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
-    let world = World::start_with(|config| {
+    let world = world_with(|config| {
         let mut project = DoubleProject::proxy(5, "api-proxy-216", 1);
         project
             .metadata
             .insert("proxy_referrer_api".into(), "true".into());
         config.projects.push(project);
-        config.accounts[1].projects.push("api-proxy-216".into());
+        let alice = config
+            .accounts
+            .iter_mut()
+            .find(|a| a.name == ALICE.name)
+            .expect("alice");
+        alice.projects.push("api-proxy-216".into());
     })
     .await;
-    let subject = &world.api_sample.subject.digest;
-    world.harbor.set_local_referrers(
-        "api-proxy-216/team/app",
-        subject,
-        vec![world.local_only.clone()],
-    );
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
+    world
+        .harbor
+        .set_local_referrers("api-proxy-216/team/app", subject, vec![world.local.clone()]);
     // Enabled by the wildcard, but Harbor (>= 2.16) does its own merge for this project.
-    let sidecar = sidecar_for(&world.harbor, "['*']", "");
-    let path = world.referrers_path("api-proxy-216/team/app", subject);
+    let sidecar = world.sidecar_with(|config| config.enable(&["*"]));
+    let path = referrers_path("api-proxy-216/team/app", subject);
     for _ in 0..2 {
-        let response = get_as(&sidecar, &path, ALICE).await;
+        let response = sidecar.get_as(&path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("x-referrers-upstream").is_none());
         let index: Value = response.json().await.expect("json");
-        assert_eq!(index["manifests"], json!([world.local_only.clone()]));
+        assert_eq!(index["manifests"], json!([world.local.clone()]));
     }
-    assert!(world.api_front.seen().is_empty());
+    assert!(world.mirror("api-proxy").front.seen().is_empty());
     let logged = sidecar
         .logs()
         .iter()
@@ -781,21 +668,25 @@ async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
 
 #[tokio::test]
 async fn a_slow_core_gives_504_and_no_upstream_call() {
-    let world = World::start_with(|config| {
+    let world = world_with(|config| {
         config.referrers_delay = std::time::Duration::from_secs(5);
     })
     .await;
-    let sidecar = Sidecar::start_with_env(
-        &sidecar_config(&world.harbor, "[api-proxy]", ""),
-        &[("REFERRERS_SIDECAR__HARBOR__TIMEOUT", "1s")],
+    let sidecar = world.sidecar_with(|config| {
+        config
+            .enable(&["api-proxy"])
+            .harbor_timeout(std::time::Duration::from_secs(1))
+    });
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
     );
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
-    let response = get_as(&sidecar, &path, ALICE).await;
+    let response = sidecar.get_as(&path, ALICE).await;
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
     assert!(
-        world.api_front.seen().is_empty(),
+        world.mirror("api-proxy").front.seen().is_empty(),
         "never an upstream call without core's 200"
     );
     let metrics = sidecar.metrics().await;
@@ -807,7 +698,7 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
     // Core gone altogether: 502.
     let url = world.harbor.url();
     drop(world);
-    let response = get_as(&sidecar, &path, ALICE).await;
+    let response = sidecar.get_as(&path, ALICE).await;
     assert_eq!(response.status(), 502, "core at {url} is down");
 }
 

@@ -1,5 +1,6 @@
 //! What a client sees for malformed referrers requests, and that valid ones reach core.
 
+use e2e::config::SidecarConfig;
 use e2e::{Sidecar, StandinCore};
 
 fn digest() -> String {
@@ -19,10 +20,7 @@ async fn get(sidecar: &Sidecar, path: &str) -> (u16, serde_json::Value) {
 #[tokio::test]
 async fn malformed_requests_get_oci_errors_and_never_reach_core() {
     let core = StandinCore::start();
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\nresponse:\n  max_page_size: 50\n",
-        core.url()
-    ));
+    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()).max_page_size(50));
     let d = digest();
     let cases = [
         (format!("/v2/Proxy/nginx/referrers/{d}"), "NAME_INVALID"),
@@ -115,7 +113,7 @@ async fn malformed_requests_get_oci_errors_and_never_reach_core() {
 #[tokio::test]
 async fn a_valid_request_reaches_core_with_its_raw_query() {
     let core = StandinCore::start();
-    let sidecar = Sidecar::start(&format!("harbor:\n  url: {}\n", core.url()));
+    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()));
     let d = digest();
     let path = format!(
         "/v2/proxy/library/nginx/referrers/{d}?artifactType=application/vnd.cncf.notary.signature%2Bjson&ns=docker.io"

@@ -5,63 +5,27 @@
 
 use std::process::{Command, ExitCode};
 
-use e2e::Sidecar;
-use e2e::harbor_double::{
-    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble,
-};
-use e2e::upstreams::{FerroOci, Pusher};
-use serde_json::json;
+use e2e::users::User;
+use e2e::world::{Mirror, World};
 
-const USER: &str = "demo";
-const PASSWORD: &str = "demo-password";
+/// The demo's user, who may pull from `demo-proxy`.
+const DEMO: User = User {
+    name: "demo",
+    password: "demo-password",
+};
+const USER: &str = DEMO.name;
+const PASSWORD: &str = DEMO.password;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let once = std::env::args().any(|a| a == "--once");
-    let upstream = FerroOci::start();
-    let sample = Pusher::new(&upstream.url())
-        .push_sample("team/app", false)
-        .await;
-    let harbor = HarborDouble::start(DoubleConfig {
-        projects: vec![DoubleProject::proxy(1, "demo-proxy", 1)],
-        registries: vec![DoubleRegistry {
-            id: 1,
-            name: "upstream".into(),
-            url: upstream.url(),
-            registry_type: "docker-registry".into(),
-            insecure: true,
-        }],
-        accounts: vec![
-            DoubleAccount {
-                name: "robot$referrers-sidecar".into(),
-                password: "robot-password".into(),
-                projects: vec![],
-                system_reader: true,
-            },
-            DoubleAccount {
-                name: USER.into(),
-                password: PASSWORD.into(),
-                projects: vec!["demo-proxy".into()],
-                system_reader: false,
-            },
-        ],
-        ..DoubleConfig::default()
-    });
-    harbor.set_local_referrers(
-        "demo-proxy/team/app",
-        &sample.subject.digest,
-        vec![json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", "1".repeat(64)),
-            "size": 321,
-            "artifactType": "application/vnd.cncf.notary.signature",
-            "annotations": {"org.example.origin": "signed in Harbor"},
-        })],
-    );
-    let sidecar = Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  username: robot$referrers-sidecar\n  password: robot-password\nprojects:\n  enabled: [demo-proxy]\nupstream:\n  allow_private_realms: true\n",
-        harbor.url()
-    ));
+    let world = World::builder()
+        .mirror("demo-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(DEMO, &["demo-proxy"])
+        .start();
+    let sidecar = world.sidecar();
+    let upstream = world.mirror("demo-proxy");
+    let sample = &upstream.sample;
 
     let host = format!("127.0.0.1:{}", sidecar.port);
     let subject = &sample.subject.digest;
@@ -86,7 +50,7 @@ async fn main() -> ExitCode {
          \n  cargo run -q -p e2e --bin list-referrers -- {reference} {USER} {PASSWORD}\
          \n",
         upstream = upstream.url(),
-        core = harbor.url(),
+        core = world.harbor.url(),
         metrics = sidecar.metrics_port,
     );
 

@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::server::TestServer;
+use crate::users::User;
 
 /// A project as Harbor stores it.
 #[derive(Debug, Clone)]
@@ -204,13 +205,13 @@ impl HarborDouble {
     }
 
     /// Runs the token dance a client does: `scope` is `repository:<name>:pull`.
-    pub async fn token(&self, account: Option<(&str, &str)>, scope: &str) -> String {
+    pub async fn token(&self, account: Option<User>, scope: &str) -> String {
         let mut request = crate::http_client().get(format!(
             "{}/service/token?service=harbor-registry&scope={scope}",
             self.url()
         ));
-        if let Some((user, password)) = account {
-            request = request.basic_auth(user, Some(password));
+        if let Some(user) = account {
+            request = request.basic_auth(user.name, Some(user.password));
         }
         let answer: Value = request
             .send()

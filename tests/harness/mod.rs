@@ -1,19 +1,32 @@
 //! Shared harness for the end-to-end suite: start the sidecar binary and the stand-ins it
 //! talks to on free loopback ports, and stop them at the end.
 
+pub mod config;
 pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
-pub mod proxy_world;
 pub mod redis;
 pub mod scripted_upstream;
 pub mod server;
 pub mod sidecar;
 pub mod standin_core;
 pub mod upstreams;
+pub mod users;
+pub mod wait;
+pub mod world;
 
 pub use sidecar::Sidecar;
 pub use standin_core::StandinCore;
+
+/// The value of `series` (`name{labels}` as exported) in a Prometheus text exposition.
+#[must_use]
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{series} not exported:\n{metrics}"))
+}
 
 /// An HTTP client for tests: no redirects followed, no decompression, so responses are seen as
 /// a client on the wire sees them.

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-use crate::Sidecar;
-use crate::harbor_double::HarborDouble;
-use crate::proxy_world::{ROBOT, hub_proxy_harbor};
 use crate::server::TestServer;
 
 #[derive(Default)]
@@ -20,13 +18,17 @@ struct Script {
     failing_status: Option<u16>,
     referrers_requests: usize,
     requests: usize,
-    /// Each referrers page takes this long (a slow upstream).
-    delay: std::time::Duration,
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    /// Referrers requests wait while this is `false` (a fetch held in flight).
+    open: watch::Sender<bool>,
 }
 
 pub struct ScriptedUpstream {
     pub port: u16,
-    script: Arc<Mutex<Script>>,
+    shared: Arc<Shared>,
     server: TestServer,
 }
 
@@ -43,17 +45,20 @@ impl ScriptedUpstream {
                 })
             })
             .collect();
-        let script = Arc::new(Mutex::new(Script {
-            descriptors,
-            ..Script::default()
-        }));
-        let data = web::Data::from(Arc::clone(&script));
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script {
+                descriptors,
+                ..Script::default()
+            }),
+            open: watch::Sender::new(true),
+        });
+        let data = web::Data::from(Arc::clone(&shared));
         let server = TestServer::start(2, move |app| {
             app.app_data(data.clone()).default_service(web::to(answer));
         });
         Self {
             port: server.port,
-            script,
+            shared,
             server,
         }
     }
@@ -65,34 +70,43 @@ impl ScriptedUpstream {
 
     /// Every request gets `status` from now on (`None`: serve the list again).
     pub fn fail_with(&self, status: Option<u16>) {
-        self.script.lock().expect("script").failing_status = status;
+        self.script().failing_status = status;
     }
 
-    /// Each referrers page takes `delay` from now on.
-    pub fn slow_down(&self, delay: std::time::Duration) {
-        self.script.lock().expect("script").delay = delay;
+    /// Referrers requests are held, unanswered, from now on until [`release`](Self::release).
+    pub fn hold(&self) {
+        self.shared.open.send_replace(false);
+    }
+
+    /// Answers the held referrers requests, and every later one at once.
+    pub fn release(&self) {
+        self.shared.open.send_replace(true);
+    }
+
+    fn script(&self) -> std::sync::MutexGuard<'_, Script> {
+        self.shared.script.lock().expect("script")
     }
 
     /// Requests of any kind received so far.
     #[must_use]
     pub fn requests(&self) -> usize {
-        self.script.lock().expect("script").requests
+        self.script().requests
     }
 
     /// Referrers API requests (pages) received so far.
     #[must_use]
     pub fn referrers_requests(&self) -> usize {
-        self.script.lock().expect("script").referrers_requests
+        self.script().referrers_requests
     }
 }
 
-async fn answer(request: HttpRequest, script: web::Data<Mutex<Script>>) -> HttpResponse {
+async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let path = request.uri().path().to_owned();
-    let delay = script.lock().expect("script").delay;
-    if path.contains("/referrers/") && !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    if path.contains("/referrers/") {
+        // Never fails: the sender lives as long as the server.
+        let _ = shared.open.subscribe().wait_for(|open| *open).await;
     }
-    let mut script = script.lock().expect("script");
+    let mut script = shared.script.lock().expect("script");
     script.requests += 1;
     let is_referrers = path.contains("/referrers/");
     if is_referrers {
@@ -128,24 +142,4 @@ async fn answer(request: HttpRequest, script: web::Data<Mutex<Script>>) -> HttpR
         })
         .to_string(),
     )
-}
-
-/// Harbor (the double) with one proxy-cache project, `hub-proxy`, over `upstream`, and a
-/// sidecar for it with `extra` configuration.
-#[must_use]
-pub fn scripted_world(upstream: &ScriptedUpstream, extra: &str) -> (HarborDouble, Sidecar) {
-    let harbor = hub_proxy_harbor("scripted", &upstream.url());
-    let sidecar = sidecar_for(&harbor, extra);
-    (harbor, sidecar)
-}
-
-/// Another sidecar (replica) in front of `harbor`, with `extra` configuration.
-#[must_use]
-pub fn sidecar_for(harbor: &HarborDouble, extra: &str) -> Sidecar {
-    Sidecar::start(&format!(
-        "harbor:\n  url: {}\n  username: {}\n  password: {}\nprojects:\n  enabled: [hub-proxy]\n{extra}",
-        harbor.url(),
-        ROBOT.0,
-        ROBOT.1,
-    ))
 }

@@ -7,6 +7,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::SidecarConfig;
+use crate::users::User;
+
 /// Where `cargo build -p referrers-sidecar` put the binary (override: `REFERRERS_SIDECAR_BIN`).
 #[must_use]
 pub fn binary() -> PathBuf {
@@ -35,23 +38,14 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Starts the sidecar with `config_yaml` (listeners are set to free loopback ports) and
-    /// waits until it listens.
-    pub fn start(config_yaml: &str) -> Self {
-        Self::start_with_env(config_yaml, &[])
-    }
-
-    pub fn start_with_env(config_yaml: &str, env: &[(&str, &str)]) -> Self {
+    /// Starts the sidecar with `config` and waits until it listens.
+    pub fn start(config: &SidecarConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("config.yaml");
-        let full = format!(
-            "listen: \"127.0.0.1:0\"\nmetrics_listen: \"127.0.0.1:0\"\nlog:\n  format: json\n  level: info\n{config_yaml}"
-        );
-        std::fs::write(&config, full).expect("write config");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config.to_yaml()).expect("write config");
         let mut child = Command::new(binary())
             .arg("--config")
-            .arg(&config)
-            .envs(env.iter().copied())
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -129,6 +123,16 @@ impl Sidecar {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// `GET path` with `user`'s basic credentials, as docker and oras send them to Harbor.
+    pub async fn get_as(&self, path: &str, user: User) -> reqwest::Response {
+        crate::http_client()
+            .get(self.url(path))
+            .basic_auth(user.name, Some(user.password))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         crate::get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
@@ -136,6 +140,11 @@ impl Sidecar {
             .text()
             .await
             .expect("metrics body")
+    }
+
+    /// The value of one series of `/metrics` (`name{labels}` as exported).
+    pub async fn metric(&self, series: &str) -> f64 {
+        crate::metric(&self.metrics().await, series)
     }
 
     /// Sends SIGTERM (graceful shutdown).
