@@ -704,29 +704,33 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
 
 #[tokio::test]
 async fn a_registry_type_the_sidecar_does_not_know_gets_local_referrers_and_no_upstream_call() {
-    let world = World::start_with(|config| {
+    let world = world_with(|config| {
         config.registries[0].registry_type = "new-cloud".into();
     })
     .await;
-    let path = world.referrers_path("api-proxy/team/app", &world.api_sample.subject.digest);
+    let sidecar = world.sidecar();
+    let path = referrers_path(
+        "api-proxy/team/app",
+        &world.mirror("api-proxy").sample.subject.digest,
+    );
     for _ in 0..2 {
-        let response = world.get(&path, ALICE).await;
+        let response = sidecar.get_as(&path, ALICE).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-referrers-upstream"], "skipped");
         let index: Value = response.json().await.expect("json");
-        let local_digest = world.local_only["digest"].as_str().expect("digest");
+        let local_digest = world.local["digest"].as_str().expect("digest");
         assert_eq!(
             sorted(digests(&index)),
             sorted(vec![
-                world.api_sample.referrers[0].digest.clone(),
+                world.mirror("api-proxy").sample.referrers[0].digest.clone(),
                 local_digest.to_owned(),
             ]),
             "Harbor's two local referrers"
         );
     }
     assert!(
-        world.api_front.seen().is_empty(),
+        world.mirror("api-proxy").front.seen().is_empty(),
         "{:?}",
-        world.api_front.seen()
+        world.mirror("api-proxy").front.seen()
     );
 }
