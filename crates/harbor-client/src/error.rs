@@ -37,12 +37,10 @@ impl HarborError {
     }
 
     pub(crate) fn from_send(error: &awc::error::SendRequestError) -> Self {
-        use awc::error::{ConnectError, SendRequestError};
-        match error {
-            SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
-                Self::Timeout
-            }
-            other => Self::Unreachable(other.to_string()),
+        if crate::transport::is_timeout(error) {
+            Self::Timeout
+        } else {
+            Self::Unreachable(error.to_string())
         }
     }
 }

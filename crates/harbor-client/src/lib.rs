@@ -10,4 +10,6 @@ pub mod transport;
 pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
-pub use transport::{CoreTransport, TransportError};
+pub use transport::{
+    CoreTransport, HOP_BY_HOP, TransportError, copy_end_to_end_headers, is_timeout,
+};

@@ -5,13 +5,16 @@
 use std::collections::HashSet;
 
 use awc::http::StatusCode;
-use awc::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use awc::http::header::{self, HeaderMap};
 use bytes::Bytes;
-use oci_referrers::{Descriptor, Digest, INDEX_MEDIA_TYPE, RepositoryName, decode_index};
+use oci_referrers::{
+    Descriptor, Digest, INDEX_MEDIA_TYPE, RepositoryName, decode_index, media_type_essence,
+};
 use url::Url;
 
 use crate::api::CoreClient;
 use crate::error::HarborError;
+use crate::transport::copy_end_to_end_headers;
 
 /// The caller's headers core needs: who it is, and where it came in (core builds its token
 /// realm from `Host` and `X-Forwarded-Proto`).
@@ -178,34 +181,20 @@ impl CoreClient {
 
 /// Core's index answers: the OCI index type, or `application/json` from Harbor 2.8–2.9.
 fn is_index_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case(INDEX_MEDIA_TYPE)
-        || essence.eq_ignore_ascii_case("application/json")
+        .is_some_and(|value| {
+            oci_referrers::is_index_content_type(value)
+                || media_type_essence(value).eq_ignore_ascii_case("application/json")
+        })
 }
 
 /// Core's headers minus those that describe the connection or the body's framing (the
 /// sidecar frames its own answer).
 fn end_to_end_headers(from: &HeaderMap) -> HeaderMap {
-    const DROP: &[HeaderName] = &[
-        header::CONNECTION,
-        header::CONTENT_LENGTH,
-        header::TRANSFER_ENCODING,
-        header::TE,
-        header::TRAILER,
-        header::UPGRADE,
-        header::PROXY_AUTHENTICATE,
-    ];
     let mut headers = HeaderMap::new();
-    for (name, value) in from {
-        if !DROP.contains(name) && name.as_str() != "keep-alive" {
-            headers.append(name.clone(), HeaderValue::clone(value));
-        }
-    }
+    copy_end_to_end_headers(from, &mut headers);
+    headers.remove(header::CONTENT_LENGTH);
     headers
 }

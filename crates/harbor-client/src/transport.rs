@@ -1,13 +1,15 @@
 //! How the sidecar connects to Harbor core: HTTP/1.1, optional internal TLS with its own CA,
-//! connect timeout, no redirects, no decompression, no default headers.
+//! connect timeout, no redirects, no decompression, no default headers; and what every relay
+//! of core's messages shares: which headers belong to one connection, and which send failures
+//! are timeouts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use awc::error::{ConnectError, SendRequestError};
+use awc::http::header::{self, HeaderMap, HeaderName};
+use tls_config::CaBundleError;
 
 /// What a connection to core needs; cheap to clone into every worker.
 #[derive(Debug, Clone)]
@@ -18,10 +20,8 @@ pub struct CoreTransport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("cannot read Harbor CA bundle {path}: {reason}")]
-    CaFile { path: PathBuf, reason: String },
-    #[error("Harbor CA bundle {0} holds no certificate")]
-    EmptyCaFile(PathBuf),
+    #[error("Harbor {0}")]
+    CaBundle(#[from] CaBundleError),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
 }
@@ -29,36 +29,17 @@ pub enum TransportError {
 impl CoreTransport {
     /// Trusts `ca_file` when given (Harbor's internal TLS), else the system's roots.
     pub fn new(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<Self, TransportError> {
-        let mut roots = RootCertStore::empty();
-        match ca_file {
+        let roots = match ca_file {
             Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| TransportError::CaFile {
-                        path: path.to_owned(),
-                        reason: e.to_string(),
-                    })?;
-                if certs.is_empty() {
-                    return Err(TransportError::EmptyCaFile(path.to_owned()));
-                }
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| TransportError::Tls(e.to_string()))?;
-                }
+                let mut roots = rustls::RootCertStore::empty();
+                tls_config::add_ca_bundle(&mut roots, path)?;
+                roots
             }
-            None => {
-                // Unreadable system certificates are not fatal: core is usually plain HTTP.
-                let native = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(native.certs);
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TransportError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            // Core is usually plain HTTP; unreadable system certificates are not fatal.
+            None => tls_config::system_roots(),
+        };
+        let tls = tls_config::verifying_config(tls_config::provider(), roots)
+            .map_err(|e| TransportError::Tls(e.to_string()))?;
         Ok(Self {
             tls: Arc::new(tls),
             connect_timeout,
@@ -81,5 +62,100 @@ impl CoreTransport {
             Some(timeout) => builder.timeout(timeout).finish(),
             None => builder.disable_timeout().finish(),
         }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy
+/// authentication pair, which is addressed to a proxy and never to core or the client.
+pub const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Non-standard connection headers still sent by old clients and proxies.
+const LEGACY_HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection"];
+
+/// Copies every end-to-end header of `from` into `to`: hop-by-hop headers and those the
+/// `Connection` header names are dropped, repeated headers keep every value.
+///
+/// REF: <https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1>
+pub fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    let named_by_connection: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty())
+        .collect();
+    for (name, value) in from {
+        let skip = HOP_BY_HOP.contains(name)
+            || LEGACY_HOP_BY_HOP.contains(&name.as_str())
+            || named_by_connection.iter().any(|n| n == name.as_str());
+        if !skip {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Whether a failed send to core ran out of time (connecting or waiting for the answer), as
+/// opposed to core being unreachable.
+#[must_use]
+pub fn is_timeout(error: &SendRequestError) -> bool {
+    matches!(
+        error,
+        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use awc::http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_stay_behind() {
+        let mut from = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close, X-Private"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authorization", "Basic cHJveHk="),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("www-authenticate", "Bearer realm=\"r\""),
+            ("link", "<a>; rel=\"next\""),
+            ("link", "<b>; rel=\"prev\""),
+        ] {
+            from.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let mut to = HeaderMap::new();
+        copy_end_to_end_headers(&from, &mut to);
+        let mut names: Vec<&str> = to.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["link", "www-authenticate"]);
+        assert_eq!(to.get_all("link").count(), 2);
+    }
+
+    #[test]
+    fn only_timeouts_are_timeouts() {
+        assert!(is_timeout(&SendRequestError::Timeout));
+        assert!(is_timeout(&SendRequestError::Connect(
+            ConnectError::Timeout
+        )));
+        assert!(!is_timeout(&SendRequestError::Connect(
+            ConnectError::Disconnected
+        )));
+        assert!(!is_timeout(&SendRequestError::Url(
+            awc::error::InvalidUrl::MissingScheme
+        )));
     }
 }

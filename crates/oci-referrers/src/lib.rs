@@ -26,7 +26,7 @@ pub use index::{
     decode_index, encode_index, encoded_index_len,
 };
 pub use link::{LinkError, build_next_link, parse_next_link};
-pub use media_type::{ArtifactType, ArtifactTypeError};
+pub use media_type::{ArtifactType, ArtifactTypeError, is_index_content_type, media_type_essence};
 pub use merge::{filter_by_artifact_type, merge};
 pub use name::{NameError, RepositoryName};
 pub use paging::{EncodedPage, Page, PageLimit, encode_page, paginate};

@@ -1,9 +1,12 @@
-//! Artifact types: bare RFC 6838 media types used to filter referrers.
+//! Media types: bare RFC 6838 artifact types used to filter referrers, and reading the media
+//! type of a `Content-Type` value.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
+
+use crate::index::INDEX_MEDIA_TYPE;
 
 /// The longest artifact type accepted.
 pub const MAX_ARTIFACT_TYPE_LEN: usize = 255;
@@ -130,9 +133,49 @@ impl Serialize for ArtifactType {
     }
 }
 
+/// The media type of a `Content-Type` value, without its parameters (`; charset=…`) and the
+/// whitespace around it.
+///
+/// REF: <https://www.rfc-editor.org/rfc/rfc9110#section-8.3.1>
+#[must_use]
+pub fn media_type_essence(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
+/// Whether a `Content-Type` value says the body is an OCI image index. Parameters are
+/// ignored and case does not matter (media types are case-insensitive); clients accept exactly
+/// this type for a referrers list.
+#[must_use]
+pub fn is_index_content_type(content_type: &str) -> bool {
+    media_type_essence(content_type).eq_ignore_ascii_case(INDEX_MEDIA_TYPE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_types_of_an_index() {
+        for index in [
+            "application/vnd.oci.image.index.v1+json",
+            " Application/VND.oci.image.index.v1+JSON ",
+            "application/vnd.oci.image.index.v1+json; charset=utf-8",
+        ] {
+            assert!(is_index_content_type(index), "{index}");
+        }
+        for other in [
+            "",
+            "application/json",
+            "text/html; application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.index.v1+jsonx",
+        ] {
+            assert!(!is_index_content_type(other), "{other}");
+        }
+        assert_eq!(
+            media_type_essence("application/json ; charset=utf-8"),
+            "application/json"
+        );
+    }
 
     fn parse(s: &str) -> Result<ArtifactType, ArtifactTypeError> {
         s.parse()

@@ -1,23 +1,14 @@
 //! Typed failures of an upstream listing: which step failed, and whether it is the
 //! registry's fault (counts against its breaker) or only this request's.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why a [`crate::RegistryClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The extra CA bundle could not be read or parsed.
-    #[error("cannot read CA bundle {path}: {reason}")]
-    CaFile {
-        /// The configured file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The extra CA bundle holds no certificate.
-    #[error("CA bundle {0} holds no certificate")]
-    EmptyCaFile(PathBuf),
+    /// The extra CA bundle could not be read, or holds no certificate.
+    #[error(transparent)]
+    CaBundle(#[from] tls_config::CaBundleError),
     /// rustls or reqwest refused the configuration.
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),

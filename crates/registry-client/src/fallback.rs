@@ -13,7 +13,7 @@ use crate::error::{LimitKind, UpstreamError};
 use crate::listing::{Collector, ReferrersSource, UpstreamReferrers};
 use crate::observer::RequestKind;
 use crate::registry::RegistryKind;
-use crate::session::{Session, Step, is_index_content_type, status_error};
+use crate::session::{Session, Step, has_index_content_type, status_error};
 
 const CONTENT_DIGEST: &str = "docker-content-digest";
 
@@ -69,7 +69,7 @@ pub(crate) async fn read_fallback_tag(
             ));
         }
     }
-    if !is_index_content_type(answer.headers()) {
+    if !has_index_content_type(answer.headers()) {
         return Err(UpstreamError::Decode {
             what: "fallback index",
             reason: "the fallback tag is not an OCI index".into(),

@@ -15,7 +15,7 @@ use crate::error::{LimitKind, UpstreamError};
 use crate::guard::same_origin;
 use crate::listing::{Collector, ReferrersSource, UpstreamReferrers};
 use crate::observer::RequestKind;
-use crate::session::{Session, Step, is_index_content_type, status_error};
+use crate::session::{Session, Step, has_index_content_type, status_error};
 use crate::transport::Answer;
 
 /// Largest error body read to tell "unknown repository" from "no such route".
@@ -47,7 +47,7 @@ pub(crate) async fn list_via_api(
             .send(RequestKind::Api, Method::GET, url.clone(), INDEX_MEDIA_TYPE)
             .await?;
         let status = answer.status().as_u16();
-        let is_index = is_index_content_type(answer.headers());
+        let is_index = has_index_content_type(answer.headers());
         if pages == 0 {
             match status {
                 200 if is_index => {}

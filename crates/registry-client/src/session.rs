@@ -123,16 +123,10 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, step: Step) 
     }
 }
 
-/// Whether `headers` say the body is an OCI image index (parameters such as `charset` are
-/// ignored; clients accept exactly this type).
-pub(crate) fn is_index_content_type(headers: &HeaderMap) -> bool {
+/// Whether `headers` say the body is an OCI image index.
+pub(crate) fn has_index_content_type(headers: &HeaderMap) -> bool {
     headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media_type| {
-            media_type
-                .trim()
-                .eq_ignore_ascii_case(oci_referrers::INDEX_MEDIA_TYPE)
-        })
+        .is_some_and(oci_referrers::is_index_content_type)
 }

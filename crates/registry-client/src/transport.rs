@@ -3,16 +3,13 @@
 //! egress proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, connect timeout, and redirects
 //! followed by hand within one origin only.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Method, StatusCode};
-use rustls::RootCertStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -35,13 +32,13 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(config: &ClientConfig) -> Result<Self, ClientError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = root_store(config.extra_ca_file.as_deref())?;
-        let verified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Setup(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let provider = tls_config::provider();
+        let mut roots = tls_config::system_roots();
+        if let Some(path) = &config.extra_ca_file {
+            tls_config::add_ca_bundle(&mut roots, path)?;
+        }
+        let verified = tls_config::verifying_config(Arc::clone(&provider), roots)
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
         let unverified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Setup(e.to_string()))?
@@ -200,31 +197,6 @@ fn http_client(
         .user_agent(config.user_agent.as_str())
         .build()
         .map_err(|e| ClientError::Setup(e.to_string()))
-}
-
-/// The system's roots plus `extra_ca_file`. Unreadable system certificates are not fatal:
-/// the extra bundle may be all that is needed.
-fn root_store(extra_ca_file: Option<&Path>) -> Result<RootCertStore, ClientError> {
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = extra_ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| ClientError::CaFile {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-        if certs.is_empty() {
-            return Err(ClientError::EmptyCaFile(path.to_owned()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| ClientError::CaFile {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-        }
-    }
-    Ok(roots)
 }
 
 /// Maps a reqwest failure to the step it belongs to.

@@ -4,28 +4,13 @@
 //! §7.6.1).
 
 use actix_web::body::{BodyStream, BoxBody, MessageBody, None as NoBody, SizedStream};
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use url::Url;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, status_class};
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy
-/// authentication pair, which is addressed to a proxy and never to core or the client.
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-];
-
-/// Non-standard connection headers still sent by old clients and proxies.
-const LEGACY_HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection"];
 
 /// One per worker: awc clients are not shared across threads.
 pub struct Forwarder {
@@ -106,24 +91,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Copies every end-to-end header, dropping hop-by-hop ones and those the `Connection` header
-/// names. For a request, `Expect` is dropped too: the sidecar's server already answered it.
+/// Copies every end-to-end header. For a request, `Expect` is dropped too: the sidecar's
+/// server already answered it.
 fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap, is_request: bool) {
-    let named_by_connection: Vec<String> = from
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|token| token.trim().to_ascii_lowercase())
-        .filter(|token| !token.is_empty())
-        .collect();
-    for (name, value) in from {
-        let skip = HOP_BY_HOP.contains(name)
-            || LEGACY_HOP_BY_HOP.contains(&name.as_str())
-            || named_by_connection.iter().any(|n| n == name.as_str())
-            || (is_request && name == header::EXPECT);
-        if !skip {
-            to.append(name.clone(), value.clone());
-        }
+    harbor_client::copy_end_to_end_headers(from, to);
+    if is_request {
+        to.remove(header::EXPECT);
     }
 }
 
@@ -163,20 +136,18 @@ where
 }
 
 fn core_error(error: &awc::error::SendRequestError) -> ApiError {
-    use awc::error::{ConnectError, SendRequestError};
     tracing::warn!(error = %error, "cannot forward to Harbor core");
-    match error {
-        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout) => {
-            ApiError::CoreTimeout
-        }
-        other => ApiError::CoreUnreachable(other.to_string()),
+    if harbor_client::is_timeout(error) {
+        ApiError::CoreTimeout
+    } else {
+        ApiError::CoreUnreachable(error.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
+    use actix_web::http::header::{HeaderName, HeaderValue};
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_dropped() {
