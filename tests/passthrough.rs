@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use e2e::config::SidecarConfig;
 use e2e::standin_core::{Checksum, GZIP_BYTES, pattern_checksum, pattern_stream};
+use e2e::wait::eventually;
 use e2e::{Sidecar, StandinCore};
 use futures_util::StreamExt;
 
@@ -182,10 +183,23 @@ async fn core_down_gives_an_oci_502() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let core = StandinCore::start();
     let mut sidecar = sidecar_for(&core);
-    let url = sidecar.url("/slow/1500");
+    // Core holds its answer until the sidecar has begun to stop.
+    core.hold_slow();
+    let url = sidecar.url("/slow");
     let in_flight = tokio::spawn(async move { client().get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the request reaches core", async || {
+        !core.seen_with("/slow").is_empty()
+    })
+    .await;
     sidecar.terminate();
+    eventually("the sidecar begins to stop", async || {
+        sidecar
+            .logs()
+            .iter()
+            .any(|line| line.contains("stopping: in-flight requests may finish"))
+    })
+    .await;
+    core.release_slow();
     let response = in_flight.await.expect("join").expect("in-flight request");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "slow answer");

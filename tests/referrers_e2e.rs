@@ -111,7 +111,7 @@ async fn api_upstream_and_local_referrers_are_merged_and_upstream_wins() {
     // The upstream was asked without a filter, through its referrers API.
     let asked = world.mirror("api-proxy").front.seen_with("/referrers/");
     assert_eq!(asked.len(), 1, "{asked:?}");
-    assert!(!asked[0].target.contains("artifactType"));
+    assert!(!asked[0].target().contains("artifactType"));
 }
 
 #[tokio::test]
@@ -544,7 +544,7 @@ async fn docker_hub_single_segment_names_map_to_library_on_both_sides() {
     let upstream_paths: Vec<String> = front
         .seen_with("/referrers/")
         .into_iter()
-        .map(|s| s.target)
+        .map(|s| s.target())
         .collect();
     assert_eq!(
         upstream_paths,
@@ -611,11 +611,10 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
             expect_upstream,
             "{bound_host}"
         );
-        let sent = front.seen().iter().any(|s| {
-            s.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))
-        });
+        let sent = front
+            .seen()
+            .iter()
+            .any(|s| s.authorization().is_some_and(|a| a.starts_with("Basic ")));
         assert_eq!(
             sent,
             expect_sent,

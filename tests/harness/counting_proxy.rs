@@ -1,30 +1,20 @@
 //! A counting front for a real upstream registry: forwards every request unchanged and records
 //! it, so a test can assert what reached the upstream (and that nothing did).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::seen::Seen;
 use crate::server::TestServer;
-
-/// One request seen by the front.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    /// Raw path and query.
-    pub target: String,
-    pub authorization: Option<String>,
-}
 
 struct Front {
     upstream: String,
     client: reqwest::Client,
-    seen: Mutex<Vec<Seen>>,
 }
 
 pub struct CountingProxy {
     pub port: u16,
-    front: Arc<Front>,
     server: TestServer,
 }
 
@@ -34,15 +24,13 @@ impl CountingProxy {
         let front = Arc::new(Front {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: crate::http_client(),
-            seen: Mutex::new(Vec::new()),
         });
-        let data = web::Data::from(Arc::clone(&front));
+        let data = web::Data::from(front);
         let server = TestServer::start(1, move |app| {
             app.app_data(data.clone()).default_service(web::to(forward));
         });
         Self {
             port: server.port,
-            front,
             server,
         }
     }
@@ -55,20 +43,17 @@ impl CountingProxy {
     /// Every request forwarded so far.
     #[must_use]
     pub fn seen(&self) -> Vec<Seen> {
-        self.front.seen.lock().expect("seen").clone()
+        self.server.seen()
     }
 
-    /// Requests whose path contains `needle`.
+    /// Requests whose target (path and query) contains `needle`.
     #[must_use]
     pub fn seen_with(&self, needle: &str) -> Vec<Seen> {
-        self.seen()
-            .into_iter()
-            .filter(|s| s.target.contains(needle))
-            .collect()
+        self.server.seen_with(needle)
     }
 
     pub fn clear(&self) {
-        self.front.seen.lock().expect("seen").clear();
+        self.server.clear_seen();
     }
 
     /// Stops answering: the upstream looks down from here on.
@@ -83,15 +68,6 @@ async fn forward(request: HttpRequest, body: web::Bytes, front: web::Data<Front>
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    front.seen.lock().expect("seen").push(Seen {
-        method: request.method().to_string(),
-        target: target.clone(),
-        authorization: request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    });
     let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).expect("method");
     let mut outgoing = front
         .client

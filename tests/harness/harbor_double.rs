@@ -3,7 +3,7 @@
 //! 401 `Basic realm="harbor"` for a bad token *and* for a valid token without access), the
 //! token service, the referrers endpoint (GET only; HEAD falls through to a 404) with Harbor's
 //! quirks, and the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
-//! the secret masked, ping, health). Every request it receives is recorded.
+//! the secret masked, ping, health). Every request it receives is recorded (see `crate::seen`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::seen::Seen;
 use crate::server::TestServer;
 use crate::users::User;
 
@@ -103,15 +104,6 @@ impl Default for DoubleConfig {
     }
 }
 
-/// One request the double received.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: BTreeMap<String, String>,
-}
-
 struct Access {
     account: Option<String>,
     projects: HashSet<String>,
@@ -122,7 +114,6 @@ struct State {
     /// Local referrers per `(repository, subject digest)`, as descriptors.
     referrers: HashMap<(String, String), Vec<Value>>,
     tokens: HashMap<String, Access>,
-    requests: Vec<Recorded>,
     issued: u64,
 }
 
@@ -187,13 +178,13 @@ impl HarborDouble {
 
     /// Every request received so far.
     #[must_use]
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.state.lock().expect("state").requests.clone()
+    pub fn requests(&self) -> Vec<Seen> {
+        self.server.seen()
     }
 
     /// Requests received whose path starts with `prefix`.
     #[must_use]
-    pub fn requests_to(&self, prefix: &str) -> Vec<Recorded> {
+    pub fn requests_to(&self, prefix: &str) -> Vec<Seen> {
         self.requests()
             .into_iter()
             .filter(|r| r.path.starts_with(prefix))
@@ -201,7 +192,7 @@ impl HarborDouble {
     }
 
     pub fn clear_requests(&self) {
-        self.shared.state.lock().expect("state").requests.clear();
+        self.server.clear_seen();
     }
 
     /// Runs the token dance a client does: `scope` is `repository:<name>:pull`.
@@ -222,25 +213,6 @@ impl HarborDouble {
             .expect("token json");
         answer["token"].as_str().expect("token").to_owned()
     }
-}
-
-fn record(shared: &Shared, request: &HttpRequest) {
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or("<binary>").to_owned(),
-            )
-        })
-        .collect();
-    shared.state.lock().expect("state").requests.push(Recorded {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-        query: request.uri().query().unwrap_or_default().to_owned(),
-        headers,
-    });
 }
 
 /// An answer of core's `/v2/` API: JSON with the distribution API version header.
@@ -290,7 +262,6 @@ fn may_pull(config: &DoubleConfig, account: Option<&DoubleAccount>, project: &st
 
 /// `GET /service/token?service=harbor-registry&scope=repository:<p>/<r>:pull`.
 async fn token(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    record(&shared, &request);
     let config = shared.config.lock().expect("config").clone();
     let has_credentials = request.headers().contains_key(header::AUTHORIZATION);
     let account = account(&config, &request);
@@ -334,7 +305,6 @@ async fn token(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse 
 
 /// Everything under `/v2/` (and anything else): authorization first, then the referrers API.
 async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    record(&shared, &request);
     let path = request.uri().path().to_owned();
     let Some(rest) = path.strip_prefix("/v2/") else {
         return HttpResponse::NotFound().finish();
@@ -501,13 +471,11 @@ fn referrers(
     )
 }
 
-async fn ping(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    record(&shared, &request);
+async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("Pong")
 }
 
-async fn health(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    record(&shared, &request);
+async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "components": [{"name": "core", "status": "healthy"}],
@@ -522,7 +490,6 @@ fn api_unauthorized() -> HttpResponse {
 
 /// `GET /api/v2.0/systeminfo`: the version only for authenticated callers.
 async fn systeminfo(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    record(&shared, &request);
     let config = shared.config.lock().expect("config").clone();
     let authenticated = account(&config, &request).is_some();
     if request.headers().contains_key(header::AUTHORIZATION) && !authenticated {
@@ -570,7 +537,6 @@ async fn project(
     shared: web::Data<Shared>,
     name: web::Path<String>,
 ) -> HttpResponse {
-    record(&shared, &request);
     let config = shared.config.lock().expect("config").clone();
     let account = account(&config, &request);
     if request.headers().contains_key(header::AUTHORIZATION) && account.is_none() {
@@ -638,7 +604,6 @@ async fn metadatas(
     shared: web::Data<Shared>,
     name: web::Path<String>,
 ) -> HttpResponse {
-    record(&shared, &request);
     let config = shared.config.lock().expect("config").clone();
     match find_project(&config, &request, &name) {
         Some(found) if account(&config, &request).is_some() || found.public => {
@@ -655,7 +620,6 @@ async fn registry(
     shared: web::Data<Shared>,
     id: web::Path<i64>,
 ) -> HttpResponse {
-    record(&shared, &request);
     let config = shared.config.lock().expect("config").clone();
     let Some(account) = account(&config, &request) else {
         return api_unauthorized();

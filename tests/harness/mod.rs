@@ -7,6 +7,7 @@ pub mod harbor_double;
 pub mod nginx;
 pub mod redis;
 pub mod scripted_upstream;
+pub mod seen;
 pub mod server;
 pub mod sidecar;
 pub mod standin_core;

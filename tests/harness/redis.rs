@@ -3,21 +3,17 @@
 //! that accepts connections and never answers, and a tiny RESP client to look inside.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::server::TestServer;
 use crate::upstreams::{free_port, tool};
+use crate::wait::{LIMIT, blocking};
 
 /// The master name the sentinels monitor.
 pub const SENTINEL_MASTER: &str = "mymaster";
-
-/// Bound on every wait of this harness (start-up, replication, failover).
-const WAIT: Duration = Duration::from_secs(30);
 
 /// One `redis-server` on 127.0.0.1, no persistence, killed on drop.
 pub struct RedisServer {
@@ -296,7 +292,7 @@ fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {
 fn wait_for_pong(port: u16, mut child: Option<&mut Child>) {
     let client = RedisClient::sentinel(port);
     let started = Instant::now();
-    while started.elapsed() < WAIT {
+    while started.elapsed() < LIMIT {
         if let Some(child) = child.as_deref_mut()
             && let Some(status) = child.try_wait().expect("child status")
         {
@@ -307,19 +303,7 @@ fn wait_for_pong(port: u16, mut child: Option<&mut Child>) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("redis-server on port {port} did not answer PING within {WAIT:?}");
-}
-
-/// Polls `check` every 100 ms until it holds, or panics with `what` after [`WAIT`].
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while started.elapsed() < WAIT {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within {WAIT:?}");
+    panic!("redis-server on port {port} did not answer PING within {LIMIT:?}");
 }
 
 /// A Sentinel set-up as Harbor's HA installs have it: a master, one replica and three
@@ -340,7 +324,7 @@ impl SentinelSetup {
         let master = RedisServer::start();
         let replica = RedisServer::start_replica_of(master.port());
         let replica_client = replica.client(0);
-        wait_until("replication to the replica", || {
+        blocking("replication to the replica", || {
             replica_client
                 .try_command(&[b"INFO", b"replication"])
                 .and_then(|reply| reply.text())
@@ -372,7 +356,7 @@ impl SentinelSetup {
             _dir: dir,
         };
         for &port in &setup.sentinel_ports {
-            wait_until("sentinels seeing the replica and each other", || {
+            blocking("sentinels seeing the replica and each other", || {
                 let fields = sentinel_master_fields(port);
                 fields.get("num-slaves").map(String::as_str) == Some("1")
                     && fields.get("num-other-sentinels").map(String::as_str) == Some("2")
@@ -428,7 +412,7 @@ impl SentinelSetup {
         assert_eq!(reply, Reply::Simple("OK".into()), "SENTINEL FAILOVER");
         self.wait_for_promotion();
         let old_master = self.master.client(0);
-        wait_until("the old master turning into a replica", || {
+        blocking("the old master turning into a replica", || {
             old_master.role().as_deref() == Some("slave")
         });
     }
@@ -436,7 +420,7 @@ impl SentinelSetup {
     fn wait_for_promotion(&self) {
         let new_port = self.replica.port();
         let replica = self.replica.client(0);
-        wait_until("the replica's promotion", || {
+        blocking("the replica's promotion", || {
             replica.role().as_deref() == Some("master")
                 && self.sentinel_ports.iter().all(|&port| {
                     RedisClient::sentinel(port)
@@ -505,53 +489,22 @@ fn sentinel_master_fields(port: u16) -> std::collections::HashMap<String, String
 
 /// A "Redis" that accepts TCP connections and never answers: connections are held open,
 /// nothing is read or written. Stopped (and its connections closed) on drop.
-pub struct BlackHole {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct BlackHole(TestServer);
 
 impl BlackHole {
     #[must_use]
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind black hole");
-        let port = listener.local_addr().expect("local addr").port();
-        listener.set_nonblocking(true).expect("non-blocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !stopped.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => held.push(stream),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Self {
-            port,
-            stop,
-            thread: Some(thread),
-        }
+        Self(TestServer::black_hole())
     }
 
     #[must_use]
     pub fn port(&self) -> u16 {
-        self.port
+        self.0.port
     }
 
     /// `redis://127.0.0.1:<port>/<db>`.
     #[must_use]
     pub fn url(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
-    }
-}
-
-impl Drop for BlackHole {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        format!("redis://127.0.0.1:{}/{db}", self.0.port)
     }
 }

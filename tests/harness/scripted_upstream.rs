@@ -1,14 +1,13 @@
 //! A small spec-following upstream registry whose behaviour a test sets: it serves a subject's
 //! referrers through the referrers API in pages of one descriptor linked by `Link rel="next"`,
-//! or answers every request with a given status. Counts what it is asked.
+//! or answers every request with a given status, and holds referrers requests on demand.
 
 use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-use crate::server::TestServer;
+use crate::server::{Gate, TestServer};
 
 #[derive(Default)]
 struct Script {
@@ -16,14 +15,12 @@ struct Script {
     descriptors: Vec<Value>,
     /// When set, every request gets this status and no list.
     failing_status: Option<u16>,
-    referrers_requests: usize,
-    requests: usize,
 }
 
 struct Shared {
     script: Mutex<Script>,
-    /// Referrers requests wait while this is `false` (a fetch held in flight).
-    open: watch::Sender<bool>,
+    /// Referrers requests wait here (a fetch held in flight).
+    gate: Gate,
 }
 
 pub struct ScriptedUpstream {
@@ -50,7 +47,7 @@ impl ScriptedUpstream {
                 descriptors,
                 ..Script::default()
             }),
-            open: watch::Sender::new(true),
+            gate: Gate::default(),
         });
         let data = web::Data::from(Arc::clone(&shared));
         let server = TestServer::start(2, move |app| {
@@ -70,48 +67,39 @@ impl ScriptedUpstream {
 
     /// Every request gets `status` from now on (`None`: serve the list again).
     pub fn fail_with(&self, status: Option<u16>) {
-        self.script().failing_status = status;
+        self.shared.script.lock().expect("script").failing_status = status;
     }
 
     /// Referrers requests are held, unanswered, from now on until [`release`](Self::release).
     pub fn hold(&self) {
-        self.shared.open.send_replace(false);
+        self.shared.gate.hold();
     }
 
     /// Answers the held referrers requests, and every later one at once.
     pub fn release(&self) {
-        self.shared.open.send_replace(true);
+        self.shared.gate.release();
     }
 
-    fn script(&self) -> std::sync::MutexGuard<'_, Script> {
-        self.shared.script.lock().expect("script")
-    }
-
-    /// Requests of any kind received so far.
+    /// Requests of any kind received so far (held ones included).
     #[must_use]
     pub fn requests(&self) -> usize {
-        self.script().requests
+        self.server.seen().len()
     }
 
-    /// Referrers API requests (pages) received so far.
+    /// Referrers API requests (pages) received so far (held ones included).
     #[must_use]
     pub fn referrers_requests(&self) -> usize {
-        self.script().referrers_requests
+        self.server.seen_with("/referrers/").len()
     }
 }
 
 async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let path = request.uri().path().to_owned();
-    if path.contains("/referrers/") {
-        // Never fails: the sender lives as long as the server.
-        let _ = shared.open.subscribe().wait_for(|open| *open).await;
-    }
-    let mut script = shared.script.lock().expect("script");
-    script.requests += 1;
     let is_referrers = path.contains("/referrers/");
     if is_referrers {
-        script.referrers_requests += 1;
+        shared.gate.pass().await;
     }
+    let script = shared.script.lock().expect("script");
     if let Some(status) = script.failing_status {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
             .finish();

@@ -1,14 +1,13 @@
 //! A stand-in for Harbor core's generic HTTP behaviour, for pass-through tests: it echoes what
-//! it received, streams large bodies both ways, redirects, and answers slowly on demand.
-
-use std::time::Duration;
+//! it received, streams large bodies both ways, redirects, and holds answers on demand.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::server::TestServer;
+use crate::seen::Seen;
+use crate::server::{Gate, TestServer};
 
 /// Deterministic bytes: byte `i` of any generated body is `pattern_byte(i)`.
 #[must_use]
@@ -68,23 +67,29 @@ pub fn pattern_stream(
 
 pub struct StandinCore {
     pub port: u16,
+    /// Where `GET /slow` waits.
+    gate: Gate,
     server: TestServer,
 }
 
 impl StandinCore {
     pub fn start() -> Self {
-        let server = TestServer::start(2, |app| {
+        let gate = Gate::default();
+        let data = web::Data::new(gate.clone());
+        let server = TestServer::start(2, move |app| {
             app.app_data(web::PayloadConfig::new(usize::MAX))
+                .app_data(data.clone())
                 .route("/download/{size}", web::get().to(download))
                 .route("/download/{size}", web::head().to(download))
                 .route("/upload", web::to(upload))
                 .route("/redirect", web::get().to(redirect))
-                .route("/slow/{millis}", web::get().to(slow))
+                .route("/slow", web::get().to(slow))
                 .route("/gzip", web::get().to(gzip))
                 .default_service(web::to(echo));
         });
         Self {
             port: server.port,
+            gate,
             server,
         }
     }
@@ -92,6 +97,22 @@ impl StandinCore {
     #[must_use]
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// `GET /slow` is held, unanswered, from now on until [`release`](Self::release).
+    pub fn hold_slow(&self) {
+        self.gate.hold();
+    }
+
+    /// Held `GET /slow` requests get their answer.
+    pub fn release_slow(&self) {
+        self.gate.release();
+    }
+
+    /// Requests received whose target contains `needle`.
+    #[must_use]
+    pub fn seen_with(&self, needle: &str) -> Vec<Seen> {
+        self.server.seen_with(needle)
     }
 }
 
@@ -157,8 +178,8 @@ async fn redirect() -> HttpResponse {
         .finish()
 }
 
-async fn slow(millis: web::Path<u64>) -> HttpResponse {
-    tokio::time::sleep(Duration::from_millis(millis.into_inner())).await;
+async fn slow(gate: web::Data<Gate>) -> HttpResponse {
+    gate.pass().await;
     HttpResponse::Ok().body("slow answer")
 }
 
