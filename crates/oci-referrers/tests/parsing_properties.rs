@@ -1,10 +1,23 @@
 //! Properties of parsing at the edge: never a panic, and what parses prints back the same.
 
+mod strategies;
+
 use oci_referrers::{
-    ArtifactType, Digest, ReferrersQuery, RepositoryName, encode_query_value, parse_next_link,
-    percent_decode,
+    ArtifactType, Digest, ReferrersQuery, RepositoryName, build_next_link, decode_index,
+    encode_index, encode_query_value, parse_next_link, percent_decode,
 };
 use proptest::prelude::*;
+use strategies::{artifact_type, fresh_digest};
+
+/// Names as the grammar allows them: lowercase components joined by `/`, `.`, `_`, `-`.
+fn repository_name() -> impl Strategy<Value = RepositoryName> {
+    prop::collection::vec("[a-z0-9]{1,6}([._-][a-z0-9]{1,4})?", 1..4).prop_map(|components| {
+        components
+            .join("/")
+            .parse()
+            .expect("generated names follow the grammar")
+    })
+}
 
 proptest! {
     #[test]
@@ -107,5 +120,80 @@ proptest! {
         let base = url::Url::parse("https://registry.example.org/v2/a/referrers/x")
             .expect("valid base");
         let _ = parse_next_link(&[&header], &base);
+    }
+
+    #[test]
+    fn our_next_links_parse_back_to_the_same_page_request(
+        name in repository_name(),
+        digest in fresh_digest(),
+        n in proptest::option::of(1usize..5000),
+        last in fresh_digest(),
+        types in prop::collection::vec(artifact_type(), 0..3),
+    ) {
+        let header = build_next_link(&name, &digest, n, &last, &types);
+        let base = url::Url::parse("https://harbor.example.org/v2/x/referrers/y").expect("valid base");
+        let next = parse_next_link(&[&header], &base)
+            .expect("our Link header is well formed")
+            .expect("it has rel=next");
+        prop_assert_eq!(next.origin(), base.origin());
+        prop_assert_eq!(next.path(), format!("/v2/{name}/referrers/{digest}"));
+        let query = ReferrersQuery::parse(next.query().unwrap_or_default())
+            .expect("our query parses");
+        let mut expected_types: Vec<ArtifactType> = Vec::new();
+        for artifact_type in types {
+            if !expected_types.contains(&artifact_type) {
+                expected_types.push(artifact_type);
+            }
+        }
+        prop_assert_eq!(query, ReferrersQuery { artifact_types: expected_types, n, last: Some(last) });
+    }
+
+    #[test]
+    fn what_decodes_from_arbitrary_json_encodes_and_decodes_the_same(
+        manifests in prop::collection::vec(
+            prop_oneof![
+                strategies::json_value(),
+                (fresh_digest(), any::<i64>(), proptest::option::of("[a-z]{1,5}/[a-z.+]{1,8}"))
+                    .prop_map(|(digest, size, artifact_type)| serde_json::json!({
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": digest.as_str(),
+                        "size": size,
+                        "artifactType": artifact_type,
+                    })),
+            ],
+            0..6,
+        ),
+    ) {
+        let body = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        let bytes = serde_json::to_vec(&body).expect("serializes");
+        let decoded = decode_index(&bytes).expect("an index envelope decodes");
+        prop_assert_eq!(decoded.descriptors.len() + decoded.rejected.len(), manifests.len());
+        let again = decode_index(&encode_index(&decoded.descriptors)).expect("our encoding decodes");
+        prop_assert!(again.rejected.is_empty());
+        prop_assert_eq!(again.descriptors, decoded.descriptors);
+    }
+
+    #[test]
+    fn queries_that_parse_say_what_they_were_given(
+        n in proptest::option::of(0usize..3000),
+        last in proptest::option::of(fresh_digest()),
+        types in prop::collection::vec(artifact_type(), 0..3),
+        noise in "(ns=[a-z.]{0,8}&)?",
+    ) {
+        let mut raw = noise.clone();
+        if let Some(n) = n { raw.push_str(&format!("n={n}&")); }
+        if let Some(last) = &last { raw.push_str(&format!("last={}&", encode_query_value(last.as_str()))); }
+        for artifact_type in &types {
+            raw.push_str(&format!("artifactType={}&", encode_query_value(artifact_type.as_str())));
+        }
+        match ReferrersQuery::parse(raw.trim_end_matches('&')) {
+            Ok(query) => {
+                prop_assert_ne!(n, Some(0), "n=0 is not a page size");
+                prop_assert_eq!(query.n, n);
+                prop_assert_eq!(query.last, last);
+                prop_assert!(query.artifact_types.iter().all(|t| types.contains(t)));
+            }
+            Err(error) => prop_assert_eq!(n, Some(0), "only n=0 is refused, got {}", error),
+        }
     }
 }
