@@ -1,0 +1,306 @@
+//! The configuration: every key with its default (this file), loading from YAML and the
+//! environment (`load`), secrets (`secret`) and validation at start (`validate`).
+//!
+//! Every key and its default lives in this file and nowhere else. The YAML file is read first,
+//! then `REFERRERS_SIDECAR__SECTION__KEY` environment variables override any key; secrets may be
+//! given inline or as `*_file`, and are resolved (read) once, at load time.
+
+mod human_duration;
+mod load;
+mod secret;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use registry_client::RegistryType;
+use serde::{Deserialize, Serialize};
+
+pub use load::{ENV_PREFIX, ENV_SEPARATOR};
+pub use secret::{Secret, SecretUrl};
+pub use validate::{HARBOR_TAKEN_REDIS_DBS, parse_listen, redis_db_index};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Referrers, pass-through, `/healthz` and `/readyz`.
+    pub listen: String,
+    /// `/metrics` (Harbor's metrics port).
+    pub metrics_listen: String,
+    pub harbor: HarborSettings,
+    pub projects: ProjectsSettings,
+    /// Upstream credentials and registry facts, keyed by a lowercase alias.
+    pub registries: BTreeMap<String, RegistrySettings>,
+    pub cache: CacheSettings,
+    pub upstream: UpstreamSettings,
+    pub response: ResponseSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "[::]:8080".into(),
+            metrics_listen: "[::]:8001".into(),
+            harbor: HarborSettings::default(),
+            projects: ProjectsSettings::default(),
+            registries: BTreeMap::new(),
+            cache: CacheSettings::default(),
+            upstream: UpstreamSettings::default(),
+            response: ResponseSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HarborSettings {
+    /// Core's internal URL (https with Harbor's internal TLS).
+    pub url: String,
+    /// CA bundle for core's internal TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Robot account (≥ 2.10: project read + registry read) or user for Harbor's REST API.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub connect_timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub project_info_ttl: Duration,
+}
+
+/// Where the chart mounts the robot's password; a missing file here means "no password".
+pub const DEFAULT_HARBOR_PASSWORD_FILE: &str = "/etc/referrers-sidecar/harbor-password";
+
+impl Default for HarborSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://harbor-core:8080".into(),
+            ca_file: None,
+            username: Some("robot$referrers-sidecar".into()),
+            password: None,
+            password_file: Some(PathBuf::from(DEFAULT_HARBOR_PASSWORD_FILE)),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            project_info_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectsSettings {
+    /// Proxy-cache projects served, or `["*"]` for every proxy-cache project.
+    #[serde(deserialize_with = "load::list_or_comma_separated")]
+    pub enabled: Vec<String>,
+}
+
+impl Default for ProjectsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: vec!["dockerhub-proxy".into()],
+        }
+    }
+}
+
+impl ProjectsSettings {
+    /// Whether the toggle is on for `project` (it must still be a proxy-cache project).
+    #[must_use]
+    pub fn is_enabled(&self, project: &str) -> bool {
+        self.enabled.iter().any(|p| p == "*" || p == project)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Harbor registry name or id this entry belongs to.
+    pub harbor_registry: String,
+    /// Credentials are sent only to this host (and the token realm it names).
+    pub host: String,
+    /// Registry type; required when Harbor's registries API is not readable (Harbor < 2.10).
+    #[serde(default, rename = "type")]
+    pub registry_type: Option<RegistryType>,
+    /// Registry URL; likewise.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `memory` or `redis`; the in-process tier is always on.
+    pub backend: CacheBackend,
+    /// `redis://`, `rediss://` or Harbor's `redis+sentinel://h1:26379,h2:26379/<master>/<db>`.
+    pub redis_url: SecretUrl,
+    pub redis_pool_size: usize,
+    #[serde(with = "human_duration")]
+    pub redis_timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub fresh_for: Duration,
+    #[serde(with = "human_duration")]
+    pub keep_stale_for: Duration,
+    #[serde(with = "human_duration")]
+    pub keep_empty_for: Duration,
+    pub max_entry_bytes: usize,
+    pub memory_max_bytes: u64,
+    #[serde(with = "human_duration")]
+    pub lock_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            backend: CacheBackend::Memory,
+            redis_url: SecretUrl::new("redis://harbor-redis:6379/10"),
+            redis_pool_size: 16,
+            redis_timeout: Duration::from_millis(250),
+            fresh_for: Duration::from_secs(10 * 60),
+            keep_stale_for: Duration::from_secs(7 * 24 * 3600),
+            keep_empty_for: Duration::from_secs(3600),
+            max_entry_bytes: 1024 * 1024,
+            memory_max_bytes: 64 * 1024 * 1024,
+            lock_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// Bounds the whole listing, all pages.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub connect_timeout: Duration,
+    pub max_pages: usize,
+    pub max_page_bytes: usize,
+    pub max_concurrent_per_registry: usize,
+    /// How long "no referrers API here" is remembered per registry and repository.
+    #[serde(with = "human_duration")]
+    pub api_absent_ttl: Duration,
+    pub breaker_failures: u32,
+    #[serde(with = "human_duration")]
+    pub breaker_cooldown: Duration,
+    /// Allow token realms and links on loopback or link-local addresses.
+    pub allow_private_realms: bool,
+    /// Extra CA bundle (PEM) trusted for upstream registries and their token realms, besides
+    /// the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Default: `referrers-sidecar/<version>`.
+    pub user_agent: Option<String>,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_pages: 100,
+            max_page_bytes: 4 * 1024 * 1024,
+            max_concurrent_per_registry: 16,
+            api_absent_ttl: Duration::from_secs(3600),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            allow_private_realms: false,
+            ca_file: None,
+            user_agent: None,
+        }
+    }
+}
+
+impl UpstreamSettings {
+    /// The `User-Agent` sent upstream.
+    #[must_use]
+    pub fn effective_user_agent(&self) -> String {
+        self.user_agent
+            .clone()
+            .unwrap_or_else(|| format!("referrers-sidecar/{}", env!("CARGO_PKG_VERSION")))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponseSettings {
+    /// Page size in bytes for requests without `n` (what clients accept as a manifest).
+    pub max_bytes: usize,
+    /// Largest `n` a client may ask for.
+    pub max_page_size: usize,
+}
+
+impl Default for ResponseSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 * 1024 * 1024,
+            max_page_size: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, or `info,referrers_sidecar=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Loading, defaults, overrides, secrets and validation, as an operator meets them.
+
+use std::time::Duration;
+
+use registry_client::RegistryType;
+
+use super::*;
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    Settings::from_yaml_with_env(yaml, env)
+}
+
+#[test]
+fn empty_file_gives_every_default() {
+    let s = load("{}", &[]).unwrap();
+    assert_eq!(s.listen, "[::]:8080");
+    assert_eq!(s.metrics_listen, "[::]:8001");
+    assert_eq!(s.harbor.url, "http://harbor-core:8080");
+    assert_eq!(s.harbor.timeout, Duration::from_secs(10));
+    assert_eq!(s.harbor.connect_timeout, Duration::from_secs(2));
+    assert_eq!(s.harbor.project_info_ttl, Duration::from_secs(30));
+    assert_eq!(s.projects.enabled, vec!["dockerhub-proxy"]);
+    assert_eq!(s.cache.backend, CacheBackend::Memory);
+    assert_eq!(s.cache.redis_timeout, Duration::from_millis(250));
+    assert_eq!(s.cache.keep_stale_for, Duration::from_secs(7 * 86400));
+    assert_eq!(s.cache.max_entry_bytes, 1_048_576);
+    assert_eq!(s.cache.memory_max_bytes, 67_108_864);
+    assert_eq!(s.upstream.max_page_bytes, 4_194_304);
+    assert_eq!(s.upstream.api_absent_ttl, Duration::from_secs(3600));
+    assert_eq!(s.response.max_page_size, 1000);
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert!(
+        s.upstream
+            .effective_user_agent()
+            .starts_with("referrers-sidecar/")
+    );
+}
+
+#[test]
+fn environment_overrides_nested_keys_lists_and_registry_maps() {
+    let yaml = r#"
+registries:
+  dockerhub:
+    harbor_registry: dockerhub
+    host: registry-1.docker.io
+    username: someone
+    password: from-file
+"#;
+    let s = load(
+        yaml,
+        &[
+            (
+                "REFERRERS_SIDECAR__HARBOR__URL",
+                "https://core.example:8443",
+            ),
+            ("REFERRERS_SIDECAR__PROJECTS__ENABLED", "a-proxy,b-proxy"),
+            ("REFERRERS_SIDECAR__CACHE__FRESH_FOR", "2m"),
+            (
+                "REFERRERS_SIDECAR__REGISTRIES__DOCKERHUB__PASSWORD",
+                "from-env",
+            ),
+            ("REFERRERS_SIDECAR__REGISTRIES__GHCR__HARBOR_REGISTRY", "7"),
+            ("REFERRERS_SIDECAR__REGISTRIES__GHCR__HOST", "ghcr.io"),
+            ("REFERRERS_SIDECAR__REGISTRIES__GHCR__USERNAME", "u"),
+            ("REFERRERS_SIDECAR__REGISTRIES__GHCR__PASSWORD", "0123"),
+            ("REFERRERS_SIDECAR__UPSTREAM__MAX_PAGES", "7"),
+            ("REFERRERS_SIDECAR__UPSTREAM__ALLOW_PRIVATE_REALMS", "true"),
+            ("OTHER__HARBOR__URL", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.harbor.url, "https://core.example:8443");
+    assert_eq!(s.projects.enabled, vec!["a-proxy", "b-proxy"]);
+    assert_eq!(s.cache.fresh_for, Duration::from_secs(120));
+    assert_eq!(
+        s.registries["dockerhub"]
+            .password
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "from-env"
+    );
+    assert_eq!(s.registries["ghcr"].host, "ghcr.io");
+    assert_eq!(s.registries["ghcr"].harbor_registry, "7");
+    assert_eq!(
+        s.registries["ghcr"].password.as_ref().unwrap().expose(),
+        "0123"
+    );
+    assert_eq!(s.upstream.max_pages, 7);
+    assert!(s.upstream.allow_private_realms);
+    let single = load("{}", &[("REFERRERS_SIDECAR__PROJECTS__ENABLED", "123")]).unwrap();
+    assert_eq!(single.projects.enabled, vec!["123"]);
+}
+
+#[test]
+fn secrets_are_read_from_files_and_masked_when_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret-value\n").unwrap();
+    let yaml = format!(
+        "harbor:\n  password_file: {}\nregistries:\n  hub:\n    harbor_registry: hub\n    host: registry-1.docker.io\n    username: u\n    password: inline-secret\n",
+        file.display()
+    );
+    let s = load(&yaml, &[]).unwrap();
+    assert_eq!(s.harbor.password.as_ref().unwrap().expose(), "s3cret-value");
+    let printed = s.to_masked_yaml();
+    assert!(!printed.contains("s3cret-value"), "{printed}");
+    assert!(!printed.contains("inline-secret"), "{printed}");
+    assert!(printed.contains(Secret::MASK));
+    assert!(!format!("{s:?}").contains("s3cret-value"));
+}
+
+#[test]
+fn a_missing_explicit_secret_file_names_the_key() {
+    let err = load("harbor:\n  password_file: /nonexistent/pw\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("harbor.password_file"), "{err}");
+    // The default location is optional: the chart mounts it only when a secret exists.
+    assert!(load("{}", &[]).unwrap().harbor.password.is_none());
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("cache:\n  fresh_for: soon\n", &[], "cache.fresh_for"),
+        ("cache:\n  backend: memcached\n", &[], "cache.backend"),
+        ("harbor:\n  url: ftp://core\n", &[], "harbor.url"),
+        ("listen: 8080\n", &[], "listen"),
+        (
+            "response:\n  max_page_size: 0\n",
+            &[],
+            "response.max_page_size",
+        ),
+        ("projects:\n  enabled: ['*', a]\n", &[], "projects.enabled"),
+        (
+            "projects:\n  enabled: [Bad_Name]\n",
+            &[],
+            "projects.enabled",
+        ),
+        ("cache:\n  redis_url: http://x\n", &[], "cache.redis_url"),
+        ("log:\n  level: 'info,=='\n", &[], "log.level"),
+        (
+            "{}",
+            &[("REFERRERS_SIDECAR__UPSTREAM__MAX_PAGES", "many")],
+            "max_pages",
+        ),
+        (
+            "registries:\n  hub:\n    harbor_registry: hub\n",
+            &[],
+            "registries.hub",
+        ),
+        (
+            "registries:\n  hub:\n    harbor_registry: hub\n    host: 'a/b'\n",
+            &[],
+            "registries.hub.host",
+        ),
+        ("harbor:\n  urll: http://x\n", &[], "urll"),
+    ];
+    for (yaml, env, key) in cases {
+        let err = load(yaml, env).expect_err(yaml).to_string();
+        assert!(err.contains(key), "{yaml:?}: {err:?} should name {key}");
+    }
+}
+
+#[test]
+fn every_registry_type_the_client_reaches_is_accepted_and_unknown_ones_are_listed() {
+    let entry = |registry_type: &str| {
+        format!(
+            "registries:\n  up:\n    harbor_registry: up\n    host: up.example\n    type: {registry_type}\n    url: https://up.example\n"
+        )
+    };
+    for (name, registry_type) in [
+        ("google-gar", RegistryType::GoogleGar),
+        ("dtr", RegistryType::Dtr),
+    ] {
+        let s = load(&entry(name), &[]).expect(name);
+        assert_eq!(s.registries["up"].registry_type, Some(registry_type));
+        assert!(s.warnings().iter().all(|w| !w.contains("registries.up")));
+        assert!(s.to_masked_yaml().contains(&format!("type: {name}")));
+    }
+    let err = load(&entry("new-cloud"), &[]).unwrap_err().to_string();
+    assert!(err.contains("registries.up.type"), "{err}");
+    for valid in RegistryType::names() {
+        assert!(err.contains(valid), "{err} should list {valid}");
+    }
+    let ecr = load(&entry("aws-ecr"), &[]).unwrap();
+    assert!(
+        ecr.warnings()
+            .iter()
+            .any(|w| w.contains("registries.up.type aws-ecr is not supported"))
+    );
+}
+
+#[test]
+fn redis_passwords_are_masked_but_the_rest_of_the_url_is_shown() {
+    let url = SecretUrl::new("redis+sentinel://:pw1@h1:26379,h2:26379/mymaster/10");
+    assert_eq!(
+        url.masked(),
+        "redis+sentinel://:*****@h1:26379,h2:26379/mymaster/10"
+    );
+    assert_eq!(
+        SecretUrl::new("rediss://user:pw@h/3").masked(),
+        "rediss://user:*****@h/3"
+    );
+    assert_eq!(
+        SecretUrl::new("redis://h:6379/10").masked(),
+        "redis://h:6379/10"
+    );
+    assert!(!format!("{url:?}").contains("pw1"));
+}
+
+#[test]
+fn redis_db_index_reads_plain_and_sentinel_urls() {
+    assert_eq!(redis_db_index("redis://h:6379/10"), Some(10));
+    assert_eq!(redis_db_index("redis://h:6379"), Some(0));
+    assert_eq!(redis_db_index("rediss://:pw@h:6380/2?x=y"), Some(2));
+    assert_eq!(
+        redis_db_index("redis+sentinel://h1:26379,h2:26379/mymaster/5"),
+        Some(5)
+    );
+    let s = load(
+        "cache:\n  backend: redis\n  redis_url: redis://h:6379/1\n",
+        &[],
+    )
+    .unwrap();
+    assert!(s.warnings().iter().any(|w| w.contains("DB 1")));
+}
