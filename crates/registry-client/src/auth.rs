@@ -1,15 +1,16 @@
 //! Authentication as Harbor core and Docker do it: the challenge from `GET /v2/`, bearer
-//! tokens from the realm (with the bound credentials, else anonymous) cached per
-//! (registry, scope) until shortly before they expire, or basic credentials.
+//! tokens from the realm (with the bound credentials, else anonymous) kept per (registry,
+//! scope) until shortly before they expire, or basic credentials. When to authenticate, and
+//! again after a `401`, is the session's decision; this module only asks and remembers.
 //!
 //! REF: <https://distribution.github.io/distribution/spec/auth/token/>
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use moka::Expiry;
+use moka::future::Cache;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -18,165 +19,188 @@ use url::Url;
 use crate::challenge::{Challenge, parse_challenge};
 use crate::error::{AuthError, LimitKind, UpstreamError};
 use crate::guard::check_realm;
-use crate::observer::RequestKind;
 use crate::rate_limit::retry_after;
-use crate::registry::Credentials;
-use crate::session::Session;
-use crate::state::{lock, sweep};
+use crate::registry::{Credentials, Registry};
+use crate::state::{MAX_ENTRIES, RegistryKey};
+use crate::transport::{Call, Transport};
 
 /// Largest token answer read. Real tokens are a few KiB; a realm chosen by the upstream
 /// must not make us buffer more.
 pub const MAX_TOKEN_ANSWER_BYTES: usize = 256 * 1024;
-/// Token lifetime when the realm gives none (the token spec's minimum).
+/// Token lifetime when the realm gives none, or none that can be read (the token spec's
+/// minimum).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest lifetime believed: a realm's `expires_in` is the upstream's word, and a huge one
+/// must neither overflow a clock nor keep a token that was revoked long ago.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Tokens are dropped this long before they expire (at most a quarter of their lifetime),
 /// so a request never leaves with a token that expires on the way.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
+/// Tokens are kept per registry and scope.
+type TokenKey = (RegistryKey, String);
+
 /// Challenges per registry and tokens per (registry, scope); shared by all listings.
-#[derive(Debug)]
 pub(crate) struct Auth {
     allow_private_realms: bool,
-    challenges: Mutex<HashMap<String, Challenge>>,
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    challenges: Cache<RegistryKey, Challenge>,
+    tokens: Cache<TokenKey, Token>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("allow_private_realms", &self.allow_private_realms)
+            .field("challenges", &self.challenges.entry_count())
+            .field("tokens", &self.tokens.entry_count())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
-struct CachedToken {
+struct Token {
     header: HeaderValue,
     usable_until: Instant,
 }
 
+/// Each token leaves the cache when it stops being usable.
+struct UntilUnusable;
+
+impl Expiry<TokenKey, Token> for UntilUnusable {
+    fn expire_after_create(&self, _: &TokenKey, token: &Token, now: Instant) -> Option<Duration> {
+        Some(token.usable_until.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &TokenKey,
+        token: &Token,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(token.usable_until.saturating_duration_since(now))
+    }
+}
+
 /// The realm's answer. Docker's spec names `token`; OAuth2-minded realms send
-/// `access_token`.
+/// `access_token`. `expires_in` is read leniently: it comes from the upstream.
 #[derive(Debug, Deserialize)]
 struct TokenAnswer {
     token: Option<String>,
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    #[serde(default)]
+    expires_in: serde_json::Value,
+}
+
+/// What a token is asked for: the realm and service of the registry's challenge, and the
+/// scope of the request.
+pub(crate) struct TokenRequest<'a> {
+    pub registry: &'a Registry,
+    pub realm: &'a str,
+    pub service: Option<&'a str>,
+    pub scope: &'a str,
 }
 
 impl Auth {
     pub(crate) fn new(allow_private_realms: bool) -> Self {
         Self {
             allow_private_realms,
-            challenges: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
+            challenges: Cache::new(MAX_ENTRIES),
+            tokens: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .expire_after(UntilUnusable)
+                .build(),
         }
     }
 
-    /// The `Authorization` for the session's registry and scope; `None` for anonymous.
-    pub(crate) async fn authorization(
+    /// How the registry authenticates: remembered, else asked with `GET ping_url`.
+    pub(crate) async fn challenge(
         &self,
-        session: &Session<'_>,
-    ) -> Result<Option<HeaderValue>, UpstreamError> {
-        let key = session.registry_key();
-        let known = lock(&self.challenges).get(&key).cloned();
-        let challenge = match known {
-            Some(challenge) => challenge,
-            None => {
-                let challenge = self.ping(session).await?;
-                lock(&self.challenges).insert(key.clone(), challenge.clone());
-                challenge
-            }
-        };
-        let credentials = session.registry.bound_credentials();
-        match challenge {
-            Challenge::Anonymous => Ok(None),
-            Challenge::Basic => Ok(credentials.map(basic_header).transpose()?),
-            Challenge::Bearer { realm, service } => {
-                let token_key = (key, session.scope());
-                if let Some(token) = lock(&self.tokens).get(&token_key)
-                    && token.usable_until > Instant::now()
-                {
-                    return Ok(Some(token.header.clone()));
-                }
-                let token = self
-                    .fetch_token(session, &realm, service.as_deref(), credentials)
-                    .await?;
-                let header = token.header.clone();
-                let mut tokens = lock(&self.tokens);
-                sweep(&mut tokens, |token| token.usable_until > Instant::now());
-                tokens.insert(token_key, token);
-                Ok(Some(header))
-            }
+        transport: &Transport,
+        call: Call<'_>,
+        key: &RegistryKey,
+        ping_url: Url,
+    ) -> Result<Challenge, UpstreamError> {
+        if let Some(challenge) = self.challenges.get(key).await {
+            return Ok(challenge);
         }
+        let challenge = ping(transport, call, ping_url).await?;
+        self.challenges.insert(key.clone(), challenge.clone()).await;
+        Ok(challenge)
+    }
+
+    /// A bearer `Authorization` for the request's scope: remembered, else from the realm.
+    pub(crate) async fn bearer(
+        &self,
+        transport: &Transport,
+        call: Call<'_>,
+        key: &RegistryKey,
+        request: &TokenRequest<'_>,
+    ) -> Result<HeaderValue, UpstreamError> {
+        let token_key = (key.clone(), request.scope.to_owned());
+        if let Some(token) = self.tokens.get(&token_key).await {
+            return Ok(token.header);
+        }
+        let token = self.fetch_token(transport, call, request).await?;
+        let header = token.header.clone();
+        self.tokens.insert(token_key, token).await;
+        Ok(header)
     }
 
     /// A `401` brought a fresh challenge: use it, and forget the token that was refused.
-    pub(crate) fn replace_challenge(&self, session: &Session<'_>, challenge: Challenge) {
-        let key = session.registry_key();
-        lock(&self.tokens).remove(&(key.clone(), session.scope()));
-        let mut challenges = lock(&self.challenges);
-        sweep(&mut challenges, |_| false);
-        challenges.insert(key, challenge);
-    }
-
-    /// `GET /v2/` to learn how the registry authenticates.
-    async fn ping(&self, session: &Session<'_>) -> Result<Challenge, UpstreamError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let answer = session
-            .transport
-            .send(
-                session.call(RequestKind::Api),
-                Method::GET,
-                session.url("/v2/"),
-                headers,
-            )
-            .await?;
-        match answer.status().as_u16() {
-            401 => Ok(parse_challenge(answer.headers())
-                .map_err(AuthError::Challenge)?
-                .unwrap_or(Challenge::Anonymous)),
-            429 => Err(UpstreamError::RateLimited {
-                retry_after: retry_after(answer.headers(), std::time::SystemTime::now()),
-            }),
-            status if status >= 500 => Err(UpstreamError::Api { status }),
-            // 200, and registries whose /v2/ answers oddly: try without credentials, and
-            // let a 401 on the real request bring the challenge.
-            _ => Ok(Challenge::Anonymous),
-        }
+    pub(crate) async fn replace_challenge(
+        &self,
+        key: &RegistryKey,
+        scope: &str,
+        challenge: Challenge,
+    ) {
+        self.tokens
+            .invalidate(&(key.clone(), scope.to_owned()))
+            .await;
+        self.challenges.insert(key.clone(), challenge).await;
     }
 
     async fn fetch_token(
         &self,
-        session: &Session<'_>,
-        realm: &str,
-        service: Option<&str>,
-        credentials: Option<&Credentials>,
-    ) -> Result<CachedToken, UpstreamError> {
+        transport: &Transport,
+        call: Call<'_>,
+        request: &TokenRequest<'_>,
+    ) -> Result<Token, UpstreamError> {
         let refused = |reason: String| AuthError::RealmRefused {
-            realm: realm.to_owned(),
+            realm: request.realm.to_owned(),
             reason,
         };
-        let mut url = Url::parse(realm).map_err(|e| refused(e.to_string()))?;
-        check_realm(&url, session.registry.insecure, self.allow_private_realms)
+        let mut url = Url::parse(request.realm).map_err(|e| refused(e.to_string()))?;
+        let registry = request.registry;
+        check_realm(&url, registry.insecure, self.allow_private_realms)
             .await
             .map_err(refused)?;
         {
             let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
+            if let Some(service) = request.service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", &session.scope());
+            query.append_pair("scope", request.scope);
         }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         // The realm is the one the bound host named in its own challenge, so the
         // credentials go only where that host sends them.
-        if let Some(credentials) = credentials {
+        if let Some(credentials) = registry.bound_credentials() {
             headers.insert(AUTHORIZATION, basic_header(credentials)?);
         }
+        // `insecure` is Harbor's word about the registry's own host; a realm elsewhere gets
+        // its certificate checked.
+        let call = Call {
+            insecure: call.insecure && url.host() == registry.base_url.host(),
+            ..call
+        };
         let started = Instant::now();
-        let answer = session
-            .transport
-            .send(session.call(RequestKind::Token), Method::GET, url, headers)
-            .await?;
+        let answer = transport.send(call, Method::GET, url, headers).await?;
         let status = answer.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(UpstreamError::RateLimited {
-                retry_after: retry_after(answer.headers(), std::time::SystemTime::now()),
+                retry_after: retry_after(answer.headers(), SystemTime::now()),
             });
         }
         if status.is_server_error() {
@@ -204,22 +228,161 @@ impl Auth {
         let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| AuthError::TokenAnswer("token is not a header value".into()))?;
         header.set_sensitive(true);
-        let lifetime = parsed
-            .expires_in
-            .filter(|&seconds| seconds > 0)
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        let margin = TOKEN_EXPIRY_MARGIN.min(lifetime / 4);
-        Ok(CachedToken {
+        Ok(Token {
             header,
-            usable_until: started + lifetime - margin,
+            usable_until: started + usable_for(token_lifetime(&parsed.expires_in)),
         })
     }
 }
 
-fn basic_header(credentials: &Credentials) -> Result<HeaderValue, UpstreamError> {
+/// `GET /v2/` to learn how the registry authenticates.
+async fn ping(transport: &Transport, call: Call<'_>, url: Url) -> Result<Challenge, UpstreamError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    let answer = transport.send(call, Method::GET, url, headers).await?;
+    match answer.status().as_u16() {
+        401 => Ok(parse_challenge(answer.headers())
+            .map_err(AuthError::Challenge)?
+            .unwrap_or(Challenge::Anonymous)),
+        429 => Err(UpstreamError::RateLimited {
+            retry_after: retry_after(answer.headers(), SystemTime::now()),
+        }),
+        status if status >= 500 => Err(UpstreamError::Api { status }),
+        // 200, and registries whose /v2/ answers oddly: try without credentials, and
+        // let a 401 on the real request bring the challenge.
+        _ => Ok(Challenge::Anonymous),
+    }
+}
+
+/// The lifetime a realm gives its token in `expires_in`: seconds as a number or a string
+/// (fractions cut off), at most [`MAX_TOKEN_LIFETIME`]; anything else, or under a second,
+/// means [`DEFAULT_TOKEN_LIFETIME`].
+fn token_lifetime(expires_in: &serde_json::Value) -> Duration {
+    let seconds = match expires_in {
+        serde_json::Value::Number(number) => number.as_f64(),
+        serde_json::Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        // Capped as a float first, so no value (infinity included) reaches the conversion
+        // out of range; NaN fails the comparison.
+        Some(seconds) if seconds >= 1.0 => {
+            Duration::from_secs(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64()) as u64)
+        }
+        _ => DEFAULT_TOKEN_LIFETIME,
+    }
+}
+
+/// How long a token of `lifetime` is used: less a margin, so it never expires on the way.
+fn usable_for(lifetime: Duration) -> Duration {
+    lifetime - TOKEN_EXPIRY_MARGIN.min(lifetime / 4)
+}
+
+pub(crate) fn basic_header(credentials: &Credentials) -> Result<HeaderValue, UpstreamError> {
     let encoded = BASE64.encode(format!("{}:{}", credentials.username, credentials.password));
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
         .map_err(|_| UpstreamError::Config("credentials are not a header value".into()))?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn hostile_expires_in_values_are_clamped_or_defaulted() {
+        let day = MAX_TOKEN_LIFETIME;
+        let default = DEFAULT_TOKEN_LIFETIME;
+        for (expires_in, lifetime) in [
+            (json!(300), Duration::from_secs(300)),
+            (json!(u64::MAX), day),
+            (json!(86_401), day),
+            (json!(1e300), day),
+            (json!(f64::MAX), day),
+            (json!(299.9), Duration::from_secs(299)),
+            (json!("300"), Duration::from_secs(300)),
+            (json!(" 18446744073709551615 "), day),
+            (json!("99999999999999999999999"), day),
+            (json!("inf"), day),
+            (json!("NaN"), default),
+            (json!("soon"), default),
+            (json!(-5), default),
+            (json!(i64::MIN), default),
+            (json!(-1e300), default),
+            (json!(0.5), default),
+            (json!(0), default),
+            (json!(null), default),
+            (json!(true), default),
+            (json!([300]), default),
+            (json!({"seconds": 300}), default),
+        ] {
+            assert_eq!(token_lifetime(&expires_in), lifetime, "{expires_in}");
+        }
+    }
+
+    #[test]
+    fn a_token_answer_with_any_expires_in_is_read() {
+        for body in [
+            r#"{"token":"t","expires_in":18446744073709551615}"#,
+            r#"{"token":"t","expires_in":1.7976931348623157e308}"#,
+            r#"{"token":"t","expires_in":-1}"#,
+            r#"{"token":"t","expires_in":"forever"}"#,
+            r#"{"token":"t"}"#,
+        ] {
+            let parsed: TokenAnswer = serde_json::from_str(body).expect(body);
+            let usable = usable_for(token_lifetime(&parsed.expires_in));
+            assert!(usable <= MAX_TOKEN_LIFETIME, "{body}");
+            assert!(Instant::now().checked_add(usable).is_some(), "{body}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_used_until_shortly_before_they_expire() {
+        assert_eq!(
+            usable_for(Duration::from_secs(300)),
+            Duration::from_secs(270)
+        );
+        assert_eq!(usable_for(Duration::from_secs(4)), Duration::from_secs(3));
+        assert_eq!(usable_for(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_token_expires_when_it_stops_being_usable() {
+        let now = Instant::now();
+        let key = (
+            RegistryKey::of(&Registry {
+                name: "r".into(),
+                base_url: "https://r.example".parse().unwrap(),
+                kind: crate::registry::RegistryKind::Distribution,
+                insecure: false,
+                credentials: None,
+            }),
+            "repository:a:pull".to_owned(),
+        );
+        let token = Token {
+            header: HeaderValue::from_static("Bearer t"),
+            usable_until: now + Duration::from_secs(90),
+        };
+        assert_eq!(
+            UntilUnusable.expire_after_create(&key, &token, now),
+            Some(Duration::from_secs(90))
+        );
+        // A token replaced by a fresh one lives as long as the fresh one, not the old.
+        assert_eq!(
+            UntilUnusable.expire_after_update(
+                &key,
+                &token,
+                now + Duration::from_secs(30),
+                Some(Duration::from_secs(1))
+            ),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            UntilUnusable.expire_after_create(&key, &token, now + Duration::from_secs(100)),
+            Some(Duration::ZERO)
+        );
+    }
 }

@@ -13,7 +13,7 @@ use crate::listing::UpstreamReferrers;
 use crate::referrers::{ApiOutcome, list_via_api};
 use crate::registry::Registry;
 use crate::session::Session;
-use crate::state::{ApiAbsence, Limiters};
+use crate::state::{ApiAbsence, Limiters, RegistryKey};
 use crate::transport::Transport;
 
 /// The upstream client. Cheap to clone; clones share connections, tokens and memory.
@@ -102,20 +102,27 @@ impl RegistryClient {
             other => return Err(UpstreamError::Config(format!("scheme {other:?}"))),
         }
         let inner = &*self.inner;
+        let key = RegistryKey::of(registry);
         let session = Session {
             transport: &inner.transport,
             auth: &inner.auth,
             config: &inner.config,
             registry,
             repository: &repository,
-            limiter: inner.limiters.for_registry(&registry.name),
+            limiter: inner.limiters.for_registry(&key).await,
+            key,
         };
-        let absence_key = format!("{}\n{repository}", session.registry_key());
-        if !inner.api_absence.is_absent(&absence_key) {
+        if !inner
+            .api_absence
+            .is_absent(&session.key, repository.as_str())
+        {
             match list_via_api(&session, digest).await? {
                 ApiOutcome::Listed(list) => return Ok(list),
                 ApiOutcome::Absent { remember: true } => {
-                    inner.api_absence.remember(absence_key);
+                    inner
+                        .api_absence
+                        .remember(&session.key, repository.as_str())
+                        .await;
                 }
                 ApiOutcome::Absent { remember: false } => {}
             }

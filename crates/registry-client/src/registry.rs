@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use sha2::{Digest as _, Sha256};
 use url::Url;
 
 /// How a registry is to be treated beyond the distribution spec.
@@ -75,6 +76,21 @@ impl Registry {
         };
         matches.then_some(credentials)
     }
+
+    /// Who this client is towards the registry: `<name>/<hash of the username>` when bound
+    /// credentials are used, `anonymous` otherwise. Never holds the secret, so it may key
+    /// shared state and appear in logs; two registries share it only when they would
+    /// authenticate the same way.
+    #[must_use]
+    pub fn credential_identity(&self) -> String {
+        match self.bound_credentials() {
+            Some(credentials) => {
+                let hash = Sha256::digest(credentials.username.as_bytes());
+                format!("{}/{}", self.name, hex::encode(&hash[..8]))
+            }
+            None => "anonymous".to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +151,29 @@ mod tests {
                 .bound_credentials()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn the_identity_names_the_user_by_hash_and_never_the_secret() {
+        let bound = registry("https://r.example", "r.example");
+        let identity = bound.credential_identity();
+        assert!(identity.starts_with("r/"), "{identity}");
+        assert!(
+            !identity.contains("secret") && !identity.contains('u'),
+            "{identity}"
+        );
+        let mut other_user = bound.clone();
+        if let Some(credentials) = &mut other_user.credentials {
+            credentials.username = "v".into();
+        }
+        assert_ne!(other_user.credential_identity(), identity);
+        let mut other_password = bound.clone();
+        if let Some(credentials) = &mut other_password.credentials {
+            credentials.password = "other".into();
+        }
+        assert_eq!(other_password.credential_identity(), identity);
+        let unbound = registry("https://elsewhere.example", "r.example");
+        assert_eq!(unbound.credential_identity(), "anonymous");
     }
 
     #[test]

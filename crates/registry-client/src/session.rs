@@ -11,13 +11,14 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::auth::Auth;
-use crate::challenge::parse_challenge;
+use crate::auth::{Auth, TokenRequest, basic_header};
+use crate::challenge::{Challenge, parse_challenge};
 use crate::config::ClientConfig;
 use crate::error::{AuthError, UpstreamError};
 use crate::observer::RequestKind;
 use crate::rate_limit::retry_after;
 use crate::registry::Registry;
+use crate::state::RegistryKey;
 use crate::transport::{Answer, Call, Transport};
 
 /// Which step an unexpected status belongs to.
@@ -33,11 +34,13 @@ pub(crate) struct Session<'a> {
     pub config: &'a ClientConfig,
     pub registry: &'a Registry,
     pub repository: &'a RepositoryName,
+    /// Whose tokens, challenges and limiter this session uses.
+    pub key: RegistryKey,
     pub limiter: Arc<Semaphore>,
 }
 
 impl Session<'_> {
-    pub(crate) fn call(&self, kind: RequestKind) -> Call<'_> {
+    fn call(&self, kind: RequestKind) -> Call<'_> {
         Call {
             registry: &self.registry.name,
             kind,
@@ -56,18 +59,8 @@ impl Session<'_> {
         url
     }
 
-    /// Per-registry key for caches: the label and the origin, so a registry that is
-    /// repointed under the same name starts afresh.
-    pub(crate) fn registry_key(&self) -> String {
-        format!(
-            "{}\n{}",
-            self.registry.name,
-            self.registry.base_url.origin().ascii_serialization()
-        )
-    }
-
     /// `repository:<repo>:pull`.
-    pub(crate) fn scope(&self) -> String {
+    fn scope(&self) -> String {
         format!("repository:{}:pull", self.repository)
     }
 
@@ -84,7 +77,7 @@ impl Session<'_> {
         loop {
             let mut headers = HeaderMap::new();
             headers.insert(ACCEPT, HeaderValue::from_static(accept));
-            if let Some(authorization) = self.auth.authorization(self).await? {
+            if let Some(authorization) = self.authorization().await? {
                 headers.insert(AUTHORIZATION, authorization);
             }
             let answer = self
@@ -101,7 +94,48 @@ impl Session<'_> {
             let challenge = parse_challenge(answer.headers())
                 .map_err(AuthError::Challenge)?
                 .ok_or(AuthError::Denied { status: 401 })?;
-            self.auth.replace_challenge(self, challenge);
+            self.auth
+                .replace_challenge(&self.key, &self.scope(), challenge)
+                .await;
+        }
+    }
+
+    /// The `Authorization` the registry's challenge asks for; `None` for anonymous.
+    async fn authorization(&self) -> Result<Option<HeaderValue>, UpstreamError> {
+        let challenge = self
+            .auth
+            .challenge(
+                self.transport,
+                self.call(RequestKind::Api),
+                &self.key,
+                self.url("/v2/"),
+            )
+            .await?;
+        match challenge {
+            Challenge::Anonymous => Ok(None),
+            Challenge::Basic => self
+                .registry
+                .bound_credentials()
+                .map(basic_header)
+                .transpose(),
+            Challenge::Bearer { realm, service } => {
+                let request = TokenRequest {
+                    registry: self.registry,
+                    realm: &realm,
+                    service: service.as_deref(),
+                    scope: &self.scope(),
+                };
+                let header = self
+                    .auth
+                    .bearer(
+                        self.transport,
+                        self.call(RequestKind::Token),
+                        &self.key,
+                        &request,
+                    )
+                    .await?;
+                Ok(Some(header))
+            }
         }
     }
 }

@@ -1,56 +1,57 @@
-//! State shared by every listing: per-registry concurrency limiters and the memory of
-//! repositories whose registry has no referrers API. Every map is bounded.
+//! State shared by every listing, each bounded and kept per [`RegistryKey`]: concurrency
+//! limiters, and the memory of repositories whose registry has no referrers API.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use moka::future::Cache;
 use tokio::sync::Semaphore;
 
-/// Entries kept per map before expired ones are swept (and, failing that, all).
-pub(crate) const MAX_ENTRIES: usize = 4096;
+use crate::registry::Registry;
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves a consistent map; keep using it.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// Entries kept per map; past it the least useful are evicted.
+pub(crate) const MAX_ENTRIES: u64 = 4096;
+
+/// Whose state an entry is: the origin the client talks to and the identity it talks as.
+/// Never a display name alone, which another registry could share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RegistryKey {
+    /// `scheme://host:port`.
+    origin: String,
+    /// [`Registry::credential_identity`].
+    identity: String,
 }
 
-/// Keeps a map bounded: when full, drop what `keep` rejects; if still full, drop all.
-pub(crate) fn sweep<K, V>(map: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
-    if map.len() >= MAX_ENTRIES {
-        map.retain(|_, value| keep(value));
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
+impl RegistryKey {
+    pub(crate) fn of(registry: &Registry) -> Self {
+        Self {
+            origin: registry.base_url.origin().ascii_serialization(),
+            identity: registry.credential_identity(),
         }
     }
 }
 
-/// One semaphore per registry label: bounds requests in flight to it.
+/// One semaphore per registry: bounds requests in flight to it.
 #[derive(Debug)]
 pub(crate) struct Limiters {
     permits: usize,
-    by_registry: Mutex<HashMap<String, Arc<Semaphore>>>,
+    by_registry: Cache<RegistryKey, Arc<Semaphore>>,
 }
 
 impl Limiters {
     pub(crate) fn new(permits: usize) -> Self {
         Self {
             permits: permits.max(1),
-            by_registry: Mutex::new(HashMap::new()),
+            // Registries are few (config aliases); the bound only guards against surprises.
+            // An evicted semaphore still in use lives on in the listings that hold it.
+            by_registry: Cache::new(MAX_ENTRIES),
         }
     }
 
-    pub(crate) fn for_registry(&self, name: &str) -> Arc<Semaphore> {
-        let mut map = lock(&self.by_registry);
-        if let Some(semaphore) = map.get(name) {
-            return Arc::clone(semaphore);
-        }
-        // Registries are few (config aliases); a sweep only guards against surprises.
-        // A semaphore still in use survives in the listings that hold it.
-        sweep(&mut map, |_| false);
-        let semaphore = Arc::new(Semaphore::new(self.permits));
-        map.insert(name.to_owned(), Arc::clone(&semaphore));
-        semaphore
+    pub(crate) async fn for_registry(&self, key: &RegistryKey) -> Arc<Semaphore> {
+        self.by_registry
+            .get_with_by_ref(key, async { Arc::new(Semaphore::new(self.permits)) })
+            .await
     }
 }
 
@@ -58,60 +59,103 @@ impl Limiters {
 /// listings go straight to the fallback tag.
 #[derive(Debug)]
 pub(crate) struct ApiAbsence {
-    ttl: Duration,
-    until: Mutex<HashMap<String, Instant>>,
+    /// `None` when absence is not to be remembered at all.
+    absent: Option<Cache<(RegistryKey, String), ()>>,
 }
 
 impl ApiAbsence {
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            until: Mutex::new(HashMap::new()),
-        }
+        let absent = (!ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { absent }
     }
 
-    pub(crate) fn is_absent(&self, key: &str) -> bool {
-        lock(&self.until)
-            .get(key)
-            .is_some_and(|until| *until > Instant::now())
+    pub(crate) fn is_absent(&self, key: &RegistryKey, repository: &str) -> bool {
+        self.absent
+            .as_ref()
+            .is_some_and(|absent| absent.contains_key(&(key.clone(), repository.to_owned())))
     }
 
-    pub(crate) fn remember(&self, key: String) {
-        if self.ttl.is_zero() {
-            return;
+    pub(crate) async fn remember(&self, key: &RegistryKey, repository: &str) {
+        if let Some(absent) = &self.absent {
+            absent
+                .insert((key.clone(), repository.to_owned()), ())
+                .await;
         }
-        let mut map = lock(&self.until);
-        let now = Instant::now();
-        sweep(&mut map, |until| *until > now);
-        map.insert(key, now + self.ttl);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use url::Url;
 
-    #[test]
-    fn absence_is_remembered_until_ttl_and_bounded() {
-        let absence = ApiAbsence::new(Duration::from_secs(60));
-        assert!(!absence.is_absent("a"));
-        absence.remember("a".into());
-        assert!(absence.is_absent("a"));
-        for i in 0..(MAX_ENTRIES * 2) {
-            absence.remember(i.to_string());
+    use super::*;
+    use crate::registry::{Credentials, RegistryKind};
+
+    fn registry(name: &str, url: &str, username: Option<&str>) -> Registry {
+        let base_url: Url = url.parse().unwrap();
+        Registry {
+            name: name.into(),
+            credentials: username.map(|username| Credentials {
+                username: username.into(),
+                password: "secret".into(),
+                bound_host: base_url.host_str().unwrap().into(),
+            }),
+            base_url,
+            kind: RegistryKind::Distribution,
+            insecure: false,
         }
-        assert!(lock(&absence.until).len() <= MAX_ENTRIES);
-        let forgetful = ApiAbsence::new(Duration::ZERO);
-        forgetful.remember("a".into());
-        assert!(!forgetful.is_absent("a"));
     }
 
     #[test]
-    fn one_limiter_per_registry() {
+    fn keys_follow_origin_and_credentials_not_the_display_name() {
+        let key = |name, url, user| RegistryKey::of(&registry(name, url, user));
+        let hub = key("hub", "https://a.example", Some("robot"));
+        assert_eq!(hub, key("hub", "https://a.example:443/", Some("robot")));
+        assert_ne!(hub, key("hub", "https://b.example", Some("robot")));
+        assert_ne!(hub, key("hub", "https://a.example:8443", Some("robot")));
+        assert_ne!(hub, key("hub", "https://a.example", Some("other")));
+        assert_ne!(hub, key("hub", "https://a.example", None));
+        // Anonymous access to one origin is the same whatever the registry is called.
+        assert_eq!(
+            key("one", "https://a.example", None),
+            key("two", "https://a.example", None)
+        );
+    }
+
+    #[tokio::test]
+    async fn absence_is_remembered_per_registry_and_bounded() {
+        let key = RegistryKey::of(&registry("r", "https://a.example", None));
+        let other = RegistryKey::of(&registry("r", "https://b.example", None));
+        let absence = ApiAbsence::new(Duration::from_secs(60));
+        assert!(!absence.is_absent(&key, "app"));
+        absence.remember(&key, "app").await;
+        assert!(absence.is_absent(&key, "app"));
+        assert!(!absence.is_absent(&key, "other"));
+        assert!(!absence.is_absent(&other, "app"));
+        for i in 0..(MAX_ENTRIES * 2) {
+            absence.remember(&key, &i.to_string()).await;
+        }
+        let cache = absence.absent.as_ref().unwrap();
+        cache.run_pending_tasks().await;
+        assert!(cache.entry_count() <= MAX_ENTRIES);
+        let forgetful = ApiAbsence::new(Duration::ZERO);
+        forgetful.remember(&key, "app").await;
+        assert!(!forgetful.is_absent(&key, "app"));
+    }
+
+    #[tokio::test]
+    async fn one_limiter_per_registry() {
         let limiters = Limiters::new(2);
-        let a = limiters.for_registry("a");
-        assert!(Arc::ptr_eq(&a, &limiters.for_registry("a")));
-        assert!(!Arc::ptr_eq(&a, &limiters.for_registry("b")));
-        assert_eq!(a.available_permits(), 2);
+        let a = RegistryKey::of(&registry("r", "https://a.example", None));
+        let b = RegistryKey::of(&registry("r", "https://b.example", None));
+        let semaphore = limiters.for_registry(&a).await;
+        assert!(Arc::ptr_eq(&semaphore, &limiters.for_registry(&a).await));
+        assert!(!Arc::ptr_eq(&semaphore, &limiters.for_registry(&b).await));
+        assert_eq!(semaphore.available_permits(), 2);
     }
 }

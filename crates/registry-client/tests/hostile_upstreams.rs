@@ -112,6 +112,103 @@ async fn an_expired_token_is_fetched_again() {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
+/// A realm that issues `tok-<username>` (`tok-anonymous` without credentials).
+fn per_user_token_server() -> Origin {
+    use base64::Engine as _;
+    Origin::start(|seen| {
+        let user = seen
+            .authorization
+            .as_deref()
+            .and_then(|value| value.strip_prefix("Basic "))
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+            })
+            .and_then(|decoded| String::from_utf8(decoded).ok())
+            .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_owned()))
+            .unwrap_or_else(|| "anonymous".into());
+        Reply::json(
+            200,
+            &json!({"token": format!("tok-{user}"), "expires_in": 300}),
+        )
+    })
+}
+
+/// A registry that takes any token of `per_user_token_server`.
+fn any_token_registry(realm: String) -> Origin {
+    Origin::start(move |seen| {
+        let challenge = format!(r#"Bearer realm="{realm}",service="test-registry""#);
+        if !seen
+            .authorization
+            .as_deref()
+            .is_some_and(|value| value.starts_with("Bearer tok-"))
+        {
+            return Reply::status(401).header("WWW-Authenticate", &challenge);
+        }
+        match seen.path() {
+            "/v2/" => Reply::json(200, &json!({})),
+            REFERRERS_PATH => Reply::index(&[descriptor('a', "sig")]),
+            _ => Reply::status(404),
+        }
+    })
+}
+
+fn tokens_seen(upstream: &Origin) -> Vec<String> {
+    upstream
+        .requests()
+        .into_iter()
+        .filter(|seen| seen.path() == REFERRERS_PATH)
+        .filter_map(|seen| seen.authorization)
+        .collect()
+}
+
+#[tokio::test]
+async fn registries_with_one_display_name_never_share_a_token() {
+    let token_server = per_user_token_server();
+    let realm = format!("{}/token", token_server.url());
+    let first = any_token_registry(realm.clone());
+    let second = any_token_registry(realm);
+    let as_user = |origin: &Origin, username: &str| {
+        let mut registry = registry(origin);
+        registry.name = "shared".into();
+        registry.credentials = Some(Credentials {
+            username: username.into(),
+            password: "pa55".into(),
+            bound_host: format!("127.0.0.1:{}", origin.port),
+        });
+        registry
+    };
+    let anonymous_second = {
+        let mut registry = registry(&second);
+        registry.name = "shared".into();
+        registry
+    };
+    let client = client();
+    for registry in [
+        as_user(&first, "alice"),
+        as_user(&first, "bob"),
+        as_user(&second, "alice"),
+        anonymous_second,
+        as_user(&first, "alice"),
+    ] {
+        client
+            .list_referrers(&registry, "team/app", &subject(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        tokens_seen(&first),
+        ["Bearer tok-alice", "Bearer tok-bob", "Bearer tok-alice"]
+    );
+    assert_eq!(
+        tokens_seen(&second),
+        ["Bearer tok-alice", "Bearer tok-anonymous"]
+    );
+    // One token per (origin, user); alice's first token was used again, not fetched again.
+    assert_eq!(token_server.requests().len(), 4);
+}
+
 #[tokio::test]
 async fn a_refused_token_is_an_auth_error_and_the_registry_sees_no_request() {
     let token_server = Origin::start(|_| Reply::status(403));
