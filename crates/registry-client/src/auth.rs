@@ -17,7 +17,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::challenge::{Challenge, parse_challenge};
-use crate::error::{AuthError, LimitKind, UpstreamError};
+use crate::error::{AuthError, LimitKind, UpstreamError, redacted_url};
 use crate::guard::check_realm;
 use crate::rate_limit::retry_after;
 use crate::registry::{Credentials, Registry};
@@ -167,7 +167,7 @@ impl Auth {
         request: &TokenRequest<'_>,
     ) -> Result<Token, UpstreamError> {
         let refused = |reason: String| AuthError::RealmRefused {
-            realm: request.realm.to_owned(),
+            realm: redacted_url(request.realm),
             reason,
         };
         let mut url = Url::parse(request.realm).map_err(|e| refused(e.to_string()))?;

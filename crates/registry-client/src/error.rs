@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use url::Url;
+
 /// Why a [`crate::RegistryClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -20,7 +22,7 @@ pub enum AuthError {
     /// The realm URL is not acceptable (plain HTTP, private address, unparsable).
     #[error("token realm {realm:?} refused: {reason}")]
     RealmRefused {
-        /// The realm as the upstream named it.
+        /// The realm the upstream named, without user-info, query or fragment.
         realm: String,
         /// Why it was refused.
         reason: String,
@@ -136,7 +138,7 @@ pub enum UpstreamError {
     /// A redirect to another origin (or too many of them); never followed.
     #[error("redirect to {location:?} not followed: {reason}")]
     Redirect {
-        /// The `Location` as sent.
+        /// The `Location`, without user-info, query or fragment.
         location: String,
         /// Why it was not followed.
         reason: &'static str,
@@ -178,9 +180,54 @@ impl UpstreamError {
     }
 }
 
+/// A URL the upstream chose, fit for an error text: without user-info, query and fragment,
+/// which may carry credentials or signatures; text that is no http(s) URL is not repeated.
+pub(crate) fn redacted_url(text: &str) -> String {
+    let Some(mut url) = Url::parse(text.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+    else {
+        return "(not an http URL)".to_owned();
+    };
+    // http(s) URLs always have a host, so neither can fail.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_in_error_texts_carry_no_secrets() {
+        assert_eq!(
+            redacted_url("https://user:pa55@auth.example/token?sig=abc#frag"),
+            "https://auth.example/token"
+        );
+        assert_eq!(
+            redacted_url(" http://127.0.0.1:5000/v2/ "),
+            "http://127.0.0.1:5000/v2/"
+        );
+        for hidden in [
+            "user:pa55@auth",
+            "//user:pa55@auth/x",
+            "ftp://user:pa55@auth/",
+        ] {
+            assert_eq!(redacted_url(hidden), "(not an http URL)");
+        }
+        let error = UpstreamError::Redirect {
+            location: redacted_url("https://u:secret@s3.example/blob?X-Amz-Signature=s"),
+            reason: "another origin",
+        };
+        let text = error.to_string();
+        assert!(
+            !text.contains("secret") && !text.contains("Signature"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn only_connect_timeout_and_5xx_count_against_the_breaker() {

@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::ClientConfig;
-use crate::error::{ClientError, LimitKind, UpstreamError};
+use crate::error::{ClientError, LimitKind, UpstreamError, redacted_url};
 use crate::guard::same_origin;
 use crate::observer::{RequestKind, RequestObserver};
 
@@ -104,19 +104,19 @@ impl Transport {
             let next = target
                 .join(&location)
                 .map_err(|_| UpstreamError::Redirect {
-                    location: location.clone(),
+                    location: redacted_url(&location),
                     reason: "Location is not a URL",
                 })?;
             if !same_origin(&next, &url) {
                 return Err(UpstreamError::Redirect {
-                    location,
+                    location: redacted_url(next.as_str()),
                     reason: "another origin",
                 });
             }
             target = next;
         }
         Err(UpstreamError::Redirect {
-            location: target.to_string(),
+            location: redacted_url(target.as_str()),
             reason: "too many redirects",
         })
     }
@@ -199,10 +199,26 @@ fn http_client(
         .map_err(|e| ClientError::Setup(e.to_string()))
 }
 
-/// Maps a reqwest failure to the step it belongs to.
+/// Maps a reqwest failure to the step it belongs to. The text names what failed and the
+/// causes below reqwest, never reqwest's own message, which repeats the whole URL.
 fn classify(error: &reqwest::Error, url: &Url) -> UpstreamError {
     let origin = url.origin().ascii_serialization();
-    let detail = error_chain(error);
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "body not read"
+    } else {
+        "request failed"
+    };
+    let mut detail = what.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
     if is_tls_error(error) {
         UpstreamError::Tls { origin, detail }
     } else {
@@ -210,17 +226,6 @@ fn classify(error: &reqwest::Error, url: &Url) -> UpstreamError {
         // the registry could not be talked to.
         UpstreamError::Connect { origin, detail }
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -281,5 +286,42 @@ impl ServerCertVerifier for AnyServerCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_names_the_origin_and_never_the_url_or_its_user_info() {
+        let transport = Transport::new(&ClientConfig::default()).unwrap();
+        let limiter = Arc::new(Semaphore::new(1));
+        // A port nobody listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url: Url = format!("http://robot:s3cret@127.0.0.1:{port}/v2/?sig=hidden")
+            .parse()
+            .unwrap();
+        let call = Call {
+            registry: "r",
+            kind: RequestKind::Api,
+            insecure: true,
+            limiter: &limiter,
+        };
+        let error = transport
+            .send(call, Method::GET, url, HeaderMap::new())
+            .await
+            .err()
+            .unwrap();
+        let text = error.to_string();
+        assert!(matches!(error, UpstreamError::Connect { .. }), "{text}");
+        assert!(text.contains(&format!("http://127.0.0.1:{port}")), "{text}");
+        for secret in ["robot", "s3cret", "sig", "hidden", "/v2/"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 }

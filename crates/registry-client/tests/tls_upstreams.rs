@@ -97,3 +97,63 @@ fn an_unreadable_ca_bundle_fails_at_start() {
         assert!(error.to_string().contains("CA bundle"), "{error}");
     }
 }
+
+/// An insecure registry over TLS whose challenge names `realm`.
+fn insecure_bearer_registry(ca: &TestCa, realm: String) -> Origin {
+    Origin::start_tls(
+        move |seen| {
+            if seen.authorization.as_deref() != Some("Bearer t") {
+                let challenge = format!(r#"Bearer realm="{realm}",service="s""#);
+                return Reply::status(401).header("WWW-Authenticate", &challenge);
+            }
+            match seen.path() {
+                "/v2/" => Reply::json(200, &json!({})),
+                REFERRERS_PATH => Reply::index(&[descriptor('a', "sig")]),
+                _ => Reply::status(404),
+            }
+        },
+        ca.server_config(&["127.0.0.1", "localhost"]),
+    )
+}
+
+#[tokio::test]
+async fn a_token_realm_is_unverified_only_on_the_insecure_registry_s_own_host() {
+    // Neither certificate is signed by a CA the client trusts.
+    let ca = TestCa::new();
+    let realm = Origin::start_tls(
+        |_| Reply::json(200, &json!({"token": "t"})),
+        ca.server_config(&["127.0.0.1", "localhost"]),
+    );
+    let same_host =
+        insecure_bearer_registry(&ca, format!("https://127.0.0.1:{}/token", realm.port));
+    let list = client()
+        .list_referrers(
+            &https_registry(&same_host, true),
+            "team/app",
+            &subject(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(digests(&list), [digest_of('a')]);
+    assert_eq!(realm.requests().len(), 1);
+
+    let other_host =
+        insecure_bearer_registry(&ca, format!("https://localhost:{}/token", realm.port));
+    let error = client()
+        .list_referrers(
+            &https_registry(&other_host, true),
+            "team/app",
+            &subject(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, UpstreamError::Tls { .. }), "{error}");
+    assert_eq!(
+        realm.requests().len(),
+        1,
+        "no token asked over unverified TLS"
+    );
+    assert_eq!(other_host.count(REFERRERS_PATH), 0);
+}
