@@ -1,6 +1,8 @@
 //! referrers-sidecar: makes the OCI 1.1 referrers API work for Harbor proxy-cache projects.
 
+pub mod breaker;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod harbor;

@@ -10,14 +10,15 @@ use registry_client::{ClientConfig, RegistryClient};
 use tracing_actix_web::TracingLogger;
 use url::Url;
 
-use crate::cache::ReferrersCache;
+use crate::cache::{CacheConfig, ReferrersCache, shared_store};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings, parse_listen};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::routes::{self, passthrough::Forwarder};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
-use crate::upstream::UpstreamRequestMetrics;
+use crate::upstream::{UpstreamFetcher, UpstreamRequestMetrics};
 
 /// How long an idle client connection is kept open.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
@@ -74,12 +75,20 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let registry_labels: Vec<String> = settings.registries.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&registry_labels)?);
-        let upstream = RegistryClient::new(upstream_config(&settings, &metrics))?;
-        let cache = Arc::new(ReferrersCache::new(
-            &settings,
-            upstream,
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let upstream = UpstreamFetcher::new(
+            RegistryClient::new(upstream_config(&settings, &metrics))?,
+            &settings.upstream,
+            Arc::clone(&clock),
             Arc::clone(&metrics),
-        )?);
+        );
+        let cache = Arc::new(ReferrersCache::new(
+            CacheConfig::new(&settings.cache, settings.upstream.timeout),
+            shared_store(&settings.cache)?,
+            Arc::new(upstream),
+            clock,
+            Arc::clone(&metrics),
+        ));
         let core_credentials = core_credentials(&settings);
         let state = web::Data::new(AppState {
             facts: HarborFacts::new(settings.harbor.project_info_ttl),

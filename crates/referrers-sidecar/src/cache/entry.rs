@@ -2,7 +2,6 @@
 //! its compact, versioned, compressed encoding (shared by every tier and every replica).
 
 use std::io::Read;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
@@ -25,38 +24,23 @@ const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 pub struct CachedList {
     /// When the upstream answered, in milliseconds since the Unix epoch (shared by replicas).
     pub fetched_at_ms: u64,
-    /// `api`, `tag` or `none`.
-    pub source: String,
+    /// Stored as `api`, `tag` or `none`, as before it was typed: older entries stay readable.
+    #[serde(with = "source_label")]
+    pub source: ReferrersSource,
     /// The fallback tag manifest's digest, when the list came from it.
     pub tag_digest: Option<Digest>,
     pub descriptors: Vec<Descriptor>,
 }
 
 impl CachedList {
-    /// A complete upstream list fetched now.
+    /// A complete upstream list, fetched at `fetched_at_ms`.
     #[must_use]
-    pub fn fetched_now(list: &UpstreamReferrers) -> Self {
+    pub fn new(list: UpstreamReferrers, fetched_at_ms: u64) -> Self {
         Self {
-            fetched_at_ms: now_ms(),
-            source: list.source.as_str().to_owned(),
-            tag_digest: list.tag_digest.clone(),
-            descriptors: list.descriptors.clone(),
-        }
-    }
-
-    /// Time since the upstream answered (zero if the clock went back).
-    #[must_use]
-    pub fn age(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.fetched_at_ms))
-    }
-
-    /// How long the entry may be served at all, counted from `fetched_at`.
-    #[must_use]
-    pub fn lifetime(&self, keep_stale_for: Duration, keep_empty_for: Duration) -> Duration {
-        if self.descriptors.is_empty() {
-            keep_empty_for.min(keep_stale_for)
-        } else {
-            keep_stale_for
+            fetched_at_ms,
+            source: list.source,
+            tag_digest: list.tag_digest,
+            descriptors: list.descriptors,
         }
     }
 
@@ -64,11 +48,7 @@ impl CachedList {
     #[must_use]
     pub fn as_upstream(&self) -> UpstreamReferrers {
         let mut list = UpstreamReferrers::none();
-        list.source = match self.source.as_str() {
-            "api" => ReferrersSource::Api,
-            "tag" => ReferrersSource::FallbackTag,
-            _ => ReferrersSource::None,
-        };
+        list.source = self.source;
         list.tag_digest = self.tag_digest.clone();
         list.descriptors = self.descriptors.clone();
         list
@@ -111,10 +91,24 @@ pub fn lock_key(key: &str) -> String {
     format!("{key}:lock")
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// [`ReferrersSource`] by its label.
+mod source_label {
+    use registry_client::ReferrersSource;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(source: &ReferrersSource, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(source.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReferrersSource, D::Error> {
+        let label = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        match label.as_ref() {
+            "api" => Ok(ReferrersSource::Api),
+            "tag" => Ok(ReferrersSource::FallbackTag),
+            "none" => Ok(ReferrersSource::None),
+            other => Err(D::Error::unknown_variant(other, &["api", "tag", "none"])),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +128,7 @@ mod tests {
         .unwrap();
         CachedList {
             fetched_at_ms: 1_700_000_000_000,
-            source: "tag".into(),
+            source: ReferrersSource::FallbackTag,
             tag_digest: Some(format!("sha256:{}", "b".repeat(64)).parse().unwrap()),
             descriptors: vec![descriptor; 3],
         }
@@ -171,13 +165,22 @@ mod tests {
     }
 
     #[test]
-    fn empty_lists_keep_shorter() {
-        let mut entry = sample();
-        let week = Duration::from_secs(7 * 86400);
-        let hour = Duration::from_secs(3600);
-        assert_eq!(entry.lifetime(week, hour), week);
-        entry.descriptors.clear();
-        assert_eq!(entry.lifetime(week, hour), hour);
+    fn the_source_is_stored_by_its_label() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["source"], "tag");
+        for (label, source) in [
+            ("api", ReferrersSource::Api),
+            ("tag", ReferrersSource::FallbackTag),
+            ("none", ReferrersSource::None),
+        ] {
+            let mut stored = json.clone();
+            stored["source"] = label.into();
+            let entry: CachedList = serde_json::from_value(stored).unwrap();
+            assert_eq!(entry.source, source);
+        }
+        let mut unknown = json;
+        unknown["source"] = "ftp".into();
+        assert!(serde_json::from_value::<CachedList>(unknown).is_err());
     }
 
     #[test]

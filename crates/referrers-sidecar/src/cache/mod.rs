@@ -1,99 +1,76 @@
-//! The cache of upstream referrers lists: an in-process tier always, a Redis tier shared by
-//! replicas when configured, stale-while-revalidate, one upstream fetch per key at a time
-//! (per process, and across replicas with a Redis lock), and breakers that keep a failing
-//! upstream or Redis from costing anything.
+//! The cache of upstream referrers lists: an in-process tier always, a tier shared by replicas
+//! (Redis) when configured, stale-while-revalidate, and one upstream fetch per key at a time
+//! (per process, and across replicas with a lock in the shared tier).
 
-pub mod breaker;
+pub mod answer;
 pub mod entry;
 pub mod memory;
+pub mod policy;
 pub mod redis;
+pub mod shared;
 pub mod single_flight;
+#[cfg(test)]
+mod tests;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use oci_referrers::Digest;
-use registry_client::RegistryClient;
 
-use crate::config::{CacheBackend, Settings};
+use crate::clock::Clock;
+use crate::config::{CacheBackend, CacheSettings};
 use crate::metrics::Metrics;
-use crate::upstream::UpstreamTarget;
-use breaker::{Breaker, BreakerState};
-use entry::{CachedList, cache_key, lock_key};
+use crate::upstream::{Fetch, Upstream, UpstreamTarget};
+pub use answer::{CacheResult, UpstreamAnswer, UpstreamResult};
+use entry::{CachedList, cache_key};
 use memory::MemoryTier;
+use policy::{Freshness, Lifetimes};
 use redis::{RedisError, RedisTier};
+use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
 use single_flight::SingleFlight;
 
-/// Consecutive Redis errors or timeouts that open its breaker, and how long it stays open:
-/// while open, Redis costs nothing and the in-process tier answers alone.
-const REDIS_BREAKER_FAILURES: u32 = 3;
-const REDIS_BREAKER_COOLDOWN: Duration = Duration::from_secs(10);
-
-/// How often a replica that lost the lock looks for the winner's entry.
-const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// The breaker label of the Redis tier.
-pub const REDIS_BREAKER: &str = "redis";
-
-/// What the cache did for a request (`X-Referrers-Cache`).
+/// What the cache takes from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheResult {
-    Hit,
-    Stale,
-    Miss,
-    Bypass,
+pub struct CacheConfig {
+    pub lifetimes: Lifetimes,
+    /// Lists whose stored form is larger are served, not stored (`cache.max_entry_bytes`).
+    pub max_entry_bytes: usize,
+    /// The in-process tier's bound (`cache.memory_max_bytes`).
+    pub memory_max_bytes: u64,
+    /// How long the cross-replica lock is held at most (`cache.lock_ttl`).
+    pub lock_ttl: Duration,
+    /// How long a replica that lost the lock waits for the winner's entry: no longer than the
+    /// lock, nor than the winner's fetch may take (`upstream.timeout`).
+    pub lock_wait: Duration,
 }
 
-impl CacheResult {
+impl CacheConfig {
     #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Stale => "stale",
-            Self::Miss => "miss",
-            Self::Bypass => "bypass",
-        }
-    }
-}
-
-/// The upstream's contribution to an answer.
-#[derive(Debug, Clone)]
-pub struct UpstreamAnswer {
-    /// The upstream list, if there is one to serve.
-    pub list: Option<Arc<CachedList>>,
-    /// `api`, `tag`, `none`, `error`, `truncated` or `skipped` (`X-Referrers-Upstream`).
-    pub upstream: &'static str,
-    pub cache: CacheResult,
-}
-
-impl UpstreamAnswer {
-    /// No upstream call is made for this request (no upstream, or the all-zero digest).
-    #[must_use]
-    pub fn skipped() -> Self {
+    pub fn new(cache: &CacheSettings, upstream_timeout: Duration) -> Self {
         Self {
-            list: None,
-            upstream: "skipped",
-            cache: CacheResult::Bypass,
-        }
-    }
-
-    fn served(list: Arc<CachedList>, cache: CacheResult) -> Self {
-        let upstream = source_label(&list.source);
-        Self {
-            list: Some(list),
-            upstream,
-            cache,
+            lifetimes: Lifetimes {
+                fresh_for: cache.fresh_for,
+                keep_stale_for: cache.keep_stale_for,
+                keep_empty_for: cache.keep_empty_for,
+            },
+            max_entry_bytes: cache.max_entry_bytes,
+            memory_max_bytes: cache.memory_max_bytes,
+            lock_ttl: cache.lock_ttl,
+            lock_wait: cache.lock_ttl.min(upstream_timeout),
         }
     }
 }
 
-fn source_label(source: &str) -> &'static str {
-    match source {
-        "api" => "api",
-        "tag" => "tag",
-        _ => "none",
-    }
+/// The shared tier `cache.backend` asks for; a Redis URL that cannot be used is an error.
+pub fn shared_store(cache: &CacheSettings) -> Result<Option<Arc<dyn SharedStore>>, RedisError> {
+    Ok(match cache.backend {
+        CacheBackend::Redis => Some(Arc::new(RedisTier::new(
+            cache.redis_url.expose(),
+            cache.redis_pool_size,
+            cache.redis_timeout,
+        )?)),
+        CacheBackend::Memory => None,
+    })
 }
 
 /// The result of one upstream fetch, shared by everyone who waited for it.
@@ -107,55 +84,40 @@ enum Fetched {
     Skipped,
 }
 
-/// A cross-replica lock, as far as this replica got with it.
-enum Lock {
-    Won(String),
-    Lost,
-    /// No Redis, or Redis unavailable: go ahead alone.
-    None,
-}
-
 pub struct ReferrersCache {
-    settings: Settings,
+    config: CacheConfig,
     memory: MemoryTier,
-    redis: Option<RedisTier>,
-    redis_breaker: Breaker,
-    registry_breakers: Mutex<HashMap<String, Arc<Breaker>>>,
+    shared: Option<SharedTier>,
     flights: Arc<SingleFlight<Fetched>>,
-    client: RegistryClient,
+    upstream: Arc<dyn Upstream>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
 
 impl ReferrersCache {
-    /// The tiers `settings.cache` asks for; a Redis URL that cannot be used is an error.
+    #[must_use]
     pub fn new(
-        settings: &Settings,
-        client: RegistryClient,
+        config: CacheConfig,
+        shared: Option<Arc<dyn SharedStore>>,
+        upstream: Arc<dyn Upstream>,
+        clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, RedisError> {
-        let cache = &settings.cache;
-        let redis = match cache.backend {
-            CacheBackend::Redis => Some(RedisTier::new(
-                cache.redis_url.expose(),
-                cache.redis_pool_size,
-                cache.redis_timeout,
-            )?),
-            CacheBackend::Memory => None,
-        };
+    ) -> Self {
+        // Exported from the start, with or without a shared tier.
         metrics
             .breaker_state
             .with_label_values(&[REDIS_BREAKER])
             .set(0);
-        Ok(Self {
-            memory: MemoryTier::new(cache.memory_max_bytes, Arc::clone(&metrics)),
-            redis,
-            redis_breaker: Breaker::new(REDIS_BREAKER_FAILURES, REDIS_BREAKER_COOLDOWN),
-            registry_breakers: Mutex::new(HashMap::new()),
+        Self {
+            memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
+            shared: shared
+                .map(|store| SharedTier::new(store, Arc::clone(&clock), Arc::clone(&metrics))),
+            config,
             flights: Arc::new(SingleFlight::default()),
-            client,
+            upstream,
+            clock,
             metrics,
-            settings: settings.clone(),
-        })
+        }
     }
 
     /// The upstream referrers of `digest` for `target`, from the cache when it has them.
@@ -171,8 +133,8 @@ impl ReferrersCache {
             &target.repository,
             digest,
         );
-        if let Some((list, tier)) = self.lookup(&key).await {
-            if list.age() < self.settings.cache.fresh_for {
+        if let Some((list, freshness, tier)) = self.lookup(&key).await {
+            if matches!(freshness, Freshness::Fresh { .. }) {
                 self.count_lookup(tier, CacheResult::Hit);
                 return UpstreamAnswer::served(list, CacheResult::Hit);
             }
@@ -196,72 +158,57 @@ impl ReferrersCache {
             Some(Fetched::Complete(list)) => UpstreamAnswer::served(list, CacheResult::Miss),
             Some(Fetched::Truncated(list)) => UpstreamAnswer {
                 list: Some(list),
-                upstream: "truncated",
+                upstream: UpstreamResult::Truncated,
                 cache: CacheResult::Miss,
             },
-            Some(Fetched::Skipped) => UpstreamAnswer {
-                list: None,
-                upstream: "skipped",
-                cache: CacheResult::Miss,
-            },
-            Some(Fetched::Failed) | None => UpstreamAnswer {
-                list: None,
-                upstream: "error",
-                cache: CacheResult::Miss,
-            },
+            Some(Fetched::Skipped) => {
+                UpstreamAnswer::without_list(UpstreamResult::Skipped, CacheResult::Miss)
+            }
+            Some(Fetched::Failed) | None => {
+                UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
+            }
         }
     }
 
-    /// The Redis tier's state for `/readyz`: `None` without Redis.
+    /// The shared tier's address and state, for `/readyz`: `None` without one.
     #[must_use]
-    pub fn redis_status(&self) -> Option<(String, BreakerState)> {
-        self.redis
-            .as_ref()
-            .map(|redis| (redis.describe(), self.redis_breaker.state()))
+    pub fn redis_report(&self) -> Option<SharedReport> {
+        self.shared.as_ref().map(SharedTier::report)
     }
 
-    /// The memory tier first, then Redis; an entry found in Redis is kept in memory too.
-    async fn lookup(&self, key: &str) -> Option<(Arc<CachedList>, &'static str)> {
-        // The age check keeps the lifetime exact, whatever the tier's own expiry timing.
-        if let Some(list) = self.memory.get(key).await
-            && list.age() < self.lifetime(&list)
-        {
-            return Some((list, "memory"));
+    /// The in-process tier first, then the shared one; an entry expired in either is not there.
+    async fn lookup(&self, key: &str) -> Option<(Arc<CachedList>, Freshness, &'static str)> {
+        // The policy decides, not the in-process tier's own expiry timing.
+        if let Some(list) = self.memory.get(key).await {
+            let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
+            if freshness != Freshness::Expired {
+                return Some((list, freshness, "memory"));
+            }
         }
         self.count_lookup("memory", CacheResult::Miss);
-        let redis = self.redis.as_ref()?;
-        if !self.redis_allows() {
-            self.count_lookup("redis", CacheResult::Bypass);
-            return None;
-        }
-        match redis.get(key).await {
-            Ok(Some(bytes)) => {
-                self.redis_succeeded();
-                let Some(list) = CachedList::decode(&bytes) else {
-                    tracing::warn!(key, "unreadable value under a cache key; treated as a miss");
-                    self.count_lookup("redis", CacheResult::Miss);
-                    return None;
-                };
-                let lifetime = self.lifetime(&list);
-                let Some(left) = lifetime.checked_sub(list.age()).filter(|d| !d.is_zero()) else {
-                    self.count_lookup("redis", CacheResult::Miss);
-                    return None;
-                };
-                let list = Arc::new(list);
-                self.memory.insert(key, Arc::clone(&list), left).await;
-                Some((list, "redis"))
-            }
-            Ok(None) => {
-                self.redis_succeeded();
-                self.count_lookup("redis", CacheResult::Miss);
-                None
-            }
-            Err(error) => {
-                self.redis_failed(&error);
+        let shared = self.shared.as_ref()?;
+        let found = match shared.read(key).await {
+            SharedRead::Found(list) => self.admit(key, list).await,
+            SharedRead::Missing => None,
+            SharedRead::Unavailable => {
                 self.count_lookup("redis", CacheResult::Bypass);
-                None
+                return None;
             }
+        };
+        if found.is_none() {
+            self.count_lookup("redis", CacheResult::Miss);
         }
+        found.map(|(list, freshness)| (list, freshness, "redis"))
+    }
+
+    /// Keeps an entry read from the shared tier in memory for the time it has left; `None`
+    /// when it has none.
+    async fn admit(&self, key: &str, list: CachedList) -> Option<(Arc<CachedList>, Freshness)> {
+        let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
+        let left = freshness.time_left()?;
+        let list = Arc::new(list);
+        self.memory.insert(key, Arc::clone(&list), left).await;
+        Some((list, freshness))
     }
 
     /// Re-fetches a stale entry unless a fetch of that key is already running; meanwhile the
@@ -310,288 +257,89 @@ impl ReferrersCache {
     ) -> Fetched {
         // A refresh first takes a fresher entry another replica already stored.
         if let Some(previous) = &previous
-            && let Some(list) = self.fresher_in_redis(&key, previous).await
+            && let Some(list) = self.fresher_in_shared(&key, previous).await
         {
             return Fetched::Complete(list);
         }
-        let name = target.registry.name.as_str();
-        let breaker = self.registry_breaker(name);
-        // Checked before the lock: an open breaker costs Redis nothing either.
-        if !breaker.would_allow() {
-            self.track_breaker(name, &breaker);
+        // Checked before the lock: an open breaker costs the shared tier nothing either.
+        if !self.upstream.admits(&target.registry.name) {
             return Fetched::Skipped;
         }
-        let lock = self.lock(&key).await;
-        if matches!(lock, Lock::Lost)
-            && let Some(list) = self.wait_for_winner(&key).await
-        {
-            return Fetched::Complete(list);
-        }
-        let fetched = self
-            .fetch_upstream(&key, &target, &digest, previous, &breaker)
-            .await;
-        if let (Lock::Won(token), Some(redis)) = (&lock, &self.redis)
-            && let Err(error) = redis.unlock(&lock_key(&key), token).await
-        {
-            self.redis_failed(&error);
-        }
-        fetched
-    }
-
-    /// The entry under `key` in Redis, when it was fetched after `previous` and is fresh.
-    async fn fresher_in_redis(&self, key: &str, previous: &CachedList) -> Option<Arc<CachedList>> {
-        let redis = self.redis.as_ref()?;
-        if !self.redis_allows() {
-            return None;
-        }
-        let bytes = match redis.get(key).await {
-            Ok(found) => {
-                self.redis_succeeded();
-                found?
-            }
-            Err(error) => {
-                self.redis_failed(&error);
-                return None;
-            }
+        let lock = match &self.shared {
+            Some(shared) => shared.lock(&key, self.config.lock_ttl).await,
+            None => Lock::Unavailable,
         };
-        let list = CachedList::decode(&bytes)?;
-        if list.fetched_at_ms <= previous.fetched_at_ms
-            || list.age() >= self.settings.cache.fresh_for
+        if lock == Lock::Lost
+            && let Some(list) = self.winners_entry(&key).await
         {
-            return None;
+            return Fetched::Complete(list);
         }
-        let list = Arc::new(list);
-        let left = self.lifetime(&list).saturating_sub(list.age());
-        self.memory.insert(key, Arc::clone(&list), left).await;
-        Some(list)
-    }
-
-    async fn fetch_upstream(
-        &self,
-        key: &str,
-        target: &UpstreamTarget,
-        digest: &Digest,
-        previous: Option<Arc<CachedList>>,
-        breaker: &Breaker,
-    ) -> Fetched {
-        let name = target.registry.name.as_str();
-        if !breaker.allow() {
-            self.track_breaker(name, breaker);
-            return Fetched::Skipped;
-        }
-        self.track_breaker(name, breaker);
         let previous = previous.map(|list| list.as_upstream());
-        let started = Instant::now();
-        let result = self
-            .client
-            .list_referrers(
-                &target.registry,
-                &target.repository,
-                digest,
-                previous.as_ref(),
-            )
-            .await;
-        self.metrics
-            .upstream_fetch_duration
-            .with_label_values(&[name])
-            .observe(started.elapsed().as_secs_f64());
-        let fetched = match result {
-            Ok(list) => {
-                breaker.record_success();
-                let cached = Arc::new(CachedList::fetched_now(&list));
-                if list.truncated {
-                    tracing::warn!(registry = name, repository = %target.repository, "upstream list cut short by a cap; served, not cached");
+        let fetched = match self.upstream.fetch(&target, &digest, previous).await {
+            Fetch::Listed(list) => {
+                let truncated = list.truncated;
+                let cached = Arc::new(CachedList::new(list, self.clock.now_ms()));
+                if truncated {
+                    tracing::warn!(registry = %target.registry.name, repository = %target.repository, "upstream list cut short by a cap; served, not cached");
                     Fetched::Truncated(cached)
                 } else {
-                    self.store(key, &cached).await;
+                    self.store(&key, &cached).await;
                     Fetched::Complete(cached)
                 }
             }
-            Err(error) => {
-                tracing::warn!(
-                    registry = name,
-                    repository = %target.repository,
-                    step = error.step(),
-                    error = %error,
-                    "upstream referrers unavailable"
-                );
-                if !error.counts_against_breaker() {
-                    breaker.record_success();
-                } else if breaker.record_failure() {
-                    tracing::warn!(
-                        registry = name,
-                        cooldown = ?self.settings.upstream.breaker_cooldown,
-                        "upstream breaker open: serving cached or local referrers only"
-                    );
-                }
-                Fetched::Failed
-            }
+            Fetch::Failed => Fetched::Failed,
+            Fetch::Skipped => Fetched::Skipped,
         };
-        self.track_breaker(name, breaker);
+        if let (Lock::Won(token), Some(shared)) = (&lock, &self.shared) {
+            shared.unlock(&key, token).await;
+        }
         fetched
+    }
+
+    /// The entry under `key` in the shared tier, when it was fetched after `previous` and is
+    /// fresh.
+    async fn fresher_in_shared(&self, key: &str, previous: &CachedList) -> Option<Arc<CachedList>> {
+        let SharedRead::Found(list) = self.shared.as_ref()?.read(key).await else {
+            return None;
+        };
+        if list.fetched_at_ms <= previous.fetched_at_ms {
+            return None;
+        }
+        match self.admit(key, list).await? {
+            (list, Freshness::Fresh { .. }) => Some(list),
+            _ => None,
+        }
+    }
+
+    /// Another replica is fetching `key`: its entry, if it stores one in time.
+    async fn winners_entry(&self, key: &str) -> Option<Arc<CachedList>> {
+        let shared = self.shared.as_ref()?;
+        let list = shared.wait_for_winner(key, self.config.lock_wait).await?;
+        self.admit(key, list).await.map(|(list, _)| list)
     }
 
     /// Stores a complete list in every tier, unless its stored form is over the entry bound.
     async fn store(&self, key: &str, list: &Arc<CachedList>) {
         let bytes = list.encode();
-        if bytes.len() > self.settings.cache.max_entry_bytes {
+        if bytes.len() > self.config.max_entry_bytes {
             self.metrics.cache_oversize.inc();
             tracing::info!(
                 key,
                 bytes = bytes.len(),
-                limit = self.settings.cache.max_entry_bytes,
+                limit = self.config.max_entry_bytes,
                 "upstream list over cache.max_entry_bytes: served, not cached"
             );
             return;
         }
-        let lifetime = self.lifetime(list);
+        let lifetime = self.config.lifetimes.lifetime(list);
         self.memory.insert(key, Arc::clone(list), lifetime).await;
         self.metrics
             .cache_stores
             .with_label_values(&["memory"])
             .inc();
-        let Some(redis) = &self.redis else {
-            return;
-        };
-        if !self.redis_allows() {
-            return;
+        if let Some(shared) = &self.shared {
+            shared.put(key, &bytes, lifetime).await;
         }
-        match redis.set(key, &bytes, lifetime).await {
-            Ok(()) => {
-                self.redis_succeeded();
-                self.metrics
-                    .cache_stores
-                    .with_label_values(&["redis"])
-                    .inc();
-            }
-            Err(error) => self.redis_failed(&error),
-        }
-    }
-
-    /// Takes the cross-replica lock of `key` when Redis is there to hold it.
-    async fn lock(&self, key: &str) -> Lock {
-        let Some(redis) = &self.redis else {
-            return Lock::None;
-        };
-        if !self.redis_allows() {
-            return Lock::None;
-        }
-        let token = uuid::Uuid::new_v4().to_string();
-        match redis
-            .try_lock(&lock_key(key), &token, self.settings.cache.lock_ttl)
-            .await
-        {
-            Ok(true) => {
-                self.redis_succeeded();
-                self.metrics.cache_locks.with_label_values(&["won"]).inc();
-                Lock::Won(token)
-            }
-            Ok(false) => {
-                self.redis_succeeded();
-                self.metrics.cache_locks.with_label_values(&["lost"]).inc();
-                Lock::Lost
-            }
-            Err(error) => {
-                self.redis_failed(&error);
-                Lock::None
-            }
-        }
-    }
-
-    /// Another replica is fetching `key`: wait briefly for its entry.
-    async fn wait_for_winner(&self, key: &str) -> Option<Arc<CachedList>> {
-        let redis = self.redis.as_ref()?;
-        let deadline = Instant::now()
-            + self
-                .settings
-                .cache
-                .lock_ttl
-                .min(self.settings.upstream.timeout);
-        while Instant::now() < deadline {
-            tokio::time::sleep(LOCK_POLL_INTERVAL).await;
-            if !self.redis_allows() {
-                return None;
-            }
-            match redis.get(key).await {
-                Ok(Some(bytes)) => {
-                    self.redis_succeeded();
-                    let list = Arc::new(CachedList::decode(&bytes)?);
-                    let left = self.lifetime(&list).saturating_sub(list.age());
-                    self.memory.insert(key, Arc::clone(&list), left).await;
-                    return Some(list);
-                }
-                Ok(None) => self.redis_succeeded(),
-                Err(error) => {
-                    self.redis_failed(&error);
-                    return None;
-                }
-            }
-            // The winner let go without storing (failed, truncated or oversize): stop waiting.
-            match redis.get(&lock_key(key)).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return None,
-                Err(error) => {
-                    self.redis_failed(&error);
-                    return None;
-                }
-            }
-        }
-        None
-    }
-
-    fn lifetime(&self, list: &CachedList) -> Duration {
-        list.lifetime(
-            self.settings.cache.keep_stale_for,
-            self.settings.cache.keep_empty_for,
-        )
-    }
-
-    fn registry_breaker(&self, name: &str) -> Arc<Breaker> {
-        let mut breakers = self
-            .registry_breakers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(breakers.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(Breaker::new(
-                self.settings.upstream.breaker_failures,
-                self.settings.upstream.breaker_cooldown,
-            ))
-        }))
-    }
-
-    fn track_breaker(&self, name: &str, breaker: &Breaker) {
-        self.metrics
-            .breaker_state
-            .with_label_values(&[name])
-            .set(breaker.state().gauge());
-    }
-
-    fn redis_allows(&self) -> bool {
-        let allowed = self.redis_breaker.allow();
-        self.track_breaker(REDIS_BREAKER, &self.redis_breaker);
-        allowed
-    }
-
-    fn redis_succeeded(&self) {
-        if self.redis_breaker.state() != BreakerState::Closed {
-            tracing::info!("Redis answers again: the shared cache tier is back");
-        }
-        self.redis_breaker.record_success();
-        self.track_breaker(REDIS_BREAKER, &self.redis_breaker);
-    }
-
-    fn redis_failed(&self, error: &RedisError) {
-        self.metrics.redis_errors.inc();
-        if self.redis_breaker.record_failure() {
-            tracing::warn!(
-                error = %error,
-                cooldown = ?REDIS_BREAKER_COOLDOWN,
-                "Redis unavailable: breaker open, answering from the in-process tier"
-            );
-        } else {
-            tracing::debug!(error = %error, "Redis call failed");
-        }
-        self.track_breaker(REDIS_BREAKER, &self.redis_breaker);
     }
 
     fn count_lookup(&self, tier: &str, result: CacheResult) {

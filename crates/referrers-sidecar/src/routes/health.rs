@@ -13,15 +13,9 @@ pub async fn healthz() -> HttpResponse {
 /// is reported, but a Redis outage does not make the service unready: it still answers, from
 /// the in-process tier.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let redis = state.cache.redis_status().map(|(url, breaker)| {
-        serde_json::json!({
-            "url": url,
-            "state": match breaker {
-                crate::cache::breaker::BreakerState::Closed => "up",
-                crate::cache::breaker::BreakerState::Open => "down",
-                crate::cache::breaker::BreakerState::HalfOpen => "probing",
-            },
-        })
-    });
+    let redis = state
+        .cache
+        .redis_report()
+        .map(|report| serde_json::json!({ "url": report.url, "state": report.state.as_str() }));
     HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "redis": redis }))
 }

@@ -239,7 +239,10 @@ async fn answer(
         state
             .metrics
             .upstream_results
-            .with_label_values(&[target.registry.name.as_str(), upstream_answer.upstream])
+            .with_label_values(&[
+                target.registry.name.as_str(),
+                upstream_answer.upstream.as_str(),
+            ])
             .inc();
     }
     let mut local = local;
@@ -305,7 +308,7 @@ fn respond(
         .insert_header((header::CONTENT_TYPE, INDEX_MEDIA_TYPE))
         .insert_header(API_VERSION_HEADER)
         .insert_header(("X-Total-Count", filtered.len().to_string()))
-        .insert_header(("X-Referrers-Upstream", upstream.upstream))
+        .insert_header(("X-Referrers-Upstream", upstream.upstream.as_str()))
         .insert_header(("X-Referrers-Cache", upstream.cache.as_str()));
     if !types.is_empty() {
         response.insert_header(("OCI-Filters-Applied", "artifactType"));

@@ -1,17 +1,13 @@
-//! From a proxy-cache project to the upstream call: which registry (Harbor's registries API,
-//! else the configuration), which repository there, and which credentials (only those bound to
-//! that registry's host).
-
-use std::time::Duration;
+//! Which upstream a proxy-cache project's repository lives on: which registry (Harbor's
+//! registries API, else the configuration), which repository there, and which credentials
+//! (only those bound to that registry's host).
 
 use harbor_client::CoreClient;
-use registry_client::{
-    Credentials, Registry, RegistryKind, RequestKind, RequestObserver, map_endpoint,
-};
+use registry_client::{Credentials, Registry, RegistryKind, map_endpoint};
 
 use crate::config::{RegistrySettings, Settings};
 use crate::harbor::HarborFacts;
-use crate::metrics::{Metrics, status_class};
+use crate::metrics::Metrics;
 
 /// Where to fetch the upstream referrers of one repository.
 #[derive(Debug, Clone)]
@@ -110,17 +106,4 @@ fn configured_registry<'a>(
             entry.harbor_registry == id || harbor_name.is_some_and(|n| entry.harbor_registry == n)
         })
         .map(|(alias, entry)| (alias.as_str(), entry))
-}
-
-/// Counts every upstream request in `harbor_referrers_upstream_requests_total`.
-pub struct UpstreamRequestMetrics(pub std::sync::Arc<Metrics>);
-
-impl RequestObserver for UpstreamRequestMetrics {
-    fn on_request(&self, registry: &str, kind: RequestKind, status: Option<u16>, _: Duration) {
-        let class = status.map_or("error", status_class);
-        self.0
-            .upstream_requests
-            .with_label_values(&[registry, kind.as_str(), class])
-            .inc();
-    }
 }

@@ -1,0 +1,541 @@
+//! The cache in process: a stub shared tier with failure injection, a stub upstream, and a
+//! manual clock, so freshness, locks and breakers are driven step by step without real time.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use oci_referrers::Descriptor;
+use registry_client::{ReferrersSource, Registry, RegistryKind, UpstreamReferrers};
+use tokio::sync::Semaphore;
+
+use super::entry::lock_key;
+use super::shared::stub::{Fault, StubStore};
+use super::*;
+use crate::clock::ManualClock;
+
+const T0: u64 = 1_700_000_000_000;
+const REGISTRY_ID: i64 = 7;
+const FRESH_FOR: Duration = Duration::from_secs(600);
+const KEEP_STALE_FOR: Duration = Duration::from_secs(7 * 86_400);
+const KEEP_EMPTY_FOR: Duration = Duration::from_secs(3_600);
+const LOCK_TTL: Duration = Duration::from_secs(10);
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        lifetimes: Lifetimes {
+            fresh_for: FRESH_FOR,
+            keep_stale_for: KEEP_STALE_FOR,
+            keep_empty_for: KEEP_EMPTY_FOR,
+        },
+        max_entry_bytes: 1024 * 1024,
+        memory_max_bytes: 64 * 1024 * 1024,
+        lock_ttl: LOCK_TTL,
+        lock_wait: LOCK_TTL,
+    }
+}
+
+/// What the stub upstream answers.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// A complete list of this many referrers from the API.
+    Referrers(usize),
+    /// A list cut short by a cap.
+    Truncated(usize),
+    Failing,
+}
+
+struct StubUpstream {
+    answer: Mutex<Answer>,
+    fetches: AtomicUsize,
+    breaker_open: AtomicBool,
+    /// Each fetch takes a permit: none until the test opens the gate, when gated.
+    gate: Semaphore,
+}
+
+impl StubUpstream {
+    fn answering(answer: Answer) -> Arc<Self> {
+        Self::new(answer, Semaphore::MAX_PERMITS)
+    }
+
+    fn gated(answer: Answer) -> Arc<Self> {
+        Self::new(answer, 0)
+    }
+
+    fn new(answer: Answer, permits: usize) -> Arc<Self> {
+        Arc::new(Self {
+            answer: Mutex::new(answer),
+            fetches: AtomicUsize::new(0),
+            breaker_open: AtomicBool::new(false),
+            gate: Semaphore::new(permits),
+        })
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Upstream for StubUpstream {
+    fn admits(&self, _registry: &str) -> bool {
+        !self.breaker_open.load(Ordering::SeqCst)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        _target: &'a UpstreamTarget,
+        _digest: &'a Digest,
+        _previous: Option<UpstreamReferrers>,
+    ) -> BoxFuture<'a, Fetch> {
+        async move {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.breaker_open.load(Ordering::SeqCst) {
+                return Fetch::Skipped;
+            }
+            self.gate.acquire().await.unwrap().forget();
+            let answer = *self.answer.lock().unwrap();
+            match answer {
+                Answer::Referrers(n) => Fetch::Listed(listed(n, false)),
+                Answer::Truncated(n) => Fetch::Listed(listed(n, true)),
+                Answer::Failing => Fetch::Failed,
+            }
+        }
+        .boxed()
+    }
+}
+
+fn listed(referrers: usize, truncated: bool) -> UpstreamReferrers {
+    let mut list = UpstreamReferrers::none();
+    list.source = ReferrersSource::Api;
+    list.truncated = truncated;
+    list.descriptors = (0..referrers)
+        .map(|i| {
+            serde_json::from_value::<Descriptor>(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{i:064x}"),
+                "size": 10,
+            }))
+            .unwrap()
+        })
+        .collect();
+    list
+}
+
+/// One replica: its cache, upstream and metrics.
+struct Replica {
+    cache: Arc<ReferrersCache>,
+    upstream: Arc<StubUpstream>,
+    metrics: Arc<Metrics>,
+}
+
+impl Replica {
+    fn new(
+        shared: Option<&Arc<StubStore>>,
+        upstream: Arc<StubUpstream>,
+        clock: &Arc<ManualClock>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new(&[]).unwrap());
+        let cache = Arc::new(ReferrersCache::new(
+            config(),
+            shared.map(|store| Arc::clone(store) as Arc<dyn SharedStore>),
+            Arc::clone(&upstream) as Arc<dyn Upstream>,
+            Arc::clone(clock) as Arc<dyn Clock>,
+            Arc::clone(&metrics),
+        ));
+        Self {
+            cache,
+            upstream,
+            metrics,
+        }
+    }
+
+    async fn ask(&self) -> UpstreamAnswer {
+        self.cache
+            .upstream_referrers(&target(), REGISTRY_ID, &digest())
+            .await
+    }
+
+    fn lookups(&self, tier: &str, result: &str) -> u64 {
+        self.metrics
+            .cache_lookups
+            .with_label_values(&[tier, result])
+            .get()
+    }
+
+    fn locks(&self, result: &str) -> u64 {
+        self.metrics.cache_locks.with_label_values(&[result]).get()
+    }
+
+    fn refreshes(&self, outcome: &str) -> u64 {
+        self.metrics
+            .cache_refreshes
+            .with_label_values(&[outcome])
+            .get()
+    }
+}
+
+fn target() -> UpstreamTarget {
+    UpstreamTarget {
+        registry: Registry {
+            name: "hub".into(),
+            base_url: "https://registry.example/".parse().unwrap(),
+            kind: RegistryKind::Distribution,
+            insecure: false,
+            credentials: None,
+        },
+        repository: "library/nginx".into(),
+        library_mapped: false,
+    }
+}
+
+fn digest() -> Digest {
+    format!("sha256:{}", "d".repeat(64)).parse().unwrap()
+}
+
+fn key() -> String {
+    cache_key(
+        REGISTRY_ID,
+        &target().registry.base_url,
+        "library/nginx",
+        &digest(),
+    )
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(T0))
+}
+
+/// Lets spawned tasks run until `done` holds (bounded: a test that waits for nothing fails).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn served(answer: &UpstreamAnswer) -> usize {
+    answer
+        .list
+        .as_ref()
+        .map_or(0, |list| list.descriptors.len())
+}
+
+#[tokio::test]
+async fn a_miss_fetches_then_hits_while_fresh() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(2)), &clock);
+
+    let first = replica.ask().await;
+    assert_eq!(
+        (first.cache, first.upstream, served(&first)),
+        (CacheResult::Miss, UpstreamResult::Api, 2)
+    );
+    clock.advance(FRESH_FOR - Duration::from_millis(1));
+    let second = replica.ask().await;
+    assert_eq!((second.cache, served(&second)), (CacheResult::Hit, 2));
+    assert_eq!(replica.upstream.fetches(), 1);
+    assert_eq!(replica.lookups("memory", "hit"), 1);
+}
+
+#[tokio::test]
+async fn a_stale_entry_is_served_while_one_refresh_replaces_it() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(1)), &clock);
+    replica.ask().await;
+    replica.upstream.answer(Answer::Referrers(3));
+    clock.advance(FRESH_FOR);
+
+    let stale = replica.ask().await;
+    assert_eq!((stale.cache, served(&stale)), (CacheResult::Stale, 1));
+    until("the refresh", || replica.refreshes("refreshed") == 1).await;
+    assert_eq!(replica.upstream.fetches(), 2);
+
+    let refreshed = replica.ask().await;
+    assert_eq!((refreshed.cache, served(&refreshed)), (CacheResult::Hit, 3));
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_stale_entry_until_it_expires() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(1)), &clock);
+    replica.ask().await;
+    replica.upstream.answer(Answer::Failing);
+    clock.advance(FRESH_FOR);
+
+    assert_eq!(replica.ask().await.cache, CacheResult::Stale);
+    until("the failed refresh", || replica.refreshes("failed") == 1).await;
+    clock.advance(KEEP_STALE_FOR - FRESH_FOR - Duration::from_millis(1));
+    let last = replica.ask().await;
+    assert_eq!((last.cache, served(&last)), (CacheResult::Stale, 1));
+    until("the second failed refresh", || {
+        replica.refreshes("failed") == 2
+    })
+    .await;
+
+    // Expired: never served, even with the upstream down.
+    clock.advance(Duration::from_millis(1));
+    let expired = replica.ask().await;
+    assert_eq!(
+        (expired.cache, expired.upstream, served(&expired)),
+        (CacheResult::Miss, UpstreamResult::Error, 0)
+    );
+}
+
+#[tokio::test]
+async fn an_empty_list_is_kept_for_keep_empty_for_only() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(0)), &clock);
+    assert_eq!(replica.ask().await.upstream, UpstreamResult::Api);
+    clock.advance(KEEP_EMPTY_FOR - Duration::from_millis(1));
+    assert_eq!(replica.ask().await.cache, CacheResult::Stale);
+    until("the refresh", || replica.refreshes("refreshed") == 1).await;
+    clock.advance(KEEP_EMPTY_FOR);
+    assert_eq!(replica.ask().await.cache, CacheResult::Miss);
+}
+
+#[tokio::test]
+async fn a_truncated_list_is_served_and_not_stored() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Truncated(2)), &clock);
+    for _ in 0..2 {
+        let answer = replica.ask().await;
+        assert_eq!(
+            (answer.cache, answer.upstream, served(&answer)),
+            (CacheResult::Miss, UpstreamResult::Truncated, 2)
+        );
+    }
+    assert_eq!(replica.upstream.fetches(), 2);
+}
+
+#[tokio::test]
+async fn an_open_registry_breaker_skips_the_fetch_and_the_lock() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    replica.upstream.breaker_open.store(true, Ordering::SeqCst);
+    let answer = replica.ask().await;
+    assert_eq!(
+        (answer.cache, answer.upstream),
+        (CacheResult::Miss, UpstreamResult::Skipped)
+    );
+    assert_eq!(replica.upstream.fetches(), 0);
+    assert_eq!(store.calls("try_lock"), 0);
+}
+
+#[tokio::test]
+async fn replicas_share_entries_and_their_age() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let a = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(2)),
+        &clock,
+    );
+    let b = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(5)),
+        &clock,
+    );
+    assert_eq!(a.ask().await.cache, CacheResult::Miss);
+    assert_eq!(store.ttl(&key()), Some(KEEP_STALE_FOR));
+
+    let hit = b.ask().await;
+    assert_eq!((hit.cache, served(&hit)), (CacheResult::Hit, 2));
+    assert_eq!(b.lookups("redis", "hit"), 1);
+    assert_eq!(b.upstream.fetches(), 0);
+    // Kept in B's memory from then on, aging from A's fetch.
+    clock.advance(FRESH_FOR);
+    let gets = store.calls("get");
+    let stale = b.ask().await;
+    assert_eq!((stale.cache, served(&stale)), (CacheResult::Stale, 2));
+    assert_eq!(b.lookups("memory", "stale"), 1);
+    until("B's refresh", || b.refreshes("refreshed") == 1).await;
+    assert!(
+        store.calls("get") > gets,
+        "the refresh looked for a fresher entry first"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let a = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let b = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(9)),
+        &clock,
+    );
+    a.ask().await;
+    b.ask().await;
+    clock.advance(FRESH_FOR);
+    // A refreshes first; B, stale too, then finds A's fresher entry instead of fetching.
+    a.upstream.answer(Answer::Referrers(4));
+    assert_eq!(a.ask().await.cache, CacheResult::Stale);
+    until("A's refresh", || a.refreshes("refreshed") == 1).await;
+    assert_eq!(b.ask().await.cache, CacheResult::Stale);
+    until("B's refresh", || b.refreshes("refreshed") == 1).await;
+    assert_eq!(b.upstream.fetches(), 0);
+    let fresh = b.ask().await;
+    assert_eq!((fresh.cache, served(&fresh)), (CacheResult::Hit, 4));
+}
+
+#[tokio::test]
+async fn the_lock_winner_fetches_stores_and_releases() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    replica.ask().await;
+    assert_eq!(replica.locks("won"), 1);
+    assert_eq!(store.ttl(&lock_key(&key())), Some(LOCK_TTL));
+    assert_eq!(store.value(&lock_key(&key())), None, "released");
+    assert!(store.value(&key()).is_some());
+}
+
+#[tokio::test]
+async fn the_lock_loser_serves_the_winners_entry_without_a_fetch() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let a = Replica::new(
+        Some(&store),
+        StubUpstream::gated(Answer::Referrers(3)),
+        &clock,
+    );
+    let b = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(8)),
+        &clock,
+    );
+    let a_cache = Arc::clone(&a.cache);
+    let a_answer = tokio::spawn(async move {
+        a_cache
+            .upstream_referrers(&target(), REGISTRY_ID, &digest())
+            .await
+    });
+    until("A fetching under the lock", || a.upstream.fetches() == 1).await;
+
+    let (b_answer, ()) = futures_util::join!(b.ask(), async {
+        until("B losing the lock", || b.locks("lost") == 1).await;
+        a.upstream.gate.add_permits(1);
+    });
+    assert_eq!(
+        (b_answer.cache, b_answer.upstream, served(&b_answer)),
+        (CacheResult::Miss, UpstreamResult::Api, 3)
+    );
+    assert_eq!(b.upstream.fetches(), 0);
+    assert_eq!(a_answer.await.unwrap().cache, CacheResult::Miss);
+    assert_eq!(a.locks("won"), 1);
+}
+
+#[tokio::test]
+async fn a_lock_abandoned_by_its_holder_delays_the_loser_only_until_the_wait_ends() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    // A replica took the lock and died: the lock stays until its TTL, with no entry.
+    store.put(&lock_key(&key()), b"dead replica");
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(2)),
+        &clock,
+    );
+    let started = clock.instant();
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 2));
+    assert_eq!(replica.locks("lost"), 1);
+    assert_eq!(
+        replica.upstream.fetches(),
+        1,
+        "fetched itself after the wait"
+    );
+    assert!(clock.instant() - started >= LOCK_TTL);
+    assert!(
+        store.value(&key()).is_some(),
+        "and stored it for the others"
+    );
+}
+
+#[tokio::test]
+async fn a_down_shared_tier_costs_one_call_per_request_then_none_and_memory_answers() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    store.inject(Fault::Down);
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let first = replica.ask().await;
+    assert_eq!((first.cache, served(&first)), (CacheResult::Miss, 1));
+    assert_eq!(replica.lookups("redis", "bypass"), 1);
+    // The lookup, the lock and the store failed: the breaker is open.
+    assert_eq!(
+        replica.cache.redis_report().unwrap().state,
+        shared::SharedState::Down
+    );
+    assert_eq!(replica.metrics.redis_errors.get(), 3);
+
+    let calls = store.calls("get") + store.calls("set") + store.calls("try_lock");
+    let second = replica.ask().await;
+    assert_eq!((second.cache, served(&second)), (CacheResult::Hit, 1));
+    assert_eq!(
+        store.calls("get") + store.calls("set") + store.calls("try_lock"),
+        calls
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_shared_value_is_a_miss_then_overwritten() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    store.put(&key(), b"RS\x01 written by something else");
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 1));
+    assert_eq!(replica.lookups("redis", "miss"), 1);
+    let stored = store.value(&key()).unwrap();
+    assert_eq!(
+        CachedList::decode(&stored).map(|l| l.descriptors.len()),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_shared_entry_is_a_miss() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let old = CachedList::new(listed(1, false), T0);
+    store.put(&key(), &old.encode());
+    clock.advance(KEEP_STALE_FOR);
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(2)),
+        &clock,
+    );
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 2));
+    assert_eq!(replica.lookups("redis", "miss"), 1);
+}
