@@ -667,10 +667,8 @@ async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
 
 #[tokio::test]
 async fn a_slow_core_gives_504_and_no_upstream_call() {
-    let world = world_with(|config| {
-        config.referrers_delay = std::time::Duration::from_secs(5);
-    })
-    .await;
+    let world = world_with(|_| {}).await;
+    world.harbor.hold_referrers();
     let sidecar = world.sidecar_with(|config| {
         config
             .enable(&["api-proxy"])

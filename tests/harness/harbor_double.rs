@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::seen::Seen;
-use crate::server::TestServer;
+use crate::server::{Gate, TestServer};
 use crate::users::User;
 
 /// A project as Harbor stores it.
@@ -86,8 +86,6 @@ pub struct DoubleConfig {
     pub legacy_2_8: bool,
     /// Whether `GET /api/v2.0/registries/{id}` is readable by a system reader (≥ 2.10).
     pub registries_api_readable: bool,
-    /// Core takes this long to answer referrers requests (a slow or stuck core).
-    pub referrers_delay: std::time::Duration,
 }
 
 impl Default for DoubleConfig {
@@ -99,7 +97,6 @@ impl Default for DoubleConfig {
             accounts: Vec::new(),
             legacy_2_8: false,
             registries_api_readable: true,
-            referrers_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -120,6 +117,8 @@ struct State {
 struct Shared {
     config: Mutex<DoubleConfig>,
     state: Mutex<State>,
+    /// Where authorized referrers requests wait (a stuck core).
+    referrers_gate: Gate,
 }
 
 pub struct HarborDouble {
@@ -133,6 +132,7 @@ impl HarborDouble {
         let shared = Arc::new(Shared {
             config: Mutex::new(config),
             state: Mutex::new(State::default()),
+            referrers_gate: Gate::default(),
         });
         let data = web::Data::from(Arc::clone(&shared));
         let server = TestServer::start(2, move |app| {
@@ -169,6 +169,12 @@ impl HarborDouble {
             .expect("state")
             .referrers
             .insert((repository.into(), subject.into()), descriptors);
+    }
+
+    /// Authorized referrers requests get no answer from now on, until the double stops (a
+    /// stuck core).
+    pub fn hold_referrers(&self) {
+        self.shared.referrers_gate.hold();
     }
 
     /// Changes the behaviour while running.
@@ -375,9 +381,7 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
 
     match tail {
         Tail::Referrers(subject) if request.method() == actix_web::http::Method::GET => {
-            if !config.referrers_delay.is_zero() {
-                tokio::time::sleep(config.referrers_delay).await;
-            }
+            shared.referrers_gate.pass().await;
             referrers(&request, &shared, &config, name, subject)
         }
         // Core's router knows referrers for GET only: HEAD falls to the registry, which 404s.

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The nginx binary: `$REFERRERS_SIDECAR_TOOLS/bin/nginx` (what `scripts/setup.sh` links), then
 /// `~/.cache/referrers-sidecar/tools/bin/nginx`, then `/usr/sbin/nginx`.
@@ -91,24 +90,15 @@ impl Nginx {
     }
 
     fn wait_listening(&mut self) {
-        let started = Instant::now();
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
+        crate::wait::blocking("nginx listening", || {
             if let Some(status) = self.child.try_wait().expect("wait nginx") {
                 panic!(
                     "nginx exited ({status}) before listening:\n{}",
                     self.error_log()
                 );
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nginx did not listen within 10 s:\n{}",
-                self.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
     }
 
     /// nginx's error log so far.

@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::server::TestServer;
 use crate::upstreams::{free_port, tool};
-use crate::wait::{LIMIT, blocking};
+use crate::wait::blocking;
 
 /// The master name the sentinels monitor.
 pub const SENTINEL_MASTER: &str = "mymaster";
@@ -291,19 +291,17 @@ fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {
 /// Waits until `PING` on the port answers `PONG` (a replica or sentinel answers too).
 fn wait_for_pong(port: u16, mut child: Option<&mut Child>) {
     let client = RedisClient::sentinel(port);
-    let started = Instant::now();
-    while started.elapsed() < LIMIT {
-        if let Some(child) = child.as_deref_mut()
-            && let Some(status) = child.try_wait().expect("child status")
-        {
-            panic!("redis-server on port {port} exited early with {status}");
-        }
-        if client.try_command(&[b"PING"]) == Some(Reply::Simple("PONG".into())) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server on port {port} did not answer PING within {LIMIT:?}");
+    blocking(
+        &format!("redis-server on port {port} answering PING"),
+        || {
+            if let Some(child) = child.as_deref_mut()
+                && let Some(status) = child.try_wait().expect("child status")
+            {
+                panic!("redis-server on port {port} exited early with {status}");
+            }
+            client.try_command(&[b"PING"]) == Some(Reply::Simple("PONG".into()))
+        },
+    );
 }
 
 /// A Sentinel set-up as Harbor's HA installs have it: a master, one replica and three

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use crate::config::SidecarConfig;
 use crate::users::User;
@@ -66,25 +65,22 @@ impl Sidecar {
                 sink.lock().expect("logs").push(line);
             }
         });
-        let started = Instant::now();
-        let (port, metrics_port) = loop {
-            match ports_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((Some(port), Some(metrics_port))) => break (port, metrics_port),
-                Ok(_) => panic!("listening line without ports"),
-                Err(_) => {
-                    if let Some(status) = child.try_wait().expect("wait") {
-                        panic!(
-                            "referrers-sidecar exited ({status}) before listening:\n{}",
-                            logs.lock().expect("logs").join("\n")
-                        );
-                    }
-                    assert!(
-                        started.elapsed() < Duration::from_secs(30),
-                        "referrers-sidecar did not start listening within 30 s"
-                    );
-                }
+        let mut ports = None;
+        crate::wait::blocking("referrers-sidecar listening", || {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!(
+                    "referrers-sidecar exited ({status}) before listening:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                );
             }
-        };
+            ports = match ports_rx.try_recv() {
+                Ok((Some(port), Some(metrics_port))) => Some((port, metrics_port)),
+                Ok(_) => panic!("listening line without ports"),
+                Err(_) => None,
+            };
+            ports.is_some()
+        });
+        let (port, metrics_port) = ports.expect("ports");
         Self {
             child,
             port,
@@ -157,19 +153,14 @@ impl Sidecar {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit, at most `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "sidecar still running after {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut exited = None;
+        crate::wait::blocking("the sidecar exiting", || {
+            exited = self.child.try_wait().expect("wait");
+            exited.is_some()
+        });
+        exited.expect("exit status")
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -77,17 +77,12 @@ impl Upstream {
     }
 
     fn wait_until_ready(&mut self, name: &str) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
+        crate::wait::blocking(&format!("{name} answering /v2/"), || {
             if let Some(status) = self.child.try_wait().expect("child status") {
                 panic!("{name} exited early with {status}");
             }
-            if v2_answers(self.port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{name} did not answer /v2/ within 30 s");
+            v2_answers(self.port)
+        });
     }
 }
 

@@ -176,6 +176,8 @@ pub struct World {
     /// A referrer only Harbor has (a signature made in Harbor), on every mirrored subject.
     pub local: Value,
     mirrors: Vec<(String, Mirror)>,
+    /// What its sidecars start from: Harbor's URL, the robot, the enabled projects, upstreams
+    /// on loopback allowed.
     sidecar: SidecarConfig,
 }
 
@@ -241,23 +243,16 @@ impl World {
         )
     }
 
-    /// The configuration of a sidecar for this world: Harbor's URL, the robot, the enabled
-    /// projects, upstreams on loopback allowed.
-    #[must_use]
-    pub fn sidecar_config(&self) -> SidecarConfig {
-        self.sidecar.clone()
-    }
-
     /// A sidecar for this world.
     #[must_use]
     pub fn sidecar(&self) -> Sidecar {
-        Sidecar::start(&self.sidecar_config())
+        Sidecar::start(&self.sidecar)
     }
 
     /// A sidecar for this world, configured further by `adjust`.
     #[must_use]
     pub fn sidecar_with(&self, adjust: impl FnOnce(SidecarConfig) -> SidecarConfig) -> Sidecar {
-        Sidecar::start(&adjust(self.sidecar_config()))
+        Sidecar::start(&adjust(self.sidecar.clone()))
     }
 }
 
