@@ -6,16 +6,25 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-/// How long the upstream asks us to wait, relative to `now`; a date in the past is zero.
-/// `None` when the header is absent or unreadable.
+/// Longest wait believed: the header is the upstream's word, and a wait added to a clock
+/// must never overflow it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How long the upstream asks us to wait, relative to `now`, at most [`MAX_RETRY_AFTER`]; a
+/// date in the past is zero. `None` when the header is absent or unreadable.
 #[must_use]
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are still a (very long) delay, not garbage.
+        value
+            .parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -48,6 +57,28 @@ mod tests {
         );
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&headers("-5"), now), None);
+        assert_eq!(retry_after(&headers("1.5"), now), None);
+        assert_eq!(retry_after(&headers("+5"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn huge_waits_are_clamped() {
+        let now = SystemTime::UNIX_EPOCH;
+        for huge in [
+            u64::MAX.to_string(),
+            "99999999999999999999999999".to_owned(),
+            "Fri, 31 Dec 9999 23:59:59 GMT".to_owned(),
+        ] {
+            assert_eq!(
+                retry_after(&headers(&huge), now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            retry_after(&headers("86399"), now),
+            Some(Duration::from_secs(86399))
+        );
     }
 }
