@@ -10,6 +10,4 @@ pub mod transport;
 pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
-pub use transport::{
-    CoreTransport, HOP_BY_HOP, TransportError, copy_end_to_end_headers, is_timeout,
-};
+pub use transport::{CoreTransport, TransportError, copy_end_to_end_headers, is_timeout};

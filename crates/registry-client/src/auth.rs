@@ -41,20 +41,11 @@ const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 type TokenKey = (RegistryKey, String);
 
 /// Challenges per registry and tokens per (registry, scope); shared by all listings.
+#[derive(Debug)]
 pub(crate) struct Auth {
     allow_private_realms: bool,
     challenges: Cache<RegistryKey, Challenge>,
     tokens: Cache<TokenKey, Token>,
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("allow_private_realms", &self.allow_private_realms)
-            .field("challenges", &self.challenges.entry_count())
-            .field("tokens", &self.tokens.entry_count())
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone)]
