@@ -1,5 +1,6 @@
 //! The Redis tier against real `redis-server` processes: a plain server, one that is killed,
-//! restarted and frozen, a black hole, and a Sentinel set-up that fails over.
+//! restarted and frozen, a black hole, and a Sentinel set-up that fails over; and the round
+//! trips a read costs, counted by Redis itself.
 
 use std::time::Duration;
 
@@ -315,4 +316,39 @@ async fn sentinel_url_and_describe_hide_the_password() {
         Err(RedisError::Url(message)) => assert!(!message.contains("s3cret"), "{message}"),
         other => panic!("expected a Url error: {other:?}"),
     }
+}
+
+/// `INFO commandstats` as command name → calls.
+fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64> {
+    let info = server
+        .client(DB)
+        .command(&[b"INFO", b"commandstats"])
+        .text()
+        .expect("INFO answers with text");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_pooled_connection_is_one_get_and_no_ping() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    tier.set("k", b"v", Duration::from_secs(60))
+        .await
+        .expect("set, which opens the pooled connection");
+    let reset = server.client(DB).command(&[b"CONFIG", b"RESETSTAT"]);
+    assert_eq!(reset.text().as_deref(), Some("OK"));
+
+    for _ in 0..20 {
+        assert_eq!(tier.get("k").await.expect("get"), Some(b"v".to_vec()));
+    }
+    let calls = command_calls(&server);
+    assert_eq!(calls.get("get"), Some(&20), "{calls:?}");
+    assert_eq!(calls.get("ping"), None, "{calls:?}");
+    assert_eq!(calls.get("role"), None, "{calls:?}");
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Timeouts};
-use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, Role,
+use percent_encoding::percent_decode_str;
+use redis::{
+    AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, Role,
     aio::MultiplexedConnection,
     sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
 };
-use percent_encoding::percent_decode_str;
 use tokio::time::{Instant, timeout_at};
 
 /// Port a sentinel listens on when the URL names none (Redis' own default).
@@ -434,7 +434,7 @@ fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deadpool_redis::redis::ConnectionAddr;
+    use redis::ConnectionAddr;
 
     fn direct(url: &str) -> ConnectionInfo {
         match parse(url).expect("parses") {
