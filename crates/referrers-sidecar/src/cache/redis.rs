@@ -160,12 +160,6 @@ impl RedisTier {
         Ok(())
     }
 
-    /// A round trip to Redis, for `/readyz`.
-    pub async fn ping(&self) -> Result<(), RedisError> {
-        let _pong: String = self.run(&redis::cmd("PING")).await?;
-        Ok(())
-    }
-
     /// `cache.redis_url` with any password masked, for logs and `/readyz`.
     #[must_use]
     pub fn describe(&self) -> String {
