@@ -4,7 +4,7 @@ export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= deploy/config.example.yaml
 
-.PHONY: setup lint build test demo helm-check observability-check dockerfile-lint release-binary run check-config clean
+.PHONY: setup lint build test demo helm-check observability-check dockerfile-lint release-binary run check-config bench clean
 
 ## Install every tool the tests and the demo need (idempotent; a repeat is fast).
 setup:
@@ -13,6 +13,7 @@ setup:
 ## Formatting and lints, warnings are errors; nothing tracked reaches outside the repository.
 lint:
 	scripts/check-self-contained.sh
+	shellcheck scripts/bench.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
@@ -41,6 +42,11 @@ dockerfile-lint:
 ## The release binary exactly as deploy/Dockerfile builds it (slow; not part of make test).
 release-binary:
 	cargo build --release --locked -p referrers-sidecar
+
+## Criterion's benches and a load run against nginx on loopback; both write their tables into
+## docs/benchmarks.md (slow; not part of make test).
+bench: setup
+	scripts/bench.sh
 
 ## A local demo: a real upstream with signed content, the Harbor core double and the sidecar
 ## on loopback; prints the commands to try, serves until Ctrl-C.

