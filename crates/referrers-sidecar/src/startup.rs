@@ -6,13 +6,12 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use harbor_client::{BasicAuth, CoreClient, CoreTransport};
-use registry_client::{ClientConfig, RegistryClient};
+use registry_client::RegistryClient;
 use tracing_actix_web::TracingLogger;
-use url::Url;
 
 use crate::cache::{CacheConfig, ReferrersCache, shared_store};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ConfigError, Settings, parse_listen};
+use crate::config::{ConfigError, Settings};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::routes::{self, passthrough::Forwarder};
@@ -58,15 +57,12 @@ pub struct Application {
 impl Application {
     /// Binds both listeners (port 0 picks a free one) and prepares the servers.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = bind("listen", &settings.listen)?;
-        let metrics_listener = bind("metrics_listen", &settings.metrics_listen)?;
+        let listener = bind(settings.listen)?;
+        let metrics_listener = bind(settings.metrics_listen)?;
         let port = local_port(&listener)?;
         let metrics_port = local_port(&metrics_listener)?;
 
-        let core_url = Url::parse(&settings.harbor.url).map_err(|e| ConfigError::Invalid {
-            key: "harbor.url".into(),
-            message: e.to_string(),
-        })?;
+        let core_url = settings.harbor.url.clone();
         let transport = CoreTransport::new(
             settings.harbor.ca_file.as_deref(),
             settings.harbor.connect_timeout,
@@ -77,7 +73,11 @@ impl Application {
         let metrics = Arc::new(Metrics::new(&registry_labels)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let upstream = UpstreamFetcher::new(
-            RegistryClient::new(upstream_config(&settings, &metrics))?,
+            RegistryClient::new(
+                settings
+                    .upstream
+                    .client_config(Some(Arc::new(UpstreamRequestMetrics(Arc::clone(&metrics))))),
+            )?,
             &settings.upstream,
             Arc::clone(&clock),
             Arc::clone(&metrics),
@@ -227,23 +227,6 @@ fn core_credentials(settings: &Settings) -> Option<BasicAuth> {
     })
 }
 
-/// The upstream client's bounds, from `upstream.*`.
-fn upstream_config(settings: &Settings, metrics: &Arc<Metrics>) -> ClientConfig {
-    let upstream = &settings.upstream;
-    ClientConfig {
-        timeout: upstream.timeout,
-        connect_timeout: upstream.connect_timeout,
-        max_pages: upstream.max_pages,
-        max_page_bytes: upstream.max_page_bytes,
-        max_concurrent_per_registry: upstream.max_concurrent_per_registry,
-        api_absent_ttl: upstream.api_absent_ttl,
-        allow_private_realms: upstream.allow_private_realms,
-        user_agent: upstream.effective_user_agent(),
-        extra_ca_file: upstream.ca_file.clone(),
-        observer: Some(Arc::new(UpstreamRequestMetrics(Arc::clone(metrics)))),
-    }
-}
-
 fn flatten(
     joined: Result<(std::io::Result<()>, std::io::Result<()>), tokio::task::JoinError>,
 ) -> std::io::Result<()> {
@@ -276,12 +259,11 @@ async fn render_metrics(metrics: web::Data<Metrics>) -> HttpResponse {
 }
 
 /// Binds `address`; where IPv6 is unavailable, `[::]` falls back to `0.0.0.0`.
-fn bind(key: &str, address: &str) -> Result<TcpListener, StartupError> {
-    let parsed = parse_listen(key, address)?;
-    match TcpListener::bind(parsed) {
+fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
+    match TcpListener::bind(address) {
         Ok(listener) => Ok(listener),
-        Err(e) if parsed.ip().is_unspecified() && parsed.is_ipv6() => {
-            let fallback = SocketAddr::from(([0, 0, 0, 0], parsed.port()));
+        Err(e) if address.ip().is_unspecified() && address.is_ipv6() => {
+            let fallback = SocketAddr::from(([0, 0, 0, 0], address.port()));
             tracing::warn!(%address, error = %e, %fallback, "IPv6 unavailable, listening on IPv4 only");
             TcpListener::bind(fallback).map_err(|source| StartupError::Bind {
                 address: fallback.to_string(),
@@ -289,7 +271,7 @@ fn bind(key: &str, address: &str) -> Result<TcpListener, StartupError> {
             })
         }
         Err(source) => Err(StartupError::Bind {
-            address: address.to_owned(),
+            address: address.to_string(),
             source,
         }),
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
 use referrers_sidecar::cache::redis::{RedisError, RedisTier};
+use referrers_sidecar::config::RedisUrl;
 
 /// What the sidecar is configured with by default.
 const TIMEOUT: Duration = Duration::from_millis(250);
@@ -40,7 +41,7 @@ async fn eventually<T, F: Future<Output = Result<T, RedisError>>>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_set_and_expiry_in_the_configured_database() {
     let server = RedisServer::start();
-    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     let inside = server.client(DB);
 
     assert_eq!(tier.get("referrers-sidecar:v1:k").await.expect("get"), None);
@@ -80,8 +81,9 @@ async fn get_set_and_expiry_in_the_configured_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_is_won_once_and_released_only_by_its_holder() {
     let server = RedisServer::start();
-    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
-    let other_replica = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
+    let other_replica =
+        RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     let ttl = Duration::from_secs(10);
 
     assert!(tier.try_lock("lock:k", "token-a", ttl).await.expect("lock"));
@@ -145,7 +147,12 @@ async fn lock_is_won_once_and_released_only_by_its_holder() {
 async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_restart() {
     let mut server = RedisServer::start();
     // A long timeout: a killed Redis must fail by refusal, not by running into it.
-    let tier = RedisTier::new(&server.url(DB), 4, Duration::from_secs(30)).expect("tier");
+    let tier = RedisTier::new(
+        &server.url(DB).parse().expect("URL"),
+        4,
+        Duration::from_secs(30),
+    )
+    .expect("tier");
     tier.set("k", b"before", Duration::from_secs(60))
         .await
         .expect("set");
@@ -181,7 +188,7 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn black_holed_redis_times_out_every_call() {
     let hole = BlackHole::start();
-    let tier = RedisTier::new(&hole.url(DB), 2, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&hole.url(DB).parse().expect("URL"), 2, TIMEOUT).expect("tier");
 
     let get = within_deadline(tier.get("k")).await;
     assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
@@ -206,7 +213,7 @@ async fn black_holed_redis_times_out_every_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_times_out_on_pooled_connections_then_recovers() {
     let server = RedisServer::start();
-    let tier = RedisTier::new(&server.url(DB), 2, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 2, TIMEOUT).expect("tier");
     tier.set("k", b"v", Duration::from_secs(60))
         .await
         .expect("set");
@@ -225,7 +232,7 @@ async fn frozen_redis_times_out_on_pooled_connections_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
     let mut setup = SentinelSetup::start();
-    let tier = RedisTier::new(&setup.url(DB), 4, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&setup.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     assert_eq!(setup.master_port(), Some(setup.master.port()));
 
     tier.set("before", b"1", Duration::from_secs(600))
@@ -269,7 +276,7 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_follows_a_switch_over_that_demotes_the_master() {
     let mut setup = SentinelSetup::start();
-    let tier = RedisTier::new(&setup.url(DB), 4, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&setup.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     tier.set("before", b"1", Duration::from_secs(600))
         .await
         .expect("set through the master");
@@ -298,20 +305,18 @@ async fn sentinel_follows_a_switch_over_that_demotes_the_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_url_and_describe_hide_the_password() {
-    let tier = RedisTier::new(
-        "redis+sentinel://:s3cret@127.0.0.1:26379,127.0.0.1:26380/mymaster/10",
-        4,
-        TIMEOUT,
-    )
-    .expect("tier");
+    let url: RedisUrl = "redis+sentinel://:s3cret@127.0.0.1:26379,127.0.0.1:26380/mymaster/10"
+        .parse()
+        .expect("URL");
+    let tier = RedisTier::new(&url, 4, TIMEOUT).expect("tier");
     assert_eq!(
         tier.describe(),
-        "redis+sentinel://:***@127.0.0.1:26379,127.0.0.1:26380/mymaster/10"
+        "redis+sentinel://:*****@127.0.0.1:26379,127.0.0.1:26380/mymaster/10"
     );
-    match RedisTier::new("redis+sentinel://:s3cret@127.0.0.1:26379", 4, TIMEOUT) {
-        Err(RedisError::Url(message)) => assert!(!message.contains("s3cret"), "{message}"),
-        other => panic!("expected a Url error: {other:?}"),
-    }
+    let refused = "redis+sentinel://:s3cret@127.0.0.1:26379"
+        .parse::<RedisUrl>()
+        .expect_err("no master");
+    assert!(!refused.to_string().contains("s3cret"), "{refused}");
 }
 
 /// `INFO commandstats` as command name → calls.
@@ -333,7 +338,7 @@ fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_on_a_pooled_connection_is_one_get_and_no_ping() {
     let server = RedisServer::start();
-    let tier = RedisTier::new(&server.url(DB), 4, TIMEOUT).expect("tier");
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     tier.set("k", b"v", Duration::from_secs(60))
         .await
         .expect("set, which opens the pooled connection");

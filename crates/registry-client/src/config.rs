@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::observer::RequestObserver;
 
-/// Settings of the upstream client; `Default` holds the documented defaults of the `upstream.*` keys.
+/// Settings of the upstream client. The service builds it from its `upstream.*` keys, which
+/// hold the defaults; this crate has none of its own.
 #[derive(Clone)]
 pub struct ClientConfig {
     /// Bounds a whole listing: auth, every page, the fallback tag.
@@ -33,23 +34,6 @@ pub struct ClientConfig {
     pub observer: Option<Arc<dyn RequestObserver>>,
 }
 
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            max_pages: 100,
-            max_page_bytes: 4 * 1024 * 1024,
-            max_concurrent_per_registry: 16,
-            api_absent_ttl: Duration::from_secs(3600),
-            allow_private_realms: false,
-            user_agent: concat!("referrers-sidecar/", env!("CARGO_PKG_VERSION")).to_owned(),
-            extra_ca_file: None,
-            observer: None,
-        }
-    }
-}
-
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
@@ -67,5 +51,24 @@ impl fmt::Debug for ClientConfig {
             .field("extra_ca_file", &self.extra_ca_file)
             .field("observer", &self.observer.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+impl ClientConfig {
+    /// The service's default bounds, for this crate's unit tests.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_pages: 100,
+            max_page_bytes: 4 * 1024 * 1024,
+            max_concurrent_per_registry: 16,
+            api_absent_ttl: Duration::from_secs(3600),
+            allow_private_realms: false,
+            user_agent: "registry-client-tests".into(),
+            extra_ca_file: None,
+            observer: None,
+        }
     }
 }

@@ -41,7 +41,7 @@ pub enum EndpointError {
         /// What it would take.
         reason: &'static str,
     },
-    /// The stored URL is not an http(s) URL with a host.
+    /// The stored URL is not an http(s) URL with a host, or carries credentials.
     #[error("registry URL {url:?} is not usable: {reason}")]
     InvalidUrl {
         /// As stored.
@@ -63,7 +63,7 @@ pub enum EndpointError {
 /// repositories.
 pub fn map_endpoint(
     registry_type: RegistryType,
-    stored_url: &str,
+    stored_url: &Url,
     repository: &str,
 ) -> Result<Endpoint, EndpointError> {
     if repository.is_empty() {
@@ -84,9 +84,9 @@ pub fn map_endpoint(
         };
         // Harbor stores Docker Hub's web address; its registry API lives elsewhere. A
         // docker-hub entry pointing at another host (a Docker Hub mirror) is called there.
-        let is_docker_hub = Url::parse(stored_url.trim())
-            .ok()
-            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        let is_docker_hub = stored_url
+            .host_str()
+            .map(str::to_ascii_lowercase)
             .is_none_or(|host| DOCKER_HUB_HOSTS.contains(&host.as_str()));
         let base_url = if is_docker_hub {
             Url::parse(DOCKER_HUB_REGISTRY).map_err(|e| EndpointError::InvalidUrl {
@@ -110,12 +110,17 @@ pub fn map_endpoint(
 }
 
 /// The stored URL reduced to its origin.
-fn base_url(stored_url: &str) -> Result<Url, EndpointError> {
-    let invalid = |reason: String| EndpointError::InvalidUrl {
-        url: stored_url.to_owned(),
-        reason,
+fn base_url(stored_url: &Url) -> Result<Url, EndpointError> {
+    let invalid = |reason: String| {
+        // The error is logged: never with a password from the stored URL.
+        let mut shown = stored_url.clone();
+        let _ = shown.set_password(None);
+        EndpointError::InvalidUrl {
+            url: shown.to_string(),
+            reason,
+        }
     };
-    let mut url = Url::parse(stored_url.trim()).map_err(|e| invalid(e.to_string()))?;
+    let mut url = stored_url.clone();
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("scheme is not http or https".into()));
     }
@@ -134,59 +139,65 @@ fn base_url(stored_url: &str) -> Result<Url, EndpointError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect(text)
+    }
     use RegistryType::{
         AliAcr, AwsEcr, DockerHub, DockerRegistry, GithubGhcr, Harbor, HelmHub, Quay, TencentTcr,
     };
 
     #[test]
     fn docker_hub_maps_to_the_registry_host_and_library() {
-        let mirror = map_endpoint(DockerHub, "http://127.0.0.1:5000", "alpine").unwrap();
+        let mirror = map_endpoint(DockerHub, &url("http://127.0.0.1:5000"), "alpine").unwrap();
         assert_eq!(mirror.base_url.as_str(), "http://127.0.0.1:5000/");
         assert_eq!(mirror.repository, "library/alpine");
         assert_eq!(mirror.kind, RegistryKind::DockerHub);
-        let endpoint = map_endpoint(DockerHub, "https://hub.docker.com", "alpine").unwrap();
+        let endpoint = map_endpoint(DockerHub, &url("https://hub.docker.com"), "alpine").unwrap();
         assert_eq!(endpoint.base_url.as_str(), "https://registry-1.docker.io/");
         assert_eq!(endpoint.kind, RegistryKind::DockerHub);
         assert_eq!(endpoint.repository, "library/alpine");
-        let endpoint = map_endpoint(DockerHub, "https://hub.docker.com", "bitnami/redis").unwrap();
+        let endpoint =
+            map_endpoint(DockerHub, &url("https://hub.docker.com"), "bitnami/redis").unwrap();
         assert_eq!(endpoint.repository, "bitnami/redis");
     }
 
     #[test]
     fn distribution_types_use_the_stored_url_origin() {
         let endpoint =
-            map_endpoint(Harbor, "https://harbor.example.com:8443/", "team/app").unwrap();
+            map_endpoint(Harbor, &url("https://harbor.example.com:8443/"), "team/app").unwrap();
         assert_eq!(
             endpoint.base_url.as_str(),
             "https://harbor.example.com:8443/"
         );
         assert_eq!(endpoint.kind, RegistryKind::Distribution);
         assert_eq!(endpoint.repository, "team/app");
-        let endpoint = map_endpoint(DockerRegistry, "http://10.0.0.5:5000", "app").unwrap();
+        let endpoint = map_endpoint(DockerRegistry, &url("http://10.0.0.5:5000"), "app").unwrap();
         assert_eq!(endpoint.base_url.as_str(), "http://10.0.0.5:5000/");
         assert_eq!(endpoint.repository, "app");
-        assert!(map_endpoint(GithubGhcr, "https://ghcr.io", "o/r").is_ok());
-        assert!(map_endpoint(Quay, "https://quay.io", "o/r").is_ok());
+        assert!(map_endpoint(GithubGhcr, &url("https://ghcr.io"), "o/r").is_ok());
+        assert!(map_endpoint(Quay, &url("https://quay.io"), "o/r").is_ok());
     }
 
     #[test]
     fn types_that_need_other_auth_are_unsupported_with_a_reason() {
         for kind in [AwsEcr, AliAcr, TencentTcr, HelmHub] {
-            let err = map_endpoint(kind, "https://x.example", "r").unwrap_err();
+            let err = map_endpoint(kind, &url("https://x.example"), "r").unwrap_err();
             assert!(
                 matches!(err, EndpointError::Unsupported { .. }),
                 "{kind}: {err}"
             );
             assert!(err.to_string().contains(kind.as_str()));
         }
-        let err = map_endpoint(AwsEcr, "https://x", "r").unwrap_err();
+        let err = map_endpoint(AwsEcr, &url("https://x"), "r").unwrap_err();
         assert!(err.to_string().contains("SigV4"));
     }
 
     #[test]
     fn google_gar_and_dtr_use_the_stored_url_origin() {
         for kind in [RegistryType::GoogleGar, RegistryType::Dtr] {
-            let endpoint = map_endpoint(kind, "https://europe-docker.pkg.dev", "p/r/app").unwrap();
+            let endpoint =
+                map_endpoint(kind, &url("https://europe-docker.pkg.dev"), "p/r/app").unwrap();
             assert_eq!(endpoint.base_url.as_str(), "https://europe-docker.pkg.dev/");
             assert_eq!(endpoint.kind, RegistryKind::Distribution);
         }
@@ -194,17 +205,17 @@ mod tests {
 
     #[test]
     fn bad_urls_and_names() {
-        for url in ["", "ftp://x", "not a url", "https://user:pw@x.example"] {
+        for text in ["ftp://x", "https://user:pw@x.example", "file:///x"] {
             assert!(
                 matches!(
-                    map_endpoint(Harbor, url, "r"),
+                    map_endpoint(Harbor, &url(text), "r"),
                     Err(EndpointError::InvalidUrl { .. })
                 ),
-                "{url}"
+                "{text}"
             );
         }
         assert_eq!(
-            map_endpoint(Harbor, "https://x", ""),
+            map_endpoint(Harbor, &url("https://x"), ""),
             Err(EndpointError::EmptyRepository)
         );
     }

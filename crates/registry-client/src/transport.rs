@@ -295,7 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_names_the_origin_and_never_the_url_or_its_user_info() {
-        let transport = Transport::new(&ClientConfig::default()).unwrap();
+        let transport = Transport::new(&ClientConfig::for_tests()).unwrap();
         let limiter = Arc::new(Semaphore::new(1));
         // A port nobody listens on: bound, then released.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

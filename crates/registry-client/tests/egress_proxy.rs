@@ -52,7 +52,7 @@ async fn upstream_traffic_goes_through_the_proxy_unless_no_proxy_says_otherwise(
     let tls = Origin::start_tls(upstream_route, ca.server_config(&[PROXIED_HOST]));
     let config = || ClientConfig {
         extra_ca_file: Some(ca.ca_file.clone()),
-        ..ClientConfig::default()
+        ..support::test_config()
     };
 
     set_proxy_env(&proxy.url(), None);

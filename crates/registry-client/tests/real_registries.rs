@@ -41,7 +41,7 @@ fn client(recorder: &Arc<Recorder>) -> RegistryClient {
         allow_private_realms: true,
         timeout: Duration::from_secs(30),
         observer: Some(Arc::clone(recorder) as Arc<dyn RequestObserver>),
-        ..ClientConfig::default()
+        ..support::test_config()
     })
     .unwrap()
 }

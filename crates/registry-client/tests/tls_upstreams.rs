@@ -33,7 +33,7 @@ async fn a_registry_signed_by_the_configured_ca_is_trusted() {
     let upstream = tls_upstream(&ca);
     let client = RegistryClient::new(ClientConfig {
         extra_ca_file: Some(ca.ca_file.clone()),
-        ..ClientConfig::default()
+        ..support::test_config()
     })
     .unwrap();
     let list = client
@@ -91,7 +91,7 @@ fn an_unreadable_ca_bundle_fails_at_start() {
     for path in [dir.path().join("missing.pem"), empty] {
         let error = RegistryClient::new(ClientConfig {
             extra_ca_file: Some(path),
-            ..ClientConfig::default()
+            ..support::test_config()
         })
         .unwrap_err();
         assert!(error.to_string().contains("CA bundle"), "{error}");

@@ -65,7 +65,7 @@ impl CacheConfig {
 pub fn shared_store(cache: &CacheSettings) -> Result<Option<Arc<dyn SharedStore>>, RedisError> {
     Ok(match cache.backend {
         CacheBackend::Redis => Some(Arc::new(RedisTier::new(
-            cache.redis_url.expose(),
+            &cache.redis_url,
             cache.redis_pool_size,
             cache.redis_timeout,
         )?)),

@@ -7,29 +7,35 @@
 
 mod human_duration;
 mod load;
+mod redis_url;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use registry_client::RegistryType;
+use registry_client::{ClientConfig, RegistryType, RequestObserver};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 pub use load::{ENV_PREFIX, ENV_SEPARATOR};
-pub use secret::{Secret, SecretUrl};
-pub use validate::{HARBOR_TAKEN_REDIS_DBS, parse_listen, redis_db_index};
+pub use redis_url::{InvalidRedisUrl, RedisServers, RedisUrl};
+pub use secret::{Secret, mask_password};
+pub use validate::HARBOR_TAKEN_REDIS_DBS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Referrers, pass-through, `/healthz` and `/readyz`.
-    pub listen: String,
+    /// Referrers, pass-through, `/healthz` and `/readyz`; `[::]` means every address, IPv6
+    /// and IPv4.
+    pub listen: SocketAddr,
     /// `/metrics` (Harbor's metrics port).
-    pub metrics_listen: String,
+    pub metrics_listen: SocketAddr,
     pub harbor: HarborSettings,
     pub projects: ProjectsSettings,
     /// Upstream credentials and registry facts, keyed by a lowercase alias.
@@ -43,8 +49,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            listen: "[::]:8080".into(),
-            metrics_listen: "[::]:8001".into(),
+            listen: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8080)),
+            metrics_listen: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8001)),
             harbor: HarborSettings::default(),
             projects: ProjectsSettings::default(),
             registries: BTreeMap::new(),
@@ -60,7 +66,7 @@ impl Default for Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct HarborSettings {
     /// Core's internal URL (https with Harbor's internal TLS).
-    pub url: String,
+    pub url: Url,
     /// CA bundle for core's internal TLS.
     pub ca_file: Option<PathBuf>,
     /// Robot account (≥ 2.10: project read + registry read) or user for Harbor's REST API.
@@ -81,7 +87,7 @@ pub const DEFAULT_HARBOR_PASSWORD_FILE: &str = "/etc/referrers-sidecar/harbor-pa
 impl Default for HarborSettings {
     fn default() -> Self {
         Self {
-            url: "http://harbor-core:8080".into(),
+            url: Url::parse("http://harbor-core:8080").expect("the default core URL parses"),
             ca_file: None,
             username: Some("robot$referrers-sidecar".into()),
             password: None,
@@ -129,7 +135,7 @@ pub struct RegistrySettings {
     pub registry_type: Option<RegistryType>,
     /// Registry URL; likewise.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<Url>,
     #[serde(default)]
     pub insecure: bool,
     #[serde(default)]
@@ -153,7 +159,7 @@ pub struct CacheSettings {
     /// `memory` or `redis`; the in-process tier is always on.
     pub backend: CacheBackend,
     /// `redis://`, `rediss://` or Harbor's `redis+sentinel://h1:26379,h2:26379/<master>/<db>`.
-    pub redis_url: SecretUrl,
+    pub redis_url: RedisUrl,
     pub redis_pool_size: usize,
     #[serde(with = "human_duration")]
     pub redis_timeout: Duration,
@@ -173,7 +179,9 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             backend: CacheBackend::Memory,
-            redis_url: SecretUrl::new("redis://harbor-redis:6379/10"),
+            redis_url: "redis://harbor-redis:6379/10"
+                .parse()
+                .expect("the default Redis URL parses"),
             redis_pool_size: 16,
             redis_timeout: Duration::from_millis(250),
             fresh_for: Duration::from_secs(10 * 60),
@@ -237,6 +245,23 @@ impl UpstreamSettings {
         self.user_agent
             .clone()
             .unwrap_or_else(|| format!("referrers-sidecar/{}", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// The upstream client's bounds from `upstream.*`, each request told to `observer`.
+    #[must_use]
+    pub fn client_config(&self, observer: Option<Arc<dyn RequestObserver>>) -> ClientConfig {
+        ClientConfig {
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            max_pages: self.max_pages,
+            max_page_bytes: self.max_page_bytes,
+            max_concurrent_per_registry: self.max_concurrent_per_registry,
+            api_absent_ttl: self.api_absent_ttl,
+            allow_private_realms: self.allow_private_realms,
+            user_agent: self.effective_user_agent(),
+            extra_ca_file: self.ca_file.clone(),
+            observer,
+        }
     }
 }
 

@@ -42,54 +42,21 @@ impl Serialize for Secret {
     }
 }
 
-/// A URL that may carry a password (`redis://:pw@host/10`): printed with the password masked.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(from = "String")]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The URL itself, password included, for the one place that connects.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by the mask.
-    #[must_use]
-    pub fn masked(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
-        };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => {
-                let user = rest[..at].split_once(':').map_or(&rest[..at], |(u, _)| u);
-                format!("{scheme}://{user}:{}{}", Secret::MASK, &rest[at..])
-            }
-            None => self.0.clone(),
-        }
-    }
-}
-
-impl From<String> for SecretUrl {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-impl Serialize for SecretUrl {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.masked())
+/// `text` with the password of a URL's user info replaced by [`Secret::MASK`]; works for
+/// Harbor's Sentinel form too, which a URL parser rejects. Text that is not a URL is returned
+/// as it is.
+#[must_use]
+pub fn mask_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:{}@{hosts}{tail}", Secret::MASK),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
     }
 }

@@ -14,9 +14,13 @@ fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 #[test]
 fn empty_file_gives_every_default() {
     let s = load("{}", &[]).unwrap();
-    assert_eq!(s.listen, "[::]:8080");
-    assert_eq!(s.metrics_listen, "[::]:8001");
-    assert_eq!(s.harbor.url, "http://harbor-core:8080");
+    assert_eq!(s.listen.to_string(), "[::]:8080");
+    assert_eq!(s.metrics_listen.to_string(), "[::]:8001");
+    assert_eq!(s.harbor.url.as_str(), "http://harbor-core:8080/");
+    assert_eq!(
+        s.cache.redis_url.to_string(),
+        "redis://harbor-redis:6379/10"
+    );
     assert_eq!(s.harbor.timeout, Duration::from_secs(10));
     assert_eq!(s.harbor.connect_timeout, Duration::from_secs(2));
     assert_eq!(s.harbor.project_info_ttl, Duration::from_secs(30));
@@ -70,7 +74,7 @@ registries:
         ],
     )
     .unwrap();
-    assert_eq!(s.harbor.url, "https://core.example:8443");
+    assert_eq!(s.harbor.url.as_str(), "https://core.example:8443/");
     assert_eq!(s.projects.enabled, vec!["a-proxy", "b-proxy"]);
     assert_eq!(s.cache.fresh_for, Duration::from_secs(120));
     assert_eq!(
@@ -193,36 +197,58 @@ fn every_registry_type_the_client_reaches_is_accepted_and_unknown_ones_are_liste
 }
 
 #[test]
-fn redis_passwords_are_masked_but_the_rest_of_the_url_is_shown() {
-    let url = SecretUrl::new("redis+sentinel://:pw1@h1:26379,h2:26379/mymaster/10");
-    assert_eq!(
-        url.masked(),
-        "redis+sentinel://:*****@h1:26379,h2:26379/mymaster/10"
-    );
-    assert_eq!(
-        SecretUrl::new("rediss://user:pw@h/3").masked(),
-        "rediss://user:*****@h/3"
-    );
-    assert_eq!(
-        SecretUrl::new("redis://h:6379/10").masked(),
-        "redis://h:6379/10"
-    );
-    assert!(!format!("{url:?}").contains("pw1"));
-}
-
-#[test]
-fn redis_db_index_reads_plain_and_sentinel_urls() {
-    assert_eq!(redis_db_index("redis://h:6379/10"), Some(10));
-    assert_eq!(redis_db_index("redis://h:6379"), Some(0));
-    assert_eq!(redis_db_index("rediss://:pw@h:6380/2?x=y"), Some(2));
-    assert_eq!(
-        redis_db_index("redis+sentinel://h1:26379,h2:26379/mymaster/5"),
-        Some(5)
-    );
+fn a_redis_db_harbor_uses_gets_a_warning() {
     let s = load(
-        "cache:\n  backend: redis\n  redis_url: redis://h:6379/1\n",
+        "cache:\n  backend: redis\n  redis_url: redis+sentinel://:pw@h1,h2/mymaster/1\n",
         &[],
     )
     .unwrap();
+    assert_eq!(s.cache.redis_url.db(), 1);
     assert!(s.warnings().iter().any(|w| w.contains("DB 1")));
+    assert!(!s.to_masked_yaml().contains("pw@"));
+    assert!(
+        load("{}", &[])
+            .unwrap()
+            .warnings()
+            .iter()
+            .all(|w| !w.contains("DB"))
+    );
+}
+
+#[test]
+fn every_duration_has_an_upper_bound_named_in_the_error() {
+    for (key, value) in [
+        ("HARBOR__TIMEOUT", "1h"),
+        ("HARBOR__CONNECT_TIMEOUT", "2m"),
+        ("HARBOR__PROJECT_INFO_TTL", "2d"),
+        ("CACHE__REDIS_TIMEOUT", "2m"),
+        ("CACHE__FRESH_FOR", "31d"),
+        ("CACHE__KEEP_STALE_FOR", "400d"),
+        ("CACHE__KEEP_EMPTY_FOR", "31d"),
+        ("CACHE__LOCK_TTL", "1h"),
+        ("UPSTREAM__TIMEOUT", "1h"),
+        ("UPSTREAM__CONNECT_TIMEOUT", "2m"),
+        ("UPSTREAM__API_ABSENT_TTL", "31d"),
+        ("UPSTREAM__BREAKER_COOLDOWN", "2d"),
+    ] {
+        let variable = format!("REFERRERS_SIDECAR__{key}");
+        let err = load("{}", &[(&variable, value)])
+            .expect_err(key)
+            .to_string();
+        let named = key.to_ascii_lowercase().replace("__", ".");
+        assert!(
+            err.contains(&format!("`{named}`")),
+            "{err} should name {named}"
+        );
+        assert!(err.contains("longer than"), "{err}");
+    }
+    for key in [
+        "HARBOR__TIMEOUT",
+        "CACHE__LOCK_TTL",
+        "UPSTREAM__CONNECT_TIMEOUT",
+    ] {
+        let variable = format!("REFERRERS_SIDECAR__{key}");
+        let err = load("{}", &[(&variable, "0s")]).expect_err(key).to_string();
+        assert!(err.contains("longer than zero"), "{err}");
+    }
 }

@@ -1,6 +1,5 @@
 //! Validation at start: every value checked once, the error naming the key at fault.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use url::Url;
@@ -12,12 +11,14 @@ use super::{
 
 /// Harbor's own Redis DB indexes (core, jobservice, registry, Trivy, …): sharing them risks
 /// key collisions and `FLUSHDB` accidents, so the default is 10 and these get a warning.
-pub const HARBOR_TAKEN_REDIS_DBS: &[u32] = &[0, 1, 2, 5, 6, 7];
+pub const HARBOR_TAKEN_REDIS_DBS: &[u16] = &[0, 1, 2, 5, 6, 7];
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Settings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        parse_listen("listen", &self.listen)?;
-        parse_listen("metrics_listen", &self.metrics_listen)?;
+        self.check_durations()?;
         self.harbor.validate()?;
         validate_projects(&self.projects.enabled)?;
         for (alias, registry) in &self.registries {
@@ -31,17 +32,84 @@ impl Settings {
         Ok(())
     }
 
+    /// Every duration key with the longest value that makes sense for it: a longer one is a
+    /// typo (`7000d` for `7d`), and deadlines computed from it could overflow.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        // (key, value, whether zero is allowed, upper bound)
+        let (harbor, cache, upstream) = (&self.harbor, &self.cache, &self.upstream);
+        let durations = [
+            ("harbor.timeout", harbor.timeout, false, 5 * MINUTE),
+            (
+                "harbor.connect_timeout",
+                harbor.connect_timeout,
+                false,
+                MINUTE,
+            ),
+            (
+                "harbor.project_info_ttl",
+                harbor.project_info_ttl,
+                true,
+                DAY,
+            ),
+            ("cache.redis_timeout", cache.redis_timeout, false, MINUTE),
+            ("cache.fresh_for", cache.fresh_for, true, 30 * DAY),
+            (
+                "cache.keep_stale_for",
+                cache.keep_stale_for,
+                true,
+                365 * DAY,
+            ),
+            ("cache.keep_empty_for", cache.keep_empty_for, true, 30 * DAY),
+            ("cache.lock_ttl", cache.lock_ttl, false, 10 * MINUTE),
+            ("upstream.timeout", upstream.timeout, false, 10 * MINUTE),
+            (
+                "upstream.connect_timeout",
+                upstream.connect_timeout,
+                false,
+                MINUTE,
+            ),
+            (
+                "upstream.api_absent_ttl",
+                upstream.api_absent_ttl,
+                true,
+                30 * DAY,
+            ),
+            (
+                "upstream.breaker_cooldown",
+                upstream.breaker_cooldown,
+                true,
+                DAY,
+            ),
+        ];
+        for (key, value, zero_allowed, max) in durations {
+            if value.is_zero() && !zero_allowed {
+                return Err(ConfigError::invalid(key, "must be longer than zero"));
+            }
+            if value > max {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{} is longer than the {} this setting allows",
+                        humantime::format_duration(value),
+                        humantime::format_duration(max)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Warnings about valid but risky choices, for the log at start.
     #[must_use]
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.cache.backend == CacheBackend::Redis
-            && let Some(db) = redis_db_index(self.cache.redis_url.expose())
-            && HARBOR_TAKEN_REDIS_DBS.contains(&db)
+            && HARBOR_TAKEN_REDIS_DBS.contains(&self.cache.redis_url.db())
         {
             warnings.push(format!(
-                        "cache.redis_url uses Redis DB {db}, which Harbor itself uses; pick a free index such as 10"
-                    ));
+                "cache.redis_url uses Redis DB {}, which Harbor itself uses; pick a free index such as 10",
+                self.cache.redis_url.db()
+            ));
         }
         for (alias, registry) in &self.registries {
             if let Some(registry_type) = registry.registry_type
@@ -63,15 +131,13 @@ impl Settings {
 
 impl HarborSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = parse_http_url("harbor.url", &self.url)?;
-        if url.query().is_some() || url.fragment().is_some() {
+        check_http_url("harbor.url", &self.url)?;
+        if self.url.query().is_some() || self.url.fragment().is_some() {
             return Err(ConfigError::invalid(
                 "harbor.url",
                 "must not carry a query or fragment",
             ));
         }
-        positive("harbor.timeout", self.timeout)?;
-        positive("harbor.connect_timeout", self.connect_timeout)?;
         Ok(())
     }
 }
@@ -105,7 +171,7 @@ impl RegistrySettings {
             ));
         }
         if let Some(url) = &self.url {
-            parse_http_url(&key("url"), url)?;
+            check_http_url(&key("url"), url)?;
         }
         if self.password.is_some() && self.username.is_none() {
             return Err(ConfigError::invalid(
@@ -119,22 +185,12 @@ impl RegistrySettings {
 
 impl CacheSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = self.redis_url.expose();
-        let scheme = url.split("://").next().unwrap_or_default();
-        if !matches!(scheme, "redis" | "rediss" | "redis+sentinel") || !url.contains("://") {
-            return Err(ConfigError::invalid(
-                "cache.redis_url",
-                "must start with redis://, rediss:// or redis+sentinel://",
-            ));
-        }
         if self.redis_pool_size == 0 {
             return Err(ConfigError::invalid(
                 "cache.redis_pool_size",
                 "must be at least 1",
             ));
         }
-        positive("cache.redis_timeout", self.redis_timeout)?;
-        positive("cache.lock_ttl", self.lock_ttl)?;
         if self.keep_stale_for < self.fresh_for {
             return Err(ConfigError::invalid(
                 "cache.keep_stale_for",
@@ -153,8 +209,6 @@ impl CacheSettings {
 
 impl UpstreamSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        positive("upstream.timeout", self.timeout)?;
-        positive("upstream.connect_timeout", self.connect_timeout)?;
         for (key, value) in [
             ("upstream.max_pages", self.max_pages),
             ("upstream.max_page_bytes", self.max_page_bytes),
@@ -227,48 +281,12 @@ fn validate_projects(enabled: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses a listen address; `[::]` means every address, IPv6 and IPv4.
-pub fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| {
-        ConfigError::invalid(
-            key,
-            format!("{value:?} is not an address:port such as [::]:8080 or 127.0.0.1:8080"),
-        )
-    })
-}
-
-fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::invalid(
             key,
-            format!("{value:?} must be an http:// or https:// URL"),
+            format!("{:?} must be an http:// or https:// URL", url.as_str()),
         ));
     }
-    Ok(url)
-}
-
-fn positive(key: &str, value: Duration) -> Result<(), ConfigError> {
-    if value.is_zero() {
-        return Err(ConfigError::invalid(key, "must be longer than zero"));
-    }
     Ok(())
-}
-
-/// The DB index of a `redis://…/<db>` or `redis+sentinel://…/<master>/<db>` URL (0 when absent).
-#[must_use]
-pub fn redis_db_index(url: &str) -> Option<u32> {
-    let (scheme, rest) = url.split_once("://")?;
-    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or_default();
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let db = match scheme {
-        "redis+sentinel" => path.split('/').nth(1).unwrap_or_default(),
-        _ => path,
-    };
-    if db.is_empty() {
-        Some(0)
-    } else {
-        db.parse().ok()
-    }
 }

@@ -181,7 +181,7 @@ mod tests {
     use super::*;
     use crate::breaker::BreakerState;
     use crate::clock::ManualClock;
-    use registry_client::{ClientConfig, Registry, RegistryKind};
+    use registry_client::{Registry, RegistryKind};
 
     /// A registry on a port nothing listens on: every fetch is a refused connection, which
     /// counts against the breaker.
@@ -213,11 +213,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new(&[]).unwrap());
         let observer: Arc<dyn RequestObserver> =
             Arc::new(UpstreamRequestMetrics(Arc::clone(&metrics)));
-        let client = RegistryClient::new(ClientConfig {
-            observer: Some(observer),
-            ..ClientConfig::default()
-        })
-        .unwrap();
+        let client = RegistryClient::new(settings.client_config(Some(observer))).unwrap();
         let fetcher = UpstreamFetcher::new(
             client,
             &settings,

@@ -45,7 +45,13 @@ pub async fn resolve(
             info.registry_type
                 .parse()
                 .map_err(|e| format!("Harbor registry {registry_id} ({}): {e}", info.name))?,
-            info.url.clone(),
+            url::Url::parse(info.url.trim()).map_err(|e| {
+                format!(
+                    "Harbor registry {registry_id} ({}): URL {:?}: {e}",
+                    info.name,
+                    crate::config::mask_password(&info.url)
+                )
+            })?,
             info.insecure,
         ),
         (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {

@@ -254,12 +254,28 @@ pub fn registry(origin: &Origin) -> Registry {
     }
 }
 
+/// The service's default bounds (its `upstream.*` keys), for tests.
+pub fn test_config() -> ClientConfig {
+    ClientConfig {
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(3),
+        max_pages: 100,
+        max_page_bytes: 4 * 1024 * 1024,
+        max_concurrent_per_registry: 16,
+        api_absent_ttl: Duration::from_secs(3600),
+        allow_private_realms: false,
+        user_agent: "registry-client-tests".into(),
+        extra_ca_file: None,
+        observer: None,
+    }
+}
+
 /// A client for loopback upstreams (which are private addresses by definition).
 pub fn client_with(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
     let mut config = ClientConfig {
         allow_private_realms: true,
         timeout: Duration::from_secs(20),
-        ..ClientConfig::default()
+        ..test_config()
     };
     adjust(&mut config);
     RegistryClient::new(config).unwrap()
