@@ -132,10 +132,12 @@ pub struct CoreClient {
     pub(crate) http: awc::Client,
     pub(crate) base: Url,
     credentials: Option<BasicAuth>,
+    timeout: Duration,
 }
 
 impl CoreClient {
-    /// `timeout` bounds each whole call to core.
+    /// `timeout` bounds each whole call to core: the response head and every byte of the body,
+    /// every page of a paged answer. A caller with a tighter deadline drops the call's future.
     #[must_use]
     pub fn new(
         transport: &CoreTransport,
@@ -147,7 +149,20 @@ impl CoreClient {
             http: transport.client(Some(timeout)),
             base,
             credentials,
+            timeout,
         }
+    }
+
+    /// Runs one whole call to core within `timeout`: awc's own timeout ends at the response
+    /// head, and a core that stalls mid-body must not hold a request (or every request queued
+    /// behind a shared load) for ever.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, HarborError>>,
+    ) -> Result<T, HarborError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(HarborError::Timeout))
     }
 
     /// Core's URL for `path` (which starts with `/`), under any path prefix of the base URL.
@@ -183,6 +198,16 @@ impl CoreClient {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        resource_name: bool,
+    ) -> Result<Option<T>, HarborError> {
+        self.bounded(self.get_json_unbounded(path, what, resource_name))
+            .await
+    }
+
+    async fn get_json_unbounded<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         what: &str,

@@ -68,6 +68,17 @@ impl CoreClient {
         caller: &HeaderMap,
         request_id: &str,
     ) -> Result<CoreReferrers, HarborError> {
+        self.bounded(self.list_local_referrers(name, digest, caller, request_id))
+            .await
+    }
+
+    async fn list_local_referrers(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        caller: &HeaderMap,
+        request_id: &str,
+    ) -> Result<CoreReferrers, HarborError> {
         let first_url = self.url(&format!("/v2/{name}/referrers/{digest}"));
         let first = self.fetch_page(&first_url, caller, request_id).await?;
         if first.status != StatusCode::OK || !is_index_content_type(&first.headers) {
