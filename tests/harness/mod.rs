@@ -5,6 +5,7 @@ pub mod config;
 pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
+pub mod ports;
 pub mod redis;
 pub mod scripted_upstream;
 pub mod seen;

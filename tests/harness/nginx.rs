@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::ports::start_on_free_port;
+
 /// The nginx binary: `$REFERRERS_SIDECAR_TOOLS/bin/nginx` (what `scripts/setup.sh` links), then
 /// `~/.cache/referrers-sidecar/tools/bin/nginx`, then `/usr/sbin/nginx`.
 #[must_use]
@@ -25,15 +27,6 @@ pub fn binary() -> PathBuf {
         })
 }
 
-/// A loopback TCP port that was free a moment ago.
-#[must_use]
-pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
 /// A loopback UDP port nothing listens on (a DNS server that does not exist).
 #[must_use]
 pub fn closed_udp_port() -> u16 {
@@ -52,53 +45,51 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx with `nginx.conf` as the main configuration and `files` (paths relative to
     /// the prefix) beside it. In every text, `{prefix}` becomes the temp dir and `{port}` a free
-    /// loopback port. Waits until nginx accepts connections; panics with its error log if it
-    /// exits first.
+    /// loopback port. Waits until nginx listens there; panics with its error log if it exits
+    /// for any other reason than losing that port.
     pub fn start(nginx_conf: &str, files: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_tcp_port();
         let prefix = dir.path().to_str().expect("utf-8 temp dir").to_owned();
-        let fill = |text: &str| {
-            text.replace("{prefix}", &prefix)
-                .replace("{port}", &port.to_string())
-        };
-        for (path, text) in files {
-            let path = dir.path().join(path);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, fill(text)).expect("write nginx file");
-        }
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, fill(nginx_conf)).expect("write nginx.conf");
         let error_log = dir.path().join("error.log");
-        // One process in the foreground: killing the child stops nginx entirely.
-        let child = Command::new(binary())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(&error_log)
-            .args(["-g", "daemon off; master_process off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut nginx = Self { child, port, dir };
-        nginx.wait_listening();
-        nginx
-    }
-
-    fn wait_listening(&mut self) {
-        crate::wait::blocking("nginx listening", || {
-            if let Some(status) = self.child.try_wait().expect("wait nginx") {
-                panic!(
-                    "nginx exited ({status}) before listening:\n{}",
-                    self.error_log()
+        let (child, port) = start_on_free_port(
+            "nginx",
+            |port| {
+                // An earlier try that did not just lose its port failed for good.
+                let failed = std::fs::read_to_string(&error_log).unwrap_or_default();
+                assert!(
+                    failed.is_empty() || failed.contains("Address already in use"),
+                    "nginx exited before listening:\n{failed}"
                 );
-            }
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
+                let fill = |text: &str| {
+                    text.replace("{prefix}", &prefix)
+                        .replace("{port}", &port.to_string())
+                };
+                for (path, text) in files {
+                    let path = dir.path().join(path);
+                    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                    std::fs::write(path, fill(text)).expect("write nginx file");
+                }
+                let conf = dir.path().join("nginx.conf");
+                std::fs::write(&conf, fill(nginx_conf)).expect("write nginx.conf");
+                let _ = std::fs::remove_file(&error_log);
+                // One process in the foreground: killing the child stops nginx entirely.
+                Command::new(binary())
+                    .arg("-p")
+                    .arg(dir.path())
+                    .arg("-c")
+                    .arg(&conf)
+                    .arg("-e")
+                    .arg(&error_log)
+                    .args(["-g", "daemon off; master_process off;"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start nginx")
+            },
+            |_| true,
+        );
+        Self { child, port, dir }
     }
 
     /// nginx's error log so far.

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::ports::{start_on_free_port, wait_listening};
 use crate::server::TestServer;
-use crate::upstreams::{free_port, tool};
+use crate::upstreams::tool;
 use crate::wait::blocking;
 
 /// The master name the sentinels monitor.
@@ -41,30 +42,18 @@ impl RedisServer {
     }
 
     fn start_with(extra_args: Vec<String>) -> Self {
-        let mut server = Self {
-            child: None,
-            port: free_port(),
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (child, port) = start_on_free_port(
+            "redis-server",
+            |port| spawn_server(port, dir.path(), &extra_args),
+            answers_ping,
+        );
+        Self {
+            child: Some(child),
+            port,
             extra_args,
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(tool("redis-server"))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        wait_for_pong(self.port, self.child.as_mut());
+            dir,
+        }
     }
 
     #[must_use]
@@ -89,7 +78,14 @@ impl RedisServer {
     /// Starts the server again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        let mut child = spawn_server(self.port, self.dir.path(), &self.extra_args);
+        if let Err(status) = wait_listening("redis-server", &mut child, self.port, answers_ping) {
+            panic!(
+                "redis-server exited ({status}) on restart: port {} taken",
+                self.port
+            );
+        }
+        self.child = Some(child);
     }
 
     /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
@@ -288,22 +284,24 @@ fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {
     })
 }
 
-/// Waits until `PING` on the port answers `PONG` (a replica or sentinel answers too).
-fn wait_for_pong(port: u16, mut child: Option<&mut Child>) {
-    let client = RedisClient::sentinel(port);
-    blocking(
-        &format!("redis-server on port {port} answering PING"),
-        || {
-            if let Some(child) = child.as_deref_mut()
-                && let Some(status) = child.try_wait().expect("child status")
-            {
-                panic!("redis-server on port {port} exited early with {status}");
-            }
-            client.try_command(&[b"PING"]) == Some(Reply::Simple("PONG".into()))
-        },
-    );
+fn spawn_server(port: u16, dir: &Path, extra_args: &[String]) -> Child {
+    Command::new(tool("redis-server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server")
 }
 
+/// Whether `PING` on the port answers `PONG` (a replica or sentinel answers too).
+fn answers_ping(port: u16) -> bool {
+    RedisClient::sentinel(port).try_command(&[b"PING"]) == Some(Reply::Simple("PONG".into()))
+}
 /// A Sentinel set-up as Harbor's HA installs have it: a master, one replica and three
 /// sentinels (quorum 2) watching [`SENTINEL_MASTER`].
 pub struct SentinelSetup {
@@ -332,17 +330,21 @@ impl SentinelSetup {
         let mut sentinels = Vec::new();
         let mut sentinel_ports = Vec::new();
         for index in 0..3 {
-            let port = free_port();
-            let config = write_sentinel_config(dir.path(), index, port, master.port());
-            let mut child = Command::new(tool("redis-server"))
-                .arg(&config)
-                .arg("--sentinel")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server --sentinel");
-            wait_for_pong(port, Some(&mut child));
+            let (child, port) = start_on_free_port(
+                "redis-server --sentinel",
+                |port| {
+                    let config = write_sentinel_config(dir.path(), index, port, master.port());
+                    Command::new(tool("redis-server"))
+                        .arg(&config)
+                        .arg("--sentinel")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start redis-server --sentinel")
+                },
+                answers_ping,
+            );
             sentinels.push(child);
             sentinel_ports.push(port);
         }

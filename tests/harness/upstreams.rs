@@ -4,13 +4,15 @@
 //! over plain HTTP: an image, referrers with a `subject`, and the fallback-tag index.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+
+use crate::ports::start_on_free_port;
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -41,15 +43,6 @@ pub fn tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} is not installed: run `make setup`"))
 }
 
-/// A free loopback port (bound and released; the process that wants it binds it next).
-#[must_use]
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// `sha256:<hex>` of `bytes`.
 #[must_use]
 pub fn sha256_digest(bytes: &[u8]) -> String {
@@ -74,15 +67,6 @@ impl Upstream {
     #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    fn wait_until_ready(&mut self, name: &str) {
-        crate::wait::blocking(&format!("{name} answering /v2/"), || {
-            if let Some(status) = self.child.try_wait().expect("child status") {
-                panic!("{name} exited early with {status}");
-            }
-            v2_answers(self.port)
-        });
     }
 }
 
@@ -161,27 +145,30 @@ impl DockerRegistry {
 
     fn start_with_auth(auth: impl FnOnce(&Path) -> String) -> Upstream {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{}",
-            storage.display(),
-            auth(dir.path())
-        );
+        let auth = auth(dir.path());
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write registry config");
-        let child = Command::new(tool("docker-registry"))
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let mut upstream = Upstream { child, port, dir };
-        upstream.wait_until_ready("docker-registry");
-        upstream
+        let (child, port) = start_on_free_port(
+            "docker-registry",
+            |port| {
+                let config = format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                    storage.display(),
+                );
+                std::fs::write(&config_path, config).expect("write registry config");
+                Command::new(tool("docker-registry"))
+                    .arg("serve")
+                    .arg(&config_path)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start docker-registry")
+            },
+            v2_answers,
+        );
+        Upstream { child, port, dir }
     }
 }
 
@@ -192,21 +179,24 @@ impl FerroOci {
     #[must_use]
     pub fn start() -> Upstream {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
-        let child = Command::new(tool("ferro-oci-server"))
-            // Always set: the default listens on every interface.
-            .env("FERRO_OCI_LISTEN", format!("127.0.0.1:{port}"))
-            .env("FERRO_OCI_STORAGE_DIR", &storage)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferro-oci-server");
-        let mut upstream = Upstream { child, port, dir };
-        upstream.wait_until_ready("ferro-oci-server");
-        upstream
+        let (child, port) = start_on_free_port(
+            "ferro-oci-server",
+            |port| {
+                Command::new(tool("ferro-oci-server"))
+                    // Always set: the default listens on every interface.
+                    .env("FERRO_OCI_LISTEN", format!("127.0.0.1:{port}"))
+                    .env("FERRO_OCI_STORAGE_DIR", &storage)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start ferro-oci-server")
+            },
+            v2_answers,
+        );
+        Upstream { child, port, dir }
     }
 }
 
