@@ -3,6 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use awc::error::SendRequestError;
+use harbor_client::HarborError;
 use serde::Serialize;
 
 /// The header every registry answer carries.
@@ -34,6 +36,26 @@ impl ApiError {
             Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
             Self::QueryInvalid(_) => "UNSUPPORTED",
             Self::CoreUnreachable(_) | Self::CoreTimeout => "UNAVAILABLE",
+        }
+    }
+}
+
+impl From<HarborError> for ApiError {
+    fn from(error: HarborError) -> Self {
+        match error {
+            HarborError::Timeout => Self::CoreTimeout,
+            other => Self::CoreUnreachable(other.to_string()),
+        }
+    }
+}
+
+/// A request passed through that core did not take.
+impl From<&SendRequestError> for ApiError {
+    fn from(error: &SendRequestError) -> Self {
+        if harbor_client::is_timeout(error) {
+            Self::CoreTimeout
+        } else {
+            Self::CoreUnreachable(error.to_string())
         }
     }
 }

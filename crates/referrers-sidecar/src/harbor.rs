@@ -22,12 +22,38 @@ pub struct HarborFacts {
 }
 
 /// Whether the sidecar adds upstream referrers for a project.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// A proxy-cache project with the toggle on: merge upstream referrers.
     Serve { registry_id: i64 },
     /// Core's answer goes back unchanged.
-    PassThrough(&'static str),
+    PassThrough(NotServed),
+}
+
+/// Why the sidecar leaves a project's referrers to core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotServed {
+    /// The configuration's `projects` toggle does not name the project.
+    NotEnabled,
+    /// Harbor does not know the project.
+    UnknownProject,
+    /// Not a proxy-cache project: every referrer it has is local.
+    NotProxyCache,
+    /// Harbor merges upstream referrers itself (`proxy_referrer_api`, Harbor ≥ 2.16).
+    HarborMerges,
+}
+
+impl NotServed {
+    /// A stable code for logs and operators.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotEnabled => "not_enabled",
+            Self::UnknownProject => "unknown_project",
+            Self::NotProxyCache => "not_proxy_cache",
+            Self::HarborMerges => "harbor_merges",
+        }
+    }
 }
 
 impl HarborFacts {
@@ -105,13 +131,13 @@ impl HarborFacts {
         toggle: &ProjectsSettings,
     ) -> Decision {
         let Some(project) = project else {
-            return Decision::PassThrough("unknown project");
+            return Decision::PassThrough(NotServed::UnknownProject);
         };
         let Some(registry_id) = project.proxy_registry_id() else {
-            return Decision::PassThrough("not a proxy-cache project");
+            return Decision::PassThrough(NotServed::NotProxyCache);
         };
         if !toggle.is_enabled(project_name) {
-            return Decision::PassThrough("not enabled");
+            return Decision::PassThrough(NotServed::NotEnabled);
         }
         if project.harbor_merges_referrers() {
             let mut logged = self
@@ -124,7 +150,7 @@ impl HarborFacts {
                     "Harbor merges upstream referrers itself for this project (proxy_referrer_api); passing core's answers through"
                 );
             }
-            return Decision::PassThrough("Harbor merges itself");
+            return Decision::PassThrough(NotServed::HarborMerges);
         }
         Decision::Serve { registry_id }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod harbor;
 pub mod metrics;
+pub mod referrers;
 pub mod routes;
 pub mod startup;
 pub mod state;

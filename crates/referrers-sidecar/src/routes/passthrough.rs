@@ -52,7 +52,8 @@ impl Forwarder {
             Ok(response) => response,
             Err(error) => {
                 metrics.passthrough.with_label_values(&["error"]).inc();
-                return core_error(&error).error_response();
+                tracing::warn!(error = %error, "cannot forward to Harbor core");
+                return ApiError::from(&error).error_response();
             }
         };
         metrics
@@ -133,15 +134,6 @@ where
         (false, None) => BodyStream::new(response).boxed(),
     };
     builder.body(body)
-}
-
-fn core_error(error: &awc::error::SendRequestError) -> ApiError {
-    tracing::warn!(error = %error, "cannot forward to Harbor core");
-    if harbor_client::is_timeout(error) {
-        ApiError::CoreTimeout
-    } else {
-        ApiError::CoreUnreachable(error.to_string())
-    }
 }
 
 #[cfg(test)]
