@@ -20,8 +20,10 @@ pub enum ApiError {
     PaginationNumberInvalid(String),
     #[error("invalid query: {0}")]
     QueryInvalid(String),
-    #[error("Harbor core is unreachable: {0}")]
-    CoreUnreachable(String),
+    /// The detail (awc's or the API client's text) is logged where it happens, never sent: it
+    /// names core's internal address and the client library's internals.
+    #[error("Harbor core is unreachable")]
+    CoreUnreachable,
     #[error("Harbor core did not answer in time")]
     CoreTimeout,
 }
@@ -35,7 +37,7 @@ impl ApiError {
             Self::DigestInvalid(_) => "DIGEST_INVALID",
             Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
             Self::QueryInvalid(_) => "UNSUPPORTED",
-            Self::CoreUnreachable(_) | Self::CoreTimeout => "UNAVAILABLE",
+            Self::CoreUnreachable | Self::CoreTimeout => "UNAVAILABLE",
         }
     }
 }
@@ -44,7 +46,7 @@ impl From<HarborError> for ApiError {
     fn from(error: HarborError) -> Self {
         match error {
             HarborError::Timeout => Self::CoreTimeout,
-            other => Self::CoreUnreachable(other.to_string()),
+            _ => Self::CoreUnreachable,
         }
     }
 }
@@ -55,7 +57,7 @@ impl From<&SendRequestError> for ApiError {
         if harbor_client::is_timeout(error) {
             Self::CoreTimeout
         } else {
-            Self::CoreUnreachable(error.to_string())
+            Self::CoreUnreachable
         }
     }
 }
@@ -78,7 +80,7 @@ impl ResponseError for ApiError {
             | Self::DigestInvalid(_)
             | Self::PaginationNumberInvalid(_)
             | Self::QueryInvalid(_) => StatusCode::BAD_REQUEST,
-            Self::CoreUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::CoreUnreachable => StatusCode::BAD_GATEWAY,
             Self::CoreTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
