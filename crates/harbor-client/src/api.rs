@@ -2,17 +2,16 @@
 //! and registry facts. JSON shapes follow Harbor's swagger (`Project`, `Registry`,
 //! `GeneralInfo`); only the fields the sidecar reads are typed, the rest is ignored.
 
+use awc::http::{Method, header};
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-
-use awc::http::header;
-use base64::Engine;
-use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use crate::error::HarborError;
-use crate::transport::CoreTransport;
+use crate::transport::CoreConnections;
 
 /// Largest API answer read (a project or registry object is a few KiB).
 const API_BODY_LIMIT: usize = 1024 * 1024;
@@ -127,9 +126,9 @@ fn string_map<'de, D: Deserializer<'de>>(
         .collect())
 }
 
-/// One per worker (awc clients stay on their thread).
+/// One per worker, on that worker's connections to core.
 pub struct CoreClient {
-    pub(crate) http: awc::Client,
+    pub(crate) connections: CoreConnections,
     pub(crate) base: Url,
     credentials: Option<BasicAuth>,
     timeout: Duration,
@@ -140,13 +139,13 @@ impl CoreClient {
     /// every page of a paged answer. A caller with a tighter deadline drops the call's future.
     #[must_use]
     pub fn new(
-        transport: &CoreTransport,
+        connections: CoreConnections,
         base: Url,
         timeout: Duration,
         credentials: Option<BasicAuth>,
     ) -> Self {
         Self {
-            http: transport.client(Some(timeout)),
+            connections,
             base,
             credentials,
             timeout,
@@ -214,8 +213,8 @@ impl CoreClient {
         resource_name: bool,
     ) -> Result<Option<T>, HarborError> {
         let mut request = self
-            .http
-            .get(self.url(path))
+            .connections
+            .request(Method::GET, &self.url(path))
             .insert_header((header::ACCEPT, "application/json"));
         if let Some(credentials) = &self.credentials {
             request = request.insert_header((header::AUTHORIZATION, credentials.header_value()));
@@ -223,8 +222,9 @@ impl CoreClient {
         if resource_name {
             request = request.insert_header(("X-Is-Resource-Name", "true"));
         }
-        let mut response = request
-            .send()
+        let mut response = self
+            .connections
+            .send(request.send(), std::future::ready(()))
             .await
             .map_err(|e| HarborError::from_send(&e))?;
         let status = response.status().as_u16();

@@ -36,8 +36,8 @@ impl HarborError {
         }
     }
 
-    pub(crate) fn from_send(error: &awc::error::SendRequestError) -> Self {
-        if crate::transport::is_timeout(error) {
+    pub(crate) fn from_send(error: &crate::transport::SendError) -> Self {
+        if error.is_timeout() {
             Self::Timeout
         } else {
             Self::Unreachable(error.to_string())

@@ -10,4 +10,6 @@ pub mod transport;
 pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
-pub use transport::{CoreTransport, TransportError, copy_end_to_end_headers, is_timeout};
+pub use transport::{
+    CoreConnections, CoreTransport, SendError, TransportError, copy_end_to_end_headers, signal_end,
+};

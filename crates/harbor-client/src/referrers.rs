@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use awc::http::StatusCode;
 use awc::http::header::{self, HeaderMap};
+use awc::http::{Method, StatusCode};
 use bytes::Bytes;
 use oci_referrers::{
     Descriptor, Digest, INDEX_MEDIA_TYPE, RepositoryName, decode_index, media_type_essence,
@@ -130,7 +130,7 @@ impl CoreClient {
         caller: &HeaderMap,
         request_id: &str,
     ) -> Result<CoreAnswer, HarborError> {
-        let mut request = self.http.get(url).insert_header((
+        let mut request = self.connections.request(Method::GET, url).insert_header((
             header::ACCEPT,
             format!("{INDEX_MEDIA_TYPE}, application/json;q=0.9"),
         ));
@@ -140,8 +140,9 @@ impl CoreClient {
             }
         }
         request = request.insert_header(("x-request-id", request_id));
-        let mut response = request
-            .send()
+        let mut response = self
+            .connections
+            .send(request.send(), std::future::ready(()))
             .await
             .map_err(|e| HarborError::from_send(&e))?;
         let body = response

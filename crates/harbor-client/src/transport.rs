@@ -4,12 +4,18 @@
 //! are timeouts.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use awc::error::{ConnectError, SendRequestError};
+use awc::http::Method;
 use awc::http::header::{self, HeaderMap, HeaderName};
+use awc::{ClientRequest, ClientResponse, SendClientRequest};
+use futures_util::Stream;
 use tls_config::CaBundleError;
+use tokio::sync::oneshot;
 
 /// What a connection to core needs; cheap to clone into every worker.
 #[derive(Debug, Clone)]
@@ -46,22 +52,119 @@ impl CoreTransport {
         })
     }
 
-    /// A client for core. `timeout` bounds a whole request where one makes sense (API calls);
-    /// streamed pass-through has none, only the connect timeout.
+    /// The connections of one worker to core. Nothing bounds the whole exchange: core's head
+    /// must come within `head_timeout` of the request's end, its body may take as long as it
+    /// flows (long pulls and pushes are legitimate).
     #[must_use]
-    pub fn client(&self, timeout: Option<Duration>) -> awc::Client {
+    pub fn connections(&self, head_timeout: Duration) -> CoreConnections {
+        // The HTTP version first: it resets the TLS configuration to awc's default.
         let connector = awc::Connector::new()
-            .timeout(self.connect_timeout)
+            .max_http_version(awc::http::Version::HTTP_11)
             .rustls_0_23(Arc::clone(&self.tls))
-            .max_http_version(awc::http::Version::HTTP_11);
-        let builder = awc::Client::builder()
+            .timeout(self.connect_timeout);
+        let client = awc::Client::builder()
             .connector(connector)
             .disable_redirects()
-            .no_default_headers();
-        match timeout {
-            Some(timeout) => builder.timeout(timeout).finish(),
-            None => builder.disable_timeout().finish(),
+            .no_default_headers()
+            .disable_timeout()
+            .finish();
+        CoreConnections {
+            client,
+            head_timeout,
         }
+    }
+}
+
+/// One worker's pool of connections to core (awc clients stay on their thread); clones share it.
+#[derive(Clone)]
+pub struct CoreConnections {
+    client: awc::Client,
+    head_timeout: Duration,
+}
+
+/// A request to core that got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("Harbor core sent no response head within {0:?}")]
+    HeadTimeout(Duration),
+    #[error("cannot send to Harbor core: {0}")]
+    Failed(#[from] SendRequestError),
+}
+
+impl SendError {
+    /// Whether the time ran out (connecting, or waiting for the head), as opposed to core
+    /// being unreachable.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::HeadTimeout(_)
+                | Self::Failed(
+                    SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)
+                )
+        )
+    }
+}
+
+impl CoreConnections {
+    /// A request to `url` on these connections, to send with [`Self::send`].
+    #[must_use]
+    pub fn request(&self, method: Method, url: &str) -> ClientRequest {
+        self.client.request(method, url)
+    }
+
+    /// Waits for core's head: `sent` is awc's send of the request, `body_sent` resolves once
+    /// the request's body has been sent (at once when there is none), and starts the clock.
+    pub async fn send(
+        &self,
+        sent: SendClientRequest,
+        body_sent: impl Future<Output = ()>,
+    ) -> Result<ClientResponse, SendError> {
+        let deadline = async {
+            body_sent.await;
+            tokio::time::sleep(self.head_timeout).await;
+        };
+        tokio::select! {
+            response = sent => Ok(response?),
+            () = deadline => Err(SendError::HeadTimeout(self.head_timeout)),
+        }
+    }
+}
+
+/// `stream` as a request body that tells when it has been sent: the future resolves when the
+/// stream ends, fails, or is dropped.
+pub fn signal_end<S>(stream: S) -> (SignalEnd<S>, impl Future<Output = ()>) {
+    let (ended, on_end) = oneshot::channel();
+    let body = SignalEnd {
+        stream,
+        ended: Some(ended),
+    };
+    (body, async {
+        // A dropped sender ends the wait just as a sent signal does.
+        let _ = on_end.await;
+    })
+}
+
+/// See [`signal_end`].
+pub struct SignalEnd<S> {
+    stream: S,
+    ended: Option<oneshot::Sender<()>>,
+}
+
+impl<S, T, E> Stream for SignalEnd<S>
+where
+    S: Stream<Item = Result<T, E>> + Unpin,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(Pin::new(&mut self.stream).poll_next(cx));
+        if matches!(item, None | Some(Err(_)))
+            && let Some(ended) = self.ended.take()
+        {
+            let _ = ended.send(());
+        }
+        Poll::Ready(item)
     }
 }
 
@@ -102,16 +205,6 @@ pub fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Whether a failed send to core ran out of time (connecting or waiting for the answer), as
-/// opposed to core being unreachable.
-#[must_use]
-pub fn is_timeout(error: &SendRequestError) -> bool {
-    matches!(
-        error,
-        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use awc::http::header::HeaderValue;
@@ -147,15 +240,28 @@ mod tests {
 
     #[test]
     fn only_timeouts_are_timeouts() {
-        assert!(is_timeout(&SendRequestError::Timeout));
-        assert!(is_timeout(&SendRequestError::Connect(
-            ConnectError::Timeout
-        )));
-        assert!(!is_timeout(&SendRequestError::Connect(
-            ConnectError::Disconnected
-        )));
-        assert!(!is_timeout(&SendRequestError::Url(
-            awc::error::InvalidUrl::MissingScheme
-        )));
+        assert!(SendError::HeadTimeout(Duration::from_secs(1)).is_timeout());
+        assert!(SendError::Failed(SendRequestError::Timeout).is_timeout());
+        assert!(SendError::Failed(SendRequestError::Connect(ConnectError::Timeout)).is_timeout());
+        assert!(
+            !SendError::Failed(SendRequestError::Connect(ConnectError::Disconnected)).is_timeout()
+        );
+    }
+
+    #[actix_rt::test]
+    async fn the_end_of_a_body_is_signalled_once_it_is_read_or_dropped() {
+        use futures_util::{FutureExt, StreamExt};
+        let chunks = futures_util::stream::iter([Ok::<_, ()>(1), Ok(2)]);
+        let (mut body, ended) = signal_end(chunks);
+        let mut ended = std::pin::pin!(ended);
+        assert_eq!(body.next().await, Some(Ok(1)));
+        assert!(ended.as_mut().now_or_never().is_none());
+        assert_eq!(body.next().await, Some(Ok(2)));
+        assert_eq!(body.next().await, None);
+        assert!(ended.as_mut().now_or_never().is_some());
+
+        let (body, ended) = signal_end(futures_util::stream::empty::<Result<u8, ()>>());
+        drop(body);
+        ended.await;
     }
 }

@@ -3,8 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use awc::error::SendRequestError;
-use harbor_client::HarborError;
+use harbor_client::{HarborError, SendError};
 use serde::Serialize;
 
 /// The header every registry answer carries.
@@ -52,9 +51,9 @@ impl From<HarborError> for ApiError {
 }
 
 /// A request passed through that core did not take.
-impl From<&SendRequestError> for ApiError {
-    fn from(error: &SendRequestError) -> Self {
-        if harbor_client::is_timeout(error) {
+impl From<&SendError> for ApiError {
+    fn from(error: &SendError) -> Self {
+        if error.is_timeout() {
             Self::CoreTimeout
         } else {
             Self::CoreUnreachable

@@ -98,16 +98,18 @@ impl Application {
         });
         let core_timeout = state.settings.harbor.timeout;
         let version_probe = CoreClient::new(
-            &transport,
+            transport.connections(core_timeout),
             core_url.clone(),
             core_timeout,
             core_credentials.clone(),
         );
 
         let server = HttpServer::new(move || {
-            let forwarder = Forwarder::new(transport.client(None), &core_url);
+            // Pass-through and the calls to core's API and referrers share one pool per worker.
+            let connections = transport.connections(core_timeout);
+            let forwarder = Forwarder::new(connections.clone(), &core_url);
             let core = CoreClient::new(
-                &transport,
+                connections,
                 core_url.clone(),
                 core_timeout,
                 core_credentials.clone(),

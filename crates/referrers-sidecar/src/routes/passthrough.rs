@@ -7,23 +7,24 @@ use actix_web::body::{BodyStream, BoxBody, MessageBody, None as NoBody, SizedStr
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use harbor_client::CoreConnections;
 use url::Url;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, status_class};
 
-/// One per worker: awc clients are not shared across threads.
+/// One per worker, on that worker's connections to core.
 pub struct Forwarder {
-    client: awc::Client,
+    connections: CoreConnections,
     /// Core's scheme, authority and path prefix, without a trailing `/`.
     base: String,
 }
 
 impl Forwarder {
     #[must_use]
-    pub fn new(client: awc::Client, core_url: &Url) -> Self {
+    pub fn new(connections: CoreConnections, core_url: &Url) -> Self {
         let base = core_url.as_str().trim_end_matches('/').to_owned();
-        Self { client, base }
+        Self { connections, base }
     }
 
     /// Sends `request` to core as it came and streams core's answer back.
@@ -39,16 +40,21 @@ impl Forwarder {
             request.uri().path_and_query().map_or("/", |p| p.as_str())
         );
         let mut outgoing = self
-            .client
+            .connections
             .request(request.method().clone(), target.as_str());
         copy_end_to_end_headers(request.headers(), outgoing.headers_mut(), true);
 
+        // Core's head is awaited from the moment the body is sent: a long push is legitimate.
+        let (payload, body_sent) = harbor_client::signal_end(payload);
         let sent = match request_body_size(request.headers()) {
             BodySize::Length(length) => outgoing.send_body(SizedStream::new(length, payload)),
             BodySize::Chunked => outgoing.send_body(BodyStream::new(payload)),
-            BodySize::Empty => outgoing.send_body(NoBody::new()),
+            BodySize::Empty => {
+                drop(payload);
+                outgoing.send_body(NoBody::new())
+            }
         };
-        let response = match sent.await {
+        let response = match self.connections.send(sent, body_sent).await {
             Ok(response) => response,
             Err(error) => {
                 metrics.passthrough.with_label_values(&["error"]).inc();
