@@ -142,6 +142,11 @@ struct Cache {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct Response {
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "human_duration"
+    )]
+    deadline: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_page_size: Option<usize>,
 }
@@ -288,6 +293,13 @@ impl SidecarConfig {
     #[must_use]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.cache.lock_ttl = Some(ttl);
+        self
+    }
+
+    /// `response.deadline`.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.response.deadline = Some(deadline);
         self
     }
 

@@ -18,7 +18,15 @@ pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "error"
 pub const UPSTREAM_KINDS: &[&str] = &["api", "tag", "token"];
 
 /// What the upstream contributed to an answer (`X-Referrers-Upstream`).
-pub const UPSTREAM_RESULTS: &[&str] = &["api", "tag", "none", "error", "truncated", "skipped"];
+pub const UPSTREAM_RESULTS: &[&str] = &[
+    "api",
+    "tag",
+    "none",
+    "error",
+    "truncated",
+    "skipped",
+    "timeout",
+];
 
 /// Failures of Harbor's REST API as the robot account sees them.
 pub const HARBOR_API_ERRORS: &[&str] = &[

@@ -43,6 +43,9 @@ pub enum UpstreamResult {
     Truncated,
     /// No upstream call: none to make, or the registry's breaker is open.
     Skipped,
+    /// The request's time budget ran out before the upstream's list came: the fetch goes on
+    /// in the background and fills the cache for the next request.
+    Timeout,
 }
 
 impl UpstreamResult {
@@ -55,6 +58,7 @@ impl UpstreamResult {
             Self::Error => "error",
             Self::Truncated => "truncated",
             Self::Skipped => "skipped",
+            Self::Timeout => "timeout",
         }
     }
 
@@ -81,6 +85,12 @@ impl UpstreamAnswer {
     #[must_use]
     pub fn skipped() -> Self {
         Self::without_list(UpstreamResult::Skipped, CacheResult::Bypass)
+    }
+
+    /// The request's time budget ran out first; nothing from the upstream is served.
+    #[must_use]
+    pub fn timed_out() -> Self {
+        Self::without_list(UpstreamResult::Timeout, CacheResult::Miss)
     }
 
     pub(super) fn served(list: Arc<CachedList>, cache: CacheResult) -> Self {

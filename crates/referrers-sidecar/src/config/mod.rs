@@ -268,6 +268,10 @@ impl UpstreamSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResponseSettings {
+    /// The whole time one referrers request may take: core's answer, Harbor's facts, the cache
+    /// and the upstream all spend from it (admission webhooks give up at about 10 s).
+    #[serde(with = "human_duration")]
+    pub deadline: Duration,
     /// Page size in bytes for requests without `n` (what clients accept as a manifest).
     pub max_bytes: usize,
     /// Largest `n` a client may ask for.
@@ -277,6 +281,7 @@ pub struct ResponseSettings {
 impl Default for ResponseSettings {
     fn default() -> Self {
         Self {
+            deadline: Duration::from_secs(8),
             max_bytes: 4 * 1024 * 1024,
             max_page_size: 1000,
         }

@@ -51,6 +51,7 @@ impl Settings {
                 true,
                 DAY,
             ),
+            ("response.deadline", self.response.deadline, false, MINUTE),
             ("cache.redis_timeout", cache.redis_timeout, false, MINUTE),
             ("cache.fresh_for", cache.fresh_for, true, 30 * DAY),
             (

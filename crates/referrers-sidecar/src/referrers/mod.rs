@@ -8,10 +8,11 @@ pub use answer::{Answer, PassThrough, RelayReason, Served};
 pub use request::{RawReferrersPath, ReferrersRequest};
 
 use actix_web::http::header::HeaderMap;
-use harbor_client::{CoreClient, CoreReferrers};
+use harbor_client::{CoreClient, CoreReferrers, HarborError};
 use oci_referrers::{
     Descriptor, PageLimit, RepositoryName, encode_page, filter_by_artifact_type, merge,
 };
+use tokio::time::{Instant, timeout_at};
 
 use crate::cache::UpstreamAnswer;
 use crate::harbor::{Decision, NotServed};
@@ -41,24 +42,29 @@ impl<'a> Referrers<'a> {
         Self { state, core }
     }
 
-    /// Decides and gathers the answer to `request`.
+    /// Decides and gathers the answer to `request`, within `response.deadline` from now:
+    /// core's answer, Harbor's facts, the cache and the upstream all spend from that one budget.
     pub async fn answer(&self, request: &ReferrersRequest, caller: Caller<'_>) -> Answer {
         // A project known not to be served: the request goes to core exactly as it came, and
         // Harbor is asked nothing else.
         if let Some(reason) = self.known_unserved(request.name.project()).await {
             return Answer::Forward(PassThrough::Project(reason));
         }
+        let deadline = Instant::now() + self.state.settings.response.deadline;
 
-        // Core authorizes the caller and lists the local referrers in one call.
-        let listed = self
-            .core
-            .local_referrers(
+        // Core authorizes the caller and lists the local referrers in one call; when the budget
+        // runs out first, the caller gets a 504 and nothing else is asked.
+        let listed = timeout_at(
+            deadline,
+            self.core.local_referrers(
                 &request.name,
                 &request.digest,
                 caller.headers,
                 caller.request_id,
-            )
-            .await;
+            ),
+        )
+        .await
+        .unwrap_or(Err(HarborError::Timeout));
         let (local, first) = match listed {
             Ok(CoreReferrers::Listed {
                 descriptors, first, ..
@@ -72,10 +78,20 @@ impl<'a> Referrers<'a> {
             }
         };
 
-        // Core said 200: only now may Harbor's facts about the project be read.
-        match self.served_project(request).await {
+        // Core said 200: only now may Harbor's facts about the project be read. A load of
+        // them that another request started is waited for within this request's budget only.
+        let served = timeout_at(deadline, self.served_project(request))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    project = request.name.project(),
+                    "the time budget ran out reading the project from Harbor; passing core's answer through"
+                );
+                Err(PassThrough::FactsUnavailable)
+            });
+        match served {
             Ok((registry_id, repository)) => Answer::Served(
-                self.serve(request, caller, local, registry_id, repository)
+                self.serve(request, caller, local, registry_id, repository, deadline)
                     .await,
             ),
             // Core's own answer: the one already read when it was asked exactly that.
@@ -127,7 +143,9 @@ impl<'a> Referrers<'a> {
     }
 
     /// Merges the upstream's referrers (from the cache when it has them) with the local ones,
-    /// then filters and pages the result.
+    /// then filters and pages the result. What is not there by `deadline` is left out: the
+    /// caller gets core's local referrers (and a stale list, which the cache serves at once)
+    /// rather than an answer after it gave up.
     async fn serve(
         &self,
         request: &ReferrersRequest,
@@ -135,51 +153,12 @@ impl<'a> Referrers<'a> {
         mut local: Vec<Descriptor>,
         registry_id: i64,
         repository: &str,
+        deadline: Instant,
     ) -> Served {
         let state = self.state;
-        let target = upstream::resolve(
-            &state.settings,
-            &state.facts,
-            self.core,
-            &state.metrics,
-            registry_id,
-            repository,
-        )
-        .await;
-        let library_local = async {
-            match &target {
-                Ok(target) if target.library_mapped => {
-                    self.library_referrers(request, repository, caller).await
-                }
-                _ => Vec::new(),
-            }
-        };
-        let upstream_answer = async {
-            match &target {
-                Ok(target) if !request.digest.is_zero() => {
-                    state
-                        .cache
-                        .upstream_referrers(target, registry_id, &request.digest)
-                        .await
-                }
-                Ok(_) => UpstreamAnswer::skipped(),
-                Err(reason) => {
-                    tracing::warn!(project = request.name.project(), registry_id, %reason, "no upstream call for this project");
-                    UpstreamAnswer::skipped()
-                }
-            }
-        };
-        let (library_local, upstream_answer) = futures_util::join!(library_local, upstream_answer);
-        if let Ok(target) = &target {
-            state
-                .metrics
-                .upstream_results
-                .with_label_values(&[
-                    target.registry.name.as_str(),
-                    upstream_answer.upstream.as_str(),
-                ])
-                .inc();
-        }
+        let (library_local, upstream_answer) = self
+            .upstream_part(request, caller, registry_id, repository, deadline)
+            .await;
         local.extend(library_local);
         // The cached list is served by reference: nothing is copied per request.
         let upstream = upstream_answer
@@ -200,6 +179,88 @@ impl<'a> Referrers<'a> {
             upstream: upstream_answer.upstream,
             cache: upstream_answer.cache,
         }
+    }
+
+    /// The upstream's list for the request (and, for Docker Hub's single-segment names, the
+    /// local referrers Harbor keeps under `library/`), as far as it comes by `deadline`. An
+    /// upstream fetch is a task of its own: when the request stops waiting, the fetch still
+    /// ends (within `upstream.timeout`) and fills the cache.
+    async fn upstream_part(
+        &self,
+        request: &ReferrersRequest,
+        caller: Caller<'_>,
+        registry_id: i64,
+        repository: &str,
+        deadline: Instant,
+    ) -> (Vec<Descriptor>, UpstreamAnswer) {
+        let state = self.state;
+        let project = request.name.project();
+        let resolved = timeout_at(
+            deadline,
+            upstream::resolve(
+                &state.settings,
+                &state.facts,
+                self.core,
+                &state.metrics,
+                registry_id,
+                repository,
+            ),
+        )
+        .await;
+        let target = match resolved {
+            Ok(Ok(target)) => target,
+            Ok(Err(reason)) => {
+                tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
+                return (Vec::new(), UpstreamAnswer::skipped());
+            }
+            Err(_) => {
+                tracing::warn!(
+                    project,
+                    registry_id,
+                    "the time budget ran out reading the registry from Harbor; serving the local referrers"
+                );
+                return (Vec::new(), UpstreamAnswer::timed_out());
+            }
+        };
+        let library_local = async {
+            if target.library_mapped {
+                self.library_referrers(request, repository, caller).await
+            } else {
+                Vec::new()
+            }
+        };
+        let upstream_answer = async {
+            if request.digest.is_zero() {
+                UpstreamAnswer::skipped()
+            } else {
+                state
+                    .cache
+                    .upstream_referrers(&target, registry_id, &request.digest)
+                    .await
+            }
+        };
+        let (library_local, upstream_answer) = timeout_at(
+            deadline,
+            futures_util::future::join(library_local, upstream_answer),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(
+                project,
+                registry = %target.registry.name,
+                "the time budget ran out before the upstream's referrers came; serving the local ones (the fetch goes on in the background)"
+            );
+            (Vec::new(), UpstreamAnswer::timed_out())
+        });
+        state
+            .metrics
+            .upstream_results
+            .with_label_values(&[
+                target.registry.name.as_str(),
+                upstream_answer.upstream.as_str(),
+            ])
+            .inc();
+        (library_local, upstream_answer)
     }
 
     /// Docker Hub's single-segment names are stored by Harbor under `<project>/library/<name>`:

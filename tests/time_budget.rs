@@ -1,0 +1,120 @@
+//! One time budget per referrers request (`response.deadline`): a core that does not answer
+//! within it gives 504 and no upstream call; an upstream that does not gives the local
+//! referrers at once, and its fetch goes on to fill the cache for the next request.
+
+use std::time::{Duration, Instant};
+
+use e2e::scripted_upstream::ScriptedUpstream;
+use e2e::users::ALICE;
+use e2e::wait::wait_for_metric;
+use e2e::world::{World, ask, referrers_path};
+use serde_json::{Value, json};
+
+/// The budget the tests give the sidecar.
+const BUDGET: Duration = Duration::from_secs(2);
+
+/// A generous bound on an answer that must come at the budget: a loaded machine may be slow,
+/// but without a budget these requests never end.
+const WELL_AFTER_BUDGET: Duration = Duration::from_secs(20);
+
+const SUBJECT: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000a1";
+
+fn local_referrer() -> Value {
+    json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "1".repeat(64)),
+        "size": 321,
+        "artifactType": "application/vnd.example.local+json",
+    })
+}
+
+#[tokio::test]
+async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit() {
+    let upstream = ScriptedUpstream::start(2);
+    upstream.hold();
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    world
+        .harbor
+        .set_local_referrers("hub-proxy/team/app", SUBJECT, vec![local_referrer()]);
+    let sidecar = world.sidecar_with(|c| c.deadline(BUDGET));
+    let path = referrers_path("hub-proxy/team/app", SUBJECT);
+
+    let started = Instant::now();
+    let first = ask(&sidecar, &path).await;
+    assert!(
+        started.elapsed() < WELL_AFTER_BUDGET,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (first.status, first.cache.as_str(), first.upstream.as_str()),
+        (200, "miss", "timeout")
+    );
+    assert_eq!(
+        first.digests,
+        [local_referrer()["digest"].as_str().unwrap()]
+    );
+    assert_eq!(upstream.referrers_requests(), 1, "the fetch is under way");
+
+    // The fetch outlives the request that started it, and fills the cache.
+    upstream.release();
+    wait_for_metric(
+        &sidecar,
+        "harbor_referrers_cache_stores_total{tier=\"memory\"}",
+        1.0,
+    )
+    .await;
+    let second = ask(&sidecar, &path).await;
+    assert_eq!(
+        (
+            second.status,
+            second.cache.as_str(),
+            second.upstream.as_str()
+        ),
+        (200, "hit", "api")
+    );
+    assert_eq!(
+        second.digests.len(),
+        3,
+        "two upstream referrers and the local one"
+    );
+    assert_eq!(
+        upstream.referrers_requests(),
+        2,
+        "two pages, each asked once"
+    );
+    let timeouts = sidecar
+        .metric("harbor_referrers_upstream_results_total{registry=\"scripted\",result=\"timeout\"}")
+        .await;
+    assert!(
+        (timeouts - 1.0).abs() < f64::EPSILON,
+        "counted for the registry: {timeouts}"
+    );
+}
+
+#[tokio::test]
+async fn a_core_slower_than_the_budget_gives_504_and_no_upstream_call() {
+    let upstream = ScriptedUpstream::start(1);
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    world.harbor.hold_referrers();
+    // Core's own timeout is far longer: the request's budget is what ends the wait.
+    let sidecar =
+        world.sidecar_with(|c| c.deadline(BUDGET).harbor_timeout(Duration::from_secs(120)));
+    let path = referrers_path("hub-proxy/team/app", SUBJECT);
+
+    let started = Instant::now();
+    let response = sidecar.get_as(&path, ALICE).await;
+    assert!(
+        started.elapsed() < WELL_AFTER_BUDGET,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
+    assert_eq!(
+        upstream.requests(),
+        0,
+        "never an upstream call without core's 200"
+    );
+}
