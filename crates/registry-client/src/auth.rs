@@ -5,7 +5,7 @@
 //!
 //! REF: <https://distribution.github.io/distribution/spec/auth/token/>
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -19,7 +19,7 @@ use url::Url;
 use crate::challenge::{Challenge, parse_challenge};
 use crate::error::{AuthError, LimitKind, UpstreamError, redacted_url};
 use crate::guard::check_realm;
-use crate::rate_limit::retry_after;
+use crate::rate_limit::rate_limit;
 use crate::registry::{Credentials, Registry};
 use crate::state::{MAX_ENTRIES, RegistryKey};
 use crate::transport::{Call, Transport};
@@ -189,10 +189,8 @@ impl Auth {
         let started = Instant::now();
         let answer = transport.send(call, Method::GET, url, headers).await?;
         let status = answer.status();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(UpstreamError::RateLimited {
-                retry_after: retry_after(answer.headers(), SystemTime::now()),
-            });
+        if let Some(limited) = rate_limit(status, answer.headers()) {
+            return Err(limited);
         }
         if status.is_server_error() {
             return Err(AuthError::TokenEndpoint {
@@ -231,13 +229,13 @@ async fn ping(transport: &Transport, call: Call<'_>, url: Url) -> Result<Challen
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let answer = transport.send(call, Method::GET, url, headers).await?;
+    if let Some(limited) = rate_limit(answer.status(), answer.headers()) {
+        return Err(limited);
+    }
     match answer.status().as_u16() {
         401 => Ok(parse_challenge(answer.headers())
             .map_err(AuthError::Challenge)?
             .unwrap_or(Challenge::Anonymous)),
-        429 => Err(UpstreamError::RateLimited {
-            retry_after: retry_after(answer.headers(), SystemTime::now()),
-        }),
         status if status >= 500 => Err(UpstreamError::Api { status }),
         // 200, and registries whose /v2/ answers oddly: try without credentials, and
         // let a 401 on the real request bring the challenge.

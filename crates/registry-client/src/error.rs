@@ -129,7 +129,7 @@ pub enum UpstreamError {
         /// The cap in bytes.
         limit: usize,
     },
-    /// `429 Too Many Requests`.
+    /// `429 Too Many Requests`, or a `503` with a `Retry-After`.
     #[error("upstream rate limit (retry after {retry_after:?})")]
     RateLimited {
         /// From `Retry-After`, when the upstream sent one that could be read.

@@ -1,10 +1,13 @@
-//! `Retry-After` of a `429`: delay-seconds or an HTTP date.
+//! Rate limits: a `429`, or a `503` with a `Retry-After` (delay-seconds or an HTTP date).
 //!
 //! REF: <https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3>
 
 use std::time::{Duration, SystemTime};
 
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::error::UpstreamError;
 
 /// Longest wait believed: the header is the upstream's word, and a wait added to a clock
 /// must never overflow it.
@@ -25,6 +28,20 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         date.duration_since(now).unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The rate limit an answer says, if it says one: every `429`, and a `503` that names when to
+/// come back (a registry shedding load); a `503` without a readable `Retry-After` is a failure.
+#[must_use]
+pub(crate) fn rate_limit(status: StatusCode, headers: &HeaderMap) -> Option<UpstreamError> {
+    let retry_after = retry_after(headers, SystemTime::now());
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Some(UpstreamError::RateLimited { retry_after }),
+        StatusCode::SERVICE_UNAVAILABLE if retry_after.is_some() => {
+            Some(UpstreamError::RateLimited { retry_after })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +77,26 @@ mod tests {
         assert_eq!(retry_after(&headers("1.5"), now), None);
         assert_eq!(retry_after(&headers("+5"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn a_429_and_a_503_naming_a_wait_are_rate_limits() {
+        let limited = |status: u16, headers: &HeaderMap| {
+            rate_limit(StatusCode::from_u16(status).unwrap(), headers)
+        };
+        assert_eq!(
+            limited(429, &HeaderMap::new()),
+            Some(UpstreamError::RateLimited { retry_after: None })
+        );
+        assert_eq!(
+            limited(503, &headers("30")),
+            Some(UpstreamError::RateLimited {
+                retry_after: Some(Duration::from_secs(30))
+            })
+        );
+        assert_eq!(limited(503, &HeaderMap::new()), None);
+        assert_eq!(limited(503, &headers("soon")), None);
+        assert_eq!(limited(500, &headers("30")), None);
     }
 
     #[test]

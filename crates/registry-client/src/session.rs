@@ -3,7 +3,6 @@
 //! mapping of unexpected statuses to typed errors.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use oci_referrers::RepositoryName;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
@@ -16,7 +15,7 @@ use crate::challenge::{Challenge, parse_challenge};
 use crate::config::ClientConfig;
 use crate::error::{AuthError, UpstreamError};
 use crate::observer::RequestKind;
-use crate::rate_limit::retry_after;
+use crate::rate_limit::rate_limit;
 use crate::registry::Registry;
 use crate::state::RegistryKey;
 use crate::transport::{Answer, Call, Transport};
@@ -142,14 +141,14 @@ impl Session<'_> {
 
 /// The typed error for a status that is neither success nor an expected "absent".
 pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, step: Step) -> UpstreamError {
+    if let Some(limited) = rate_limit(status, headers) {
+        return limited;
+    }
     match status.as_u16() {
         401 | 403 => AuthError::Denied {
             status: status.as_u16(),
         }
         .into(),
-        429 => UpstreamError::RateLimited {
-            retry_after: retry_after(headers, SystemTime::now()),
-        },
         status => match step {
             Step::Api => UpstreamError::Api { status },
             Step::Fallback => UpstreamError::Fallback { status },
