@@ -90,6 +90,18 @@ impl Breaker {
         *self.lock() = State::Closed { failures: 0 };
     }
 
+    /// An answer that says nothing about the registry's health, such as a rate limit: a
+    /// closed breaker keeps its count (it is no success), and a probe that got it does not
+    /// close the breaker, which opens again for a cool-down.
+    pub fn record_inconclusive(&self, now: Instant) {
+        let mut state = self.lock();
+        if matches!(*state, State::HalfOpen { .. }) {
+            *state = State::Open {
+                until: now + self.cooldown,
+            };
+        }
+    }
+
     /// Returns true when this failure opened the breaker.
     pub fn record_failure(&self, now: Instant) -> bool {
         let mut state = self.lock();
@@ -189,6 +201,25 @@ mod tests {
         assert!(!breaker.allow(probe + COOLDOWN - Duration::from_millis(1)));
         assert!(breaker.allow(probe + COOLDOWN), "the next probe");
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn an_inconclusive_answer_neither_resets_the_count_nor_closes_a_probe() {
+        let breaker = Breaker::new(2, COOLDOWN);
+        let now = Instant::now();
+        breaker.record_failure(now);
+        breaker.record_inconclusive(now);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert!(
+            breaker.record_failure(now),
+            "the count was kept: this is the second"
+        );
+        let probe = now + COOLDOWN;
+        assert!(breaker.allow(probe));
+        breaker.record_inconclusive(probe);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert!(!breaker.allow(probe + COOLDOWN - Duration::from_millis(1)));
+        assert!(breaker.allow(probe + COOLDOWN), "the next probe");
     }
 
     #[test]

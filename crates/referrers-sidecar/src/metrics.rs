@@ -26,6 +26,7 @@ pub const UPSTREAM_RESULTS: &[&str] = &[
     "truncated",
     "skipped",
     "timeout",
+    "rate_limited",
 ];
 
 /// Failures of Harbor's REST API as the robot account sees them.
@@ -43,7 +44,13 @@ pub const HARBOR_API_ERRORS: &[&str] = &[
 pub const CACHE_TIERS: &[&str] = &["memory", "redis"];
 pub const CACHE_RESULTS: &[&str] = &["hit", "stale", "miss", "bypass"];
 /// Outcomes of a background refresh of a stale entry.
-pub const REFRESH_OUTCOMES: &[&str] = &["refreshed", "failed", "truncated", "skipped"];
+pub const REFRESH_OUTCOMES: &[&str] = &[
+    "refreshed",
+    "failed",
+    "truncated",
+    "skipped",
+    "rate_limited",
+];
 /// What became of a cross-replica lock attempt.
 pub const LOCK_RESULTS: &[&str] = &["won", "lost"];
 
@@ -63,6 +70,9 @@ pub struct Metrics {
     pub upstream_requests: IntCounterVec,
     /// `harbor_referrers_upstream_results_total{registry,result}`: per served answer.
     pub upstream_results: IntCounterVec,
+    /// `harbor_referrers_upstream_rate_limited_total{registry}`: rate limits (`429`, or `503`
+    /// with `Retry-After`) from a registry, each starting or lengthening its rest.
+    pub upstream_rate_limited: IntCounterVec,
     /// `harbor_referrers_upstream_fetch_duration_seconds{registry}`: a whole upstream listing.
     pub upstream_fetch_duration: HistogramVec,
     /// `harbor_referrers_descriptors_served`: descriptors in each served page.
@@ -155,6 +165,11 @@ impl Metrics {
                 "upstream_results_total",
                 "What the upstream contributed to served answers, by registry.",
                 &["registry", "result"],
+            )?,
+            upstream_rate_limited: counter(
+                "upstream_rate_limited_total",
+                "Rate limits (429, or 503 with Retry-After) from upstream registries, each starting a rest without calls, by registry.",
+                &["registry"],
             )?,
             upstream_fetch_duration: histogram(
                 "upstream_fetch_duration_seconds",
@@ -274,6 +289,7 @@ impl Metrics {
             }
         }
         self.upstream_fetch_duration.with_label_values(&[name]);
+        self.upstream_rate_limited.with_label_values(&[name]);
         self.breaker_state.with_label_values(&[name]);
     }
 

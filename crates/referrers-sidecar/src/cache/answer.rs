@@ -46,6 +46,8 @@ pub enum UpstreamResult {
     /// The request's time budget ran out before the upstream's list came: the fetch goes on
     /// in the background and fills the cache for the next request.
     Timeout,
+    /// The registry rate-limited us and rests: no upstream call; a stale list if cached.
+    RateLimited,
 }
 
 impl UpstreamResult {
@@ -59,6 +61,7 @@ impl UpstreamResult {
             Self::Truncated => "truncated",
             Self::Skipped => "skipped",
             Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
         }
     }
 

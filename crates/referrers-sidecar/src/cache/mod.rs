@@ -20,7 +20,7 @@ use oci_referrers::Digest;
 use crate::clock::Clock;
 use crate::config::{CacheBackend, CacheSettings};
 use crate::metrics::Metrics;
-use crate::upstream::{Fetch, Upstream, UpstreamTarget};
+use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 pub use answer::{CacheResult, UpstreamAnswer, UpstreamResult};
 use entry::{CachedList, cache_key};
 use memory::MemoryTier;
@@ -82,6 +82,8 @@ enum Fetched {
     Failed,
     /// The registry's breaker is open.
     Skipped,
+    /// The registry rests after a rate limit.
+    RateLimited,
 }
 
 pub struct ReferrersCache {
@@ -139,6 +141,14 @@ impl ReferrersCache {
                 return UpstreamAnswer::served(list, CacheResult::Hit);
             }
             self.count_lookup(tier, CacheResult::Stale);
+            // A resting registry gets no refresh; the answer says why its list is stale.
+            if self.upstream.admits(&target.registry.name) == Admission::Resting {
+                return UpstreamAnswer {
+                    list: Some(list),
+                    upstream: UpstreamResult::RateLimited,
+                    cache: CacheResult::Stale,
+                };
+            }
             self.refresh_in_background(key, target, digest, &list);
             return UpstreamAnswer::served(list, CacheResult::Stale);
         }
@@ -163,6 +173,9 @@ impl ReferrersCache {
             },
             Some(Fetched::Skipped) => {
                 UpstreamAnswer::without_list(UpstreamResult::Skipped, CacheResult::Miss)
+            }
+            Some(Fetched::RateLimited) => {
+                UpstreamAnswer::without_list(UpstreamResult::RateLimited, CacheResult::Miss)
             }
             Some(Fetched::Failed) | None => {
                 UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
@@ -238,6 +251,7 @@ impl ReferrersCache {
                 Some(Fetched::Complete(_)) => "refreshed",
                 Some(Fetched::Truncated(_)) => "truncated",
                 Some(Fetched::Skipped) => "skipped",
+                Some(Fetched::RateLimited) => "rate_limited",
                 Some(Fetched::Failed) | None => "failed",
             };
             this.metrics
@@ -261,9 +275,11 @@ impl ReferrersCache {
         {
             return Fetched::Complete(list);
         }
-        // Checked before the lock: an open breaker costs the shared tier nothing either.
-        if !self.upstream.admits(&target.registry.name) {
-            return Fetched::Skipped;
+        // Checked before the lock: an open breaker or a rest costs the shared tier nothing.
+        match self.upstream.admits(&target.registry.name) {
+            Admission::Admitted => {}
+            Admission::BreakerOpen => return Fetched::Skipped,
+            Admission::Resting => return Fetched::RateLimited,
         }
         let lock = match &self.shared {
             Some(shared) => shared.lock(&key, self.config.lock_ttl).await,
@@ -289,6 +305,7 @@ impl ReferrersCache {
             }
             Fetch::Failed => Fetched::Failed,
             Fetch::Skipped => Fetched::Skipped,
+            Fetch::RateLimited => Fetched::RateLimited,
         };
         if let (Lock::Won(token), Some(shared)) = (&lock, &self.shared) {
             shared.unlock(&key, token).await;

@@ -44,12 +44,15 @@ enum Answer {
     /// A list cut short by a cap.
     Truncated(usize),
     Failing,
+    /// A rate limit: the registry rests from then on.
+    RateLimited,
 }
 
 struct StubUpstream {
     answer: Mutex<Answer>,
     fetches: AtomicUsize,
     breaker_open: AtomicBool,
+    resting: AtomicBool,
     /// Each fetch takes a permit: none until the test opens the gate, when gated.
     gate: Semaphore,
 }
@@ -68,6 +71,7 @@ impl StubUpstream {
             answer: Mutex::new(answer),
             fetches: AtomicUsize::new(0),
             breaker_open: AtomicBool::new(false),
+            resting: AtomicBool::new(false),
             gate: Semaphore::new(permits),
         })
     }
@@ -82,8 +86,14 @@ impl StubUpstream {
 }
 
 impl Upstream for StubUpstream {
-    fn admits(&self, _registry: &str) -> bool {
-        !self.breaker_open.load(Ordering::SeqCst)
+    fn admits(&self, _registry: &str) -> Admission {
+        if self.resting.load(Ordering::SeqCst) {
+            Admission::Resting
+        } else if self.breaker_open.load(Ordering::SeqCst) {
+            Admission::BreakerOpen
+        } else {
+            Admission::Admitted
+        }
     }
 
     fn fetch<'a>(
@@ -103,6 +113,10 @@ impl Upstream for StubUpstream {
                 Answer::Referrers(n) => Fetch::Listed(listed(n, false)),
                 Answer::Truncated(n) => Fetch::Listed(listed(n, true)),
                 Answer::Failing => Fetch::Failed,
+                Answer::RateLimited => {
+                    self.resting.store(true, Ordering::SeqCst);
+                    Fetch::RateLimited
+                }
             }
         }
         .boxed()
@@ -332,6 +346,64 @@ async fn an_open_registry_breaker_skips_the_fetch_and_the_lock() {
     );
     assert_eq!(replica.upstream.fetches(), 0);
     assert_eq!(store.calls("try_lock"), 0);
+}
+
+#[tokio::test]
+async fn a_rate_limited_miss_serves_no_list_and_the_rest_costs_no_fetch_nor_lock() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::RateLimited),
+        &clock,
+    );
+    for _ in 0..3 {
+        let answer = replica.ask().await;
+        assert_eq!(
+            (answer.cache, answer.upstream, served(&answer)),
+            (CacheResult::Miss, UpstreamResult::RateLimited, 0)
+        );
+    }
+    assert_eq!(
+        replica.upstream.fetches(),
+        1,
+        "only the first asked the registry"
+    );
+    assert_eq!(store.calls("try_lock"), 1);
+    assert_eq!(store.value(&key()), None, "a rate limit is not cached");
+}
+
+#[tokio::test]
+async fn a_stale_entry_of_a_resting_registry_is_served_without_a_refresh() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(2)), &clock);
+    replica.ask().await;
+    replica.upstream.answer(Answer::RateLimited);
+    clock.advance(FRESH_FOR);
+
+    // The first stale answer starts a refresh, which the registry rate-limits.
+    let stale = replica.ask().await;
+    assert_eq!(
+        (stale.cache, stale.upstream, served(&stale)),
+        (CacheResult::Stale, UpstreamResult::Api, 2)
+    );
+    until("the rate-limited refresh", || {
+        replica.refreshes("rate_limited") == 1
+    })
+    .await;
+
+    // From then on the stale list is served as rate-limited, and nothing is fetched.
+    let resting = replica.ask().await;
+    assert_eq!(
+        (resting.cache, resting.upstream, served(&resting)),
+        (CacheResult::Stale, UpstreamResult::RateLimited, 2)
+    );
+    assert_eq!(replica.upstream.fetches(), 2);
+    assert_eq!(
+        replica.refreshes("rate_limited"),
+        1,
+        "no refresh while resting"
+    );
 }
 
 #[tokio::test]

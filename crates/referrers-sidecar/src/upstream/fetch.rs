@@ -1,5 +1,5 @@
-//! The upstream fetch: one registry's referrers listing behind that registry's breaker, timed,
-//! counted and logged.
+//! The upstream fetch: one registry's referrers listing behind that registry's breaker and
+//! rate-limit rest, timed, counted and logged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use oci_referrers::Digest;
-use registry_client::{RegistryClient, RequestKind, RequestObserver, UpstreamReferrers};
+use registry_client::{
+    RegistryClient, RequestKind, RequestObserver, UpstreamError, UpstreamReferrers,
+};
 
+use super::rest::Rests;
 use super::target::UpstreamTarget;
 use crate::breaker::Breaker;
 use crate::clock::Clock;
@@ -25,13 +28,27 @@ pub enum Fetch {
     Failed,
     /// The registry's breaker is open: no call was made.
     Skipped,
+    /// The registry rate-limited us, now or earlier: it rests, and no further call is made
+    /// until its rest ends.
+    RateLimited,
+}
+
+/// Whether a registry may be called now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Its breaker is open.
+    BreakerOpen,
+    /// It rests after a rate limit.
+    Resting,
 }
 
 /// Where the cache gets upstream lists from.
 pub trait Upstream: Send + Sync {
     /// Whether a fetch from `registry` would be let through now. Takes no probe: the cache
-    /// asks before taking the cross-replica lock, so an open breaker costs Redis nothing.
-    fn admits(&self, registry: &str) -> bool;
+    /// asks before taking the cross-replica lock, so an open breaker or a rest costs Redis
+    /// nothing.
+    fn admits(&self, registry: &str) -> Admission;
 
     /// The referrers of `digest` in `target`; `previous` is the list cached before, which lets
     /// a Docker Hub fallback tag that has not changed be confirmed without a `GET`.
@@ -43,10 +60,11 @@ pub trait Upstream: Send + Sync {
     ) -> BoxFuture<'a, Fetch>;
 }
 
-/// The registry client behind one breaker per registry (by its label).
+/// The registry client behind one breaker and one rate-limit rest per registry (by its label).
 pub struct UpstreamFetcher {
     client: RegistryClient,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
+    rests: Rests,
     breaker_failures: u32,
     breaker_cooldown: Duration,
     clock: Arc<dyn Clock>,
@@ -64,6 +82,7 @@ impl UpstreamFetcher {
         Self {
             client,
             breakers: Mutex::new(HashMap::new()),
+            rests: Rests::default(),
             breaker_failures: settings.breaker_failures,
             breaker_cooldown: settings.breaker_cooldown,
             clock,
@@ -78,6 +97,9 @@ impl UpstreamFetcher {
         previous: Option<UpstreamReferrers>,
     ) -> Fetch {
         let name = target.registry.name.as_str();
+        if self.rests.is_resting(name, self.clock.instant()) {
+            return Fetch::RateLimited;
+        }
         let breaker = self.breaker(name);
         let allowed = breaker.allow(self.clock.instant());
         self.track(name, &breaker);
@@ -102,6 +124,23 @@ impl UpstreamFetcher {
             Ok(list) => {
                 breaker.record_success();
                 Fetch::Listed(list)
+            }
+            Err(UpstreamError::RateLimited { retry_after }) => {
+                let now = self.clock.instant();
+                breaker.record_inconclusive(now);
+                let rest = self.rests.start(name, now, retry_after);
+                self.metrics
+                    .upstream_rate_limited
+                    .with_label_values(&[name])
+                    .inc();
+                tracing::warn!(
+                    registry = name,
+                    repository = %target.repository,
+                    ?retry_after,
+                    ?rest,
+                    "upstream rate limit: no calls to this registry until the rest ends; serving cached or local referrers only"
+                );
+                Fetch::RateLimited
             }
             Err(error) => {
                 tracing::warn!(
@@ -146,11 +185,19 @@ impl UpstreamFetcher {
 }
 
 impl Upstream for UpstreamFetcher {
-    fn admits(&self, registry: &str) -> bool {
+    fn admits(&self, registry: &str) -> Admission {
+        let now = self.clock.instant();
+        if self.rests.is_resting(registry, now) {
+            return Admission::Resting;
+        }
         let breaker = self.breaker(registry);
-        let admits = breaker.would_allow(self.clock.instant());
+        let admits = breaker.would_allow(now);
         self.track(registry, &breaker);
-        admits
+        if admits {
+            Admission::Admitted
+        } else {
+            Admission::BreakerOpen
+        }
     }
 
     fn fetch<'a>(
@@ -181,6 +228,7 @@ mod tests {
     use super::*;
     use crate::breaker::BreakerState;
     use crate::clock::ManualClock;
+    use crate::metrics::{STATUS_CLASSES, UPSTREAM_KINDS};
     use registry_client::{Registry, RegistryKind};
 
     /// A registry on a port nothing listens on: every fetch is a refused connection, which
@@ -200,6 +248,150 @@ mod tests {
             repository: "library/nginx".into(),
             library_mapped: false,
         }
+    }
+
+    /// A registry answering every request with the status in `status`, with `Retry-After:
+    /// 120` on a 429.
+    async fn registry_answering(status: Arc<std::sync::atomic::AtomicU16>) -> UpstreamTarget {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let status = status.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let retry_after = if status == 429 {
+                        "Retry-After: 120\r\n"
+                    } else {
+                        ""
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\n{retry_after}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        UpstreamTarget {
+            registry: Registry {
+                name: "limited".into(),
+                base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
+                kind: RegistryKind::Distribution,
+                insecure: true,
+                credentials: None,
+            },
+            repository: "library/nginx".into(),
+            library_mapped: false,
+        }
+    }
+
+    fn fetcher(
+        settings: &UpstreamSettings,
+        clock: &Arc<ManualClock>,
+    ) -> (UpstreamFetcher, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new(&[]).unwrap());
+        let observer: Arc<dyn RequestObserver> =
+            Arc::new(UpstreamRequestMetrics(Arc::clone(&metrics)));
+        let client = RegistryClient::new(settings.client_config(Some(observer))).unwrap();
+        let fetcher = UpstreamFetcher::new(
+            client,
+            settings,
+            Arc::clone(clock) as Arc<dyn Clock>,
+            Arc::clone(&metrics),
+        );
+        (fetcher, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_rests_the_registry_until_retry_after_and_a_limited_probe_keeps_the_breaker_open()
+     {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        let settings = UpstreamSettings {
+            breaker_failures: 1,
+            breaker_cooldown: Duration::from_secs(30),
+            ..UpstreamSettings::default()
+        };
+        let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+        let (fetcher, metrics) = fetcher(&settings, &clock);
+        let status = Arc::new(AtomicU16::new(503));
+        let target = registry_answering(Arc::clone(&status)).await;
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let requests = || {
+            UPSTREAM_KINDS
+                .iter()
+                .flat_map(|kind| STATUS_CLASSES.iter().map(move |class| (kind, class)))
+                .map(|(kind, class)| {
+                    metrics
+                        .upstream_requests
+                        .with_label_values(&["limited", kind, class])
+                        .get()
+                })
+                .sum::<u64>()
+        };
+        let limited = || {
+            metrics
+                .upstream_rate_limited
+                .with_label_values(&["limited"])
+                .get()
+        };
+
+        // A 503 without Retry-After is a failure: the breaker opens.
+        assert!(matches!(
+            fetcher.fetch(&target, &digest, None).await,
+            Fetch::Failed
+        ));
+        assert_eq!(fetcher.breaker("limited").state(), BreakerState::Open);
+
+        // The probe after the cool-down is answered 429: the breaker stays open, and the
+        // registry rests for the 120 s it asked for.
+        clock.advance(settings.breaker_cooldown);
+        status.store(429, Ordering::SeqCst);
+        assert_eq!(fetcher.admits("limited"), Admission::Admitted);
+        assert!(matches!(
+            fetcher.fetch(&target, &digest, None).await,
+            Fetch::RateLimited
+        ));
+        assert_eq!(fetcher.breaker("limited").state(), BreakerState::Open);
+        assert_eq!(
+            metrics.breaker_state.with_label_values(&["limited"]).get(),
+            1
+        );
+        assert_eq!(limited(), 1);
+        let made = requests();
+
+        // Resting: no call, even once the breaker's cool-down is over.
+        clock.advance(settings.breaker_cooldown);
+        assert_eq!(fetcher.admits("limited"), Admission::Resting);
+        assert!(matches!(
+            fetcher.fetch(&target, &digest, None).await,
+            Fetch::RateLimited
+        ));
+        clock.advance(
+            Duration::from_secs(120) - settings.breaker_cooldown - Duration::from_millis(1),
+        );
+        assert_eq!(fetcher.admits("limited"), Admission::Resting);
+        assert_eq!(requests(), made, "no upstream call while resting");
+        assert_eq!(limited(), 1, "only an upstream answer counts");
+
+        // The rest is over: the next fetch is the breaker's probe, and calls the registry.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(fetcher.admits("limited"), Admission::Admitted);
+        status.store(503, Ordering::SeqCst);
+        assert!(matches!(
+            fetcher.fetch(&target, &digest, None).await,
+            Fetch::Failed
+        ));
+        assert!(requests() > made);
+        assert_eq!(fetcher.admits("another"), Admission::Admitted);
     }
 
     #[tokio::test]
@@ -231,7 +423,7 @@ mod tests {
         let gauge = || metrics.breaker_state.with_label_values(&["refusing"]).get();
 
         for _ in 0..2 {
-            assert!(fetcher.admits("refusing"));
+            assert_eq!(fetcher.admits("refusing"), Admission::Admitted);
             assert!(matches!(
                 fetcher.fetch(&target, &digest, None).await,
                 Fetch::Failed
@@ -243,7 +435,7 @@ mod tests {
         assert!(made >= 2, "each fetch reached the registry: {made}");
 
         // Open: no call at all.
-        assert!(!fetcher.admits("refusing"));
+        assert_eq!(fetcher.admits("refusing"), Admission::BreakerOpen);
         assert!(matches!(
             fetcher.fetch(&target, &digest, None).await,
             Fetch::Skipped
@@ -252,15 +444,15 @@ mod tests {
 
         // After the cool-down one probe goes; it fails, so the breaker opens again.
         clock.advance(settings.breaker_cooldown);
-        assert!(fetcher.admits("refusing"));
+        assert_eq!(fetcher.admits("refusing"), Admission::Admitted);
         assert!(matches!(
             fetcher.fetch(&target, &digest, None).await,
             Fetch::Failed
         ));
         assert!(requests() > made);
         assert_eq!(gauge(), 1);
-        assert!(!fetcher.admits("refusing"));
+        assert_eq!(fetcher.admits("refusing"), Admission::BreakerOpen);
         // Another registry has a breaker of its own.
-        assert!(fetcher.admits("another"));
+        assert_eq!(fetcher.admits("another"), Admission::Admitted);
     }
 }

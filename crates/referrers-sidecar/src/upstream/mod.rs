@@ -1,8 +1,10 @@
 //! The upstream side: from a proxy-cache project to the registry and repository to ask
-//! (`target`), and the fetch of a referrers list there behind that registry's breaker (`fetch`).
+//! (`target`), the fetch of a referrers list there behind that registry's breaker (`fetch`), and
+//! the rest a registry takes after it rate-limited us (`rest`).
 
 pub mod fetch;
+pub mod rest;
 pub mod target;
 
-pub use fetch::{Fetch, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
+pub use fetch::{Admission, Fetch, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
 pub use target::{UpstreamTarget, resolve};
