@@ -46,6 +46,13 @@ struct Harbor {
         serialize_with = "human_duration"
     )]
     timeout: Option<Duration>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "human_duration"
+    )]
+    connect_timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -199,6 +206,20 @@ impl SidecarConfig {
     #[must_use]
     pub fn harbor_timeout(mut self, timeout: Duration) -> Self {
         self.harbor.timeout = Some(timeout);
+        self
+    }
+
+    /// `harbor.connect_timeout`.
+    #[must_use]
+    pub fn harbor_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.harbor.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// `harbor.max_connections`.
+    #[must_use]
+    pub fn harbor_max_connections(mut self, connections: usize) -> Self {
+        self.harbor.max_connections = Some(connections);
         self
     }
 

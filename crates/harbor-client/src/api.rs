@@ -222,7 +222,7 @@ impl CoreClient {
         if resource_name {
             request = request.insert_header(("X-Is-Resource-Name", "true"));
         }
-        let mut response = self
+        let (mut response, _slot) = self
             .connections
             .send(request.send(), std::future::ready(()))
             .await

@@ -7,6 +7,8 @@ pub enum HarborError {
     Unreachable(String),
     #[error("Harbor core did not answer in time")]
     Timeout,
+    #[error("no connection to Harbor core free or made in time")]
+    NoConnection,
     #[error(
         "Harbor API refused the sidecar's credentials ({0}): check the robot account, it may have expired"
     )]
@@ -28,6 +30,7 @@ impl HarborError {
         match self {
             Self::Unreachable(_) => "unreachable",
             Self::Timeout => "timeout",
+            Self::NoConnection => "no_connection",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::Status { .. } => "status",
@@ -37,10 +40,10 @@ impl HarborError {
     }
 
     pub(crate) fn from_send(error: &crate::transport::SendError) -> Self {
-        if error.is_timeout() {
-            Self::Timeout
-        } else {
-            Self::Unreachable(error.to_string())
+        match error {
+            crate::transport::SendError::NoConnection(_) => Self::NoConnection,
+            _ if error.is_timeout() => Self::Timeout,
+            _ => Self::Unreachable(error.to_string()),
         }
     }
 }

@@ -11,5 +11,6 @@ pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
 pub use transport::{
-    CoreConnections, CoreTransport, SendError, TransportError, copy_end_to_end_headers, signal_end,
+    CoreConnections, CoreTransport, SendError, Slot, TransportError, copy_end_to_end_headers,
+    signal_end,
 };

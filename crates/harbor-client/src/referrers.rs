@@ -140,7 +140,7 @@ impl CoreClient {
             }
         }
         request = request.insert_header(("x-request-id", request_id));
-        let mut response = self
+        let (mut response, _slot) = self
             .connections
             .send(request.send(), std::future::ready(()))
             .await

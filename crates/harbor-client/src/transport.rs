@@ -15,7 +15,7 @@ use awc::http::header::{self, HeaderMap, HeaderName};
 use awc::{ClientRequest, ClientResponse, SendClientRequest};
 use futures_util::Stream;
 use tls_config::CaBundleError;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// What a connection to core needs; cheap to clone into every worker.
 #[derive(Debug, Clone)]
@@ -52,16 +52,20 @@ impl CoreTransport {
         })
     }
 
-    /// The connections of one worker to core. Nothing bounds the whole exchange: core's head
-    /// must come within `head_timeout` of the request's end, its body may take as long as it
-    /// flows (long pulls and pushes are legitimate).
+    /// The connections of one worker to core: at most `size`, idle ones kept for reuse. A
+    /// request waits at most the connect timeout for one of them (then [`SendError::NoConnection`]).
+    /// Nothing bounds the whole exchange: core's head must come within `head_timeout` of the
+    /// request's end, its body may take as long as it flows (long pulls and pushes are
+    /// legitimate).
     #[must_use]
-    pub fn connections(&self, head_timeout: Duration) -> CoreConnections {
+    pub fn connections(&self, size: usize, head_timeout: Duration) -> CoreConnections {
+        let size = size.max(1);
         // The HTTP version first: it resets the TLS configuration to awc's default.
         let connector = awc::Connector::new()
             .max_http_version(awc::http::Version::HTTP_11)
             .rustls_0_23(Arc::clone(&self.tls))
-            .timeout(self.connect_timeout);
+            .timeout(self.connect_timeout)
+            .limit(size);
         let client = awc::Client::builder()
             .connector(connector)
             .disable_redirects()
@@ -70,6 +74,10 @@ impl CoreTransport {
             .finish();
         CoreConnections {
             client,
+            // awc's own pool waits without bound for a free connection; this one, as large,
+            // is where a request waits instead, for at most the connect timeout.
+            slots: Arc::new(Semaphore::new(size)),
+            connect_timeout: self.connect_timeout,
             head_timeout,
         }
     }
@@ -79,30 +87,61 @@ impl CoreTransport {
 #[derive(Clone)]
 pub struct CoreConnections {
     client: awc::Client,
+    slots: Arc<Semaphore>,
+    connect_timeout: Duration,
     head_timeout: Duration,
 }
 
 /// A request to core that got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// Every connection of the pool stayed busy, or a new one could not be made, for the
+    /// connect timeout.
+    #[error("no connection to Harbor core within {0:?}")]
+    NoConnection(Duration),
     #[error("Harbor core sent no response head within {0:?}")]
     HeadTimeout(Duration),
     #[error("cannot send to Harbor core: {0}")]
-    Failed(#[from] SendRequestError),
+    Failed(SendRequestError),
 }
 
 impl SendError {
-    /// Whether the time ran out (connecting, or waiting for the head), as opposed to core
-    /// being unreachable.
+    /// Whether core took too long to answer, as opposed to being unreachable or out of
+    /// connections.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            Self::HeadTimeout(_)
-                | Self::Failed(
-                    SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)
-                )
+            Self::HeadTimeout(_) | Self::Failed(SendRequestError::Timeout)
         )
+    }
+}
+
+/// A connection of the pool, held until dropped: while a response's body is read from core.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// `body`, holding this connection until it is dropped.
+    pub fn hold<S>(self, body: S) -> Held<S> {
+        Held { body, _slot: self }
+    }
+}
+
+/// See [`Slot::hold`].
+pub struct Held<S> {
+    // Dropped first: awc puts the connection back before the slot is freed.
+    body: S,
+    _slot: Slot,
+}
+
+impl<S: Stream + Unpin> Stream for Held<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.body).poll_next(cx)
     }
 }
 
@@ -113,19 +152,30 @@ impl CoreConnections {
         self.client.request(method, url)
     }
 
-    /// Waits for core's head: `sent` is awc's send of the request, `body_sent` resolves once
-    /// the request's body has been sent (at once when there is none), and starts the clock.
+    /// Takes a connection and waits for core's head: `sent` is awc's send of the request,
+    /// `body_sent` resolves once the request's body has been sent (at once when there is
+    /// none), and starts the head's clock. The [`Slot`] must live as long as the body is read.
     pub async fn send(
         &self,
         sent: SendClientRequest,
         body_sent: impl Future<Output = ()>,
-    ) -> Result<ClientResponse, SendError> {
+    ) -> Result<(ClientResponse, Slot), SendError> {
+        let no_connection = || SendError::NoConnection(self.connect_timeout);
+        // The semaphore is never closed: an error is the wait running out.
+        let acquire = Arc::clone(&self.slots).acquire_owned();
+        let Ok(Ok(slot)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
+            return Err(no_connection());
+        };
         let deadline = async {
             body_sent.await;
             tokio::time::sleep(self.head_timeout).await;
         };
         tokio::select! {
-            response = sent => Ok(response?),
+            response = sent => match response {
+                Ok(response) => Ok((response, Slot { _permit: slot })),
+                Err(SendRequestError::Connect(ConnectError::Timeout)) => Err(no_connection()),
+                Err(error) => Err(SendError::Failed(error)),
+            },
             () = deadline => Err(SendError::HeadTimeout(self.head_timeout)),
         }
     }
@@ -242,7 +292,7 @@ mod tests {
     fn only_timeouts_are_timeouts() {
         assert!(SendError::HeadTimeout(Duration::from_secs(1)).is_timeout());
         assert!(SendError::Failed(SendRequestError::Timeout).is_timeout());
-        assert!(SendError::Failed(SendRequestError::Connect(ConnectError::Timeout)).is_timeout());
+        assert!(!SendError::NoConnection(Duration::from_secs(1)).is_timeout());
         assert!(
             !SendError::Failed(SendRequestError::Connect(ConnectError::Disconnected)).is_timeout()
         );

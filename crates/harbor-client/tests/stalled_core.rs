@@ -38,7 +38,7 @@ fn stalling_core(content_type: &'static str) -> u16 {
 fn client(port: u16, timeout: Duration) -> CoreClient {
     let transport = CoreTransport::new(None, Duration::from_secs(2)).expect("transport");
     let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
-    CoreClient::new(transport.connections(timeout), base, timeout, None)
+    CoreClient::new(transport.connections(1, timeout), base, timeout, None)
 }
 
 /// Generous: the calls below have a 300 ms timeout; without one they never end.

@@ -25,6 +25,10 @@ pub enum ApiError {
     CoreUnreachable,
     #[error("Harbor core did not answer in time")]
     CoreTimeout,
+    /// Every connection to core stayed busy for `harbor.connect_timeout`: the caller may retry
+    /// in a second rather than queue without bound.
+    #[error("Harbor core is busy, retry shortly")]
+    CoreBusy,
 }
 
 impl ApiError {
@@ -36,7 +40,7 @@ impl ApiError {
             Self::DigestInvalid(_) => "DIGEST_INVALID",
             Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
             Self::QueryInvalid(_) => "UNSUPPORTED",
-            Self::CoreUnreachable | Self::CoreTimeout => "UNAVAILABLE",
+            Self::CoreUnreachable | Self::CoreTimeout | Self::CoreBusy => "UNAVAILABLE",
         }
     }
 }
@@ -45,6 +49,7 @@ impl From<HarborError> for ApiError {
     fn from(error: HarborError) -> Self {
         match error {
             HarborError::Timeout => Self::CoreTimeout,
+            HarborError::NoConnection => Self::CoreBusy,
             _ => Self::CoreUnreachable,
         }
     }
@@ -53,10 +58,10 @@ impl From<HarborError> for ApiError {
 /// A request passed through that core did not take.
 impl From<&SendError> for ApiError {
     fn from(error: &SendError) -> Self {
-        if error.is_timeout() {
-            Self::CoreTimeout
-        } else {
-            Self::CoreUnreachable
+        match error {
+            SendError::NoConnection(_) => Self::CoreBusy,
+            _ if error.is_timeout() => Self::CoreTimeout,
+            _ => Self::CoreUnreachable,
         }
     }
 }
@@ -81,6 +86,7 @@ impl ResponseError for ApiError {
             | Self::QueryInvalid(_) => StatusCode::BAD_REQUEST,
             Self::CoreUnreachable => StatusCode::BAD_GATEWAY,
             Self::CoreTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::CoreBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,8 +97,11 @@ impl ResponseError for ApiError {
                 message: self.to_string(),
             }],
         };
-        HttpResponse::build(self.status_code())
-            .insert_header(API_VERSION_HEADER)
-            .json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header(API_VERSION_HEADER);
+        if matches!(self, Self::CoreBusy) {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
     }
 }

@@ -97,8 +97,16 @@ impl Application {
             metrics: Arc::clone(&metrics),
         });
         let core_timeout = state.settings.harbor.timeout;
+        // actix's own default: one worker per CPU the process may run on.
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let per_worker = state.settings.harbor.max_connections.div_ceil(workers);
+        tracing::info!(
+            workers,
+            core_connections_per_worker = per_worker,
+            "connections to Harbor core pooled per worker"
+        );
         let version_probe = CoreClient::new(
-            transport.connections(core_timeout),
+            transport.connections(1, core_timeout),
             core_url.clone(),
             core_timeout,
             core_credentials.clone(),
@@ -106,7 +114,7 @@ impl Application {
 
         let server = HttpServer::new(move || {
             // Pass-through and the calls to core's API and referrers share one pool per worker.
-            let connections = transport.connections(core_timeout);
+            let connections = transport.connections(per_worker, core_timeout);
             let forwarder = Forwarder::new(connections.clone(), &core_url);
             let core = CoreClient::new(
                 connections,
@@ -125,6 +133,7 @@ impl Application {
                 .route("/readyz", web::get().to(routes::health::readyz))
                 .default_service(web::to(routes::dispatch))
         })
+        .workers(workers)
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         // Longer than the front proxy's idle time for upstream connections (ingress-nginx keeps
         // them 60 s): a proxy must never reuse a connection the sidecar has just closed, or a

@@ -77,6 +77,9 @@ pub struct HarborSettings {
     pub timeout: Duration,
     #[serde(with = "human_duration")]
     pub connect_timeout: Duration,
+    /// Connections to core kept by the whole process (split evenly across workers), in use and
+    /// idle together.
+    pub max_connections: usize,
     #[serde(with = "human_duration")]
     pub project_info_ttl: Duration,
 }
@@ -94,6 +97,7 @@ impl Default for HarborSettings {
             password_file: Some(PathBuf::from(DEFAULT_HARBOR_PASSWORD_FILE)),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
+            max_connections: 256,
             project_info_ttl: Duration::from_secs(30),
         }
     }

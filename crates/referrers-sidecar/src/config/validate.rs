@@ -139,6 +139,12 @@ impl HarborSettings {
                 "must not carry a query or fragment",
             ));
         }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "harbor.max_connections",
+                "must be at least 1",
+            ));
+        }
         Ok(())
     }
 }

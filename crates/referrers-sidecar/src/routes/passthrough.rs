@@ -7,7 +7,7 @@ use actix_web::body::{BodyStream, BoxBody, MessageBody, None as NoBody, SizedStr
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use harbor_client::CoreConnections;
+use harbor_client::{CoreConnections, Slot};
 use url::Url;
 
 use crate::error::ApiError;
@@ -54,8 +54,8 @@ impl Forwarder {
                 outgoing.send_body(NoBody::new())
             }
         };
-        let response = match self.connections.send(sent, body_sent).await {
-            Ok(response) => response,
+        let (response, slot) = match self.connections.send(sent, body_sent).await {
+            Ok(answer) => answer,
             Err(error) => {
                 metrics.passthrough.with_label_values(&["error"]).inc();
                 tracing::warn!(error = %error, "cannot forward to Harbor core");
@@ -66,7 +66,7 @@ impl Forwarder {
             .passthrough
             .with_label_values(&[status_class(response.status().as_u16())])
             .inc();
-        relay(request.method(), response)
+        relay(request.method(), response, slot)
     }
 }
 
@@ -108,7 +108,8 @@ fn copy_end_to_end_headers(from: &HeaderMap, to: &mut HeaderMap, is_request: boo
 }
 
 /// Core's answer, status and end-to-end headers as they are, body streamed with its own length.
-fn relay<S>(method: &Method, response: awc::ClientResponse<S>) -> HttpResponse
+/// The connection `slot` stays taken while the body streams.
+fn relay<S>(method: &Method, response: awc::ClientResponse<S>, slot: Slot) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
         + Unpin
@@ -136,8 +137,8 @@ where
         )
         .boxed(),
         (true, None) => NoBody::new().boxed(),
-        (false, Some(length)) => SizedStream::new(length, response).boxed(),
-        (false, None) => BodyStream::new(response).boxed(),
+        (false, Some(length)) => SizedStream::new(length, slot.hold(response)).boxed(),
+        (false, None) => BodyStream::new(slot.hold(response)).boxed(),
     };
     builder.body(body)
 }
