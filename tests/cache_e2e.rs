@@ -192,22 +192,26 @@ async fn an_empty_list_expires_after_keep_empty_for() {
 }
 
 #[tokio::test]
-async fn an_oversize_list_is_served_and_not_stored() {
+async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let sidecar = world.sidecar_with(|c| c.max_entry_bytes(64));
     let path = world.subject_path("hub-proxy");
-    for _ in 0..2 {
-        let answer = ask(&sidecar, &path).await;
-        assert_eq!(
-            (answer.status, answer.cache.as_str(), answer.digests.len()),
-            (200, "miss", 3)
-        );
-    }
-    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 2);
+    let answer = ask(&sidecar, &path).await;
+    assert_eq!(
+        (answer.status, answer.cache.as_str(), answer.digests.len()),
+        (200, "miss", 3)
+    );
+    let again = ask(&sidecar, &path).await;
+    assert_eq!(
+        (again.status, again.cache.as_str(), again.upstream.as_str()),
+        (200, "miss", "too_large"),
+        "remembered as too large for keep_empty_for"
+    );
+    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 1);
     let metrics = sidecar.metrics().await;
     assert_eq!(
         e2e::metric(&metrics, "harbor_referrers_cache_oversize_total"),
-        2.0
+        1.0
     );
     assert_eq!(
         e2e::metric(
@@ -253,7 +257,7 @@ fn subject(i: u32) -> String {
 }
 
 #[tokio::test]
-async fn a_truncated_list_is_served_but_not_stored_as_whole() {
+async fn a_truncated_list_is_served_once_then_remembered_not_stored_as_whole() {
     let upstream = ScriptedUpstream::start(3);
     let world = World::hub_proxy_over("scripted", &upstream.url());
     let sidecar = world.sidecar_with(|c| c.max_pages(2));
@@ -270,7 +274,12 @@ async fn a_truncated_list_is_served_but_not_stored_as_whole() {
         ("miss", "truncated"),
         "not cached as whole"
     );
-    assert_eq!(upstream.referrers_requests(), 4);
+    assert!(again.digests.is_empty(), "local referrers only: {again:?}");
+    assert_eq!(
+        upstream.referrers_requests(),
+        2,
+        "remembered for keep_empty_for: not downloaded again"
+    );
 
     // Under the cap the same list is whole, and cached.
     let whole = ScriptedUpstream::start(3);

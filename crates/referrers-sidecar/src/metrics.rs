@@ -24,6 +24,8 @@ pub const UPSTREAM_RESULTS: &[&str] = &[
     "none",
     "error",
     "truncated",
+    "too_large",
+    "over_budget",
     "skipped",
     "timeout",
     "rate_limited",
@@ -48,6 +50,8 @@ pub const REFRESH_OUTCOMES: &[&str] = &[
     "refreshed",
     "failed",
     "truncated",
+    "too_large",
+    "over_budget",
     "skipped",
     "rate_limited",
 ];

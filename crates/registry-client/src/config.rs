@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::MemoryBudget;
 use crate::observer::RequestObserver;
 
 /// Settings of the upstream client. The service builds it from its `upstream.*` keys, which
@@ -19,6 +20,8 @@ pub struct ClientConfig {
     pub max_pages: usize,
     /// Largest referrers page or fallback index read, in bytes.
     pub max_page_bytes: usize,
+    /// Bytes of pages all listings may hold at once; shared with whoever holds a clone.
+    pub memory_budget: MemoryBudget,
     /// Requests in flight at once per registry.
     pub max_concurrent_per_registry: usize,
     /// How long "this registry has no referrers API for this repository" is remembered.
@@ -41,6 +44,7 @@ impl fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_pages", &self.max_pages)
             .field("max_page_bytes", &self.max_page_bytes)
+            .field("memory_budget", &self.memory_budget.limit())
             .field(
                 "max_concurrent_per_registry",
                 &self.max_concurrent_per_registry,
@@ -63,6 +67,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(3),
             max_pages: 100,
             max_page_bytes: 4 * 1024 * 1024,
+            memory_budget: MemoryBudget::new(64 * 1024 * 1024),
             max_concurrent_per_registry: 16,
             api_absent_ttl: Duration::from_secs(3600),
             allow_private_realms: false,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::budget::OverBudget;
+
 /// Why a [`crate::RegistryClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -129,6 +131,9 @@ pub enum UpstreamError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The process-wide upstream memory budget could not spare the bytes of a page.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     /// `429 Too Many Requests`, or a `503` with a `Retry-After`.
     #[error("upstream rate limit (retry after {retry_after:?})")]
     RateLimited {
@@ -161,6 +166,7 @@ impl UpstreamError {
             Self::Fallback { .. } => "fallback",
             Self::Decode { .. } => "decode",
             Self::Limit { .. } => "limit",
+            Self::OverBudget(_) => "budget",
             Self::RateLimited { .. } => "rate-limited",
             Self::Redirect { .. } => "redirect",
             Self::Config(_) => "config",
@@ -248,6 +254,7 @@ mod tests {
             UpstreamError::Api { status: 403 },
             UpstreamError::Fallback { status: 401 },
             UpstreamError::RateLimited { retry_after: None },
+            UpstreamError::OverBudget(OverBudget { limit: 1 }),
             UpstreamError::Auth(AuthError::TokenRefused { status: 401 }),
             UpstreamError::Limit {
                 kind: LimitKind::ReferrersPage,

@@ -4,7 +4,7 @@
 //!
 //! REF: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#referrers-tag-schema>
 
-use oci_referrers::{Digest, INDEX_MEDIA_TYPE, decode_index, fallback_tag};
+use oci_referrers::{Digest, INDEX_MEDIA_TYPE, fallback_tag};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use sha2::{Digest as _, Sha256};
@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{LimitKind, UpstreamError};
 use crate::listing::{Collector, ReferrersSource, UpstreamReferrers};
 use crate::observer::RequestKind;
+use crate::referrers::decode_reserved;
 use crate::registry::RegistryKind;
 use crate::session::{Session, Step, has_index_content_type, status_error};
 
@@ -75,13 +76,15 @@ pub(crate) async fn read_fallback_tag(
             reason: "the fallback tag is not an OCI index".into(),
         });
     }
+    let mut reservation = session.config.memory_budget.reservation();
     let body = answer
-        .read_capped(session.config.max_page_bytes, LimitKind::FallbackIndex)
+        .read_reserved(
+            session.config.max_page_bytes,
+            LimitKind::FallbackIndex,
+            &mut reservation,
+        )
         .await?;
-    let decoded = decode_index(&body).map_err(|e| UpstreamError::Decode {
-        what: "fallback index",
-        reason: e.to_string(),
-    })?;
+    let decoded = decode_reserved(&body, "fallback index", &mut reservation)?;
     // The digest of the bytes read, not the header: it is what a later HEAD is compared to
     // and what the registry would report for these bytes.
     let tag_digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)))

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod budget;
 mod challenge;
 mod client;
 mod config;
@@ -24,6 +25,7 @@ mod state;
 mod transport;
 
 pub use auth::MAX_TOKEN_ANSWER_BYTES;
+pub use budget::{MemoryBudget, OverBudget, Reservation};
 pub use client::RegistryClient;
 pub use config::ClientConfig;
 pub use endpoint::{Endpoint, EndpointError, map_endpoint};

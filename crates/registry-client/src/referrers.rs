@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 
-use oci_referrers::{Digest, INDEX_MEDIA_TYPE, decode_index, parse_next_link};
+use oci_referrers::{DecodedIndex, Digest, INDEX_MEDIA_TYPE, decode_index, parse_next_link};
 use reqwest::Method;
 use reqwest::header::LINK;
 use serde::Deserialize;
 use url::Url;
 
+use crate::budget::Reservation;
 use crate::error::{LimitKind, UpstreamError};
 use crate::guard::same_origin;
 use crate::listing::{Collector, ReferrersSource, UpstreamReferrers};
@@ -38,6 +39,8 @@ pub(crate) async fn list_via_api(
     let mut visited: HashSet<Url> = HashSet::new();
     let mut collector = Collector::default();
     let mut pages = 0usize;
+    // Held until the list is returned: the pages read, then the descriptors decoded from them.
+    let mut reservation = session.config.memory_budget.reservation();
     let truncated = loop {
         if pages >= session.config.max_pages {
             break true;
@@ -77,7 +80,11 @@ pub(crate) async fn list_via_api(
             .collect();
         let page_url = answer.url.clone();
         let body = match answer
-            .read_capped(session.config.max_page_bytes, LimitKind::ReferrersPage)
+            .read_reserved(
+                session.config.max_page_bytes,
+                LimitKind::ReferrersPage,
+                &mut reservation,
+            )
             .await
         {
             Ok(body) => body,
@@ -85,10 +92,7 @@ pub(crate) async fn list_via_api(
             Err(UpstreamError::Limit { .. }) if pages > 0 => break true,
             Err(error) => return Err(error),
         };
-        let decoded = decode_index(&body).map_err(|e| UpstreamError::Decode {
-            what: "referrers page",
-            reason: e.to_string(),
-        })?;
+        let decoded = decode_reserved(&body, "referrers page", &mut reservation)?;
         collector.add(decoded);
         pages += 1;
         let links: Vec<&str> = links.iter().map(String::as_str).collect();
@@ -109,6 +113,22 @@ pub(crate) async fn list_via_api(
         truncated,
         None,
     )))
+}
+
+/// Decodes one page, reserving its size again while the bytes and the descriptors decoded
+/// from them are both held; the bytes' share is given back once they are dropped.
+pub(crate) fn decode_reserved(
+    body: &[u8],
+    what: &'static str,
+    reservation: &mut Reservation,
+) -> Result<DecodedIndex, UpstreamError> {
+    reservation.grow(body.len())?;
+    let decoded = decode_index(body).map_err(|e| UpstreamError::Decode {
+        what,
+        reason: e.to_string(),
+    });
+    reservation.shrink(body.len());
+    decoded
 }
 
 /// Whether a 404 carries an OCI error saying the repository or manifest is unknown, the

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use crate::budget::Reservation;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, LimitKind, UpstreamError, redacted_url};
 use crate::guard::same_origin;
@@ -151,27 +152,59 @@ impl Answer {
     /// Reads the body, never holding more than `cap` bytes: a `Content-Length` over the cap
     /// is refused before reading, and a body that keeps coming is cut at the cap.
     pub(crate) async fn read_capped(
-        mut self,
+        self,
         cap: usize,
         kind: LimitKind,
     ) -> Result<Vec<u8>, UpstreamError> {
+        self.read(cap, kind, None).await
+    }
+
+    /// [`Answer::read_capped`], with every byte taken from `reservation` before it is read:
+    /// a declared `Content-Length` at once, a body of unknown length chunk by chunk.
+    pub(crate) async fn read_reserved(
+        self,
+        cap: usize,
+        kind: LimitKind,
+        reservation: &mut Reservation,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        self.read(cap, kind, Some(reservation)).await
+    }
+
+    async fn read(
+        mut self,
+        cap: usize,
+        kind: LimitKind,
+        mut reservation: Option<&mut Reservation>,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let too_large = UpstreamError::Limit { kind, limit: cap };
-        if self
-            .response
-            .content_length()
-            .is_some_and(|len| len > cap as u64)
-        {
+        let declared = self.response.content_length();
+        if declared.is_some_and(|len| len > cap as u64) {
             return Err(too_large);
         }
-        let mut body = Vec::new();
+        // Under the cap, so it fits a usize.
+        let declared = declared.map_or(0, |len| usize::try_from(len).unwrap_or(cap));
+        if let Some(reservation) = reservation.as_deref_mut() {
+            reservation.grow(declared)?;
+        }
+        let mut reserved = declared;
+        // Sized once when the length is known, so the buffer never doubles past what was
+        // reserved.
+        let mut body = Vec::with_capacity(declared);
         while let Some(chunk) = self
             .response
             .chunk()
             .await
             .map_err(|e| classify(&e, &self.url))?
         {
-            if body.len().saturating_add(chunk.len()) > cap {
+            let len = body.len().saturating_add(chunk.len());
+            if len > cap {
                 return Err(too_large);
+            }
+            if len > reserved
+                && let Some(reservation) = reservation.as_deref_mut()
+            {
+                reservation.grow(len - reserved)?;
+                reserved = len;
             }
             body.extend_from_slice(&chunk);
         }

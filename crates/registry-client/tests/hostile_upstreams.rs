@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use registry_client::{
-    AuthError, Credentials, LimitKind, ReferrersSource, RegistryKind, UpstreamError,
+    AuthError, Credentials, LimitKind, MemoryBudget, OverBudget, ReferrersSource, RegistryKind,
+    UpstreamError,
 };
 use serde_json::json;
 use support::*;
@@ -509,6 +510,74 @@ async fn a_first_page_over_the_byte_cap_is_a_limit_error_and_a_later_one_truncat
         .unwrap();
     assert_eq!(digests(&list), [digest_of('a')]);
     assert!(list.truncated);
+}
+
+#[tokio::test]
+async fn a_listing_the_memory_budget_cannot_hold_is_refused_and_gives_the_budget_back() {
+    let pages = || {
+        paged_registry(|query, _| match query {
+            "" => (
+                vec![descriptor('a', "sig")],
+                Some(format!("<{REFERRERS_PATH}?page=2>; rel=\"next\"")),
+            ),
+            _ => (vec![descriptor('b', "sig")], None),
+        })
+    };
+    // Both pages fit a budget of 64 KiB; then the budget is all back.
+    let roomy = MemoryBudget::new(64 * 1024);
+    let budget = roomy.clone();
+    let upstream = pages();
+    let list = client_with(move |c| c.memory_budget = budget)
+        .list_referrers(&registry(&upstream), "team/app", &subject(), None)
+        .await
+        .unwrap();
+    assert_eq!(digests(&list), [digest_of('a'), digest_of('b')]);
+    assert_eq!(roomy.in_use(), 0);
+
+    // Another listing holds all but a few bytes: the first page is refused.
+    let tight = MemoryBudget::new(64 * 1024);
+    let mut holder = tight.reservation();
+    holder.grow(64 * 1024 - 16).unwrap();
+    let budget = tight.clone();
+    let upstream = pages();
+    let error = client_with(move |c| c.memory_budget = budget)
+        .list_referrers(&registry(&upstream), "team/app", &subject(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        UpstreamError::OverBudget(OverBudget { limit: 64 * 1024 })
+    );
+    assert!(!error.counts_against_breaker());
+    drop(holder);
+    assert_eq!(tight.in_use(), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_refused_by_the_budget_before_the_cap() {
+    let upstream = Origin::start(|seen| match seen.path() {
+        "/v2/" => Reply::json(200, &json!({})),
+        _ => Reply::status(200)
+            .header("Content-Type", INDEX)
+            .with_body(Body::Endless),
+    });
+    let budget = MemoryBudget::new(64 * 1024);
+    let shared = budget.clone();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        client_with(move |c| {
+            c.max_page_bytes = 256 * 1024;
+            c.memory_budget = shared;
+        })
+        .list_referrers(&registry(&upstream), "team/app", &subject(), None),
+    )
+    .await
+    .expect("bounded");
+    assert_eq!(
+        outcome.unwrap_err(),
+        UpstreamError::OverBudget(OverBudget { limit: 64 * 1024 })
+    );
+    assert_eq!(budget.in_use(), 0);
 }
 
 #[tokio::test]

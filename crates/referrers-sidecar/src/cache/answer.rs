@@ -39,8 +39,15 @@ pub enum UpstreamResult {
     None,
     /// The upstream did not answer usably.
     Error,
-    /// A list cut short by a cap: served, not cached.
+    /// A list cut short by a cap: served, not cached; remembered for `cache.keep_empty_for`,
+    /// during which the key is answered without an upstream call.
     Truncated,
+    /// A list over `upstream.max_page_bytes` or `cache.max_entry_bytes`: remembered like a
+    /// truncated one.
+    TooLarge,
+    /// The upstream memory budget was exhausted: remembered like a truncated list, retried
+    /// after `cache.keep_empty_for`.
+    OverBudget,
     /// No upstream call: none to make, or the registry's breaker is open.
     Skipped,
     /// The request's time budget ran out before the upstream's list came: the fetch goes on
@@ -59,6 +66,8 @@ impl UpstreamResult {
             Self::None => "none",
             Self::Error => "error",
             Self::Truncated => "truncated",
+            Self::TooLarge => "too_large",
+            Self::OverBudget => "over_budget",
             Self::Skipped => "skipped",
             Self::Timeout => "timeout",
             Self::RateLimited => "rate_limited",

@@ -11,6 +11,7 @@ pub mod shared;
 pub mod single_flight;
 #[cfg(test)]
 mod tests;
+pub mod unfetched;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use policy::{Freshness, Lifetimes};
 use redis::{RedisError, RedisTier};
 use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
 use single_flight::SingleFlight;
+use unfetched::Unfetched;
 
 /// What the cache takes from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ enum Fetched {
     Skipped,
     /// The registry rests after a rate limit.
     RateLimited,
+    /// Not downloaded (again): too large, truncated, or over the memory budget.
+    Unfetched(UpstreamResult),
 }
 
 pub struct ReferrersCache {
@@ -91,6 +95,7 @@ pub struct ReferrersCache {
     memory: MemoryTier,
     shared: Option<SharedTier>,
     flights: Arc<SingleFlight<Fetched>>,
+    unfetched: Unfetched,
     upstream: Arc<dyn Upstream>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -116,6 +121,7 @@ impl ReferrersCache {
                 .map(|store| SharedTier::new(store, Arc::clone(&clock), Arc::clone(&metrics))),
             config,
             flights: Arc::new(SingleFlight::default()),
+            unfetched: Unfetched::new(config.lifetimes.keep_empty_for),
             upstream,
             clock,
             metrics,
@@ -177,6 +183,7 @@ impl ReferrersCache {
             Some(Fetched::RateLimited) => {
                 UpstreamAnswer::without_list(UpstreamResult::RateLimited, CacheResult::Miss)
             }
+            Some(Fetched::Unfetched(why)) => UpstreamAnswer::without_list(why, CacheResult::Miss),
             Some(Fetched::Failed) | None => {
                 UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
             }
@@ -252,6 +259,7 @@ impl ReferrersCache {
                 Some(Fetched::Truncated(_)) => "truncated",
                 Some(Fetched::Skipped) => "skipped",
                 Some(Fetched::RateLimited) => "rate_limited",
+                Some(Fetched::Unfetched(why)) => why.as_str(),
                 Some(Fetched::Failed) | None => "failed",
             };
             this.metrics
@@ -275,6 +283,9 @@ impl ReferrersCache {
         {
             return Fetched::Complete(list);
         }
+        if let Some(why) = self.unfetched.why(&key, self.clock.instant()).await {
+            return Fetched::Unfetched(why);
+        }
         // Checked before the lock: an open breaker or a rest costs the shared tier nothing.
         match self.upstream.admits(&target.registry.name) {
             Admission::Admitted => {}
@@ -296,16 +307,27 @@ impl ReferrersCache {
                 let truncated = list.truncated;
                 let cached = Arc::new(CachedList::new(list, self.clock.now_ms()));
                 if truncated {
-                    tracing::warn!(registry = %target.registry.name, repository = %target.repository, "upstream list cut short by a cap; served, not cached");
+                    tracing::warn!(registry = %target.registry.name, repository = %target.repository, "upstream list cut short by a cap; served, not cached, not fetched again for cache.keep_empty_for");
+                    self.remember(&key, UpstreamResult::Truncated).await;
                     Fetched::Truncated(cached)
                 } else {
-                    self.store(&key, &cached).await;
+                    if !self.store(&key, &cached).await {
+                        self.remember(&key, UpstreamResult::TooLarge).await;
+                    }
                     Fetched::Complete(cached)
                 }
             }
             Fetch::Failed => Fetched::Failed,
             Fetch::Skipped => Fetched::Skipped,
             Fetch::RateLimited => Fetched::RateLimited,
+            Fetch::TooLarge => {
+                self.remember(&key, UpstreamResult::TooLarge).await;
+                Fetched::Unfetched(UpstreamResult::TooLarge)
+            }
+            Fetch::OverBudget => {
+                self.remember(&key, UpstreamResult::OverBudget).await;
+                Fetched::Unfetched(UpstreamResult::OverBudget)
+            }
         };
         if let (Lock::Won(token), Some(shared)) = (&lock, &self.shared) {
             shared.unlock(&key, token).await;
@@ -335,8 +357,16 @@ impl ReferrersCache {
         self.admit(key, list).await.map(|(list, _)| list)
     }
 
-    /// Stores a complete list in every tier, unless its stored form is over the entry bound.
-    async fn store(&self, key: &str, list: &Arc<CachedList>) {
+    /// Answers `key` without an upstream call for `cache.keep_empty_for`.
+    async fn remember(&self, key: &str, why: UpstreamResult) {
+        self.unfetched
+            .remember(key, why, self.clock.instant())
+            .await;
+    }
+
+    /// Stores a complete list in every tier, unless its stored form is over the entry bound;
+    /// says whether it did.
+    async fn store(&self, key: &str, list: &Arc<CachedList>) -> bool {
         let bytes = list.encode();
         if bytes.len() > self.config.max_entry_bytes {
             self.metrics.cache_oversize.inc();
@@ -344,9 +374,9 @@ impl ReferrersCache {
                 key,
                 bytes = bytes.len(),
                 limit = self.config.max_entry_bytes,
-                "upstream list over cache.max_entry_bytes: served, not cached"
+                "upstream list over cache.max_entry_bytes: served, not cached, not fetched again for cache.keep_empty_for"
             );
-            return;
+            return false;
         }
         let lifetime = self.config.lifetimes.lifetime(list);
         self.memory.insert(key, Arc::clone(list), lifetime).await;
@@ -357,6 +387,7 @@ impl ReferrersCache {
         if let Some(shared) = &self.shared {
             shared.put(key, &bytes, lifetime).await;
         }
+        true
     }
 
     fn count_lookup(&self, tier: &str, result: CacheResult) {

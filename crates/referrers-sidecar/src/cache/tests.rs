@@ -43,6 +43,10 @@ enum Answer {
     Referrers(usize),
     /// A list cut short by a cap.
     Truncated(usize),
+    /// A page over `upstream.max_page_bytes`.
+    TooLarge,
+    /// The memory budget refused a page.
+    OverBudget,
     Failing,
     /// A rate limit: the registry rests from then on.
     RateLimited,
@@ -112,6 +116,8 @@ impl Upstream for StubUpstream {
             match answer {
                 Answer::Referrers(n) => Fetch::Listed(listed(n, false)),
                 Answer::Truncated(n) => Fetch::Listed(listed(n, true)),
+                Answer::TooLarge => Fetch::TooLarge,
+                Answer::OverBudget => Fetch::OverBudget,
                 Answer::Failing => Fetch::Failed,
                 Answer::RateLimited => {
                     self.resting.store(true, Ordering::SeqCst);
@@ -316,17 +322,106 @@ async fn an_empty_list_is_kept_for_keep_empty_for_only() {
 }
 
 #[tokio::test]
-async fn a_truncated_list_is_served_and_not_stored() {
+async fn a_truncated_list_is_served_once_then_not_fetched_for_keep_empty_for() {
     let clock = clock();
     let replica = Replica::new(None, StubUpstream::answering(Answer::Truncated(2)), &clock);
-    for _ in 0..2 {
-        let answer = replica.ask().await;
-        assert_eq!(
-            (answer.cache, answer.upstream, served(&answer)),
-            (CacheResult::Miss, UpstreamResult::Truncated, 2)
-        );
-    }
+    let answer = replica.ask().await;
+    assert_eq!(
+        (answer.cache, answer.upstream, served(&answer)),
+        (CacheResult::Miss, UpstreamResult::Truncated, 2)
+    );
+    clock.advance(KEEP_EMPTY_FOR - Duration::from_millis(1));
+    let again = replica.ask().await;
+    assert_eq!(
+        (again.cache, again.upstream, served(&again)),
+        (CacheResult::Miss, UpstreamResult::Truncated, 0),
+        "remembered: no download, the local referrers only"
+    );
+    assert_eq!(replica.upstream.fetches(), 1);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(served(&replica.ask().await), 2);
     assert_eq!(replica.upstream.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_list_too_large_or_over_the_budget_is_remembered_per_key_for_keep_empty_for() {
+    for (answer, result) in [
+        (Answer::TooLarge, UpstreamResult::TooLarge),
+        (Answer::OverBudget, UpstreamResult::OverBudget),
+    ] {
+        let clock = clock();
+        let replica = Replica::new(None, StubUpstream::answering(answer), &clock);
+        for _ in 0..2 {
+            let answer = replica.ask().await;
+            assert_eq!(
+                (answer.cache, answer.upstream, served(&answer)),
+                (CacheResult::Miss, result, 0)
+            );
+        }
+        assert_eq!(replica.upstream.fetches(), 1);
+        let other: Digest = format!("sha256:{}", "e".repeat(64)).parse().unwrap();
+        replica
+            .cache
+            .upstream_referrers(&target(), REGISTRY_ID, &other)
+            .await;
+        assert_eq!(replica.upstream.fetches(), 2, "another key is fetched");
+        clock.advance(KEEP_EMPTY_FOR);
+        replica.upstream.answer(Answer::Referrers(1));
+        assert_eq!(
+            served(&replica.ask().await),
+            1,
+            "retried after keep_empty_for"
+        );
+        assert_eq!(replica.upstream.fetches(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_list_over_max_entry_bytes_is_served_once_then_not_fetched_for_keep_empty_for() {
+    let clock = clock();
+    let metrics = Arc::new(Metrics::new(&[]).unwrap());
+    let upstream = StubUpstream::answering(Answer::Referrers(3));
+    let cache = Arc::new(ReferrersCache::new(
+        CacheConfig {
+            max_entry_bytes: 64,
+            ..config()
+        },
+        None,
+        Arc::clone(&upstream) as Arc<dyn Upstream>,
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        Arc::clone(&metrics),
+    ));
+    let (target, digest) = (target(), digest());
+    let ask = || cache.upstream_referrers(&target, REGISTRY_ID, &digest);
+    let first = ask().await;
+    assert_eq!((first.upstream, served(&first)), (UpstreamResult::Api, 3));
+    let again = ask().await;
+    assert_eq!(
+        (again.upstream, served(&again)),
+        (UpstreamResult::TooLarge, 0)
+    );
+    assert_eq!(upstream.fetches(), 1);
+    assert_eq!(metrics.cache_oversize.get(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_entry_is_served_without_a_refresh_while_its_list_is_remembered_too_large() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(2)), &clock);
+    replica.ask().await;
+    replica.upstream.answer(Answer::TooLarge);
+    clock.advance(FRESH_FOR);
+    assert_eq!(replica.ask().await.cache, CacheResult::Stale);
+    until("the refresh", || replica.refreshes("too_large") == 1).await;
+    assert_eq!(replica.upstream.fetches(), 2);
+    let stale = replica.ask().await;
+    assert_eq!((stale.cache, served(&stale)), (CacheResult::Stale, 2));
+    until("the second refresh", || replica.refreshes("too_large") == 2).await;
+    assert_eq!(
+        replica.upstream.fetches(),
+        2,
+        "no download while remembered"
+    );
 }
 
 #[tokio::test]

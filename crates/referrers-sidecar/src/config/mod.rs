@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use registry_client::{ClientConfig, RegistryType, RequestObserver};
+use registry_client::{ClientConfig, MemoryBudget, RegistryType, RequestObserver};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -208,6 +208,8 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub max_pages: usize,
     pub max_page_bytes: usize,
+    /// Bytes of upstream pages all listings may hold at once.
+    pub memory_budget_bytes: usize,
     pub max_concurrent_per_registry: usize,
     /// How long "no referrers API here" is remembered per registry and repository.
     #[serde(with = "human_duration")]
@@ -231,6 +233,7 @@ impl Default for UpstreamSettings {
             connect_timeout: Duration::from_secs(3),
             max_pages: 100,
             max_page_bytes: 4 * 1024 * 1024,
+            memory_budget_bytes: 64 * 1024 * 1024,
             max_concurrent_per_registry: 16,
             api_absent_ttl: Duration::from_secs(3600),
             breaker_failures: 5,
@@ -259,6 +262,7 @@ impl UpstreamSettings {
             connect_timeout: self.connect_timeout,
             max_pages: self.max_pages,
             max_page_bytes: self.max_page_bytes,
+            memory_budget: MemoryBudget::new(self.memory_budget_bytes),
             max_concurrent_per_registry: self.max_concurrent_per_registry,
             api_absent_ttl: self.api_absent_ttl,
             allow_private_realms: self.allow_private_realms,

@@ -31,6 +31,7 @@ fn empty_file_gives_every_default() {
     assert_eq!(s.cache.max_entry_bytes, 1_048_576);
     assert_eq!(s.cache.memory_max_bytes, 67_108_864);
     assert_eq!(s.upstream.max_page_bytes, 4_194_304);
+    assert_eq!(s.upstream.memory_budget_bytes, 67_108_864);
     assert_eq!(s.upstream.api_absent_ttl, Duration::from_secs(3600));
     assert_eq!(s.response.max_page_size, 1000);
     assert_eq!(s.log.format, LogFormat::Json);
@@ -158,6 +159,11 @@ fn bad_values_name_the_key() {
             "registries:\n  hub:\n    harbor_registry: hub\n    host: 'a/b'\n",
             &[],
             "registries.hub.host",
+        ),
+        (
+            "upstream:\n  memory_budget_bytes: 0\n",
+            &[],
+            "upstream.memory_budget_bytes",
         ),
         ("harbor:\n  urll: http://x\n", &[], "urll"),
     ];

@@ -219,6 +219,7 @@ impl UpstreamSettings {
         for (key, value) in [
             ("upstream.max_pages", self.max_pages),
             ("upstream.max_page_bytes", self.max_page_bytes),
+            ("upstream.memory_budget_bytes", self.memory_budget_bytes),
             (
                 "upstream.max_concurrent_per_registry",
                 self.max_concurrent_per_registry,

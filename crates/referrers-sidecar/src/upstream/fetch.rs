@@ -26,6 +26,10 @@ pub enum Fetch {
     Listed(UpstreamReferrers),
     /// The registry did not answer usably; logged here.
     Failed,
+    /// A page was over `upstream.max_page_bytes` before any could be read.
+    TooLarge,
+    /// The upstream memory budget could not spare a page; nothing was kept.
+    OverBudget,
     /// The registry's breaker is open: no call was made.
     Skipped,
     /// The registry rate-limited us, now or earlier: it rests, and no further call is made
@@ -159,7 +163,11 @@ impl UpstreamFetcher {
                         "upstream breaker open: serving cached or local referrers only"
                     );
                 }
-                Fetch::Failed
+                match error {
+                    UpstreamError::Limit { .. } => Fetch::TooLarge,
+                    UpstreamError::OverBudget(_) => Fetch::OverBudget,
+                    _ => Fetch::Failed,
+                }
             }
         };
         self.track(name, &breaker);

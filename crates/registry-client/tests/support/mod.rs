@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use registry_client::{ClientConfig, Registry, RegistryClient, RegistryKind};
+use registry_client::{ClientConfig, MemoryBudget, Registry, RegistryClient, RegistryKind};
 use serde_json::{Value, json};
 
 pub mod jwt;
@@ -261,6 +261,7 @@ pub fn test_config() -> ClientConfig {
         connect_timeout: Duration::from_secs(3),
         max_pages: 100,
         max_page_bytes: 4 * 1024 * 1024,
+        memory_budget: MemoryBudget::new(64 * 1024 * 1024),
         max_concurrent_per_registry: 16,
         api_absent_ttl: Duration::from_secs(3600),
         allow_private_realms: false,
