@@ -277,6 +277,13 @@ impl ReferrersCache {
         digest: Digest,
         previous: Option<Arc<CachedList>>,
     ) -> Fetched {
+        // A miss looked the key up before this flight began; a flight for the same key that
+        // ended in between has stored a fresh entry, which is the answer.
+        if previous.is_none()
+            && let Some(list) = self.fresh_in_memory(&key).await
+        {
+            return Fetched::Complete(list);
+        }
         // A refresh first takes a fresher entry another replica already stored.
         if let Some(previous) = &previous
             && let Some(list) = self.fresher_in_shared(&key, previous).await
@@ -333,6 +340,13 @@ impl ReferrersCache {
             shared.unlock(&key, token).await;
         }
         fetched
+    }
+
+    /// The in-process entry under `key`, when it is fresh.
+    async fn fresh_in_memory(&self, key: &str) -> Option<Arc<CachedList>> {
+        let list = self.memory.get(key).await?;
+        let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
+        matches!(freshness, Freshness::Fresh { .. }).then_some(list)
     }
 
     /// The entry under `key` in the shared tier, when it was fetched after `previous` and is

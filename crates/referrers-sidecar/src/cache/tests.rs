@@ -706,3 +706,30 @@ async fn an_expired_shared_entry_is_a_miss() {
     assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 2));
     assert_eq!(replica.lookups("redis", "miss"), 1);
 }
+
+/// A miss that starts its flight just after another flight for the key ended (and stored a
+/// fresh entry) takes that entry: one upstream call for a stampede, however the requests
+/// interleave.
+#[tokio::test]
+async fn a_flight_started_after_another_stored_the_key_makes_no_upstream_call() {
+    let clock = clock();
+    let replica = Replica::new(None, StubUpstream::answering(Answer::Referrers(2)), &clock);
+    let first = replica.ask().await;
+    assert_eq!((first.cache, served(&first)), (CacheResult::Miss, 2));
+    assert_eq!(replica.upstream.fetches(), 1);
+
+    // The second request's lookup missed before the first flight stored; its flight starts now.
+    let fetched = Arc::clone(&replica.cache)
+        .fetch(key(), target(), digest(), None)
+        .await;
+    assert!(matches!(fetched, Fetched::Complete(list) if list.descriptors.len() == 2));
+    assert_eq!(replica.upstream.fetches(), 1, "no second upstream call");
+
+    // Once the entry is stale, a miss flight does fetch again.
+    clock.advance(FRESH_FOR + Duration::from_secs(1));
+    let fetched = Arc::clone(&replica.cache)
+        .fetch(key(), target(), digest(), None)
+        .await;
+    assert!(matches!(fetched, Fetched::Complete(_)));
+    assert_eq!(replica.upstream.fetches(), 2);
+}
