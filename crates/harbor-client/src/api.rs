@@ -109,6 +109,24 @@ pub struct RegistryInfo {
     pub ca_certificate: Option<String>,
 }
 
+/// `GET /api/v2.0/labels` (swagger `Label`): only what telling labels apart needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<i64>,
+}
+
+/// Labels asked for per page (Harbor's largest page).
+const LABELS_PAGE_SIZE: usize = 100;
+
+/// Pages of labels read at most for one name: Harbor's `name` filter is a fuzzy match, so a
+/// project may hold many labels that contain the name.
+const MAX_LABEL_PAGES: usize = 10;
+
 /// Metadata values are strings in Harbor; tolerate scalars of other types, drop the rest.
 fn string_map<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -196,6 +214,44 @@ impl CoreClient {
         self.get_json(&path, &format!("registry {id}"), false).await
     }
 
+    /// Whether the project with id `project_id` carries a project label named exactly `name`.
+    /// Harbor's `name` filter matches any label whose name contains it, so every page of its
+    /// answer is read and names are compared exactly. Needs `label:list` on the project.
+    pub async fn project_has_label(
+        &self,
+        project_id: i64,
+        name: &str,
+    ) -> Result<bool, HarborError> {
+        let encoded =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let what = format!("labels of project {project_id}");
+        for page in 1..=MAX_LABEL_PAGES {
+            let path = format!(
+                "/api/v2.0/labels?scope=p&project_id={project_id}&name={encoded}&page={page}&page_size={LABELS_PAGE_SIZE}"
+            );
+            let labels: Vec<Label> = self
+                .get_json(&path, &what, false)
+                .await?
+                .unwrap_or_default();
+            if labels
+                .iter()
+                .any(|label| is_project_label(label, project_id, name))
+            {
+                return Ok(true);
+            }
+            if labels.len() < LABELS_PAGE_SIZE {
+                return Ok(false);
+            }
+        }
+        tracing::warn!(
+            project_id,
+            name,
+            "over {} labels match by name; the rest are not read",
+            LABELS_PAGE_SIZE * MAX_LABEL_PAGES
+        );
+        Ok(false)
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -260,6 +316,14 @@ impl CoreClient {
     }
 }
 
+/// The project label `name` of project `project_id`, compared exactly (Harbor's filter is fuzzy,
+/// and a global label of the same name is not the project's switch).
+fn is_project_label(label: &Label, project_id: i64, name: &str) -> bool {
+    label.name == name
+        && label.scope.as_deref().is_none_or(|scope| scope == "p")
+        && label.project_id.is_none_or(|id| id == project_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +355,25 @@ mod tests {
         assert_eq!(info("v2.15.2-6e3ab7f4").version(), Some((2, 15)));
         assert_eq!(info("v2.8.0").version(), Some((2, 8)));
         assert_eq!(info("dev").version(), None);
+    }
+
+    #[test]
+    fn only_the_exact_project_label_counts() {
+        let labels: Vec<Label> = serde_json::from_str(
+            r##"[{"id":1,"name":"referrers-proxy-old","scope":"p","project_id":7,"color":"#fff"},
+                {"id":2,"name":"Referrers-Proxy","scope":"p","project_id":7},
+                {"id":3,"name":"referrers-proxy","scope":"g","project_id":0},
+                {"id":4,"name":"referrers-proxy","scope":"p","project_id":8},
+                {"id":5,"name":"referrers-proxy","scope":"p","project_id":7,
+                 "creation_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}]"##,
+        )
+        .unwrap();
+        let matching: Vec<i64> = labels
+            .iter()
+            .filter(|label| is_project_label(label, 7, "referrers-proxy"))
+            .map(|label| label.id)
+            .collect();
+        assert_eq!(matching, [5]);
     }
 
     #[test]

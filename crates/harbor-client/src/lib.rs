@@ -7,7 +7,7 @@ pub mod error;
 pub mod referrers;
 pub mod transport;
 
-pub use api::{BasicAuth, CoreClient, Project, RegistryInfo, SystemInfo};
+pub use api::{BasicAuth, CoreClient, Label, Project, RegistryInfo, SystemInfo};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
 pub use transport::{
