@@ -2,8 +2,8 @@
 //! (`tests/fixtures/harbor/swagger-v2.15.2.yaml`, vendored from Harbor v2.15.2): every field it sends exists there, with its type.
 
 use e2e::harbor_double::{
-    DoubleAccount, DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble, project_json,
-    registry_json,
+    DoubleAccount, DoubleConfig, DoubleLabel, DoubleProject, DoubleRegistry, HarborDouble,
+    label_json, project_json, registry_json,
 };
 use serde_json::Value;
 
@@ -97,7 +97,7 @@ fn the_checker_catches_a_wrong_shape() {
 }
 
 #[tokio::test]
-async fn projects_registries_and_systeminfo_match_harbors_definitions() {
+async fn projects_registries_labels_and_systeminfo_match_harbors_definitions() {
     let swagger = swagger();
     let mut hub = DoubleProject::proxy(3, "hub-proxy", 1);
     hub.metadata
@@ -116,11 +116,18 @@ async fn projects_registries_and_systeminfo_match_harbors_definitions() {
         &project_json(&DoubleProject::local(1, "library")),
     );
     assert_conforms(&swagger, "Registry", &registry_json(&registry));
+    let label = DoubleLabel {
+        id: 7,
+        name: "referrers-proxy".into(),
+        project_id: Some(3),
+    };
+    assert_conforms(&swagger, "Label", &label_json(&label));
 
     // And what the running double serves over HTTP.
     let double = HarborDouble::start(DoubleConfig {
         projects: vec![hub],
         registries: vec![registry],
+        labels: vec![label],
         accounts: vec![DoubleAccount {
             name: "robot$sidecar".into(),
             password: "secret".into(),
@@ -151,6 +158,14 @@ async fn projects_registries_and_systeminfo_match_harbors_definitions() {
         .expect("json");
     assert_conforms(&swagger, "Registry", &registry);
     assert_eq!(registry["credential"]["access_secret"], "*****");
+    let labels: Value = get("/api/v2.0/labels?scope=p&project_id=3&name=proxy")
+        .await
+        .expect("labels")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(labels.as_array().map(Vec::len), Some(1), "{labels}");
+    assert_conforms(&swagger, "Label", &labels[0]);
     let info: Value = get("/api/v2.0/systeminfo")
         .await
         .expect("systeminfo")

@@ -53,11 +53,18 @@ struct Harbor {
     connect_timeout: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "human_duration"
+    )]
+    project_info_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct Projects {
     enabled: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
 }
 
 /// Credentials and facts for one upstream registry (`registries.<alias>`).
@@ -220,6 +227,13 @@ impl SidecarConfig {
     #[must_use]
     pub fn harbor_max_connections(mut self, connections: usize) -> Self {
         self.harbor.max_connections = Some(connections);
+        self
+    }
+
+    /// `harbor.project_info_ttl`: how long Harbor's facts (and a project's labels) are kept.
+    #[must_use]
+    pub fn project_info_ttl(mut self, ttl: Duration) -> Self {
+        self.harbor.project_info_ttl = Some(ttl);
         self
     }
 

@@ -3,7 +3,8 @@
 //! 401 `Basic realm="harbor"` for a bad token *and* for a valid token without access), the
 //! token service, the referrers endpoint (GET only; HEAD falls through to a 404) with Harbor's
 //! quirks, and the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
-//! the secret masked, ping, health). Every request it receives is recorded (see `crate::seen`).
+//! the secret masked, project labels, ping, health). Every request it receives is recorded (see
+//! `crate::seen`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,15 @@ impl DoubleProject {
     }
 }
 
+/// A label as Harbor stores it: global (`g`, no project) or of one project (`p`).
+#[derive(Debug, Clone)]
+pub struct DoubleLabel {
+    pub id: i64,
+    pub name: String,
+    /// The project of a project label; `None` for a global one.
+    pub project_id: Option<i64>,
+}
+
 /// A registry endpoint as Harbor stores it.
 #[derive(Debug, Clone)]
 pub struct DoubleRegistry {
@@ -86,6 +96,9 @@ pub struct DoubleConfig {
     pub legacy_2_8: bool,
     /// Whether `GET /api/v2.0/registries/{id}` is readable by a system reader (≥ 2.10).
     pub registries_api_readable: bool,
+    pub labels: Vec<DoubleLabel>,
+    /// Whether a system reader may list project labels (`label:list` on every project).
+    pub labels_listable: bool,
 }
 
 impl Default for DoubleConfig {
@@ -97,6 +110,8 @@ impl Default for DoubleConfig {
             accounts: Vec::new(),
             legacy_2_8: false,
             registries_api_readable: true,
+            labels: Vec::new(),
+            labels_listable: true,
         }
     }
 }
@@ -147,6 +162,7 @@ impl HarborDouble {
                 )
                 .route("/api/v2.0/projects/{name}", web::get().to(project))
                 .route("/api/v2.0/registries/{id}", web::get().to(registry))
+                .route("/api/v2.0/labels", web::get().to(labels))
                 .default_service(web::to(registry_v2));
         });
         Self {
@@ -169,6 +185,33 @@ impl HarborDouble {
             .expect("state")
             .referrers
             .insert((repository.into(), subject.into()), descriptors);
+    }
+
+    /// Adds a project label named `name` to the project `project`.
+    pub fn add_project_label(&self, project: &str, name: &str) {
+        let mut config = self.shared.config.lock().expect("config");
+        let project_id = config
+            .projects
+            .iter()
+            .find(|p| p.name == project)
+            .unwrap_or_else(|| panic!("no project {project}"))
+            .id;
+        let id = config.labels.iter().map(|l| l.id).max().unwrap_or(0) + 1;
+        config.labels.push(DoubleLabel {
+            id,
+            name: name.into(),
+            project_id: Some(project_id),
+        });
+    }
+
+    /// Removes every label named `name` (as a project admin deleting it in the UI).
+    pub fn remove_label(&self, name: &str) {
+        self.shared
+            .config
+            .lock()
+            .expect("config")
+            .labels
+            .retain(|l| l.name != name);
     }
 
     /// Authorized referrers requests get no answer from now on, until the double stops (a
@@ -651,6 +694,98 @@ pub fn registry_json(registry: &DoubleRegistry) -> Value {
         "description": "",
         "status": "healthy",
         "credential": {"type": "basic", "access_key": "someone", "access_secret": "*****"},
+        "creation_time": "2026-01-01T00:00:00.000Z",
+        "update_time": "2026-01-01T00:00:00.000Z",
+    })
+}
+
+/// The query's value of `key`, percent-decoded.
+fn query_value(request: &HttpRequest, key: &str) -> Option<String> {
+    request.query_string().split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"errors":[{"code":"BAD_REQUEST","message":message}]}))
+}
+
+/// `GET /api/v2.0/labels?scope=g|p[&project_id=<n>][&name=<fuzzy>][&page=][&page_size=]`
+/// (swagger `Label` list): `name` matches as a substring, `project_id` must be a number for
+/// `scope=p`, pages of `page_size` (at most 100) with `X-Total-Count`; listing a project's
+/// labels needs `label:list` on it.
+async fn labels(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let config = shared.config.lock().expect("config").clone();
+    let account = account(&config, &request);
+    if request.headers().contains_key(header::AUTHORIZATION) && account.is_none() {
+        return api_unauthorized();
+    }
+    let number = |key: &str, default: i64| match query_value(&request, key) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().map_err(|_| format!("invalid {key}: {v}")),
+    };
+    let (page, page_size) = match (number("page", 1), number("page_size", 10)) {
+        (Ok(page), Ok(size)) if page >= 1 && (1..=100).contains(&size) => (page, size),
+        (Err(message), _) | (_, Err(message)) => return bad_request(&message),
+        _ => return bad_request("invalid page or page_size"),
+    };
+    let project_id = match query_value(&request, "scope").as_deref() {
+        Some("g") => None,
+        Some("p") => match number("project_id", 0) {
+            Ok(id) if id > 0 => Some(id),
+            Ok(_) => return bad_request("must provide a valid project ID when scope is p"),
+            Err(message) => return bad_request(&message),
+        },
+        _ => return bad_request("invalid scope"),
+    };
+    if let Some(id) = project_id {
+        let Some(project) = config.projects.iter().find(|p| p.id == id) else {
+            return HttpResponse::NotFound()
+                .json(json!({"errors":[{"code":"NOT_FOUND","message":"project not found"}]}));
+        };
+        let Some(account) = account else {
+            return api_unauthorized();
+        };
+        let may_list = (account.system_reader && config.labels_listable)
+            || account.projects.contains(&project.name);
+        if !may_list {
+            return HttpResponse::Forbidden()
+                .json(json!({"errors":[{"code":"FORBIDDEN","message":"forbidden"}]}));
+        }
+    }
+    let name = query_value(&request, "name").unwrap_or_default();
+    let matching: Vec<&DoubleLabel> = config
+        .labels
+        .iter()
+        .filter(|l| l.project_id == project_id && l.name.contains(&name))
+        .collect();
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
+        .take(usize::try_from(page_size).unwrap_or(0))
+        .map(label_json)
+        .collect();
+    HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .json(page)
+}
+
+/// A label in the shape of Harbor's swagger `Label`.
+#[must_use]
+pub fn label_json(label: &DoubleLabel) -> Value {
+    json!({
+        "id": label.id,
+        "name": label.name,
+        "description": "",
+        "color": "#0095D3",
+        "scope": if label.project_id.is_some() { "p" } else { "g" },
+        "project_id": label.project_id.unwrap_or(0),
         "creation_time": "2026-01-01T00:00:00.000Z",
         "update_time": "2026-01-01T00:00:00.000Z",
     })

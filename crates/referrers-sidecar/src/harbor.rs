@@ -1,7 +1,9 @@
 //! What the sidecar knows about Harbor: project and registry facts read with the robot
-//! account, shared by all workers and kept for `harbor.project_info_ttl`.
+//! account (and whether a project carries the switch label), shared by all workers and kept
+//! for `harbor.project_info_ttl`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +19,12 @@ const MAX_REMEMBERED: u64 = 10_000;
 pub struct HarborFacts {
     projects: Cache<String, Option<Arc<Project>>>,
     registries: Cache<i64, Option<Arc<RegistryInfo>>>,
+    /// Whether a project (by id) carries the `projects.label` project label.
+    labelled: Cache<i64, bool>,
     /// Projects for which "Harbor merges itself" was already logged.
     merging_logged: Mutex<HashSet<String>>,
+    /// Whether "the robot may not list labels" was already logged.
+    labels_refused_logged: AtomicBool,
 }
 
 /// Whether the sidecar adds upstream referrers for a project.
@@ -68,7 +74,12 @@ impl HarborFacts {
                 .max_capacity(MAX_REMEMBERED)
                 .time_to_live(ttl)
                 .build(),
+            labelled: Cache::builder()
+                .max_capacity(MAX_REMEMBERED)
+                .time_to_live(ttl)
+                .build(),
             merging_logged: Mutex::new(HashSet::new()),
+            labels_refused_logged: AtomicBool::new(false),
         }
     }
 
@@ -111,7 +122,27 @@ impl HarborFacts {
             .map_err(|e| api_error(&e, metrics))
     }
 
-    /// The decision for `project_name` if the project's facts are at hand, without asking
+    /// The decision for `project_name`, from Harbor's facts (read once per TTL): the project,
+    /// and whether it carries the switch label when the configuration does not name it.
+    pub async fn decision(
+        &self,
+        core: &CoreClient,
+        project_name: &str,
+        toggle: &ProjectsSettings,
+        metrics: &Metrics,
+    ) -> Result<Decision, HarborError> {
+        let project = self.project(core, project_name, metrics).await?;
+        let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
+            (Some(project), Some(label)) if project.proxy_registry_id().is_some() => {
+                self.carries_label(core, project.project_id, label, metrics)
+                    .await?
+            }
+            _ => false,
+        };
+        Ok(self.decide(project_name, project.as_deref(), toggle, labelled))
+    }
+
+    /// The decision for `project_name` if every fact it needs is at hand, without asking
     /// Harbor (used to pass requests for projects known not to be served straight through).
     pub async fn cached_decision(
         &self,
@@ -119,16 +150,57 @@ impl HarborFacts {
         toggle: &ProjectsSettings,
     ) -> Option<Decision> {
         let project = self.projects.get(project_name).await?;
-        Some(self.decide(project_name, project.as_deref(), toggle))
+        let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
+            (Some(project), Some(_)) if project.proxy_registry_id().is_some() => {
+                self.labelled.get(&project.project_id).await?
+            }
+            _ => false,
+        };
+        Some(self.decide(project_name, project.as_deref(), toggle, labelled))
     }
 
-    /// Serve when the project is a proxy-cache project, the toggle names it, and Harbor does
-    /// not merge upstream referrers itself (≥ 2.16).
+    /// Whether project `project_id` carries the project label `label`, read once per TTL. A
+    /// robot that may not list labels counts as "no label" (remembered like an answer, so
+    /// Harbor is not asked on every request): the configuration's list still works.
+    async fn carries_label(
+        &self,
+        core: &CoreClient,
+        project_id: i64,
+        label: &str,
+        metrics: &Metrics,
+    ) -> Result<bool, HarborError> {
+        self.labelled
+            .try_get_with(project_id, async {
+                match core.project_has_label(project_id, label).await {
+                    Err(HarborError::Forbidden(what)) => {
+                        metrics
+                            .harbor_api_errors
+                            .with_label_values(&["forbidden"])
+                            .inc();
+                        if !self.labels_refused_logged.swap(true, Ordering::Relaxed) {
+                            tracing::error!(
+                                %what,
+                                label,
+                                "the robot may not list project labels: give it `label:list` on every project (see docs/operations.md); until then only projects.enabled switches projects on"
+                            );
+                        }
+                        Ok(false)
+                    }
+                    other => other,
+                }
+            })
+            .await
+            .map_err(|e| api_error(&e, metrics))
+    }
+
+    /// Serve when the project is a proxy-cache project, the toggle names it or it carries the
+    /// switch label (`labelled`), and Harbor does not merge upstream referrers itself (≥ 2.16).
     pub fn decide(
         &self,
         project_name: &str,
         project: Option<&Project>,
         toggle: &ProjectsSettings,
+        labelled: bool,
     ) -> Decision {
         let Some(project) = project else {
             return Decision::PassThrough(NotServed::UnknownProject);
@@ -136,7 +208,7 @@ impl HarborFacts {
         let Some(registry_id) = project.proxy_registry_id() else {
             return Decision::PassThrough(NotServed::NotProxyCache);
         };
-        if !toggle.is_enabled(project_name) {
+        if !(toggle.is_enabled(project_name) || labelled) {
             return Decision::PassThrough(NotServed::NotEnabled);
         }
         if project.harbor_merges_referrers() {
@@ -154,6 +226,15 @@ impl HarborFacts {
         }
         Decision::Serve { registry_id }
     }
+}
+
+/// The label that may switch `project_name` on: none when the mechanism is off or the
+/// configuration already names the project (then no label is read).
+fn label_to_read<'t>(project_name: &str, toggle: &'t ProjectsSettings) -> Option<&'t str> {
+    toggle
+        .label
+        .as_deref()
+        .filter(|_| !toggle.is_enabled(project_name))
 }
 
 /// Counts and logs a failed API call; a refused robot account is loud (they expire).

@@ -136,6 +136,12 @@ app: {{ .Values.harbor.name | quote }}
 {{- $_ := set $harbor "password_file" nil -}}
 {{- end -}}
 {{- $_ := set $cfg "harbor" $harbor -}}
+{{- /* Helm drops a null value, so "" is how the values turn the label switch off. */ -}}
+{{- $projects := default dict $cfg.projects -}}
+{{- if and (hasKey $projects "label") (not $projects.label) -}}
+{{- $_ := set $projects "label" nil -}}
+{{- end -}}
+{{- $_ := set $cfg "projects" $projects -}}
 {{- $cache := default dict $cfg.cache -}}
 {{- $_ := set $cache "redis_url" (include "referrers-sidecar.redisURL" .) -}}
 {{- $_ := set $cfg "cache" $cache -}}

@@ -109,12 +109,16 @@ pub struct ProjectsSettings {
     /// Proxy-cache projects served, or `["*"]` for every proxy-cache project.
     #[serde(deserialize_with = "load::list_or_comma_separated")]
     pub enabled: Vec<String>,
+    /// A proxy-cache project carrying a project label of exactly this name is served too, so
+    /// a Harbor project admin can switch it on; `null` turns the mechanism off.
+    pub label: Option<String>,
 }
 
 impl Default for ProjectsSettings {
     fn default() -> Self {
         Self {
             enabled: vec!["dockerhub-proxy".into()],
+            label: Some("referrers-proxy".into()),
         }
     }
 }

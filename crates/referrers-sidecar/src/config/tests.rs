@@ -25,6 +25,7 @@ fn empty_file_gives_every_default() {
     assert_eq!(s.harbor.connect_timeout, Duration::from_secs(2));
     assert_eq!(s.harbor.project_info_ttl, Duration::from_secs(30));
     assert_eq!(s.projects.enabled, vec!["dockerhub-proxy"]);
+    assert_eq!(s.projects.label.as_deref(), Some("referrers-proxy"));
     assert_eq!(s.cache.backend, CacheBackend::Memory);
     assert_eq!(s.cache.redis_timeout, Duration::from_millis(250));
     assert_eq!(s.cache.keep_stale_for, Duration::from_secs(7 * 86400));
@@ -125,6 +126,14 @@ fn a_missing_explicit_secret_file_names_the_key() {
 }
 
 #[test]
+fn a_null_label_turns_the_label_switch_off() {
+    let s = load("projects:\n  label: null\n", &[]).unwrap();
+    assert_eq!(s.projects.label, None);
+    let named = load("projects:\n  label: mirror-referrers\n", &[]).unwrap();
+    assert_eq!(named.projects.label.as_deref(), Some("mirror-referrers"));
+}
+
+#[test]
 fn bad_values_name_the_key() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[
@@ -143,6 +152,7 @@ fn bad_values_name_the_key() {
             &[],
             "projects.enabled",
         ),
+        ("projects:\n  label: ' '\n", &[], "projects.label"),
         ("cache:\n  redis_url: http://x\n", &[], "cache.redis_url"),
         ("log:\n  level: 'info,=='\n", &[], "log.level"),
         (

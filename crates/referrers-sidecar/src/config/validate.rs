@@ -21,6 +21,17 @@ impl Settings {
         self.check_durations()?;
         self.harbor.validate()?;
         validate_projects(&self.projects.enabled)?;
+        if self
+            .projects
+            .label
+            .as_deref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "projects.label",
+                "must name a label, or be null to turn the label switch off",
+            ));
+        }
         for (alias, registry) in &self.registries {
             registry.validate(alias)?;
         }

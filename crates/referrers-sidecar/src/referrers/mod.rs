@@ -105,7 +105,8 @@ impl<'a> Referrers<'a> {
     /// Why `project` is not served, when that is known without asking Harbor anything.
     async fn known_unserved(&self, project: &str) -> Option<NotServed> {
         let toggle = &self.state.settings.projects;
-        if !toggle.is_enabled(project) {
+        // With the label switch on, only Harbor's facts (cached) can tell.
+        if !toggle.is_enabled(project) && toggle.label.is_none() {
             return Some(NotServed::NotEnabled);
         }
         match self.state.facts.cached_decision(project, toggle).await {
@@ -122,22 +123,18 @@ impl<'a> Referrers<'a> {
     ) -> Result<(i64, &'r str), PassThrough> {
         let state = self.state;
         let project = request.name.project();
-        let facts = state
+        let decision = state
             .facts
-            .project(self.core, project, &state.metrics)
+            .decision(self.core, project, &state.settings.projects, &state.metrics)
             .await
             .map_err(|error| {
                 tracing::warn!(project, error = %error, "cannot read the project from Harbor; passing core's answer through");
                 PassThrough::FactsUnavailable
             })?;
-        let registry_id =
-            match state
-                .facts
-                .decide(project, facts.as_deref(), &state.settings.projects)
-            {
-                Decision::Serve { registry_id } => registry_id,
-                Decision::PassThrough(reason) => return Err(PassThrough::Project(reason)),
-            };
+        let registry_id = match decision {
+            Decision::Serve { registry_id } => registry_id,
+            Decision::PassThrough(reason) => return Err(PassThrough::Project(reason)),
+        };
         let repository = request.name.repository().ok_or(PassThrough::NoRepository)?;
         Ok((registry_id, repository))
     }
