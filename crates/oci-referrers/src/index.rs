@@ -1,5 +1,8 @@
 //! The referrers response body: an OCI image index, decoded leniently and encoded exactly.
 
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::descriptor::Descriptor;
@@ -71,40 +74,162 @@ pub enum IndexError {
 ///
 /// REF: <https://github.com/opencontainers/image-spec/blob/main/image-index.md#image-index-property-descriptions>
 pub fn decode_index(bytes: &[u8]) -> Result<DecodedIndex, IndexError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|err| IndexError::InvalidJson(err.to_string()))?;
-    let Value::Object(mut object) = value else {
+    // Read as a stream of envelope fields: each `manifests` element becomes a descriptor
+    // before the next is read, so a page is never held as a whole `Value` tree.
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let envelope = deserializer
+        .deserialize_any(EnvelopeVisitor)
+        .and_then(|envelope| deserializer.end().map(|()| envelope))
+        .map_err(|err| IndexError::InvalidJson(err.to_string()))?;
+    let Some(envelope) = envelope else {
         return Err(IndexError::NotAnObject);
     };
-    match object.get("schemaVersion") {
+    match envelope.schema_version {
         None | Some(Value::Null) => {}
         Some(version) if version.as_u64() == Some(2) => {}
         Some(_) => return Err(IndexError::UnsupportedSchemaVersion),
     }
-    match object.get("mediaType") {
+    match envelope.media_type {
         None | Some(Value::Null) => {}
         Some(Value::String(media_type)) if media_type == INDEX_MEDIA_TYPE => {}
-        Some(Value::String(media_type)) => {
-            return Err(IndexError::WrongMediaType(media_type.clone()));
-        }
+        Some(Value::String(media_type)) => return Err(IndexError::WrongMediaType(media_type)),
         Some(other) => return Err(IndexError::WrongMediaType(other.to_string())),
     }
-    let manifests = match object.remove("manifests") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(manifests)) => manifests,
-        Some(_) => return Err(IndexError::ManifestsNotArray),
-    };
-    let mut decoded = DecodedIndex::default();
-    for (position, element) in manifests.into_iter().enumerate() {
-        match Descriptor::try_from(element) {
-            Ok(descriptor) => decoded.descriptors.push(descriptor),
-            Err(err) => decoded.rejected.push(RejectedDescriptor {
-                position,
-                reason: err.to_string(),
-            }),
-        }
+    envelope
+        .manifests
+        .unwrap_or(Some(DecodedIndex::default()))
+        .ok_or(IndexError::ManifestsNotArray)
+}
+
+/// The envelope's fields as read; `manifests` is `Some(None)` when present and not an array.
+struct Envelope {
+    schema_version: Option<Value>,
+    media_type: Option<Value>,
+    manifests: Option<Option<DecodedIndex>>,
+}
+
+/// Reads the top-level object; anything else is `None` (not an object).
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Option<Envelope>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an OCI image index")
     }
-    Ok(decoded)
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope {
+            schema_version: None,
+            media_type: None,
+            manifests: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "schemaVersion" => envelope.schema_version = Some(map.next_value()?),
+                "mediaType" => envelope.media_type = Some(map.next_value()?),
+                "manifests" => envelope.manifests = Some(map.next_value::<Manifests>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(envelope))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// `manifests`, decoded element by element: a bad descriptor costs itself only. `None` when
+/// the value is not an array; `null` is an empty list.
+struct Manifests(Option<DecodedIndex>);
+
+impl<'de> Deserialize<'de> for Manifests {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ManifestsVisitor)
+    }
+}
+
+struct ManifestsVisitor;
+
+impl<'de> Visitor<'de> for ManifestsVisitor {
+    type Value = Manifests;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an array of descriptors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut decoded = DecodedIndex::default();
+        let mut position = 0;
+        while let Some(element) = seq.next_element::<Value>()? {
+            match Descriptor::try_from(element) {
+                Ok(descriptor) => decoded.descriptors.push(descriptor),
+                Err(err) => decoded.rejected.push(RejectedDescriptor {
+                    position,
+                    reason: err.to_string(),
+                }),
+            }
+            position += 1;
+        }
+        Ok(Manifests(Some(decoded)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Manifests(Some(DecodedIndex::default())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Manifests(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Manifests(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Manifests(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Manifests(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Manifests(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Manifests(None))
+    }
 }
 
 /// Encodes descriptors as an image index: `schemaVersion` 2, `mediaType` set, and
@@ -197,6 +322,26 @@ mod tests {
         let positions: Vec<_> = decoded.rejected.iter().map(|r| r.position).collect();
         assert_eq!(positions, [1, 2]);
         assert!(decoded.rejected[0].reason.contains("digest"));
+    }
+
+    #[test]
+    fn envelope_fields_are_read_in_any_order_and_unknown_ones_skipped() {
+        let body = format!(
+            r#"{{"manifests":[{{"mediaType":"m/a","digest":"{DIGEST_A}","size":1,"x":{{"y":[1]}}}}],"annotations":{{"k":"v"}},"mediaType":"{INDEX_MEDIA_TYPE}","schemaVersion":2}}"#
+        );
+        let decoded = decode_index(body.as_bytes()).unwrap();
+        assert_eq!(decoded.descriptors.len(), 1);
+        assert_eq!(decoded.descriptors[0].extra["x"], json!({"y": [1]}));
+        let late_error =
+            format!(r#"{{"manifests":[],"mediaType":"{INDEX_MEDIA_TYPE}","schemaVersion":1}}"#);
+        assert_eq!(
+            decode_index(late_error.as_bytes()),
+            Err(IndexError::UnsupportedSchemaVersion)
+        );
+        assert!(matches!(
+            decode_index(br#"{"manifests":[]} trailing"#),
+            Err(IndexError::InvalidJson(_))
+        ));
     }
 
     #[test]
