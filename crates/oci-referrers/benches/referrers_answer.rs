@@ -1,5 +1,6 @@
 //! The pure work of one referrers answer on the hot path: merge the upstream and local lists,
-//! filter, page, encode — and, on a miss, decoding the upstream's index.
+//! filter, page, encode — from typed descriptors and from the prepared form the cache holds —
+//! and, on a miss, decoding the upstream's index and preparing it.
 //!
 //! `cargo bench -p oci-referrers`; compare ratios between runs, not absolute times.
 
@@ -7,8 +8,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use oci_referrers::{
-    ArtifactType, Descriptor, PageLimit, decode_index, encode_index, encode_page,
-    filter_by_artifact_type, merge, paginate,
+    ArtifactType, Descriptor, PageLimit, PreparedList, decode_index, encode_index, encode_page,
+    encode_prepared_page, filter_by_artifact_type, merge, paginate,
 };
 
 const TYPES: &[&str] = &[
@@ -46,7 +47,26 @@ fn answer(c: &mut Criterion) {
         // Harbor holds a tenth of them too (pulled through the proxy), plus a few of its own.
         let mut local: Vec<Descriptor> = upstream.iter().step_by(10).cloned().collect();
         local.extend(descriptors(count / 20 + 1, 2));
+        let prepared = PreparedList::new(&upstream);
         for (name, types) in [("unfiltered", &[][..]), ("filtered", &filter[..])] {
+            // The cached list prepared when it was stored: core's list is sorted and encoded
+            // per request, then the page is written by concatenating stored bytes.
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_prepared"), count),
+                &count,
+                |b, _| {
+                    b.iter(|| {
+                        let local = PreparedList::new(&local);
+                        black_box(encode_prepared_page(
+                            &prepared,
+                            &local,
+                            types,
+                            None,
+                            PageLimit::Bytes(4 * 1024 * 1024),
+                        ))
+                    });
+                },
+            );
             // What the service does: merge references to the cached and local lists, filter,
             // and encode the page in one pass.
             group.bench_with_input(BenchmarkId::new(name, count), &count, |b, _| {
@@ -83,6 +103,24 @@ fn answer(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(count), &bytes, |b, bytes| {
             b.iter(|| black_box(decode_index(bytes).expect("index")));
         });
+    }
+    group.finish();
+
+    // Once per stored list (a miss, or a read from the shared tier).
+    let mut group = c.benchmark_group("prepare_upstream_list");
+    for count in [10usize, 100, 1000] {
+        let list = descriptors(count, 3);
+        group.bench_with_input(BenchmarkId::new("new", count), &list, |b, list| {
+            b.iter(|| black_box(PreparedList::new(list)));
+        });
+        let stored = PreparedList::new(&list).to_stored();
+        group.bench_with_input(
+            BenchmarkId::new("from_stored", count),
+            &stored,
+            |b, stored| {
+                b.iter(|| black_box(PreparedList::from_stored(stored).expect("stored list")));
+            },
+        );
     }
     group.finish();
 }

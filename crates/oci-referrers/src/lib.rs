@@ -1,6 +1,6 @@
 //! The OCI referrers domain, pure and synchronous: names, digests, artifact types, the
 //! referrers query, descriptors and their index, merge and filter, the fallback tag, the
-//! `Link` header and paging.
+//! `Link` header and paging, and lists kept ready to serve.
 //!
 //! Values are parsed once at the edge (`FromStr`, `serde(try_from)`) and trusted afterwards.
 //! Nothing here does I/O, so the whole crate can be tested by properties.
@@ -16,6 +16,7 @@ pub mod media_type;
 pub mod merge;
 pub mod name;
 pub mod paging;
+pub mod prepared;
 pub mod query;
 pub mod tag;
 
@@ -30,5 +31,9 @@ pub use media_type::{ArtifactType, ArtifactTypeError, is_index_content_type, med
 pub use merge::{filter_by_artifact_type, merge};
 pub use name::{NameError, RepositoryName};
 pub use paging::{EncodedPage, Page, PageLimit, encode_page, paginate};
+pub use prepared::{
+    PreparedDescriptor, PreparedList, PreparedPage, StoredListError, encode_prepared_page,
+    merge_prepared,
+};
 pub use query::{DecodeError, QueryError, ReferrersQuery, encode_query_value, percent_decode};
 pub use tag::fallback_tag;
