@@ -131,7 +131,7 @@ async fn a_corrupt_value_under_a_key_is_a_miss_then_overwritten() {
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 2);
     let value = redis.client(10).get_raw(&key).expect("overwritten");
     assert!(
-        value.starts_with(b"RS\x01"),
+        value.starts_with(b"RS\x02"),
         "the foreign value was replaced by a real entry"
     );
 }

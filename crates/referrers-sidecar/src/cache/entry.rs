@@ -1,35 +1,47 @@
-//! What is cached — an upstream referrers list with when and how it was fetched — its key, and
-//! its compact, versioned, compressed encoding (shared by every tier and every replica).
+//! What is cached — an upstream referrers list ready to serve, with when and how it was
+//! fetched — its key, and its compact, versioned, compressed encoding (shared by every tier
+//! and every replica).
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use oci_referrers::{Descriptor, Digest};
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use oci_referrers::{Digest, PreparedList};
 use registry_client::{ReferrersSource, UpstreamReferrers};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
 /// First bytes of every stored value: a foreign or older value is recognised, not misread.
-const MAGIC: &[u8; 3] = b"RS\x01";
+/// Version 2: the list in its prepared form; version 1 (deflated JSON descriptors) is a miss.
+const MAGIC: &[u8; 3] = b"RS\x02";
 
 /// Largest decompressed value accepted (a stored entry is at most `cache.max_entry_bytes`
 /// compressed; this bounds a hostile value in a shared Redis).
 const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// An upstream referrers list as cached: never the merged answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CachedList {
     /// When the upstream answered, in milliseconds since the Unix epoch (shared by replicas).
     pub fetched_at_ms: u64,
-    /// Stored as `api`, `tag` or `none`, as before it was typed: older entries stay readable.
-    #[serde(with = "source_label")]
     pub source: ReferrersSource,
     /// The fallback tag manifest's digest, when the list came from it.
     pub tag_digest: Option<Digest>,
-    pub descriptors: Vec<Descriptor>,
+    /// Sorted by digest once, when stored; each descriptor's JSON is written into answers as
+    /// it is.
+    pub descriptors: PreparedList,
+}
+
+/// The head of a stored entry: everything but the list.
+#[derive(Serialize, Deserialize)]
+struct StoredHead {
+    fetched_at_ms: u64,
+    /// Stored as `api`, `tag` or `none`.
+    #[serde(with = "source_label")]
+    source: ReferrersSource,
+    tag_digest: Option<Digest>,
 }
 
 impl CachedList {
@@ -40,7 +52,7 @@ impl CachedList {
             fetched_at_ms,
             source: list.source,
             tag_digest: list.tag_digest,
-            descriptors: list.descriptors,
+            descriptors: PreparedList::new(list.descriptors),
         }
     }
 
@@ -50,30 +62,52 @@ impl CachedList {
         let mut list = UpstreamReferrers::none();
         list.source = self.source;
         list.tag_digest = self.tag_digest.clone();
-        list.descriptors = self.descriptors.clone();
+        // Decoded again only for a refresh, at most once per entry and `fresh_for`.
+        list.descriptors = self.descriptors.descriptors();
         list
     }
 
-    /// The stored form: magic and version, then the deflated JSON.
+    /// The stored form: magic and version, then zlib (checksummed) over the head's length
+    /// (`u32`, little-endian), the head as JSON, and the list's prepared stored form.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut encoder = DeflateEncoder::new(MAGIC.to_vec(), Compression::fast());
-        // Writing to a Vec cannot fail, nor can serializing these types.
-        let _ = serde_json::to_writer(&mut encoder, self);
+        let head = StoredHead {
+            fetched_at_ms: self.fetched_at_ms,
+            source: self.source,
+            tag_digest: self.tag_digest.clone(),
+        };
+        // Serializing these types cannot fail, and a few dozen bytes fit a u32.
+        let head = serde_json::to_vec(&head).unwrap_or_default();
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
+        let mut encoder = ZlibEncoder::new(MAGIC.to_vec(), Compression::fast());
+        // Writing to a Vec cannot fail.
+        let _ = encoder.write_all(&head_len.to_le_bytes());
+        let _ = encoder.write_all(&head);
+        let _ = encoder.write_all(&self.descriptors.to_stored());
         encoder.finish().unwrap_or_default()
     }
 
     /// `None` for anything not written by [`CachedList::encode`] of this version: such a value
-    /// is a miss, later overwritten, never an error.
+    /// is a miss, later overwritten, never an error. Turning it into the prepared form checks
+    /// it, without decoding a descriptor.
     #[must_use]
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let body = bytes.strip_prefix(MAGIC.as_slice())?;
-        let mut json = Vec::new();
-        DeflateDecoder::new(body)
+        let mut decoded = Vec::new();
+        ZlibDecoder::new(body)
             .take(MAX_DECODED_BYTES)
-            .read_to_end(&mut json)
+            .read_to_end(&mut decoded)
             .ok()?;
-        serde_json::from_slice(&json).ok()
+        let (head_len, rest) = decoded.split_first_chunk::<4>()?;
+        let head_len = usize::try_from(u32::from_le_bytes(*head_len)).ok()?;
+        let (head, list) = rest.split_at_checked(head_len)?;
+        let head: StoredHead = serde_json::from_slice(head).ok()?;
+        Some(Self {
+            fetched_at_ms: head.fetched_at_ms,
+            source: head.source,
+            tag_digest: head.tag_digest,
+            descriptors: PreparedList::from_stored(list).ok()?,
+        })
     }
 }
 
@@ -115,22 +149,28 @@ mod source_label {
 mod tests {
     use super::*;
 
-    fn sample() -> CachedList {
-        let descriptor: Descriptor = serde_json::from_value(serde_json::json!({
+    use flate2::write::DeflateEncoder;
+    use oci_referrers::Descriptor;
+
+    fn descriptor(c: char) -> Descriptor {
+        serde_json::from_value(serde_json::json!({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", "a".repeat(64)),
+            "digest": format!("sha256:{}", c.to_string().repeat(64)),
             "size": 10,
             "artifactType": "application/spdx+json",
             "annotations": {"k": "v"},
             "data": "e30=",
             "future": {"x": 1},
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    fn sample() -> CachedList {
         CachedList {
             fetched_at_ms: 1_700_000_000_000,
             source: ReferrersSource::FallbackTag,
             tag_digest: Some(format!("sha256:{}", "b".repeat(64)).parse().unwrap()),
-            descriptors: vec![descriptor; 3],
+            descriptors: PreparedList::new(['c', 'a', 'e'].map(descriptor)),
         }
     }
 
@@ -139,14 +179,38 @@ mod tests {
         let entry = sample();
         let bytes = entry.encode();
         assert!(bytes.starts_with(MAGIC));
-        assert_eq!(CachedList::decode(&bytes), Some(entry));
+        let decoded = CachedList::decode(&bytes).unwrap();
+        assert_eq!(
+            decoded.descriptors.descriptors(),
+            ['a', 'c', 'e'].map(descriptor)
+        );
+        assert_eq!(decoded, entry);
+        assert_eq!(
+            entry.as_upstream().descriptors,
+            ['a', 'c', 'e'].map(descriptor)
+        );
     }
 
     #[test]
     fn compresses_repetitive_lists() {
         let entry = sample();
-        let json = serde_json::to_vec(&entry).unwrap();
-        assert!(entry.encode().len() < json.len());
+        assert!(entry.encode().len() < entry.descriptors.to_stored().len());
+    }
+
+    /// Version 1 kept the descriptors as deflated JSON; such an entry, still in a shared Redis
+    /// after an upgrade, is a miss and is overwritten.
+    #[test]
+    fn a_version_one_entry_is_a_miss() {
+        let version_one = serde_json::json!({
+            "fetched_at_ms": 1_700_000_000_000u64,
+            "source": "api",
+            "tag_digest": null,
+            "descriptors": [descriptor('a')],
+        });
+        let mut encoder = DeflateEncoder::new(b"RS\x01".to_vec(), Compression::fast());
+        serde_json::to_writer(&mut encoder, &version_one).unwrap();
+        let stored = encoder.finish().unwrap();
+        assert_eq!(CachedList::decode(&stored), None);
     }
 
     #[test]
@@ -156,7 +220,7 @@ mod tests {
         assert_eq!(CachedList::decode(b"{\"fetched_at_ms\":1}"), None);
         assert_eq!(CachedList::decode(&bytes[..bytes.len() / 2]), None);
         let mut other_version = bytes.clone();
-        other_version[2] = 2;
+        other_version[2] = 3;
         assert_eq!(CachedList::decode(&other_version), None);
         let mut flipped = bytes;
         let last = flipped.len() - 1;
@@ -166,7 +230,13 @@ mod tests {
 
     #[test]
     fn the_source_is_stored_by_its_label() {
-        let json = serde_json::to_value(sample()).unwrap();
+        let entry = sample();
+        let head = StoredHead {
+            fetched_at_ms: entry.fetched_at_ms,
+            source: entry.source,
+            tag_digest: entry.tag_digest,
+        };
+        let json = serde_json::to_value(head).unwrap();
         assert_eq!(json["source"], "tag");
         for (label, source) in [
             ("api", ReferrersSource::Api),
@@ -175,12 +245,12 @@ mod tests {
         ] {
             let mut stored = json.clone();
             stored["source"] = label.into();
-            let entry: CachedList = serde_json::from_value(stored).unwrap();
-            assert_eq!(entry.source, source);
+            let head: StoredHead = serde_json::from_value(stored).unwrap();
+            assert_eq!(head.source, source);
         }
         let mut unknown = json;
         unknown["source"] = "ftp".into();
-        assert!(serde_json::from_value::<CachedList>(unknown).is_err());
+        assert!(serde_json::from_value::<StoredHead>(unknown).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The in-process tier, always on: decoded lists ready to serve, bounded by the bytes their
-//! stored form takes (`cache.memory_max_bytes`), each expiring at the end of its own lifetime.
+//! The in-process tier, always on: lists in their prepared form, ready to serve, bounded by the
+//! bytes that form takes (`cache.memory_max_bytes`), each expiring at the end of its own
+//! lifetime.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,15 +76,14 @@ impl MemoryTier {
             .map(|stored| Arc::clone(&stored.list))
     }
 
-    /// Keeps `list` for `time_to_live`, weighed by what it takes in memory: about the size of
-    /// its JSON plus the key and a fixed overhead (not its compressed stored form, which is
-    /// several times smaller than the decoded list).
+    /// Keeps `list` for `time_to_live`, weighed by what it takes in memory: its descriptors'
+    /// JSON and their index, plus the key and a fixed overhead (not its compressed stored form,
+    /// which is several times smaller).
     pub async fn insert(&self, key: &str, list: Arc<CachedList>, time_to_live: Duration) {
         if time_to_live.is_zero() {
             return;
         }
-        let descriptors: usize = list.descriptors.iter().map(|d| d.encoded_len()).sum();
-        let weight = key.len() + ENTRY_OVERHEAD + descriptors;
+        let weight = key.len() + ENTRY_OVERHEAD + list.descriptors.heap_size();
         let stored = Stored {
             list,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),

@@ -73,7 +73,7 @@ impl Lifetimes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_referrers::Descriptor;
+    use oci_referrers::{Descriptor, PreparedList};
     use registry_client::ReferrersSource;
 
     const FETCHED_AT: u64 = 1_700_000_000_000;
@@ -94,7 +94,7 @@ mod tests {
             fetched_at_ms: FETCHED_AT,
             source: ReferrersSource::Api,
             tag_digest: None,
-            descriptors: vec![descriptor; referrers],
+            descriptors: PreparedList::new(vec![descriptor; referrers]),
         }
     }
 

@@ -369,7 +369,7 @@ pub mod stub {
                     let state = self.enter("get")?;
                     match state.fault {
                         Some(Fault::Hang) => None,
-                        Some(Fault::Corrupt) => Some(Some(b"RS\x01 not deflate".to_vec())),
+                        Some(Fault::Corrupt) => Some(Some(b"RS\x02 not deflate".to_vec())),
                         _ => Some(state.values.get(key).cloned()),
                     }
                 };
@@ -446,6 +446,7 @@ mod tests {
     use super::stub::{Fault, StubStore};
     use super::*;
     use crate::clock::ManualClock;
+    use oci_referrers::PreparedList;
     use registry_client::ReferrersSource;
 
     const KEY: &str = "referrers-sidecar:v1:1:abc:library/nginx@sha256:0";
@@ -479,7 +480,7 @@ mod tests {
             fetched_at_ms: 1_700_000_000_000,
             source: ReferrersSource::Api,
             tag_digest: None,
-            descriptors: Vec::new(),
+            descriptors: PreparedList::default(),
         }
     }
 

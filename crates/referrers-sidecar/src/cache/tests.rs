@@ -674,7 +674,7 @@ async fn a_down_shared_tier_costs_one_call_per_request_then_none_and_memory_answ
 async fn a_corrupt_shared_value_is_a_miss_then_overwritten() {
     let clock = clock();
     let store = Arc::new(StubStore::default());
-    store.put(&key(), b"RS\x01 written by something else");
+    store.put(&key(), b"RS\x02 written by something else");
     let replica = Replica::new(
         Some(&store),
         StubUpstream::answering(Answer::Referrers(1)),

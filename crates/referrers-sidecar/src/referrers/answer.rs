@@ -2,7 +2,7 @@
 //! to core: the route only turns this into HTTP.
 
 use harbor_client::{CoreAnswer, HarborError};
-use oci_referrers::EncodedPage;
+use oci_referrers::PreparedPage;
 
 use crate::cache::{CacheResult, UpstreamResult};
 use crate::harbor::NotServed;
@@ -58,7 +58,7 @@ impl PassThrough {
 #[derive(Debug)]
 pub struct Served {
     /// The page of the merged, filtered list, encoded as an OCI image index.
-    pub page: EncodedPage,
+    pub page: PreparedPage,
     /// How many descriptors the whole filtered list holds, over every page.
     pub total: usize,
     /// What the upstream contributed (`X-Referrers-Upstream`).

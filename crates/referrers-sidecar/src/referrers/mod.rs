@@ -9,9 +9,7 @@ pub use request::{RawReferrersPath, ReferrersRequest};
 
 use actix_web::http::header::HeaderMap;
 use harbor_client::{CoreClient, CoreReferrers, HarborError};
-use oci_referrers::{
-    Descriptor, PageLimit, RepositoryName, encode_page, filter_by_artifact_type, merge,
-};
+use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
 
 use crate::cache::UpstreamAnswer;
@@ -157,22 +155,28 @@ impl<'a> Referrers<'a> {
             .upstream_part(request, caller, registry_id, repository, deadline)
             .await;
         local.extend(library_local);
-        // The cached list is served by reference: nothing is copied per request.
+        // The cached list is served as stored, its bytes copied into the page as they are;
+        // core's list, small, is sorted and encoded per request.
+        let none = PreparedList::default();
         let upstream = upstream_answer
             .list
             .as_deref()
-            .map_or(&[][..], |list| list.descriptors.as_slice());
-        let merged = merge(upstream, &local);
-        let filtered = filter_by_artifact_type(merged, &request.query.artifact_types);
+            .map_or(&none, |list| &list.descriptors);
         let limit = match request.query.n {
             Some(n) => PageLimit::Count(n),
             None => PageLimit::Bytes(state.settings.response.max_bytes),
         };
-        let page = encode_page(&filtered, request.query.last.as_ref(), limit);
+        let page = encode_prepared_page(
+            upstream,
+            &PreparedList::new(&local),
+            &request.query.artifact_types,
+            request.query.last.as_ref(),
+            limit,
+        );
         state.metrics.descriptors_served.observe(page.count as f64);
         Served {
+            total: page.total,
             page,
-            total: filtered.len(),
             upstream: upstream_answer.upstream,
             cache: upstream_answer.cache,
         }
