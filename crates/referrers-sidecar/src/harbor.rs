@@ -248,3 +248,74 @@ fn api_error(error: &Arc<HarborError>, metrics: &Metrics) -> HarborError {
     }
     HarborError::clone(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn proxy(name: &str) -> Project {
+        Project {
+            project_id: 4,
+            name: name.into(),
+            registry_id: Some(2),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn toggle(enabled: &[&str], label: Option<&str>) -> ProjectsSettings {
+        ProjectsSettings {
+            enabled: enabled.iter().map(|p| (*p).to_owned()).collect(),
+            label: label.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_label_serves_a_proxy_cache_project_the_list_does_not_name() {
+        let facts = HarborFacts::new(Duration::from_secs(30));
+        let off = toggle(&["other"], Some("referrers-proxy"));
+        let project = proxy("hub");
+        assert_eq!(
+            facts.decide("hub", Some(&project), &off, true),
+            Decision::Serve { registry_id: 2 }
+        );
+        assert_eq!(
+            facts.decide("hub", Some(&project), &off, false),
+            Decision::PassThrough(NotServed::NotEnabled)
+        );
+        let local = Project {
+            registry_id: None,
+            ..proxy("lib")
+        };
+        assert_eq!(
+            facts.decide("lib", Some(&local), &off, true),
+            Decision::PassThrough(NotServed::NotProxyCache)
+        );
+        let mut merging = proxy("hub");
+        merging
+            .metadata
+            .insert("proxy_referrer_api".into(), "true".into());
+        assert_eq!(
+            facts.decide("hub", Some(&merging), &off, true),
+            Decision::PassThrough(NotServed::HarborMerges)
+        );
+    }
+
+    #[test]
+    fn a_label_is_read_only_when_the_mechanism_is_on_and_the_list_does_not_name_the_project() {
+        assert_eq!(
+            label_to_read("hub", &toggle(&["other"], Some("referrers-proxy"))),
+            Some("referrers-proxy")
+        );
+        assert_eq!(
+            label_to_read("hub", &toggle(&["hub"], Some("referrers-proxy"))),
+            None
+        );
+        assert_eq!(
+            label_to_read("hub", &toggle(&["*"], Some("referrers-proxy"))),
+            None
+        );
+        assert_eq!(label_to_read("hub", &toggle(&["other"], None)), None);
+    }
+}
