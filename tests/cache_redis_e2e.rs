@@ -59,7 +59,7 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
         ),
         ("miss", "api", 3)
     );
-    let stored = redis.client(10).keys("referrers-sidecar:v1:*");
+    let stored = redis.client(10).keys("referrers-sidecar:v2:*");
     assert_eq!(stored.len(), 1, "{stored:?}");
     let subject = &world.mirror("hub-proxy").sample.subject.digest;
     assert!(stored[0].ends_with(&format!(":team/app@{subject}")));
@@ -114,7 +114,7 @@ async fn a_corrupt_value_under_a_key_is_a_miss_then_overwritten() {
         let first = world.sidecar_with(redis_cache(&redis.url(10)));
         ask(&first, &path).await;
     }
-    let key = redis.client(10).keys("referrers-sidecar:v1:*").remove(0);
+    let key = redis.client(10).keys("referrers-sidecar:v2:*").remove(0);
     redis.client(10).set_raw(&key, b"\x00not an entry of ours");
 
     let fresh = world.sidecar_with(redis_cache(&redis.url(10)));
@@ -189,7 +189,7 @@ async fn redis_killed_then_restarted_never_fails_a_request() {
         let answer = ask(&sidecar, &cold(next)).await;
         assert_eq!(answer.status, 200);
         next += 1;
-        !redis.client(10).keys("referrers-sidecar:v1:*").is_empty()
+        !redis.client(10).keys("referrers-sidecar:v2:*").is_empty()
     })
     .await;
     assert_eq!(

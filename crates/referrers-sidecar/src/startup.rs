@@ -83,7 +83,11 @@ impl Application {
             Arc::clone(&metrics),
         );
         let cache = Arc::new(ReferrersCache::new(
-            CacheConfig::new(&settings.cache, settings.upstream.timeout),
+            CacheConfig::new(
+                &settings.cache,
+                settings.upstream.timeout,
+                &settings.harbor.url,
+            ),
             shared_store(&settings.cache)?,
             Arc::new(upstream),
             clock,

@@ -8,7 +8,7 @@ use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use oci_referrers::{Digest, PreparedList};
-use registry_client::{ReferrersSource, UpstreamReferrers};
+use registry_client::{ReferrersSource, Registry, UpstreamReferrers};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use url::Url;
@@ -111,12 +111,35 @@ impl CachedList {
     }
 }
 
-/// `referrers-sidecar:v1:<registry_id>:<hash of upstream URL>:<upstream_repo>@<digest>`: the
-/// URL hash keeps two registries that Harbor once gave the same id apart.
+/// `referrers-sidecar:v2:<namespace>:<registry_id>:<hash of upstream URL>:<hash of the
+/// credential identity>:<upstream_repo>@<digest>`. The namespace keeps two Harbors sharing one
+/// Redis DB apart; the URL hash, two registries that Harbor once gave the same id; the
+/// identity (the registry label and a hash of the username, never the secret; `anonymous`
+/// without bound credentials), lists fetched as different users, who may see different ones.
 #[must_use]
-pub fn cache_key(registry_id: i64, upstream: &Url, repository: &str, digest: &Digest) -> String {
-    let url_hash = hex::encode(&Sha256::digest(upstream.as_str().as_bytes())[..8]);
-    format!("referrers-sidecar:v1:{registry_id}:{url_hash}:{repository}@{digest}")
+pub fn cache_key(
+    namespace: &str,
+    registry_id: i64,
+    registry: &Registry,
+    repository: &str,
+    digest: &Digest,
+) -> String {
+    let url_hash = short_hash(registry.base_url.as_str());
+    let identity_hash = short_hash(&registry.credential_identity());
+    format!(
+        "referrers-sidecar:v2:{namespace}:{registry_id}:{url_hash}:{identity_hash}:{repository}@{digest}"
+    )
+}
+
+/// The namespace of this sidecar's keys: `cache.namespace`, else a hash of `harbor.url`, so
+/// that two Harbors share entries only when told to.
+#[must_use]
+pub fn namespace(configured: Option<&str>, harbor_url: &Url) -> String {
+    configured.map_or_else(|| short_hash(harbor_url.as_str()), str::to_owned)
+}
+
+fn short_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
 }
 
 /// The cross-replica lock of a key.
@@ -253,23 +276,76 @@ mod tests {
         assert!(serde_json::from_value::<StoredHead>(unknown).is_err());
     }
 
+    fn registry(url: &str, user: Option<(&str, &str)>) -> Registry {
+        Registry {
+            name: "hub".into(),
+            base_url: url.parse().unwrap(),
+            kind: registry_client::RegistryKind::Distribution,
+            insecure: false,
+            credentials: user.map(|(username, password)| registry_client::Credentials {
+                username: username.into(),
+                password: password.into(),
+                bound_host: "a.example".into(),
+            }),
+        }
+    }
+
     #[test]
-    fn keys_name_registry_url_repository_and_digest() {
+    fn keys_name_namespace_registry_url_identity_repository_and_digest() {
         let digest: Digest = format!("sha256:{}", "c".repeat(64)).parse().unwrap();
-        let a = cache_key(
-            3,
-            &"https://a.example/".parse().unwrap(),
-            "library/nginx",
-            &digest,
+        let key = |namespace: &str, registry: &Registry| {
+            cache_key(namespace, 3, registry, "library/nginx", &digest)
+        };
+        let anonymous = registry("https://a.example/", None);
+        let alice = registry("https://a.example/", Some(("alice", "one")));
+        let a = key("harbor-a", &anonymous);
+        assert!(a.starts_with("referrers-sidecar:v2:harbor-a:3:"), "{a}");
+        assert!(a.ends_with(&format!(":library/nginx@{digest}")), "{a}");
+
+        assert_eq!(a, key("harbor-a", &anonymous.clone()));
+        assert_ne!(a, key("harbor-b", &anonymous), "another namespace");
+        assert_ne!(
+            a,
+            key("harbor-a", &registry("https://b.example/", None)),
+            "another upstream URL"
         );
-        let b = cache_key(
-            3,
-            &"https://b.example/".parse().unwrap(),
-            "library/nginx",
-            &digest,
+        assert_ne!(a, key("harbor-a", &alice), "credentials");
+        assert_ne!(
+            key("harbor-a", &alice),
+            key(
+                "harbor-a",
+                &registry("https://a.example/", Some(("bob", "one")))
+            ),
+            "another user"
         );
-        assert!(a.starts_with("referrers-sidecar:v1:3:"));
-        assert!(a.ends_with(&format!(":library/nginx@{digest}")));
-        assert_ne!(a, b);
+        let rotated = key(
+            "harbor-a",
+            &registry("https://a.example/", Some(("alice", "two"))),
+        );
+        assert_eq!(
+            key("harbor-a", &alice),
+            rotated,
+            "the secret is no part of it"
+        );
+        assert!(
+            !rotated.contains("alice") && !rotated.contains("two"),
+            "{rotated}"
+        );
+        // Credentials bound to another host are not used: the fetch is anonymous.
+        let unbound = registry("https://b.example/", Some(("alice", "one")));
+        assert_eq!(
+            key("harbor-a", &unbound),
+            key("harbor-a", &registry("https://b.example/", None))
+        );
+    }
+
+    #[test]
+    fn the_namespace_is_the_configured_one_else_a_hash_of_harbors_url() {
+        let core: Url = "https://core-a.example/".parse().unwrap();
+        let other: Url = "https://core-b.example/".parse().unwrap();
+        assert_eq!(namespace(Some("shared"), &core), "shared");
+        assert_eq!(namespace(None, &core), namespace(None, &core));
+        assert_ne!(namespace(None, &core), namespace(None, &other));
+        assert_eq!(namespace(None, &core).len(), 16);
     }
 }

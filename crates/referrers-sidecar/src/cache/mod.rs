@@ -30,10 +30,14 @@ use redis::{RedisError, RedisTier};
 use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
 use single_flight::SingleFlight;
 use unfetched::Unfetched;
+use url::Url;
 
 /// What the cache takes from the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
+    /// The first segment of every key after the version (`cache.namespace`, else a hash of
+    /// `harbor.url`).
+    pub namespace: String,
     pub lifetimes: Lifetimes,
     /// Lists whose stored form is larger are served, not stored (`cache.max_entry_bytes`).
     pub max_entry_bytes: usize,
@@ -48,8 +52,9 @@ pub struct CacheConfig {
 
 impl CacheConfig {
     #[must_use]
-    pub fn new(cache: &CacheSettings, upstream_timeout: Duration) -> Self {
+    pub fn new(cache: &CacheSettings, upstream_timeout: Duration, harbor_url: &Url) -> Self {
         Self {
+            namespace: entry::namespace(cache.namespace.as_deref(), harbor_url),
             lifetimes: Lifetimes {
                 fresh_for: cache.fresh_for,
                 keep_stale_for: cache.keep_stale_for,
@@ -119,9 +124,9 @@ impl ReferrersCache {
             memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
             shared: shared
                 .map(|store| SharedTier::new(store, Arc::clone(&clock), Arc::clone(&metrics))),
+            unfetched: Unfetched::new(config.lifetimes.keep_empty_for),
             config,
             flights: Arc::new(SingleFlight::default()),
-            unfetched: Unfetched::new(config.lifetimes.keep_empty_for),
             upstream,
             clock,
             metrics,
@@ -136,8 +141,9 @@ impl ReferrersCache {
         digest: &Digest,
     ) -> UpstreamAnswer {
         let key = cache_key(
+            &self.config.namespace,
             registry_id,
-            &target.registry.base_url,
+            &target.registry,
             &target.repository,
             digest,
         );

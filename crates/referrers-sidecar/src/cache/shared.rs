@@ -449,7 +449,7 @@ mod tests {
     use oci_referrers::PreparedList;
     use registry_client::ReferrersSource;
 
-    const KEY: &str = "referrers-sidecar:v1:1:abc:library/nginx@sha256:0";
+    const KEY: &str = "referrers-sidecar:v2:ns:1:abc:def:library/nginx@sha256:0";
 
     struct World {
         store: Arc<StubStore>,

@@ -24,6 +24,7 @@ const LOCK_TTL: Duration = Duration::from_secs(10);
 
 fn config() -> CacheConfig {
     CacheConfig {
+        namespace: "harbor-a".into(),
         lifetimes: Lifetimes {
             fresh_for: FRESH_FOR,
             keep_stale_for: KEEP_STALE_FOR,
@@ -219,8 +220,9 @@ fn digest() -> Digest {
 
 fn key() -> String {
     cache_key(
+        "harbor-a",
         REGISTRY_ID,
-        &target().registry.base_url,
+        &target().registry,
         "library/nginx",
         &digest(),
     )

@@ -181,6 +181,9 @@ pub struct CacheSettings {
     pub memory_max_bytes: u64,
     #[serde(with = "human_duration")]
     pub lock_ttl: Duration,
+    /// Keeps this Harbor's entries apart from another's sharing the Redis DB; `None`: a hash
+    /// of `harbor.url`.
+    pub namespace: Option<String>,
 }
 
 impl Default for CacheSettings {
@@ -198,6 +201,7 @@ impl Default for CacheSettings {
             max_entry_bytes: 1024 * 1024,
             memory_max_bytes: 64 * 1024 * 1024,
             lock_ttl: Duration::from_secs(10),
+            namespace: None,
         }
     }
 }

@@ -154,6 +154,8 @@ fn bad_values_name_the_key() {
         ),
         ("projects:\n  label: ' '\n", &[], "projects.label"),
         ("cache:\n  redis_url: http://x\n", &[], "cache.redis_url"),
+        ("cache:\n  namespace: 'a:b'\n", &[], "cache.namespace"),
+        ("cache:\n  namespace: ''\n", &[], "cache.namespace"),
         ("log:\n  level: 'info,=='\n", &[], "log.level"),
         (
             "{}",

@@ -221,6 +221,19 @@ impl CacheSettings {
                 "must be at least 1",
             ));
         }
+        // It is a segment of every key: no separator, nothing a Redis pattern would match.
+        if let Some(namespace) = &self.namespace
+            && (namespace.is_empty()
+                || namespace.len() > 64
+                || !namespace
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+        {
+            return Err(ConfigError::invalid(
+                "cache.namespace",
+                "must be 1 to 64 letters, digits, '.', '_' or '-'",
+            ));
+        }
         Ok(())
     }
 }
