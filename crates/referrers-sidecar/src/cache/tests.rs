@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -11,6 +12,7 @@ use registry_client::{ReferrersSource, Registry, RegistryKind, UpstreamReferrers
 use tokio::sync::Semaphore;
 
 use super::entry::lock_key;
+use super::policy::Lifetimes;
 use super::shared::stub::{Fault, StubStore};
 use super::*;
 use crate::clock::ManualClock;
