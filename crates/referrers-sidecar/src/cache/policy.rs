@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use super::entry::CachedList;
 
+/// How far ahead of this replica's clock an entry's `fetched_at` may be: replicas' clocks differ
+/// a little. Further ahead, the value is not believed (a clock far off, or a value written to
+/// stay fresh for ever): it is expired, a miss, and overwritten.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 /// How long entries are served, counted from when the upstream answered (`fetched_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetimes {
@@ -50,10 +55,15 @@ impl Lifetimes {
         }
     }
 
-    /// `entry` at `now_ms` (milliseconds since the epoch). A `fetched_at` in the future (a
-    /// replica's clock ahead of this one) counts as fetched just now.
+    /// `entry` at `now_ms` (milliseconds since the epoch). A `fetched_at` in the future by at
+    /// most [`MAX_CLOCK_SKEW`] (a replica's clock ahead of this one) counts as fetched just
+    /// now; further in the future, the entry is expired.
     #[must_use]
     pub fn freshness(&self, entry: &CachedList, now_ms: u64) -> Freshness {
+        let skew = u64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
+        if entry.fetched_at_ms > now_ms.saturating_add(skew) {
+            return Freshness::Expired;
+        }
         let age = Duration::from_millis(now_ms.saturating_sub(entry.fetched_at_ms));
         let Some(left) = self
             .lifetime(entry)
@@ -160,6 +170,34 @@ mod tests {
         let list = entry(1);
         assert_eq!(
             LIFETIMES.freshness(&list, FETCHED_AT - 5_000),
+            Freshness::Fresh {
+                left: LIFETIMES.keep_stale_for
+            }
+        );
+    }
+
+    #[test]
+    fn an_entry_from_further_in_the_future_than_the_skew_is_expired() {
+        let list = entry(1);
+        let skew = u64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap();
+        assert!(matches!(
+            LIFETIMES.freshness(&list, FETCHED_AT - skew),
+            Freshness::Fresh { .. }
+        ));
+        assert_eq!(
+            LIFETIMES.freshness(&list, FETCHED_AT - skew - 1),
+            Freshness::Expired
+        );
+        let forever = CachedList {
+            fetched_at_ms: u64::MAX,
+            ..entry(1)
+        };
+        assert_eq!(
+            LIFETIMES.freshness(&forever, FETCHED_AT),
+            Freshness::Expired
+        );
+        assert_eq!(
+            LIFETIMES.freshness(&forever, u64::MAX),
             Freshness::Fresh {
                 left: LIFETIMES.keep_stale_for
             }

@@ -695,6 +695,28 @@ async fn a_corrupt_shared_value_is_a_miss_then_overwritten() {
 }
 
 #[tokio::test]
+async fn a_shared_entry_from_the_future_is_a_miss_then_overwritten() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    let ahead = policy::MAX_CLOCK_SKEW + Duration::from_millis(1);
+    let from_the_future = CachedList::new(
+        listed(5, false),
+        T0 + u64::try_from(ahead.as_millis()).unwrap(),
+    );
+    store.put(&key(), &from_the_future.encode());
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 1));
+    assert_eq!(replica.lookups("redis", "miss"), 1);
+    let stored = CachedList::decode(&store.value(&key()).unwrap()).unwrap();
+    assert_eq!((stored.fetched_at_ms, stored.descriptors.len()), (T0, 1));
+}
+
+#[tokio::test]
 async fn an_expired_shared_entry_is_a_miss() {
     let clock = clock();
     let store = Arc::new(StubStore::default());
