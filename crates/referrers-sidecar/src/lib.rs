@@ -2,6 +2,7 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -1,0 +1,49 @@
+//! The command line: one binary that serves, checks its configuration, and operates a running
+//! sidecar. Each subcommand lives in a module of its own; this one parses and dispatches.
+
+mod check_config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Makes the OCI 1.1 referrers API work for Harbor proxy-cache projects.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The YAML configuration file; `REFERRERS_SIDECAR__…` variables override its keys.
+    #[arg(
+        long,
+        global = true,
+        default_value = "/etc/referrers-sidecar/config.yaml"
+    )]
+    config: PathBuf,
+    /// Without a subcommand: serve.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the effective configuration (secrets masked) and exit; exit 1 if it is invalid.
+    CheckConfig,
+}
+
+/// Parses the command line and runs what it asks. A subcommand loads the configuration only
+/// if it needs it: the operator commands work on a machine without one.
+#[must_use]
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config::run(&cli.config),
+        None => serve::run(&cli.config),
+    }
+}
+
+/// Prints a command's failure the way every subcommand does, and fails.
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("referrers-sidecar: {error}");
+    ExitCode::FAILURE
+}
