@@ -1,8 +1,11 @@
 //! `make demo`: on loopback, a real upstream registry with a signed image (ferro-oci-server:
 //! an image, a cosign-style signature and an SBOM), the Harbor core double with a proxy-cache
-//! project over it and one local referrer, and the sidecar in front. Prints what to run, then
-//! serves until Ctrl-C. `--once` runs the real client against it and exits (a self-check).
+//! project over it (manifests and blobs pulled through from the upstream, as Harbor's proxy
+//! cache does) and one local referrer, and the sidecar in front. Prints what to run, then
+//! serves until Ctrl-C. `--once` runs the real clients against it and exits (a self-check):
+//! oci-client, skopeo and oras-py.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use e2e::users::User;
@@ -30,6 +33,8 @@ async fn main() -> ExitCode {
     let host = format!("127.0.0.1:{}", sidecar.port);
     let subject = &sample.subject.digest;
     let reference = format!("{host}/demo-proxy/team/app@{subject}");
+    let tagged = format!("{host}/demo-proxy/team/app:v1");
+    let python = venv_python();
     let client = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("list-referrers")));
@@ -48,10 +53,20 @@ async fn main() -> ExitCode {
          \n  curl -si http://{host}/v2/demo-proxy/team/app/referrers/{subject}\
          \nA real OCI client (oci-client):\
          \n  cargo run -q -p e2e --bin list-referrers -- {reference} {USER} {PASSWORD}\
+         \nThe tag's manifest, pulled through Harbor's proxy cache, and its digest (skopeo):\
+         \n  skopeo inspect --raw --tls-verify=false --creds {USER}:{PASSWORD} docker://{tagged} > manifest.json && skopeo manifest-digest manifest.json\
+         \nWhat `oras discover` shows, with oras-py:\
+         \n  {python} {discover} {tagged} {USER} {PASSWORD}\
+         \nWith the Go clients, where they are installed:\
+         \n  oras discover --plain-http -u {USER} -p {PASSWORD} {tagged}\
+         \n  regctl registry set --tls disabled {host} && regctl registry login -u {USER} -p {PASSWORD} {host} && regctl artifact list {tagged}\
+         \n  cosign login -u {USER} -p {PASSWORD} {host} && cosign tree --allow-insecure-registry {tagged}\
          \n",
         upstream = upstream.url(),
         core = world.harbor.url(),
         metrics = sidecar.metrics_port,
+        python = python.display(),
+        discover = DISCOVER,
     );
 
     if once {
@@ -59,14 +74,27 @@ async fn main() -> ExitCode {
             eprintln!("list-referrers is not built: cargo build -p e2e --bins");
             return ExitCode::FAILURE;
         };
-        let output = Command::new(client)
-            .args([&reference, USER, PASSWORD])
-            .output()
-            .expect("run list-referrers");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        print!("{stdout}");
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
-        return if output.status.success() && stdout.contains("3 referrers") {
+        let listed = run(Command::new(client).args([&reference, USER, PASSWORD]))
+            .is_some_and(|out| out.contains("3 referrers"));
+        // The exact bytes of the upstream's manifest: the digest is preserved.
+        let manifest = run(Command::new(e2e::upstreams::tool("skopeo")).args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("docker://{tagged}"),
+        ]));
+        let resolved = manifest.is_some_and(|raw| {
+            let digest = e2e::upstreams::sha256_digest(raw.trim_end().as_bytes());
+            println!("\nskopeo: {tagged} is {digest}");
+            &digest == subject
+        });
+        let discovered = run(Command::new(&python).args([DISCOVER, &tagged, USER, PASSWORD]))
+            .is_some_and(|out| {
+                out.contains(subject.as_str()) && out.contains("application/spdx+json")
+            });
+        return if listed && resolved && discovered {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -88,4 +116,28 @@ async fn main() -> ExitCode {
         } => {}
     }
     ExitCode::SUCCESS
+}
+
+/// The oras-py script that shows what `oras discover` shows.
+const DISCOVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bin/oras_discover.py");
+
+/// The Python of the tools' venv (`make setup` installs oras-py there).
+fn venv_python() -> PathBuf {
+    std::env::var_os("REFERRERS_SIDECAR_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/referrers-sidecar/tools"))
+        })
+        .unwrap_or_default()
+        .join("venv/bin/python")
+}
+
+/// Runs a client, echoing what it prints; its standard output when it succeeded.
+fn run(command: &mut Command) -> Option<String> {
+    let output = command.output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    output.status.success().then_some(stdout)
 }

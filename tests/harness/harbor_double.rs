@@ -2,7 +2,9 @@
 //! authorization (401 with a Bearer challenge built from `Host` when no credentials are sent,
 //! 401 `Basic realm="harbor"` for a bad token *and* for a valid token without access), the
 //! token service, the referrers endpoint (GET only; HEAD falls through to a 404) with Harbor's
-//! quirks, and the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
+//! quirks, manifests and blobs of proxy-cache projects pulled through from the upstream and
+//! cached (a cached manifest with a `subject` becomes a local referrer: see
+//! `crate::proxy_cache`), and the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
 //! the secret masked, project labels, ping, health). Every request it receives is recorded (see
 //! `crate::seen`).
 
@@ -14,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::proxy_cache::{self, CachedManifest, ProxyCache, Pulled};
 use crate::seen::Seen;
 use crate::server::{Gate, TestServer};
 use crate::users::User;
@@ -127,6 +130,8 @@ struct State {
     referrers: HashMap<(String, String), Vec<Value>>,
     tokens: HashMap<String, Access>,
     issued: u64,
+    /// What proxy-cache projects pulled through from their upstreams.
+    cache: ProxyCache,
 }
 
 struct Shared {
@@ -185,6 +190,18 @@ impl HarborDouble {
             .expect("state")
             .referrers
             .insert((repository.into(), subject.into()), descriptors);
+    }
+
+    /// The manifest a proxy-cache project holds for `repository` (`project/repo`) at
+    /// `reference` (a tag or a digest), pulled through from its upstream.
+    #[must_use]
+    pub fn cached_manifest(&self, repository: &str, reference: &str) -> Option<CachedManifest> {
+        self.shared
+            .state
+            .lock()
+            .expect("state")
+            .cache
+            .manifest(repository, reference)
     }
 
     /// Adds a project label named `name` to the project `project`.
@@ -422,10 +439,30 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
             ));
     }
 
+    let method = request.method().clone();
     match tail {
-        Tail::Referrers(subject) if request.method() == actix_web::http::Method::GET => {
+        Tail::Referrers(subject) if method == actix_web::http::Method::GET => {
             shared.referrers_gate.pass().await;
             referrers(&request, &shared, &config, name, subject)
+        }
+        Tail::Content(kind, reference)
+            if method == actix_web::http::Method::GET
+                || method == actix_web::http::Method::HEAD =>
+        {
+            match upstream_of(&config, &project) {
+                Some(upstream) => {
+                    let head = method == actix_web::http::Method::HEAD;
+                    let pull = Pull {
+                        upstream: &upstream,
+                        repository: name,
+                        project: &project,
+                        kind,
+                        reference,
+                    };
+                    pull_through(&shared, &pull, head).await
+                }
+                None => v2_response(404).body(error_body("NOT_FOUND", "not found")),
+            }
         }
         // Core's router knows referrers for GET only: HEAD falls to the registry, which 404s.
         _ => v2_response(404).body(error_body("NOT_FOUND", "not found")),
@@ -434,6 +471,8 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
 
 enum Tail<'a> {
     Referrers(&'a str),
+    /// `manifests` or `blobs`, and the tag or digest.
+    Content(&'static str, &'a str),
     Other,
 }
 
@@ -441,12 +480,140 @@ fn split_repository(rest: &str) -> (&str, Tail<'_>) {
     if let Some((name, subject)) = rest.rsplit_once("/referrers/") {
         return (name, Tail::Referrers(subject));
     }
-    for marker in ["/manifests/", "/blobs/", "/tags/"] {
-        if let Some((name, _)) = rest.split_once(marker) {
-            return (name, Tail::Other);
+    for kind in ["manifests", "blobs"] {
+        if let Some((name, reference)) = rest.split_once(&format!("/{kind}/")) {
+            return (name, Tail::Content(kind, reference));
         }
     }
+    if let Some((name, _)) = rest.split_once("/tags/") {
+        return (name, Tail::Other);
+    }
     (rest.trim_end_matches('/'), Tail::Other)
+}
+
+/// The upstream registry's URL of a proxy-cache project.
+fn upstream_of(config: &DoubleConfig, project: &str) -> Option<String> {
+    let registry_id = config
+        .projects
+        .iter()
+        .find(|p| p.name == project)?
+        .registry_id?;
+    config
+        .registries
+        .iter()
+        .find(|r| r.id == registry_id)
+        .map(|r| r.url.clone())
+}
+
+/// One manifest or blob asked of a proxy-cache project.
+struct Pull<'a> {
+    upstream: &'a str,
+    /// `<project>/<repo>`, as Harbor stores it.
+    repository: &'a str,
+    project: &'a str,
+    kind: &'static str,
+    reference: &'a str,
+}
+
+impl Pull<'_> {
+    /// The repository on the upstream: the name without `<project>/`.
+    fn upstream_repository(&self) -> &str {
+        self.repository
+            .strip_prefix(self.project)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(self.repository)
+    }
+}
+
+/// Harbor's proxy cache (`src/server/middleware/repoproxy`): a digest cached locally is served
+/// locally; anything else is pulled from the upstream (a `HEAD` only asked of it), served and
+/// cached; when the upstream fails, what is cached is served.
+async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -> HttpResponse {
+    let by_digest = pull.reference.contains(':');
+    let cached = || {
+        let state = shared.state.lock().expect("state");
+        if pull.kind == "manifests" {
+            state
+                .cache
+                .manifest(pull.repository, pull.reference)
+                .map(|m| (m.media_type.clone(), m.bytes))
+        } else {
+            state
+                .cache
+                .blob(pull.repository, pull.reference)
+                .map(|b| ("application/octet-stream".to_owned(), b))
+        }
+    };
+    if by_digest && let Some((media_type, bytes)) = cached() {
+        return content(&media_type, bytes);
+    }
+    let upstream_repository = pull.upstream_repository();
+    match proxy_cache::pull(
+        pull.upstream,
+        upstream_repository,
+        pull.kind,
+        pull.reference,
+    )
+    .await
+    {
+        // Harbor asks the upstream's HEAD and caches nothing; the double reads the content to
+        // answer with its length and digest.
+        Pulled::Manifest(manifest) if head => content(&manifest.media_type, manifest.bytes),
+        Pulled::Blob(bytes) if head => content("application/octet-stream", bytes),
+        Pulled::Manifest(manifest) => {
+            let (media_type, bytes) = (manifest.media_type.clone(), manifest.bytes.clone());
+            keep_manifest(shared, pull.repository, pull.reference, manifest);
+            content(&media_type, bytes)
+        }
+        Pulled::Blob(bytes) => {
+            shared.state.lock().expect("state").cache.keep_blob(
+                pull.repository,
+                pull.reference,
+                bytes.clone(),
+            );
+            content("application/octet-stream", bytes)
+        }
+        Pulled::Status(404) => unknown(pull.kind),
+        Pulled::Status(_) | Pulled::Unreachable => {
+            cached().map_or_else(|| unknown(pull.kind), |(t, b)| content(&t, b))
+        }
+    }
+}
+
+/// Caches a pulled manifest; one with a `subject` becomes a local referrer of that subject
+/// (Harbor's accessory record, listed by core's referrers endpoint).
+fn keep_manifest(shared: &Shared, repository: &str, reference: &str, manifest: CachedManifest) {
+    let mut state = shared.state.lock().expect("state");
+    if let Some(subject) = manifest.subject() {
+        let descriptor = manifest.referrer_descriptor();
+        let listed = state
+            .referrers
+            .entry((repository.to_owned(), subject))
+            .or_default();
+        if !listed.iter().any(|d| d["digest"] == descriptor["digest"]) {
+            listed.push(descriptor);
+        }
+    }
+    state.cache.keep_manifest(repository, reference, manifest);
+}
+
+/// Content with its digest; a `HEAD` gets the same head without the body (actix leaves it out
+/// and keeps its length).
+fn content(media_type: &str, bytes: bytes::Bytes) -> HttpResponse {
+    let digest = crate::upstreams::sha256_digest(&bytes);
+    v2_response(200)
+        .insert_header(("Docker-Content-Digest", digest))
+        .insert_header(("Content-Type", media_type.to_owned()))
+        .body(bytes)
+}
+
+fn unknown(kind: &str) -> HttpResponse {
+    let code = if kind == "manifests" {
+        "MANIFEST_UNKNOWN"
+    } else {
+        "BLOB_UNKNOWN"
+    };
+    v2_response(404).body(error_body(code, "not found"))
 }
 
 fn referrers(

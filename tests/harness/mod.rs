@@ -6,6 +6,7 @@ pub mod counting_proxy;
 pub mod harbor_double;
 pub mod nginx;
 pub mod ports;
+pub mod proxy_cache;
 pub mod redis;
 pub mod scripted_upstream;
 pub mod seen;
