@@ -17,9 +17,31 @@ use url::Url;
 /// Version 2: the list in its prepared form; version 1 (deflated JSON descriptors) is a miss.
 const MAGIC: &[u8; 3] = b"RS\x02";
 
-/// Largest decompressed value accepted (a stored entry is at most `cache.max_entry_bytes`
-/// compressed; this bounds a hostile value in a shared Redis).
-const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+/// The head's length comes first in a decoded entry, as a little-endian `u32`.
+const HEAD_LEN_BYTES: usize = 4;
+
+/// How many times its stored size an entry may inflate to. A prepared referrers list (random
+/// digests) shrinks about threefold under zlib; a value that inflates much more is not one of
+/// ours and must not cost memory (a zlib bomb planted in a shared Redis).
+const MAX_INFLATION: usize = 16;
+
+/// The largest stored (compressed) and decoded sizes of an entry, from `cache.max_entry_bytes`:
+/// a value beyond either is neither stored nor read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryBounds {
+    pub stored: usize,
+    pub decoded: usize,
+}
+
+impl EntryBounds {
+    #[must_use]
+    pub fn new(max_entry_bytes: usize) -> Self {
+        Self {
+            stored: max_entry_bytes,
+            decoded: max_entry_bytes.saturating_mul(MAX_INFLATION),
+        }
+    }
+}
 
 /// An upstream referrers list as cached: never the merged answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,10 +89,11 @@ impl CachedList {
         list
     }
 
-    /// The stored form: magic and version, then zlib (checksummed) over the head's length
-    /// (`u32`, little-endian), the head as JSON, and the list's prepared stored form.
+    /// The stored form — magic and version, then zlib (checksummed) over the head's length
+    /// (`u32`, little-endian), the head as JSON, and the list's prepared stored form — unless
+    /// it, or what it inflates to, is over `bounds` (it could never be read back).
     #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode_within(&self, bounds: EntryBounds) -> Option<Vec<u8>> {
         let head = StoredHead {
             fetched_at_ms: self.fetched_at_ms,
             source: self.source,
@@ -79,26 +102,50 @@ impl CachedList {
         // Serializing these types cannot fail, and a few dozen bytes fit a u32.
         let head = serde_json::to_vec(&head).unwrap_or_default();
         let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
+        let list = self.descriptors.to_stored();
+        if HEAD_LEN_BYTES + head.len() + list.len() > bounds.decoded {
+            return None;
+        }
         let mut encoder = ZlibEncoder::new(MAGIC.to_vec(), Compression::fast());
         // Writing to a Vec cannot fail.
         let _ = encoder.write_all(&head_len.to_le_bytes());
         let _ = encoder.write_all(&head);
-        let _ = encoder.write_all(&self.descriptors.to_stored());
-        encoder.finish().unwrap_or_default()
+        let _ = encoder.write_all(&list);
+        let bytes = encoder.finish().unwrap_or_default();
+        (bytes.len() <= bounds.stored).then_some(bytes)
     }
 
-    /// `None` for anything not written by [`CachedList::encode`] of this version: such a value
-    /// is a miss, later overwritten, never an error. Turning it into the prepared form checks
-    /// it, without decoding a descriptor.
+    /// The stored form without bounds, to plant values in tests.
+    #[cfg(test)]
     #[must_use]
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
+    pub fn encode(&self) -> Vec<u8> {
+        let unbounded = EntryBounds {
+            stored: usize::MAX,
+            decoded: usize::MAX,
+        };
+        self.encode_within(unbounded).unwrap_or_default()
+    }
+
+    /// `None` for anything not written by [`CachedList::encode_within`] of this version with
+    /// these `bounds`: such a value is a miss, later overwritten, never an error. Inflating
+    /// stops just past the decoded bound; turning the rest into the prepared form checks it,
+    /// without decoding a descriptor.
+    #[must_use]
+    pub fn decode(bytes: &[u8], bounds: EntryBounds) -> Option<Self> {
+        if bytes.len() > bounds.stored {
+            return None;
+        }
         let body = bytes.strip_prefix(MAGIC.as_slice())?;
+        let limit = u64::try_from(bounds.decoded).unwrap_or(u64::MAX);
         let mut decoded = Vec::new();
         ZlibDecoder::new(body)
-            .take(MAX_DECODED_BYTES)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut decoded)
             .ok()?;
-        let (head_len, rest) = decoded.split_first_chunk::<4>()?;
+        if decoded.len() > bounds.decoded {
+            return None;
+        }
+        let (head_len, rest) = decoded.split_first_chunk::<HEAD_LEN_BYTES>()?;
         let head_len = usize::try_from(u32::from_le_bytes(*head_len)).ok()?;
         let (head, list) = rest.split_at_checked(head_len)?;
         let head: StoredHead = serde_json::from_slice(head).ok()?;
@@ -202,7 +249,7 @@ mod tests {
         let entry = sample();
         let bytes = entry.encode();
         assert!(bytes.starts_with(MAGIC));
-        let decoded = CachedList::decode(&bytes).unwrap();
+        let decoded = CachedList::decode(&bytes, BOUNDS).unwrap();
         assert_eq!(
             decoded.descriptors.descriptors(),
             ['a', 'c', 'e'].map(descriptor)
@@ -212,6 +259,85 @@ mod tests {
             entry.as_upstream().descriptors,
             ['a', 'c', 'e'].map(descriptor)
         );
+    }
+
+    const BOUNDS: EntryBounds = EntryBounds {
+        stored: 1024 * 1024,
+        decoded: 16 * 1024 * 1024,
+    };
+
+    #[test]
+    fn values_over_either_bound_are_neither_stored_nor_read() {
+        let entry = sample();
+        let bytes = entry.encode();
+        let decoded = {
+            let mut inflated = Vec::new();
+            ZlibDecoder::new(&bytes[MAGIC.len()..])
+                .read_to_end(&mut inflated)
+                .unwrap();
+            inflated.len()
+        };
+        let exact = EntryBounds {
+            stored: bytes.len(),
+            decoded,
+        };
+        assert_eq!(entry.encode_within(exact), Some(bytes.clone()));
+        assert_eq!(CachedList::decode(&bytes, exact), Some(entry.clone()));
+        for tight in [
+            EntryBounds {
+                stored: bytes.len() - 1,
+                ..exact
+            },
+            EntryBounds {
+                decoded: decoded - 1,
+                ..exact
+            },
+        ] {
+            assert_eq!(entry.encode_within(tight), None, "{tight:?}");
+            assert_eq!(CachedList::decode(&bytes, tight), None, "{tight:?}");
+        }
+    }
+
+    #[test]
+    fn the_bounds_follow_max_entry_bytes() {
+        assert_eq!(
+            EntryBounds::new(1024),
+            EntryBounds {
+                stored: 1024,
+                decoded: 1024 * MAX_INFLATION
+            }
+        );
+        assert_eq!(EntryBounds::new(usize::MAX).decoded, usize::MAX);
+    }
+
+    #[test]
+    fn a_value_inflating_past_the_bound_is_a_miss() {
+        // One annotation of 16 MiB of the same letter compresses to a few KiB: a well-formed
+        // entry within the stored bound, far over the decoded one (MAX_INFLATION times it).
+        let inflated = 16 * 1024 * 1024;
+        let bomb = CachedList {
+            descriptors: PreparedList::new([serde_json::from_value::<Descriptor>(
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", "e".repeat(64)),
+                    "size": 10,
+                    "annotations": {"a": "x".repeat(inflated)},
+                }),
+            )
+            .unwrap()]),
+            ..sample()
+        };
+        let bytes = bomb.encode();
+        let bounds = EntryBounds::new(bytes.len());
+        assert!(bounds.decoded < inflated, "{bounds:?}");
+        assert_eq!(CachedList::decode(&bytes, bounds), None);
+        assert_eq!(bomb.encode_within(bounds), None, "nor stored");
+        // The decoded bound alone made it a miss.
+        let unbounded_inflation = EntryBounds {
+            decoded: usize::MAX,
+            ..bounds
+        };
+        assert_eq!(CachedList::decode(&bytes, unbounded_inflation), Some(bomb));
     }
 
     #[test]
@@ -233,22 +359,22 @@ mod tests {
         let mut encoder = DeflateEncoder::new(b"RS\x01".to_vec(), Compression::fast());
         serde_json::to_writer(&mut encoder, &version_one).unwrap();
         let stored = encoder.finish().unwrap();
-        assert_eq!(CachedList::decode(&stored), None);
+        assert_eq!(CachedList::decode(&stored, BOUNDS), None);
     }
 
     #[test]
     fn foreign_corrupt_and_other_versions_are_misses() {
         let bytes = sample().encode();
-        assert_eq!(CachedList::decode(b""), None);
-        assert_eq!(CachedList::decode(b"{\"fetched_at_ms\":1}"), None);
-        assert_eq!(CachedList::decode(&bytes[..bytes.len() / 2]), None);
+        assert_eq!(CachedList::decode(b"", BOUNDS), None);
+        assert_eq!(CachedList::decode(b"{\"fetched_at_ms\":1}", BOUNDS), None);
+        assert_eq!(CachedList::decode(&bytes[..bytes.len() / 2], BOUNDS), None);
         let mut other_version = bytes.clone();
         other_version[2] = 3;
-        assert_eq!(CachedList::decode(&other_version), None);
+        assert_eq!(CachedList::decode(&other_version, BOUNDS), None);
         let mut flipped = bytes;
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
-        assert_eq!(CachedList::decode(&flipped), None);
+        assert_eq!(CachedList::decode(&flipped, BOUNDS), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 pub use answer::{CacheResult, UpstreamAnswer, UpstreamResult};
 pub use config::{CacheConfig, shared_store};
-use entry::{CachedList, cache_key};
+use entry::{CachedList, EntryBounds, cache_key};
 use memory::MemoryTier;
 use policy::Freshness;
 use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
@@ -72,8 +72,14 @@ impl ReferrersCache {
             .set(0);
         Self {
             memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
-            shared: shared
-                .map(|store| SharedTier::new(store, Arc::clone(&clock), Arc::clone(&metrics))),
+            shared: shared.map(|store| {
+                SharedTier::new(
+                    store,
+                    EntryBounds::new(config.max_entry_bytes),
+                    Arc::clone(&clock),
+                    Arc::clone(&metrics),
+                )
+            }),
             unfetched: Unfetched::new(config.lifetimes.keep_empty_for),
             config,
             flights: Arc::new(SingleFlight::default()),
@@ -334,20 +340,20 @@ impl ReferrersCache {
             .await;
     }
 
-    /// Stores a complete list in every tier, unless its stored form is over the entry bound;
-    /// says whether it did.
+    /// Stores a complete list in every tier, unless its stored form is over the entry bound
+    /// (or what it inflates to is over what a reader would inflate: it could never be read
+    /// back); says whether it did.
     async fn store(&self, key: &str, list: &Arc<CachedList>) -> bool {
-        let bytes = list.encode();
-        if bytes.len() > self.config.max_entry_bytes {
+        let Some(bytes) = list.encode_within(EntryBounds::new(self.config.max_entry_bytes)) else {
             self.metrics.cache_oversize.inc();
             tracing::info!(
                 key,
-                bytes = bytes.len(),
+                descriptors = list.descriptors.len(),
                 limit = self.config.max_entry_bytes,
                 "upstream list over cache.max_entry_bytes: served, not cached, not fetched again for cache.keep_empty_for"
             );
             return false;
-        }
+        };
         let lifetime = self.config.lifetimes.lifetime(list);
         self.memory.insert(key, Arc::clone(list), lifetime).await;
         self.metrics

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::entry::{CachedList, lock_key};
+use super::entry::{CachedList, EntryBounds, lock_key};
 use super::redis::{RedisError, RedisTier};
 use crate::breaker::{Breaker, BreakerState};
 use crate::clock::Clock;
@@ -130,6 +130,8 @@ pub struct SharedReport {
 
 pub struct SharedTier {
     store: Arc<dyn SharedStore>,
+    /// A value over these is a miss: another writer's, or hostile.
+    bounds: EntryBounds,
     breaker: Breaker,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -137,9 +139,15 @@ pub struct SharedTier {
 
 impl SharedTier {
     #[must_use]
-    pub fn new(store: Arc<dyn SharedStore>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn SharedStore>,
+        bounds: EntryBounds,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let tier = Self {
             store,
+            bounds,
             breaker: Breaker::new(BREAKER_FAILURES, BREAKER_COOLDOWN),
             clock,
             metrics,
@@ -168,7 +176,7 @@ impl SharedTier {
         let Some(bytes) = found else {
             return SharedRead::Missing;
         };
-        match CachedList::decode(&bytes) {
+        match CachedList::decode(&bytes, self.bounds) {
             Some(list) => SharedRead::Found(list),
             None => {
                 tracing::warn!(key, "unreadable value under a cache key; treated as a miss");
@@ -464,6 +472,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new(&[]).unwrap());
         let tier = SharedTier::new(
             Arc::clone(&store) as Arc<dyn SharedStore>,
+            EntryBounds::new(1024 * 1024),
             Arc::clone(&clock) as Arc<dyn Clock>,
             Arc::clone(&metrics),
         );

@@ -9,9 +9,10 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use oci_referrers::Descriptor;
 use registry_client::{ReferrersSource, Registry, RegistryKind, UpstreamReferrers};
+use sha2::Digest as _;
 use tokio::sync::Semaphore;
 
-use super::entry::lock_key;
+use super::entry::{EntryBounds, lock_key};
 use super::policy::Lifetimes;
 use super::shared::stub::{Fault, StubStore};
 use super::*;
@@ -228,6 +229,10 @@ fn key() -> String {
         "library/nginx",
         &digest(),
     )
+}
+
+fn bounds() -> EntryBounds {
+    EntryBounds::new(config().max_entry_bytes)
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -689,7 +694,7 @@ async fn a_corrupt_shared_value_is_a_miss_then_overwritten() {
     assert_eq!(replica.lookups("redis", "miss"), 1);
     let stored = store.value(&key()).unwrap();
     assert_eq!(
-        CachedList::decode(&stored).map(|l| l.descriptors.len()),
+        CachedList::decode(&stored, bounds()).map(|l| l.descriptors.len()),
         Some(1)
     );
 }
@@ -712,8 +717,82 @@ async fn a_shared_entry_from_the_future_is_a_miss_then_overwritten() {
     let answer = replica.ask().await;
     assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 1));
     assert_eq!(replica.lookups("redis", "miss"), 1);
-    let stored = CachedList::decode(&store.value(&key()).unwrap()).unwrap();
+    let stored = CachedList::decode(&store.value(&key()).unwrap(), bounds()).unwrap();
     assert_eq!((stored.fetched_at_ms, stored.descriptors.len()), (T0, 1));
+}
+
+#[tokio::test]
+async fn a_shared_value_that_inflates_past_the_bound_is_a_miss_then_overwritten() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    // Small stored, huge decoded: one annotation of 20 MiB of the same letter.
+    let bomb = CachedList::new(
+        UpstreamReferrers {
+            descriptors: vec![
+                serde_json::from_value(serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", "e".repeat(64)),
+                    "size": 10,
+                    "annotations": {"a": "x".repeat(20 * 1024 * 1024)},
+                }))
+                .unwrap(),
+            ],
+            ..listed(0, false)
+        },
+        T0,
+    );
+    let bytes = bomb.encode();
+    assert!(bytes.len() <= config().max_entry_bytes);
+    store.put(&key(), &bytes);
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(2)),
+        &clock,
+    );
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 2));
+    assert_eq!(replica.lookups("redis", "miss"), 1);
+    assert_eq!(replica.upstream.fetches(), 1);
+    let stored = CachedList::decode(&store.value(&key()).unwrap(), bounds()).unwrap();
+    assert_eq!(stored.descriptors.len(), 2, "overwritten");
+}
+
+#[tokio::test]
+async fn a_shared_value_over_max_entry_bytes_is_a_miss_then_overwritten() {
+    let clock = clock();
+    let store = Arc::new(StubStore::default());
+    // A well-formed entry another writer stored with a larger bound: digests that do not
+    // compress.
+    let large = CachedList::new(
+        UpstreamReferrers {
+            descriptors: (0u32..40_000)
+                .map(|i| {
+                    let digest = hex::encode(sha2::Sha256::digest(i.to_le_bytes()));
+                    serde_json::from_value(serde_json::json!({
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": format!("sha256:{digest}"),
+                        "size": 10,
+                    }))
+                    .unwrap()
+                })
+                .collect(),
+            ..listed(0, false)
+        },
+        T0,
+    );
+    let bytes = large.encode();
+    assert!(bytes.len() > config().max_entry_bytes, "{}", bytes.len());
+    store.put(&key(), &bytes);
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let answer = replica.ask().await;
+    assert_eq!((answer.cache, served(&answer)), (CacheResult::Miss, 1));
+    assert_eq!(replica.upstream.fetches(), 1);
+    let stored = CachedList::decode(&store.value(&key()).unwrap(), bounds()).unwrap();
+    assert_eq!(stored.descriptors.len(), 1, "overwritten");
 }
 
 #[tokio::test]
