@@ -6,13 +6,36 @@ use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::index::{ENVELOPE_HEAD, ENVELOPE_TAIL, INDEX_ENVELOPE_LEN};
 
-/// How big one page may be.
+/// How big one page may be. Whatever the limit, a page holds at least one descriptor whenever
+/// any remain (see [`paginate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageLimit {
-    /// At most this many descriptors (the client's `n`).
+    /// At most this many descriptors.
     Count(usize),
     /// At most this many bytes of encoded index (what clients accept as one manifest).
     Bytes(usize),
+    /// Both: a client asking for many large descriptors still gets a page within what it
+    /// accepts as one manifest.
+    CountWithin {
+        /// At most this many descriptors (the client's `n`).
+        count: usize,
+        /// At most this many bytes of encoded index.
+        bytes: usize,
+    },
+}
+
+impl PageLimit {
+    /// Whether a page holding `held` descriptors may take one more, growing its encoded index
+    /// to `grown` bytes.
+    #[must_use]
+    pub(crate) fn admits(self, held: usize, grown: usize) -> bool {
+        let (count, bytes) = match self {
+            Self::Count(n) => (n, usize::MAX),
+            Self::Bytes(bytes) => (usize::MAX, bytes),
+            Self::CountWithin { count, bytes } => (count, bytes),
+        };
+        held == 0 || (held < count && grown <= bytes)
+    }
 }
 
 /// One page of a sorted list (of descriptors, or of references to them).
@@ -43,7 +66,7 @@ pub fn paginate<'a, D: Borrow<Descriptor>>(
     let remaining = after(sorted, last);
     let len = match limit {
         PageLimit::Count(n) => n.max(1).min(remaining.len()),
-        PageLimit::Bytes(budget) => fitting_len(remaining, budget),
+        PageLimit::Bytes(_) | PageLimit::CountWithin { .. } => fitting_len(remaining, limit),
     };
     let items = &remaining[..len];
     let next = if len < remaining.len() {
@@ -78,9 +101,8 @@ pub fn encode_page<D: Borrow<Descriptor>>(
     body.extend_from_slice(ENVELOPE_HEAD.as_bytes());
     let mut count = 0;
     for descriptor in remaining {
-        if let PageLimit::Count(n) = limit
-            && count >= n.max(1)
-        {
+        // The count first: a page already full serializes nothing more.
+        if !limit.admits(count, 0) {
             break;
         }
         let mark = body.len();
@@ -89,10 +111,7 @@ pub fn encode_page<D: Borrow<Descriptor>>(
         }
         // Strings, integers and `Value`s always serialize, and a Vec never refuses a write.
         let _ = serde_json::to_writer(&mut body, descriptor.borrow());
-        if let PageLimit::Bytes(budget) = limit
-            && count > 0
-            && body.len() + ENVELOPE_TAIL.len() > budget
-        {
+        if !limit.admits(count, body.len() + ENVELOPE_TAIL.len()) {
             body.truncate(mark);
             break;
         }
@@ -111,14 +130,14 @@ fn after<'a, D: Borrow<Descriptor>>(sorted: &'a [D], last: Option<&Digest>) -> &
     &sorted[start..]
 }
 
-/// How many leading descriptors fit in `budget` bytes of encoded index (at least one).
-fn fitting_len<D: Borrow<Descriptor>>(descriptors: &[D], budget: usize) -> usize {
+/// How many leading descriptors fit in `limit` (at least one).
+fn fitting_len<D: Borrow<Descriptor>>(descriptors: &[D], limit: PageLimit) -> usize {
     let mut used = INDEX_ENVELOPE_LEN;
     let mut count = 0;
     for descriptor in descriptors {
         let separator = usize::from(count > 0);
         let next = used + separator + descriptor.borrow().encoded_len();
-        if next > budget && count > 0 {
+        if !limit.admits(count, next) {
             break;
         }
         used = next;
@@ -202,6 +221,36 @@ mod tests {
         assert_eq!(encode_index(page.items).len(), two);
         let page = paginate(&all, None, PageLimit::Bytes(two - 1));
         assert_eq!(page.items.len(), 1);
+    }
+
+    #[test]
+    fn a_count_within_bytes_stops_at_whichever_comes_first() {
+        let all = list("01234");
+        let two = encode_index(&all[..2]).len();
+        let by_bytes = PageLimit::CountWithin {
+            count: 4,
+            bytes: two,
+        };
+        let page = paginate(&all, None, by_bytes);
+        assert_eq!(
+            (digests(page.items).as_str(), page.next.is_some()),
+            ("01", true)
+        );
+        let by_count = PageLimit::CountWithin {
+            count: 1,
+            bytes: two,
+        };
+        assert_eq!(digests(paginate(&all, None, by_count).items), "0");
+        for limit in [by_bytes, by_count] {
+            let encoded = encode_page(&all, None, limit);
+            let page = paginate(&all, None, limit);
+            assert_eq!(encoded.body, encode_index(page.items));
+            assert_eq!(encoded.next, page.next);
+        }
+        // Neither stops a page short of one descriptor.
+        let tiny = PageLimit::CountWithin { count: 0, bytes: 0 };
+        assert_eq!(paginate(&all, None, tiny).items.len(), 1);
+        assert_eq!(encode_page(&all, None, tiny).count, 1);
     }
 
     #[test]

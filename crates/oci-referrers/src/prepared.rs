@@ -419,13 +419,7 @@ pub fn encode_prepared_page(
             continue;
         }
         let grown = body_len + usize::from(!page.is_empty()) + descriptor.json.len();
-        // A page holds at least one descriptor whenever any remain (see `paginate`).
-        let fits = page.is_empty()
-            || match limit {
-                PageLimit::Count(n) => page.len() < n.max(1),
-                PageLimit::Bytes(budget) => grown <= budget,
-            };
-        if fits {
+        if limit.admits(page.len(), grown) {
             body_len = grown;
             page.push(descriptor);
         } else {

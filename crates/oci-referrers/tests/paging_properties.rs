@@ -17,6 +17,8 @@ fn limit() -> impl Strategy<Value = PageLimit> {
     prop_oneof![
         (0usize..8).prop_map(PageLimit::Count),
         (0usize..4_000).prop_map(PageLimit::Bytes),
+        (0usize..8, 0usize..4_000)
+            .prop_map(|(count, bytes)| PageLimit::CountWithin { count, bytes }),
     ]
 }
 
@@ -69,12 +71,13 @@ proptest! {
     fn pages_respect_their_limit(list in descriptors(40), limit in limit()) {
         let sorted = merge(list, Vec::new());
         for page in all_pages(&sorted, limit) {
-            match limit {
-                PageLimit::Count(n) => prop_assert!(page.items.len() <= n.max(1)),
-                PageLimit::Bytes(budget) => prop_assert!(
-                    page.items.len() <= 1 || encode_index(page.items).len() <= budget
-                ),
-            }
+            let (count, bytes) = match limit {
+                PageLimit::Count(n) => (n, usize::MAX),
+                PageLimit::Bytes(budget) => (usize::MAX, budget),
+                PageLimit::CountWithin { count, bytes } => (count, bytes),
+            };
+            prop_assert!(page.items.len() <= count.max(1));
+            prop_assert!(page.items.len() <= 1 || encode_index(page.items).len() <= bytes);
         }
     }
 
@@ -155,7 +158,11 @@ proptest! {
         cursor in 0usize..10,
     ) {
         let last = list.get(cursor).map(|d| d.digest.clone());
-        for limit in [PageLimit::Count(count), PageLimit::Bytes(budget)] {
+        for limit in [
+            PageLimit::Count(count),
+            PageLimit::Bytes(budget),
+            PageLimit::CountWithin { count, bytes: budget },
+        ] {
             let page = paginate(&list, last.as_ref(), limit);
             let encoded = encode_page(&list, last.as_ref(), limit);
             prop_assert_eq!(&encoded.body, &encode_index(page.items));

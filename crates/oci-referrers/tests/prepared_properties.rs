@@ -17,6 +17,8 @@ fn limit() -> impl Strategy<Value = PageLimit> {
     prop_oneof![
         (0usize..8).prop_map(PageLimit::Count),
         (0usize..4_000).prop_map(PageLimit::Bytes),
+        (0usize..8, 0usize..4_000)
+            .prop_map(|(count, bytes)| PageLimit::CountWithin { count, bytes }),
     ]
 }
 
@@ -78,8 +80,11 @@ proptest! {
             let items: Vec<Descriptor> =
                 serde_json::from_value(body["manifests"].clone()).unwrap();
             prop_assert_eq!(items.len(), page.count);
-            if let PageLimit::Bytes(budget) = limit {
-                prop_assert!(page.count <= 1 || page.body.len() <= budget);
+            if let PageLimit::Bytes(bytes) | PageLimit::CountWithin { bytes, .. } = limit {
+                prop_assert!(page.count <= 1 || page.body.len() <= bytes);
+            }
+            if let PageLimit::Count(count) | PageLimit::CountWithin { count, .. } = limit {
+                prop_assert!(page.count <= count.max(1));
             }
             served.extend(items);
             last = page.next;

@@ -163,7 +163,10 @@ impl<'a> Referrers<'a> {
             .as_deref()
             .map_or(&none, |list| &list.descriptors);
         let limit = match request.query.n {
-            Some(n) => PageLimit::Count(n),
+            Some(count) => PageLimit::CountWithin {
+                count,
+                bytes: state.settings.response.max_bytes,
+            },
             None => PageLimit::Bytes(state.settings.response.max_bytes),
         };
         let page = encode_prepared_page(
