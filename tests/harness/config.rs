@@ -26,6 +26,8 @@ pub struct SidecarConfig {
     cache: Cache,
     #[serde(skip_serializing_if = "is_default")]
     response: Response,
+    #[serde(skip_serializing_if = "is_default")]
+    webhook: Webhook,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +167,14 @@ struct Response {
     max_page_size: Option<usize>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+struct Webhook {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_size: Option<usize>,
+}
+
 impl SidecarConfig {
     /// A sidecar in front of Harbor core at `harbor_url`, everything else at its default.
     #[must_use]
@@ -185,6 +195,7 @@ impl SidecarConfig {
             upstream: Upstream::default(),
             cache: Cache::default(),
             response: Response::default(),
+            webhook: Webhook::default(),
         }
     }
 
@@ -335,6 +346,20 @@ impl SidecarConfig {
     #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.response.deadline = Some(deadline);
+        self
+    }
+
+    /// `webhook.auth_header`: the `Authorization` Harbor's webhooks must carry.
+    #[must_use]
+    pub fn webhook_auth_header(mut self, header: &str) -> Self {
+        self.webhook.auth_header = Some(header.into());
+        self
+    }
+
+    /// `webhook.queue_size`.
+    #[must_use]
+    pub fn webhook_queue_size(mut self, size: usize) -> Self {
+        self.webhook.queue_size = Some(size);
         self
     }
 

@@ -29,6 +29,16 @@ pub enum ApiError {
     /// in a second rather than queue without bound.
     #[error("Harbor core is busy, retry shortly")]
     CoreBusy,
+    /// The webhook endpoint is off: no `webhook.auth_header` is configured.
+    #[error("not found")]
+    WebhookOff,
+    /// Missing or wrong `Authorization` on a webhook.
+    #[error("the Authorization header does not match webhook.auth_header")]
+    WebhookUnauthorized,
+    #[error("{0}")]
+    WebhookPayload(String),
+    #[error("webhook payloads are at most {0} bytes")]
+    WebhookTooLarge(usize),
 }
 
 impl ApiError {
@@ -41,6 +51,11 @@ impl ApiError {
             Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
             Self::QueryInvalid(_) => "UNSUPPORTED",
             Self::CoreUnreachable | Self::CoreTimeout | Self::CoreBusy => "UNAVAILABLE",
+            // Harbor's API codes: these answers go to Harbor's job service.
+            Self::WebhookOff => "NOT_FOUND",
+            Self::WebhookUnauthorized => "UNAUTHORIZED",
+            Self::WebhookPayload(_) => "BAD_REQUEST",
+            Self::WebhookTooLarge(_) => "PAYLOAD_TOO_LARGE",
         }
     }
 }
@@ -83,7 +98,11 @@ impl ResponseError for ApiError {
             Self::NameInvalid(_)
             | Self::DigestInvalid(_)
             | Self::PaginationNumberInvalid(_)
-            | Self::QueryInvalid(_) => StatusCode::BAD_REQUEST,
+            | Self::QueryInvalid(_)
+            | Self::WebhookPayload(_) => StatusCode::BAD_REQUEST,
+            Self::WebhookOff => StatusCode::NOT_FOUND,
+            Self::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::WebhookTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CoreUnreachable => StatusCode::BAD_GATEWAY,
             Self::CoreTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::CoreBusy => StatusCode::SERVICE_UNAVAILABLE,

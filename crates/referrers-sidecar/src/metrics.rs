@@ -55,6 +55,18 @@ pub const REFRESH_OUTCOMES: &[&str] = &[
     "skipped",
     "rate_limited",
 ];
+/// What became of a webhook event, by its type: pulls queue their artifacts (or find them
+/// queued already, or the queue full), other types are ignored; `unknown` is an event refused
+/// before its type was read.
+pub const WEBHOOK_EVENTS: &[(&str, &str)] = &[
+    ("pull_artifact", "queued"),
+    ("pull_artifact", "duplicate"),
+    ("pull_artifact", "dropped"),
+    ("pull_artifact", "invalid"),
+    ("other", "ignored"),
+    ("unknown", "invalid"),
+    ("unknown", "unauthorized"),
+];
 /// What became of a cross-replica lock attempt.
 pub const LOCK_RESULTS: &[&str] = &["won", "lost"];
 
@@ -102,6 +114,12 @@ pub struct Metrics {
     pub cache_memory_bytes: IntGauge,
     /// `harbor_referrers_redis_errors_total`: failed or timed-out Redis calls.
     pub redis_errors: IntCounter,
+    /// `harbor_referrers_webhook_events_total{type,result}`: Harbor's webhook events.
+    pub webhook_events: IntCounterVec,
+    /// `harbor_referrers_webhook_queue_depth`: pulled artifacts waiting for their warm fetch.
+    pub webhook_queue_depth: IntGauge,
+    /// `harbor_referrers_webhook_warms_total{result}`: warm fetches of pulled artifacts.
+    pub webhook_warms: IntCounterVec,
     /// `harbor_referrers_breaker_state{target}`: 0 closed, 1 open, 2 half-open; per registry
     /// and for `redis`.
     pub breaker_state: IntGaugeVec,
@@ -238,6 +256,20 @@ impl Metrics {
                 "Weight (decoded size) of the in-process tier's entries.",
             )?,
             redis_errors: plain_counter("redis_errors_total", "Failed or timed-out Redis calls.")?,
+            webhook_events: counter(
+                "webhook_events_total",
+                "Harbor webhook events received, by type (pull_artifact, other, unknown) and result.",
+                &["type", "result"],
+            )?,
+            webhook_queue_depth: gauge(
+                "webhook_queue_depth",
+                "Pulled artifacts waiting for their warm fetch.",
+            )?,
+            webhook_warms: counter(
+                "webhook_warms_total",
+                "Background fetches of pulled artifacts' upstream referrers, by result.",
+                &["result"],
+            )?,
             breaker_state: {
                 let metric = IntGaugeVec::new(
                     Opts::new(
@@ -263,6 +295,14 @@ impl Metrics {
         }
         for result in LOCK_RESULTS {
             metrics.cache_locks.with_label_values(&[result]);
+        }
+        for (event_type, result) in WEBHOOK_EVENTS {
+            metrics
+                .webhook_events
+                .with_label_values(&[event_type, result]);
+        }
+        for result in crate::webhook::WarmResult::LABELS {
+            metrics.webhook_warms.with_label_values(&[result]);
         }
 
         for outcome in OUTCOMES {

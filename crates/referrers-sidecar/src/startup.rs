@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use futures_util::future::{FutureExt, LocalBoxFuture};
 use harbor_client::{BasicAuth, CoreClient, CoreTransport};
 use registry_client::RegistryClient;
 use tracing_actix_web::TracingLogger;
@@ -18,6 +19,7 @@ use crate::routes::{self, passthrough::Forwarder};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::upstream::{UpstreamFetcher, UpstreamRequestMetrics};
+use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
@@ -52,6 +54,8 @@ pub struct Application {
     server: Server,
     metrics_server: Server,
     version_probe: CoreClient,
+    /// The warm fetches of pulled artifacts Harbor's webhooks queue.
+    warming: LocalBoxFuture<'static, ()>,
 }
 
 impl Application {
@@ -94,6 +98,8 @@ impl Application {
             Arc::clone(&metrics),
         ));
         let core_credentials = core_credentials(&settings);
+        let (warm_queue, warm_receiver) =
+            WarmQueue::new(settings.webhook.queue_size, Arc::clone(&metrics));
         let state = web::Data::new(AppState {
             facts: HarborFacts::new(settings.harbor.project_info_ttl),
             cache,
@@ -115,6 +121,19 @@ impl Application {
             core_timeout,
             core_credentials.clone(),
         );
+        let warming = warm::run(
+            warm_receiver,
+            Arc::clone(&warm_queue),
+            state.clone(),
+            CoreClient::new(
+                transport.connections(warm::CONCURRENCY, core_timeout),
+                core_url.clone(),
+                core_timeout,
+                core_credentials.clone(),
+            ),
+        )
+        .boxed_local();
+        let warm_queue = web::Data::from(warm_queue);
 
         let server = HttpServer::new(move || {
             // Pass-through and the calls to core's API and referrers share one pool per worker.
@@ -131,10 +150,15 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::Data::new(forwarder))
                 .app_data(web::Data::new(core))
-                // Bodies are streamed to core; the sidecar itself reads none.
+                .app_data(warm_queue.clone())
+                // Bodies are streamed to core; the sidecar itself reads only webhooks, bounded.
                 .app_data(web::PayloadConfig::new(usize::MAX))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
+                .route(
+                    routes::webhook::PATH,
+                    web::post().to(routes::webhook::harbor),
+                )
                 .default_service(web::to(routes::dispatch))
         })
         .workers(workers)
@@ -170,6 +194,7 @@ impl Application {
             server,
             metrics_server,
             version_probe,
+            warming,
         })
     }
 
@@ -191,6 +216,7 @@ impl Application {
             "referrers-sidecar listening"
         );
         actix_web::rt::spawn(log_harbor_version(self.version_probe));
+        actix_web::rt::spawn(self.warming);
         let server_handle = self.server.handle();
         let metrics_handle = self.metrics_server.handle();
         // Each server's future drives its own command loop, so both run as tasks of their own

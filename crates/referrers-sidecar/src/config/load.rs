@@ -66,6 +66,11 @@ impl Settings {
             let optional = path == Path::new(DEFAULT_HARBOR_PASSWORD_FILE);
             self.harbor.password = read_secret_file("harbor.password_file", path, optional)?;
         }
+        if self.webhook.auth_header.is_none()
+            && let Some(path) = &self.webhook.auth_header_file
+        {
+            self.webhook.auth_header = read_secret_file("webhook.auth_header_file", path, false)?;
+        }
         for (alias, registry) in &mut self.registries {
             if registry.password.is_none()
                 && let Some(path) = &registry.password_file

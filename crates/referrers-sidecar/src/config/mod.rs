@@ -43,6 +43,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub upstream: UpstreamSettings,
     pub response: ResponseSettings,
+    pub webhook: WebhookSettings,
     pub log: LogSettings,
 }
 
@@ -57,6 +58,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             upstream: UpstreamSettings::default(),
             response: ResponseSettings::default(),
+            webhook: WebhookSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -300,6 +302,30 @@ impl Default for ResponseSettings {
             deadline: Duration::from_secs(8),
             max_bytes: 4 * 1024 * 1024,
             max_page_size: 1000,
+        }
+    }
+}
+
+/// Harbor's webhooks (`POST /referrers-sidecar/v1/webhooks/harbor`): a pulled artifact's
+/// upstream referrers are fetched in the background, so the first verification is a hit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The `Authorization` header Harbor sends, exactly as the webhook policy's auth header
+    /// says; none (here or in the file) turns the endpoint off (404).
+    pub auth_header: Option<Secret>,
+    pub auth_header_file: Option<PathBuf>,
+    /// Pulled digests waiting for their warm fetch; when it is full, more are counted and
+    /// dropped (Harbor is never kept waiting).
+    pub queue_size: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            auth_header: None,
+            auth_header_file: None,
+            queue_size: 1024,
         }
     }
 }

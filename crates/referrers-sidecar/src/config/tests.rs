@@ -118,6 +118,24 @@ fn secrets_are_read_from_files_and_masked_when_printed() {
 }
 
 #[test]
+fn the_webhook_secret_is_off_by_default_read_from_its_file_and_masked() {
+    let s = load("{}", &[]).unwrap();
+    assert!(s.webhook.auth_header.is_none());
+    assert_eq!(s.webhook.queue_size, 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth-header");
+    std::fs::write(&file, "Bearer from-a-file\n").unwrap();
+    let s = load(
+        &format!("webhook:\n  auth_header_file: {}\n", file.display()),
+        &[],
+    )
+    .unwrap();
+    let header = s.webhook.auth_header.as_ref().unwrap();
+    assert_eq!(header.expose(), "Bearer from-a-file");
+    assert!(!s.to_masked_yaml().contains("from-a-file"));
+}
+
+#[test]
 fn a_missing_explicit_secret_file_names_the_key() {
     let err = load("harbor:\n  password_file: /nonexistent/pw\n", &[]).unwrap_err();
     assert!(err.to_string().contains("harbor.password_file"), "{err}");
@@ -178,6 +196,18 @@ fn bad_values_name_the_key() {
             "upstream.memory_budget_bytes",
         ),
         ("harbor:\n  urll: http://x\n", &[], "urll"),
+        ("webhook:\n  queue_size: 0\n", &[], "webhook.queue_size"),
+        ("webhook:\n  auth_header: ' '\n", &[], "webhook.auth_header"),
+        (
+            "webhook:\n  auth_header: \"Bearer a\\nb\"\n",
+            &[],
+            "webhook.auth_header",
+        ),
+        (
+            "webhook:\n  auth_header_file: /nonexistent/secret\n",
+            &[],
+            "webhook.auth_header_file",
+        ),
     ];
     for (yaml, env, key) in cases {
         let err = load(yaml, env).expect_err(yaml).to_string();

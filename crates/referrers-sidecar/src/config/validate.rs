@@ -6,7 +6,7 @@ use url::Url;
 
 use super::{
     CacheBackend, CacheSettings, ConfigError, HarborSettings, RegistrySettings, ResponseSettings,
-    Settings, UpstreamSettings,
+    Settings, UpstreamSettings, WebhookSettings,
 };
 
 /// Harbor's own Redis DB indexes (core, jobservice, registry, Trivy, …): sharing them risks
@@ -38,6 +38,7 @@ impl Settings {
         self.cache.validate()?;
         self.upstream.validate()?;
         self.response.validate()?;
+        self.webhook.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         Ok(())
@@ -286,6 +287,31 @@ impl ResponseSettings {
             return Err(ConfigError::invalid(
                 "response.max_page_size",
                 "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl WebhookSettings {
+    /// Each queued digest holds a few hundred bytes: beyond this the bound no longer bounds.
+    const MAX_QUEUE_SIZE: usize = 100_000;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(header) = &self.auth_header {
+            let value = header.expose();
+            // Harbor sends it as a header value: a secret that cannot be one never matches.
+            if value.trim().is_empty() || value.chars().any(char::is_control) {
+                return Err(ConfigError::invalid(
+                    "webhook.auth_header",
+                    "must be a non-empty header value (no control characters)",
+                ));
+            }
+        }
+        if self.queue_size == 0 || self.queue_size > Self::MAX_QUEUE_SIZE {
+            return Err(ConfigError::invalid(
+                "webhook.queue_size",
+                format!("must be between 1 and {}", Self::MAX_QUEUE_SIZE),
             ));
         }
         Ok(())

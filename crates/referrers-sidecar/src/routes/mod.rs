@@ -1,8 +1,10 @@
-//! HTTP routes: health, referrers, and the pass-through to core for everything else.
+//! HTTP routes: health, referrers, Harbor's webhooks, and the pass-through to core for
+//! everything else.
 
 pub mod health;
 pub mod passthrough;
 pub mod referrers;
+pub mod webhook;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};

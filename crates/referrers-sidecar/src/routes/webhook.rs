@@ -1,0 +1,101 @@
+//! `POST /referrers-sidecar/v1/webhooks/harbor`: Harbor's webhook events, authenticated by the
+//! shared secret Harbor sends as `Authorization`; pulled artifacts are queued for a warm fetch
+//! and Harbor gets `202` at once (its job service never waits for an upstream).
+
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::webhook::{EventKind, HarborEvent, Offered, WarmQueue};
+
+/// Harbor's payload for one pulled artifact is well under a kilobyte.
+const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// How long the payload may take to arrive once the request head is in.
+const PAYLOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const PATH: &str = "/referrers-sidecar/v1/webhooks/harbor";
+
+pub async fn harbor(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    queue: web::Data<WarmQueue>,
+) -> HttpResponse {
+    let count = |event_type: &str, result: &str| {
+        state
+            .metrics
+            .webhook_events
+            .with_label_values(&[event_type, result])
+            .inc();
+    };
+    // Off unless a secret is configured: the endpoint does not exist.
+    let Some(secret) = &state.settings.webhook.auth_header else {
+        return ApiError::WebhookOff.error_response();
+    };
+    let sent = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map_or(&b""[..], |value| value.as_bytes());
+    if !bool::from(sent.ct_eq(secret.expose().as_bytes())) {
+        tracing::warn!(
+            "webhook refused: its Authorization header does not match webhook.auth_header"
+        );
+        count("unknown", "unauthorized");
+        return ApiError::WebhookUnauthorized.error_response();
+    }
+    let body =
+        match tokio::time::timeout(PAYLOAD_TIMEOUT, payload.to_bytes_limited(MAX_PAYLOAD_BYTES))
+            .await
+        {
+            Ok(Ok(Ok(body))) => body,
+            Ok(Err(_)) => {
+                count("unknown", "invalid");
+                return ApiError::WebhookTooLarge(MAX_PAYLOAD_BYTES).error_response();
+            }
+            Ok(Ok(Err(error))) => {
+                count("unknown", "invalid");
+                return ApiError::WebhookPayload(format!("cannot read the payload: {error}"))
+                    .error_response();
+            }
+            Err(_) => {
+                count("unknown", "invalid");
+                return ApiError::WebhookPayload("the payload did not arrive in time".into())
+                    .error_response();
+            }
+        };
+    let event = match HarborEvent::parse(&body) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::info!(error = %error, "webhook refused");
+            count(error.event_type(), "invalid");
+            return ApiError::WebhookPayload(error.to_string()).error_response();
+        }
+    };
+    if event.kind != EventKind::PullArtifact {
+        count(event.kind.as_str(), "ignored");
+        return HttpResponse::build(StatusCode::ACCEPTED).finish();
+    }
+    // The worst of its artifacts': one dropped is what an operator must see.
+    let mut result = Offered::Duplicate;
+    for pulled in event.pulled {
+        match queue.offer(pulled) {
+            Offered::Dropped => result = Offered::Dropped,
+            Offered::Queued if result == Offered::Duplicate => result = Offered::Queued,
+            _ => {}
+        }
+    }
+    count(
+        event.kind.as_str(),
+        match result {
+            Offered::Queued => "queued",
+            Offered::Duplicate => "duplicate",
+            Offered::Dropped => "dropped",
+        },
+    );
+    HttpResponse::build(StatusCode::ACCEPTED).finish()
+}

@@ -1,0 +1,304 @@
+//! Harbor's pull webhooks warm the cache: a `PULL_ARTIFACT` for a served project has the
+//! upstream's referrers fetched in the background, so the first verification is a hit; what
+//! is not a pull of a served project reaches no upstream; the secret guards the endpoint; and
+//! a flood is bounded by the queue.
+
+use std::time::Duration;
+
+use e2e::Sidecar;
+use e2e::harbor_double::DoubleProject;
+use e2e::harbor_webhook::{self, Format, artifact_event, post};
+use e2e::scripted_upstream::ScriptedUpstream;
+use e2e::users::ALICE;
+use e2e::wait::{eventually, wait_for_metric};
+use e2e::world::{Mirror, World, ask};
+
+/// The auth header of the webhook policy in Harbor, and the sidecar's `webhook.auth_header`.
+const SECRET: &str = "Bearer webhook-s3cret";
+
+fn warms(result: &str) -> String {
+    format!("harbor_referrers_webhook_warms_total{{result=\"{result}\"}}")
+}
+
+fn events(event_type: &str, result: &str) -> String {
+    format!("harbor_referrers_webhook_events_total{{result=\"{result}\",type=\"{event_type}\"}}")
+}
+
+const QUEUE_DEPTH: &str = "harbor_referrers_webhook_queue_depth";
+
+/// Every warm fetch finished so far, whatever its result.
+async fn all_warms(sidecar: &Sidecar) -> f64 {
+    let metrics = sidecar.metrics().await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("harbor_referrers_webhook_warms_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A pull of the mirrored subject through `hub-proxy`, in `format`.
+fn pull(world: &World, format: Format) -> serde_json::Value {
+    let mirror = world.mirror("hub-proxy");
+    artifact_event(
+        format,
+        "PULL_ARTIFACT",
+        &format!("hub-proxy/{}", mirror.repository),
+        &mirror.sample.subject.digest,
+        "latest",
+    )
+}
+
+async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let mirror = world.mirror("hub-proxy");
+
+    assert_eq!(
+        post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
+        202
+    );
+    wait_for_metric(&sidecar, &warms("fetched"), 1.0).await;
+    assert_eq!(mirror.referrers_requests(), 1, "fetched in the background");
+    assert_eq!(
+        sidecar.metric(&events("pull_artifact", "queued")).await,
+        1.0
+    );
+
+    let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(
+        (first.status, first.cache.as_str(), first.upstream.as_str()),
+        (200, "hit", "api")
+    );
+    let mut expected: Vec<String> = mirror
+        .sample
+        .referrers
+        .iter()
+        .map(|r| r.digest.clone())
+        .collect();
+    expected.push(world.local["digest"].as_str().expect("digest").to_owned());
+    let mut served = first.digests;
+    served.sort();
+    expected.sort();
+    assert_eq!(served, expected, "upstream and local referrers, merged");
+
+    // Pulled again while the list is fresh: nothing is fetched.
+    assert_eq!(
+        post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
+        202
+    );
+    wait_for_metric(&sidecar, &warms("fresh"), 1.0).await;
+    assert_eq!(
+        mirror.referrers_requests(),
+        1,
+        "no upstream call for a fresh list"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_in_harbors_default_payload_warms_the_cache() {
+    a_pull_warms_the_cache_and_the_first_request_is_a_hit(Format::Default).await;
+}
+
+#[tokio::test]
+async fn a_pull_as_a_cloud_event_warms_the_cache() {
+    a_pull_warms_the_cache_and_the_first_request_is_a_hit(Format::CloudEvents).await;
+}
+
+#[tokio::test]
+async fn pulls_in_projects_not_served_reach_no_upstream() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .project(DoubleProject::local(9, "library"))
+        .user(ALICE, &["hub-proxy"])
+        .enable(&["other-proxy"])
+        .start();
+    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let mirror = world.mirror("hub-proxy");
+
+    // A proxy-cache project neither listed nor labelled, and a local project.
+    let local = artifact_event(
+        Format::Default,
+        "PULL_ARTIFACT",
+        "library/app",
+        &mirror.sample.subject.digest,
+        "v1",
+    );
+    for payload in [pull(&world, Format::Default), local] {
+        assert_eq!(
+            post(&sidecar, Some(SECRET), Format::Default, &payload).await,
+            202
+        );
+    }
+    wait_for_metric(&sidecar, &warms("unserved"), 2.0).await;
+    assert_eq!(all_warms(&sidecar).await, 2.0);
+    assert_eq!(mirror.referrers_requests(), 0);
+    assert_eq!(
+        mirror.front.seen_with("/v2/").len(),
+        0,
+        "no upstream call of any kind"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let payload = pull(&world, Format::Default);
+
+    for wrong in [
+        None,
+        Some("Bearer webhook-s3cre"),
+        Some("Bearer webhook-s3cret2"),
+    ] {
+        assert_eq!(
+            post(&sidecar, wrong, Format::Default, &payload).await,
+            401,
+            "{wrong:?}"
+        );
+    }
+    let garbage = harbor_webhook::send(
+        &sidecar.url(harbor_webhook::PATH),
+        Some(SECRET),
+        Format::Default,
+        b"{\"type\": ",
+    )
+    .await;
+    assert_eq!(garbage.status(), 400);
+    let body: serde_json::Value = garbage.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "BAD_REQUEST");
+
+    assert_eq!(
+        sidecar.metric(&events("unknown", "unauthorized")).await,
+        3.0
+    );
+    assert_eq!(sidecar.metric(&events("unknown", "invalid")).await, 1.0);
+    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(all_warms(&sidecar).await, 0.0);
+    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
+    let logs = sidecar.logs().join("\n");
+    assert!(
+        !logs.contains("webhook-s3cret"),
+        "the secret is never logged"
+    );
+}
+
+#[tokio::test]
+async fn without_a_secret_configured_the_endpoint_does_not_exist() {
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar();
+    let payload = pull(&world, Format::Default);
+    for header in [None, Some(SECRET), Some("")] {
+        assert_eq!(post(&sidecar, header, Format::Default, &payload).await, 404);
+    }
+    assert!(
+        world.harbor.requests_to("/referrers-sidecar").is_empty(),
+        "not passed through to core"
+    );
+    assert_eq!(all_warms(&sidecar).await, 0.0);
+}
+
+#[tokio::test]
+async fn other_event_types_are_acknowledged_and_ignored() {
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let mirror = world.mirror("hub-proxy");
+    let repository = format!("hub-proxy/{}", mirror.repository);
+    let digest = &mirror.sample.subject.digest;
+
+    for (format, event_type) in [
+        (Format::Default, "PUSH_ARTIFACT"),
+        (Format::Default, "DELETE_ARTIFACT"),
+        (Format::CloudEvents, "SCANNING_COMPLETED"),
+        (Format::CloudEvents, "PUSH_ARTIFACT"),
+    ] {
+        let payload = artifact_event(format, event_type, &repository, digest, "latest");
+        assert_eq!(
+            post(&sidecar, Some(SECRET), format, &payload).await,
+            202,
+            "{event_type}"
+        );
+    }
+    // Ignored in the answer itself: nothing is queued, so nothing can be fetched later.
+    assert_eq!(sidecar.metric(&events("other", "ignored")).await, 4.0);
+    assert_eq!(
+        sidecar.metric(&events("pull_artifact", "queued")).await,
+        0.0
+    );
+    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(all_warms(&sidecar).await, 0.0);
+    assert_eq!(mirror.referrers_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
+    const QUEUE: usize = 4;
+    let upstream = ScriptedUpstream::start(1);
+    upstream.hold();
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    // Held fetches must outlast the test's waits rather than time out and fail.
+    let sidecar = world.sidecar_with(|c| {
+        c.webhook_auth_header(SECRET)
+            .webhook_queue_size(QUEUE)
+            .upstream_timeout(Duration::from_secs(120))
+    });
+    let pull_of = |n: usize| {
+        artifact_event(
+            Format::Default,
+            "PULL_ARTIFACT",
+            "hub-proxy/team/app",
+            &format!("sha256:{:064x}", 0xf000 + n),
+            &format!("v{n}"),
+        )
+    };
+
+    // Every warm worker takes one and is held upstream …
+    for n in 0..4 {
+        assert_eq!(
+            post(&sidecar, Some(SECRET), Format::Default, &pull_of(n)).await,
+            202
+        );
+    }
+    eventually("four warm fetches held upstream", async || {
+        upstream.referrers_requests() == 4
+    })
+    .await;
+    // … the queue fills, and what comes after is dropped; a pending artifact is not queued
+    // twice.
+    for n in 4..50 {
+        assert_eq!(
+            post(&sidecar, Some(SECRET), Format::Default, &pull_of(n)).await,
+            202
+        );
+    }
+    assert_eq!(
+        post(&sidecar, Some(SECRET), Format::Default, &pull_of(0)).await,
+        202
+    );
+    assert_eq!(
+        post(&sidecar, Some(SECRET), Format::Default, &pull_of(5)).await,
+        202
+    );
+    assert_eq!(
+        sidecar.metric(&events("pull_artifact", "queued")).await,
+        8.0
+    );
+    assert_eq!(
+        sidecar.metric(&events("pull_artifact", "dropped")).await,
+        42.0
+    );
+    assert_eq!(
+        sidecar.metric(&events("pull_artifact", "duplicate")).await,
+        2.0
+    );
+    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, QUEUE as f64);
+
+    upstream.release();
+    wait_for_metric(&sidecar, &warms("fetched"), 8.0).await;
+    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(all_warms(&sidecar).await, 8.0);
+    assert_eq!(
+        upstream.referrers_requests(),
+        8,
+        "only what was queued is fetched"
+    );
+}
