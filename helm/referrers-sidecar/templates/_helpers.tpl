@@ -111,10 +111,16 @@ app: {{ .Values.harbor.name | quote }}
 {{/* Whether this chart's own Secret has anything to hold. */}}
 {{- define "referrers-sidecar.ownSecretNeeded" -}}
 {{- $needed := and .Values.harbor.robot.password (not .Values.harbor.robot.existingSecret) -}}
+{{- if and .Values.webhook.authHeader (not .Values.webhook.existingSecret) -}}{{- $needed = true -}}{{- end -}}
 {{- range $alias, $r := .Values.upstreamRegistries -}}
 {{- if and $r.password (not $r.existingSecret) -}}{{- $needed = true -}}{{- end -}}
 {{- end -}}
 {{- if $needed -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether Harbor's webhooks are received: an auth header is given, inline or in a Secret. */}}
+{{- define "referrers-sidecar.webhookOn" -}}
+{{- if or .Values.webhook.authHeader .Values.webhook.existingSecret -}}true{{- end -}}
 {{- end -}}
 
 {{- define "referrers-sidecar.secretDir" -}}/etc/referrers-sidecar/secrets{{- end -}}
@@ -158,6 +164,11 @@ app: {{ .Values.harbor.name | quote }}
 {{- $_ := set $registries $alias $entry -}}
 {{- end -}}
 {{- $_ := set $cfg "registries" $registries -}}
+{{- $webhook := default dict $cfg.webhook -}}
+{{- if include "referrers-sidecar.webhookOn" . -}}
+{{- $_ := set $webhook "auth_header_file" (printf "%s/webhook/auth-header" (include "referrers-sidecar.secretDir" .)) -}}
+{{- end -}}
+{{- $_ := set $cfg "webhook" $webhook -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
