@@ -106,37 +106,6 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
 }
 
 #[tokio::test]
-async fn a_corrupt_value_under_a_key_is_a_miss_then_overwritten() {
-    let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let redis = RedisServer::start();
-    let path = world.subject_path("hub-proxy");
-    {
-        let first = world.sidecar_with(redis_cache(&redis.url(10)));
-        ask(&first, &path).await;
-    }
-    let key = redis.client(10).keys("referrers-sidecar:v2:*").remove(0);
-    redis.client(10).set_raw(&key, b"\x00not an entry of ours");
-
-    let fresh = world.sidecar_with(redis_cache(&redis.url(10)));
-    let listed = ask(&fresh, &path).await;
-    assert_eq!(
-        (
-            listed.status,
-            listed.cache.as_str(),
-            listed.upstream.as_str(),
-            listed.digests.len()
-        ),
-        (200, "miss", "api", 3)
-    );
-    assert_eq!(world.mirror("hub-proxy").referrers_requests(), 2);
-    let value = redis.client(10).get_raw(&key).expect("overwritten");
-    assert!(
-        value.starts_with(b"RS\x02"),
-        "the foreign value was replaced by a real entry"
-    );
-}
-
-#[tokio::test]
 async fn redis_killed_then_restarted_never_fails_a_request() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let mut redis = RedisServer::start();

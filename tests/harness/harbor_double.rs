@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::proxy_cache::{self, CachedManifest, ProxyCache, Pulled};
@@ -134,11 +135,30 @@ struct State {
     cache: ProxyCache,
 }
 
+/// How an authorized referrers request fails, instead of its answer (a core in trouble).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreFault {
+    /// The response head never comes.
+    StallsBeforeItsHead,
+    /// The head comes, with the length of a whole index, then a part of the body, then
+    /// nothing more.
+    StallsMidBody,
+    /// This status, with an OCI error body.
+    Status(u16),
+    /// `200` with the index content type and a body that is not JSON.
+    Garbage,
+}
+
+/// The body of [`CoreFault::Garbage`].
+pub const CORE_GARBAGE: &str = "<html>core is having a bad day</html>";
+
 struct Shared {
     config: Mutex<DoubleConfig>,
     state: Mutex<State>,
     /// Where authorized referrers requests wait (a stuck core).
     referrers_gate: Gate,
+    /// What authorized referrers requests get instead of their answer.
+    referrers_fault: Mutex<Option<CoreFault>>,
 }
 
 pub struct HarborDouble {
@@ -153,6 +173,7 @@ impl HarborDouble {
             config: Mutex::new(config),
             state: Mutex::new(State::default()),
             referrers_gate: Gate::default(),
+            referrers_fault: Mutex::new(None),
         });
         let data = web::Data::from(Arc::clone(&shared));
         let server = TestServer::start(2, move |app| {
@@ -235,6 +256,14 @@ impl HarborDouble {
     /// stuck core).
     pub fn hold_referrers(&self) {
         self.shared.referrers_gate.hold();
+    }
+
+    /// Authorized referrers requests get `fault` from now on instead of their answer.
+    pub fn fail_referrers(&self, fault: CoreFault) {
+        if fault == CoreFault::StallsBeforeItsHead {
+            self.hold_referrers();
+        }
+        *self.shared.referrers_fault.lock().expect("fault") = Some(fault);
     }
 
     /// Changes the behaviour while running.
@@ -443,7 +472,11 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
     match tail {
         Tail::Referrers(subject) if method == actix_web::http::Method::GET => {
             shared.referrers_gate.pass().await;
-            referrers(&request, &shared, &config, name, subject)
+            let fault = *shared.referrers_fault.lock().expect("fault");
+            match fault {
+                Some(fault) => faulty_referrers(fault),
+                None => referrers(&request, &shared, &config, name, subject),
+            }
         }
         Tail::Content(kind, reference)
             if method == actix_web::http::Method::GET
@@ -466,6 +499,30 @@ async fn registry_v2(request: HttpRequest, shared: web::Data<Shared>) -> HttpRes
         }
         // Core's router knows referrers for GET only: HEAD falls to the registry, which 404s.
         _ => v2_response(404).body(error_body("NOT_FOUND", "not found")),
+    }
+}
+
+fn faulty_referrers(fault: CoreFault) -> HttpResponse {
+    match fault {
+        // Held at the gate until the double stops.
+        CoreFault::StallsBeforeItsHead => v2_response(500).finish(),
+        CoreFault::StallsMidBody => {
+            let part = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":["#;
+            let first = futures_util::stream::once(async move {
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(part.as_bytes()))
+            });
+            let body = first.chain(futures_util::stream::pending());
+            v2_response(200)
+                .content_type("application/vnd.oci.image.index.v1+json")
+                .body(actix_web::body::SizedStream::new(
+                    part.len() as u64 + 1024,
+                    Box::pin(body),
+                ))
+        }
+        CoreFault::Status(status) => v2_response(status).body(error_body("UNKNOWN", "core failed")),
+        CoreFault::Garbage => v2_response(200)
+            .content_type("application/vnd.oci.image.index.v1+json")
+            .body(CORE_GARBAGE),
     }
 }
 

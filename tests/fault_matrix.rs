@@ -1,0 +1,486 @@
+//! The fault matrix: one row per fault a referrers request can meet — in Harbor core, in the
+//! upstream registry, in Redis — and for each, what the caller gets (status, headers, body),
+//! an upper bound on how long it takes (a generous multiple of the request's time budget), and
+//! how many requests reached the upstream. `docs/reliability.md` gives operators the same table.
+//!
+//! Every row asks as [`ALICE`] for the referrers of one subject that Harbor holds one local
+//! referrer of and that the upstream (when it answers) lists two referrers of, on two pages.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use e2e::config::SidecarConfig;
+use e2e::harbor_double::{CORE_GARBAGE, CoreFault};
+use e2e::redis::{BlackHole, RedisServer};
+use e2e::scripted_upstream::{ScriptedUpstream, UpstreamFault};
+use e2e::users::ALICE;
+use e2e::wait::eventually;
+use e2e::world::{World, digests, referrers_path};
+use serde_json::{Value, json};
+
+/// The request's time budget (`response.deadline`).
+const BUDGET: Duration = Duration::from_secs(2);
+
+/// The bound every answer must come within: ten budgets. A loaded machine may be slow, but
+/// without the bounds under test these requests never end, or take [`OWN_TIMEOUTS`].
+const BOUND: Duration = Duration::from_secs(20);
+
+/// `harbor.timeout` and `upstream.timeout`: far past [`BOUND`], so that only the request's
+/// budget can end the waits in time.
+const OWN_TIMEOUTS: Duration = Duration::from_secs(120);
+
+const REPOSITORY: &str = "hub-proxy/team/app";
+const SUBJECT: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000f1";
+/// How many referrers the upstream lists for the subject (one page each).
+const UPSTREAM_REFERRERS: usize = 2;
+/// The `GET /v2/` a sidecar sends a registry before its first listing (for its challenge).
+const PROBE: usize = 1;
+
+/// Where the fault is.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Core(CoreFault),
+    Upstream(UpstreamFault),
+    /// Nothing listens where the upstream was.
+    UpstreamDown,
+    /// The upstream holds its answers past the budget.
+    UpstreamSlowerThanTheBudget,
+    /// The upstream goes down once the subject's list is cached and has gone stale.
+    UpstreamDownWithAStaleEntry,
+    /// The configured Redis is not running.
+    RedisDown,
+    /// Redis accepts connections and never answers.
+    RedisBlackHoled,
+    /// The subject's entry, stored by another replica, is replaced by what this makes of it;
+    /// then a fresh replica asks.
+    RedisValue(fn(&[u8]) -> Vec<u8>),
+}
+
+/// What an answer's body holds.
+#[derive(Debug, Clone, Copy)]
+enum Body {
+    /// An OCI error with this code.
+    Error(&'static str),
+    /// Core's answer, relayed as it came: it contains this.
+    Core(&'static str),
+    /// Harbor's local referrer alone.
+    Local,
+    /// Harbor's local referrer and the upstream's first page (its first referrer).
+    LocalAndFirstPage,
+    /// Harbor's local referrer and the upstream's.
+    LocalAndUpstream,
+}
+
+/// One answer a row expects, in order.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    status: u16,
+    /// `X-Referrers-Upstream` (empty: absent).
+    upstream: &'static str,
+    /// `X-Referrers-Cache` (empty: absent).
+    cache: &'static str,
+    body: Body,
+}
+
+struct Row {
+    fault: Fault,
+    answers: &'static [Expect],
+    /// Requests the upstream received during the answers, of any kind: the probe, tokens,
+    /// pages.
+    upstream_requests: usize,
+}
+
+const fn served(upstream: &'static str, cache: &'static str, body: Body) -> Expect {
+    Expect {
+        status: 200,
+        upstream,
+        cache,
+        body,
+    }
+}
+
+const fn core(status: u16, body: Body) -> Expect {
+    Expect {
+        status,
+        upstream: "",
+        cache: "",
+        body,
+    }
+}
+
+/// One test per row, named after its fault; the rows are the table.
+macro_rules! fault_matrix {
+    ($($name:ident: $row:expr;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                const ROW: Row = $row;
+                run(stringify!($name), ROW).await;
+            }
+        )*
+    };
+}
+
+fault_matrix! {
+    core_stalls_before_its_head: Row {
+        fault: Fault::Core(CoreFault::StallsBeforeItsHead),
+        answers: &[core(504, Body::Error("UNAVAILABLE"))],
+        upstream_requests: 0,
+    };
+    core_stalls_mid_body: Row {
+        fault: Fault::Core(CoreFault::StallsMidBody),
+        answers: &[core(504, Body::Error("UNAVAILABLE"))],
+        upstream_requests: 0,
+    };
+    core_answers_5xx: Row {
+        fault: Fault::Core(CoreFault::Status(500)),
+        answers: &[core(500, Body::Core("core failed"))],
+        upstream_requests: 0,
+    };
+    core_answers_garbage: Row {
+        fault: Fault::Core(CoreFault::Garbage),
+        answers: &[core(200, Body::Core(CORE_GARBAGE))],
+        upstream_requests: 0,
+    };
+    upstream_down: Row {
+        fault: Fault::UpstreamDown,
+        answers: &[served("error", "miss", Body::Local)],
+        upstream_requests: 0,
+    };
+    upstream_down_with_a_stale_entry: Row {
+        fault: Fault::UpstreamDownWithAStaleEntry,
+        answers: &[served("api", "stale", Body::LocalAndUpstream)],
+        upstream_requests: 0,
+    };
+    upstream_slower_than_the_budget: Row {
+        fault: Fault::UpstreamSlowerThanTheBudget,
+        // The second request waits for the fetch the first one started.
+        answers: &[
+            served("timeout", "miss", Body::Local),
+            served("timeout", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE + 1,
+    };
+    upstream_rate_limits_with_retry_after: Row {
+        fault: Fault::Upstream(UpstreamFault::Status { status: 429, retry_after: Some("120") }),
+        // The probe is answered 429 and the registry rests: the second request makes no
+        // upstream call.
+        answers: &[
+            served("rate_limited", "miss", Body::Local),
+            served("rate_limited", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE,
+    };
+    upstream_answers_5xx: Row {
+        fault: Fault::Upstream(UpstreamFault::Status { status: 500, retry_after: None }),
+        // Each request's probe fails, and nothing more is asked.
+        answers: &[
+            served("error", "miss", Body::Local),
+            served("error", "miss", Body::Local),
+        ],
+        upstream_requests: 2 * PROBE,
+    };
+    upstream_answers_html: Row {
+        fault: Fault::Upstream(UpstreamFault::Html),
+        // Not the referrers API: after the probe and that page, the fallback tag is asked, is
+        // not there, and that empty list is cached.
+        answers: &[
+            served("none", "miss", Body::Local),
+            served("none", "hit", Body::Local),
+        ],
+        upstream_requests: PROBE + 2,
+    };
+    upstream_sends_an_oversize_page: Row {
+        fault: Fault::Upstream(UpstreamFault::OversizePage(5 * 1024 * 1024)),
+        // Remembered as too large: not downloaded again.
+        answers: &[
+            served("too_large", "miss", Body::Local),
+            served("too_large", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE + 1,
+    };
+    upstream_sends_an_endless_body: Row {
+        fault: Fault::Upstream(UpstreamFault::EndlessBody),
+        answers: &[
+            served("too_large", "miss", Body::Local),
+            served("too_large", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE + 1,
+    };
+    upstream_links_in_a_loop: Row {
+        fault: Fault::Upstream(UpstreamFault::LinkLoop),
+        // The page read is served once, marked truncated; then remembered, not read again.
+        answers: &[
+            served("truncated", "miss", Body::LocalAndFirstPage),
+            served("truncated", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE + 1,
+    };
+    upstream_links_to_another_origin: Row {
+        fault: Fault::Upstream(UpstreamFault::LinkToAnotherOrigin),
+        answers: &[
+            served("truncated", "miss", Body::LocalAndFirstPage),
+            served("truncated", "miss", Body::Local),
+        ],
+        upstream_requests: PROBE + 1,
+    };
+    token_realm_answers_an_overflowing_expires_in: Row {
+        fault: Fault::Upstream(UpstreamFault::TokenExpiresIn("99999999999999999999999")),
+        // The probe's 401, the token, the two pages; the second request is a hit.
+        answers: &[
+            served("api", "miss", Body::LocalAndUpstream),
+            served("api", "hit", Body::LocalAndUpstream),
+        ],
+        upstream_requests: PROBE + 1 + UPSTREAM_REFERRERS,
+    };
+    redis_down: Row {
+        fault: Fault::RedisDown,
+        answers: &[
+            served("api", "miss", Body::LocalAndUpstream),
+            served("api", "hit", Body::LocalAndUpstream),
+        ],
+        upstream_requests: PROBE + UPSTREAM_REFERRERS,
+    };
+    redis_black_holed: Row {
+        fault: Fault::RedisBlackHoled,
+        answers: &[
+            served("api", "miss", Body::LocalAndUpstream),
+            served("api", "hit", Body::LocalAndUpstream),
+        ],
+        upstream_requests: PROBE + UPSTREAM_REFERRERS,
+    };
+    redis_holds_a_corrupt_value: Row {
+        fault: Fault::RedisValue(|_| b"RS\x02 written by something else".to_vec()),
+        answers: &[
+            served("api", "miss", Body::LocalAndUpstream),
+            served("api", "hit", Body::LocalAndUpstream),
+        ],
+        upstream_requests: PROBE + UPSTREAM_REFERRERS,
+    };
+    redis_holds_a_value_from_the_future: Row {
+        fault: Fault::RedisValue(fetched_a_day_from_now),
+        answers: &[
+            served("api", "miss", Body::LocalAndUpstream),
+            served("api", "hit", Body::LocalAndUpstream),
+        ],
+        upstream_requests: PROBE + UPSTREAM_REFERRERS,
+    };
+}
+
+async fn run(name: &str, row: Row) {
+    let mut upstream = ScriptedUpstream::start(UPSTREAM_REFERRERS);
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    world
+        .harbor
+        .set_local_referrers(REPOSITORY, SUBJECT, vec![local_referrer()]);
+    let path = referrers_path(REPOSITORY, SUBJECT);
+
+    // What must be in place before the sidecar starts.
+    let mut redis =
+        matches!(row.fault, Fault::RedisDown | Fault::RedisValue(_)).then(RedisServer::start);
+    let hole = matches!(row.fault, Fault::RedisBlackHoled).then(BlackHole::start);
+    let redis_url = redis
+        .as_ref()
+        .map(|redis| redis.url(10))
+        .or_else(|| hole.as_ref().map(|hole| hole.url(10)));
+    let configure = |c: SidecarConfig| {
+        let c = c
+            .deadline(BUDGET)
+            .harbor_timeout(OWN_TIMEOUTS)
+            .upstream_timeout(OWN_TIMEOUTS);
+        match &redis_url {
+            Some(url) => c.redis(url).redis_timeout(Duration::from_millis(250)),
+            None => c,
+        }
+    };
+    match (row.fault, redis.as_mut()) {
+        (Fault::RedisDown, Some(redis)) => redis.kill(),
+        (Fault::RedisValue(rewrite), Some(redis)) => {
+            let other_replica = world.sidecar_with(configure);
+            let first = answer(&other_replica, &path).await;
+            assert_eq!(first.status, 200, "{name}: the entry is stored");
+            drop(other_replica);
+            let key = entry_key(redis);
+            let client = redis.client(10);
+            let stored = client.get_raw(&key).expect("the stored value");
+            client.set_raw(&key, &rewrite(&stored));
+        }
+        _ => {}
+    }
+    let fresh_for = match row.fault {
+        Fault::UpstreamDownWithAStaleEntry => Duration::from_secs(1),
+        _ => Duration::from_secs(600),
+    };
+    let sidecar = world.sidecar_with(|c| configure(c).fresh_for(fresh_for));
+
+    match row.fault {
+        Fault::Core(fault) => world.harbor.fail_referrers(fault),
+        Fault::Upstream(fault) => upstream.fail(Some(fault)),
+        Fault::UpstreamDown => upstream.stop(),
+        Fault::UpstreamSlowerThanTheBudget => upstream.hold(),
+        Fault::UpstreamDownWithAStaleEntry => {
+            assert_eq!(answer(&sidecar, &path).await.cache, "miss");
+            upstream.stop();
+            // Until the entry goes stale, it is a hit.
+            eventually("the entry goes stale", async || {
+                answer(&sidecar, &path).await.cache != "hit"
+            })
+            .await;
+        }
+        Fault::RedisDown | Fault::RedisBlackHoled | Fault::RedisValue(_) => {}
+    }
+    let before = upstream.requests();
+
+    for (i, expected) in row.answers.iter().enumerate() {
+        let started = Instant::now();
+        let got = answer(&sidecar, &path).await;
+        let took = started.elapsed();
+        let what = format!("{name}, answer {}", i + 1);
+        assert!(took < BOUND, "{what}: answered after {took:?}");
+        assert_eq!(
+            (got.status, got.upstream.as_str(), got.cache.as_str()),
+            (expected.status, expected.upstream, expected.cache),
+            "{what}: {}",
+            got.body
+        );
+        check_body(&what, expected.body, &got.body);
+    }
+    assert_eq!(
+        upstream.requests() - before,
+        row.upstream_requests,
+        "{name}: requests that reached the upstream: {:?}",
+        &upstream.targets()[before..]
+    );
+
+    if let Some(redis) = redis
+        .as_ref()
+        .filter(|_| matches!(row.fault, Fault::RedisValue(_)))
+    {
+        let value = redis
+            .client(10)
+            .get_raw(&entry_key(redis))
+            .expect("the value");
+        assert!(
+            fetched_at(&value).is_some_and(|at| at <= now_ms()),
+            "{name}: the value was overwritten by the fetch"
+        );
+    }
+    upstream.release();
+}
+
+/// The key of the subject's entry (the only one stored).
+fn entry_key(redis: &RedisServer) -> String {
+    redis
+        .client(10)
+        .keys("referrers-sidecar:v2:*")
+        .into_iter()
+        .find(|key| !key.ends_with(":lock"))
+        .expect("the stored entry")
+}
+
+/// What a client saw of one referrers request, whatever its body.
+struct Got {
+    status: u16,
+    upstream: String,
+    cache: String,
+    body: String,
+}
+
+async fn answer(sidecar: &e2e::Sidecar, path: &str) -> Got {
+    let response = sidecar.get_as(path, ALICE).await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().expect("header").to_owned())
+            .unwrap_or_default()
+    };
+    let (status, upstream, cache) = (
+        response.status().as_u16(),
+        header("x-referrers-upstream"),
+        header("x-referrers-cache"),
+    );
+    Got {
+        status,
+        upstream,
+        cache,
+        body: response.text().await.expect("body"),
+    }
+}
+
+fn check_body(what: &str, expected: Body, body: &str) {
+    let local = local_referrer()["digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    match expected {
+        Body::Error(code) => {
+            let error: Value = serde_json::from_str(body).expect("an OCI error body");
+            assert_eq!(error["errors"][0]["code"], code, "{what}: {body}");
+        }
+        Body::Core(text) => assert!(body.contains(text), "{what}: {body}"),
+        Body::Local | Body::LocalAndUpstream | Body::LocalAndFirstPage => {
+            let index: Value = serde_json::from_str(body).expect("an index");
+            let served = digests(&index);
+            let upstream = match expected {
+                Body::Local => 0,
+                Body::LocalAndFirstPage => 1,
+                _ => UPSTREAM_REFERRERS,
+            };
+            assert_eq!(served.len(), 1 + upstream, "{what}: {served:?}");
+            assert!(served.contains(&local), "{what}: {served:?}");
+        }
+    }
+}
+
+fn local_referrer() -> Value {
+    json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "1".repeat(64)),
+        "size": 321,
+        "artifactType": "application/vnd.example.local+json",
+    })
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    u64::try_from(since_epoch.as_millis()).expect("ms")
+}
+
+/// A stored entry: `RS\x02`, then zlib over the head's length (`u32`, little-endian), the
+/// head (JSON with `fetched_at_ms`) and the list.
+fn inflate(value: &[u8]) -> Option<Vec<u8>> {
+    let body = value.strip_prefix(b"RS\x02")?;
+    let mut decoded = Vec::new();
+    flate2::read::ZlibDecoder::new(body)
+        .read_to_end(&mut decoded)
+        .ok()?;
+    Some(decoded)
+}
+
+fn fetched_at(value: &[u8]) -> Option<u64> {
+    let decoded = inflate(value)?;
+    let (length, rest) = decoded.split_first_chunk::<4>()?;
+    let head: Value =
+        serde_json::from_slice(rest.get(..u32::from_le_bytes(*length) as usize)?).ok()?;
+    head["fetched_at_ms"].as_u64()
+}
+
+/// The same entry, as if fetched a day from now (a replica's clock far ahead, or a value
+/// written to stay fresh for ever).
+fn fetched_a_day_from_now(value: &[u8]) -> Vec<u8> {
+    let decoded = inflate(value).expect("an entry of ours");
+    let (length, rest) = decoded.split_first_chunk::<4>().expect("a head length");
+    let (head, list) = rest.split_at(u32::from_le_bytes(*length) as usize);
+    let mut head: Value = serde_json::from_slice(head).expect("the head");
+    head["fetched_at_ms"] = json!(now_ms() + 24 * 3600 * 1000);
+    let head = serde_json::to_vec(&head).expect("head");
+    let mut encoder =
+        flate2::write::ZlibEncoder::new(b"RS\x02".to_vec(), flate2::Compression::fast());
+    encoder
+        .write_all(&u32::try_from(head.len()).expect("short").to_le_bytes())
+        .expect("write");
+    encoder.write_all(&head).expect("write");
+    encoder.write_all(list).expect("write");
+    encoder.finish().expect("zlib")
+}
