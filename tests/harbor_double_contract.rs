@@ -8,7 +8,11 @@ use e2e::harbor_double::{
 use serde_json::Value;
 
 /// Keys Harbor ≥ 2.16 adds, which the 2.15.2 definition cannot know.
-const NEWER_THAN_SWAGGER: &[&str] = &["proxy_referrer_api"];
+const NEWER_THAN_SWAGGER: &[&str] = &[
+    "proxy_referrer_api",
+    "proxy_cache_filter_pattern",
+    "proxy_cache_filter_kind",
+];
 
 fn swagger() -> serde_json::Value {
     let path = concat!(
@@ -102,6 +106,10 @@ async fn projects_registries_labels_and_systeminfo_match_harbors_definitions() {
     let mut hub = DoubleProject::proxy(3, "hub-proxy", 1);
     hub.metadata
         .insert("proxy_referrer_api".into(), "false".into());
+    hub.metadata
+        .insert("proxy_cache_filter_pattern".into(), "library/**".into());
+    hub.metadata
+        .insert("proxy_cache_filter_kind".into(), "doublestar".into());
     let registry = DoubleRegistry {
         id: 1,
         name: "hub".into(),

@@ -30,7 +30,8 @@ pub struct DoubleProject {
     /// The upstream registry of a proxy-cache project.
     pub registry_id: Option<i64>,
     pub public: bool,
-    /// Extra metadata (`proxy_referrer_api` on Harbor ≥ 2.16).
+    /// Extra metadata (`proxy_referrer_api`, `proxy_cache_filter_pattern` and
+    /// `proxy_cache_filter_kind` on Harbor ≥ 2.16).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -250,6 +251,25 @@ impl HarborDouble {
             .expect("config")
             .labels
             .retain(|l| l.name != name);
+    }
+
+    /// Sets Harbor 2.16's repository allowlist of `project` (`proxy_cache_filter_pattern`, and
+    /// `proxy_cache_filter_kind` when `kind` is given), as a project admin does in the UI.
+    pub fn set_proxy_cache_filter(&self, project: &str, pattern: &str, kind: Option<&str>) {
+        let mut config = self.shared.config.lock().expect("config");
+        let found = config
+            .projects
+            .iter_mut()
+            .find(|p| p.name == project)
+            .unwrap_or_else(|| panic!("no project {project}"));
+        found
+            .metadata
+            .insert("proxy_cache_filter_pattern".into(), pattern.into());
+        if let Some(kind) = kind {
+            found
+                .metadata
+                .insert("proxy_cache_filter_kind".into(), kind.into());
+        }
     }
 
     /// Authorized referrers requests get no answer from now on, until the double stops (a

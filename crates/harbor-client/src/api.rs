@@ -1,5 +1,5 @@
 //! Harbor's REST API (`/api/v2.0`) as the sidecar's robot account sees it: systeminfo, project
-//! and registry facts. JSON shapes follow Harbor's swagger (`Project`, `Registry`,
+//! (with its repository allowlist) and registry facts. JSON shapes follow Harbor's swagger (`Project`, `Registry`,
 //! `GeneralInfo`); only the fields the sidecar reads are typed, the rest is ignored.
 
 use awc::http::{Method, header};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::HarborError;
+use crate::repository_filter::{FILTER_KIND_KEY, FILTER_PATTERN_KEY, RepositoryFilter};
 use crate::transport::CoreConnections;
 
 /// Largest API answer read (a project or registry object is a few KiB).
@@ -64,18 +65,57 @@ impl SystemInfo {
 
 /// `GET /api/v2.0/projects/{name}` (swagger `Project`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(from = "ProjectJson")]
 pub struct Project {
     pub project_id: i64,
     pub name: String,
     /// The upstream registry of a proxy-cache project; 0 or absent otherwise.
-    #[serde(default)]
     pub registry_id: Option<i64>,
     /// Project metadata: all string values in Harbor (`public`, `proxy_speed_kb`, …).
-    #[serde(default, deserialize_with = "string_map")]
     pub metadata: BTreeMap<String, String>,
+    /// Harbor ≥ 2.16's repository allowlist, compiled once from the metadata.
+    pub repository_filter: RepositoryFilter,
+}
+
+/// The project as Harbor sends it, before the allowlist is compiled.
+#[derive(Deserialize)]
+struct ProjectJson {
+    project_id: i64,
+    name: String,
+    #[serde(default)]
+    registry_id: Option<i64>,
+    #[serde(default, deserialize_with = "string_map")]
+    metadata: BTreeMap<String, String>,
+}
+
+impl From<ProjectJson> for Project {
+    fn from(json: ProjectJson) -> Self {
+        Self::new(json.project_id, json.name, json.registry_id, json.metadata)
+    }
 }
 
 impl Project {
+    /// A project with its metadata; the allowlist is read from it.
+    #[must_use]
+    pub fn new(
+        project_id: i64,
+        name: String,
+        registry_id: Option<i64>,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        let repository_filter = RepositoryFilter::from_metadata(
+            metadata.get(FILTER_PATTERN_KEY).map(String::as_str),
+            metadata.get(FILTER_KIND_KEY).map(String::as_str),
+        );
+        Self {
+            project_id,
+            name,
+            registry_id,
+            metadata,
+            repository_filter,
+        }
+    }
+
     /// The Harbor registry id of a proxy-cache project.
     #[must_use]
     pub fn proxy_registry_id(&self) -> Option<i64> {
@@ -345,6 +385,26 @@ mod tests {
         let zero: Project =
             serde_json::from_str(r#"{"project_id":1,"name":"x","registry_id":0}"#).unwrap();
         assert_eq!(zero.proxy_registry_id(), None);
+        assert!(zero.repository_filter.allows("any/thing"));
+    }
+
+    #[test]
+    fn the_allowlist_is_read_from_harbor_216_metadata() {
+        let project: Project = serde_json::from_str(
+            r#"{"project_id":3,"name":"hub","registry_id":1,
+                "metadata":{"public":"false","proxy_cache_filter_pattern":"^library/(nginx|redis)$",
+                            "proxy_cache_filter_kind":"regex"}}"#,
+        )
+        .unwrap();
+        assert!(project.repository_filter.allows("library/redis"));
+        assert!(!project.repository_filter.allows("library/alpine"));
+        let glob: Project = serde_json::from_str(
+            r#"{"project_id":3,"name":"hub","registry_id":1,
+                "metadata":{"proxy_cache_filter_pattern":"team/*"}}"#,
+        )
+        .unwrap();
+        assert!(glob.repository_filter.allows("team/app"));
+        assert!(!glob.repository_filter.allows("other/app"));
     }
 
     #[test]

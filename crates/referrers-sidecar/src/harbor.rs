@@ -131,6 +131,20 @@ impl HarborFacts {
         toggle: &ProjectsSettings,
         metrics: &Metrics,
     ) -> Result<Decision, HarborError> {
+        self.decision_with_project(core, project_name, toggle, metrics)
+            .await
+            .map(|(decision, _)| decision)
+    }
+
+    /// [`decision`](Self::decision), with the project it was made from (its repository
+    /// allowlist decides per repository).
+    pub async fn decision_with_project(
+        &self,
+        core: &CoreClient,
+        project_name: &str,
+        toggle: &ProjectsSettings,
+        metrics: &Metrics,
+    ) -> Result<(Decision, Option<Arc<Project>>), HarborError> {
         let project = self.project(core, project_name, metrics).await?;
         let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
             (Some(project), Some(label)) if project.proxy_registry_id().is_some() => {
@@ -139,7 +153,8 @@ impl HarborFacts {
             }
             _ => false,
         };
-        Ok(self.decide(project_name, project.as_deref(), toggle, labelled))
+        let decision = self.decide(project_name, project.as_deref(), toggle, labelled);
+        Ok((decision, project))
     }
 
     /// The decision for `project_name` if every fact it needs is at hand, without asking
@@ -256,12 +271,7 @@ mod tests {
     use super::*;
 
     fn proxy(name: &str) -> Project {
-        Project {
-            project_id: 4,
-            name: name.into(),
-            registry_id: Some(2),
-            metadata: BTreeMap::new(),
-        }
+        Project::new(4, name.into(), Some(2), BTreeMap::new())
     }
 
     fn toggle(enabled: &[&str], label: Option<&str>) -> ProjectsSettings {
@@ -284,10 +294,7 @@ mod tests {
             facts.decide("hub", Some(&project), &off, false),
             Decision::PassThrough(NotServed::NotEnabled)
         );
-        let local = Project {
-            registry_id: None,
-            ..proxy("lib")
-        };
+        let local = Project::new(4, "lib".into(), None, BTreeMap::new());
         assert_eq!(
             facts.decide("lib", Some(&local), &off, true),
             Decision::PassThrough(NotServed::NotProxyCache)

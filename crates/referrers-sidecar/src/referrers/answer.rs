@@ -40,6 +40,9 @@ pub enum PassThrough {
     FactsUnavailable,
     /// A name with no repository under the project (`/v2/<project>/referrers/…`).
     NoRepository,
+    /// Harbor's repository allowlist for the project (`proxy_cache_filter_pattern`, Harbor
+    /// ≥ 2.16) excludes the repository: Harbor does not proxy it, and neither does the sidecar.
+    NotInAllowlist,
 }
 
 impl PassThrough {
@@ -50,6 +53,7 @@ impl PassThrough {
             Self::Project(reason) => reason.code(),
             Self::FactsUnavailable => "facts_unavailable",
             Self::NoRepository => "no_repository",
+            Self::NotInAllowlist => "not_in_allowlist",
         }
     }
 }
@@ -81,6 +85,7 @@ mod tests {
             PassThrough::Project(NotServed::HarborMerges),
             PassThrough::FactsUnavailable,
             PassThrough::NoRepository,
+            PassThrough::NotInAllowlist,
         ]
         .into_iter()
         .map(PassThrough::code)
@@ -94,6 +99,7 @@ mod tests {
                 "harbor_merges",
                 "facts_unavailable",
                 "no_repository",
+                "not_in_allowlist",
             ]
         );
     }

@@ -8,7 +8,9 @@ pub use answer::{Answer, PassThrough, RelayReason, Served};
 pub use request::{RawReferrersPath, ReferrersRequest};
 
 use actix_web::http::header::HeaderMap;
-use harbor_client::{CoreClient, CoreReferrers, HarborError};
+use std::sync::Arc;
+
+use harbor_client::{CoreClient, CoreReferrers, HarborError, Project};
 use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
 
@@ -26,6 +28,14 @@ pub struct Caller<'a> {
     /// A `GET` without a query asks exactly what core is asked, so core's listing can be
     /// relayed as this request's answer.
     pub plain_get: bool,
+}
+
+/// A project whose upstream referrers are merged: its Harbor registry, the repository under
+/// it (the name without `<project>/`), and Harbor's facts about it.
+struct ServedProject<'r> {
+    registry_id: i64,
+    repository: &'r str,
+    facts: Arc<Project>,
 }
 
 /// The referrers use case, with one worker's client for Harbor core.
@@ -87,11 +97,12 @@ impl<'a> Referrers<'a> {
                 );
                 Err(PassThrough::FactsUnavailable)
             });
+        let served = match served {
+            Ok(project) => self.serve(request, caller, local, &project, deadline).await,
+            Err(reason) => Err(reason),
+        };
         match served {
-            Ok((registry_id, repository)) => Answer::Served(
-                self.serve(request, caller, local, registry_id, repository, deadline)
-                    .await,
-            ),
+            Ok(served) => Answer::Served(served),
             // Core's own answer: the one already read when it was asked exactly that.
             Err(reason) if caller.plain_get => {
                 Answer::Relay(first, RelayReason::PassThrough(reason))
@@ -118,23 +129,30 @@ impl<'a> Referrers<'a> {
     async fn served_project<'r>(
         &self,
         request: &'r ReferrersRequest,
-    ) -> Result<(i64, &'r str), PassThrough> {
+    ) -> Result<ServedProject<'r>, PassThrough> {
         let state = self.state;
         let project = request.name.project();
-        let decision = state
+        let (decision, facts) = state
             .facts
-            .decision(self.core, project, &state.settings.projects, &state.metrics)
+            .decision_with_project(self.core, project, &state.settings.projects, &state.metrics)
             .await
             .map_err(|error| {
                 tracing::warn!(project, error = %error, "cannot read the project from Harbor; passing core's answer through");
                 PassThrough::FactsUnavailable
             })?;
-        let registry_id = match decision {
-            Decision::Serve { registry_id } => registry_id,
-            Decision::PassThrough(reason) => return Err(PassThrough::Project(reason)),
+        let (registry_id, facts) = match (decision, facts) {
+            (Decision::Serve { registry_id }, Some(facts)) => (registry_id, facts),
+            (Decision::PassThrough(reason), _) => return Err(PassThrough::Project(reason)),
+            (Decision::Serve { .. }, None) => {
+                return Err(PassThrough::Project(NotServed::UnknownProject));
+            }
         };
         let repository = request.name.repository().ok_or(PassThrough::NoRepository)?;
-        Ok((registry_id, repository))
+        Ok(ServedProject {
+            registry_id,
+            repository,
+            facts,
+        })
     }
 
     /// Merges the upstream's referrers (from the cache when it has them) with the local ones,
@@ -146,14 +164,13 @@ impl<'a> Referrers<'a> {
         request: &ReferrersRequest,
         caller: Caller<'_>,
         mut local: Vec<Descriptor>,
-        registry_id: i64,
-        repository: &str,
+        project: &ServedProject<'_>,
         deadline: Instant,
-    ) -> Served {
+    ) -> Result<Served, PassThrough> {
         let state = self.state;
         let (library_local, upstream_answer) = self
-            .upstream_part(request, caller, registry_id, repository, deadline)
-            .await;
+            .upstream_part(request, caller, project, deadline)
+            .await?;
         local.extend(library_local);
         // The cached list is served as stored, its bytes copied into the page as they are;
         // core's list, small, is sorted and encoded per request.
@@ -177,28 +194,29 @@ impl<'a> Referrers<'a> {
             limit,
         );
         state.metrics.descriptors_served.observe(page.count as f64);
-        Served {
+        Ok(Served {
             total: page.total,
             page,
             upstream: upstream_answer.upstream,
             cache: upstream_answer.cache,
-        }
+        })
     }
 
     /// The upstream's list for the request (and, for Docker Hub's single-segment names, the
     /// local referrers Harbor keeps under `library/`), as far as it comes by `deadline`. An
     /// upstream fetch is a task of its own: when the request stops waiting, the fetch still
-    /// ends (within `upstream.timeout`) and fills the cache.
+    /// ends (within `upstream.timeout`) and fills the cache. A repository Harbor's allowlist
+    /// excludes is core's alone: no upstream call.
     async fn upstream_part(
         &self,
         request: &ReferrersRequest,
         caller: Caller<'_>,
-        registry_id: i64,
-        repository: &str,
+        served: &ServedProject<'_>,
         deadline: Instant,
-    ) -> (Vec<Descriptor>, UpstreamAnswer) {
+    ) -> Result<(Vec<Descriptor>, UpstreamAnswer), PassThrough> {
         let state = self.state;
         let project = request.name.project();
+        let (registry_id, repository) = (served.registry_id, served.repository);
         let resolved = timeout_at(
             deadline,
             upstream::resolve(
@@ -215,7 +233,7 @@ impl<'a> Referrers<'a> {
             Ok(Ok(target)) => target,
             Ok(Err(reason)) => {
                 tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
-                return (Vec::new(), UpstreamAnswer::skipped());
+                return Ok((Vec::new(), UpstreamAnswer::skipped()));
             }
             Err(_) => {
                 tracing::warn!(
@@ -223,9 +241,21 @@ impl<'a> Referrers<'a> {
                     registry_id,
                     "the time budget ran out reading the registry from Harbor; serving the local referrers"
                 );
-                return (Vec::new(), UpstreamAnswer::timed_out());
+                return Ok((Vec::new(), UpstreamAnswer::timed_out()));
             }
         };
+        // Harbor matches the upstream repository's name: `library/nginx` for Docker Hub's
+        // `nginx`, as its pulls are checked after their redirect to `library/`.
+        let filter = &served.facts.repository_filter;
+        if !filter.allows(&target.repository) {
+            tracing::debug!(
+                project,
+                repository = %target.repository,
+                filter = ?filter,
+                "Harbor's proxy allowlist excludes the repository; core's answer stands"
+            );
+            return Err(PassThrough::NotInAllowlist);
+        }
         let library_local = async {
             if target.library_mapped {
                 self.library_referrers(request, repository, caller).await
@@ -264,7 +294,7 @@ impl<'a> Referrers<'a> {
                 upstream_answer.upstream.as_str(),
             ])
             .inc();
-        (library_local, upstream_answer)
+        Ok((library_local, upstream_answer))
     }
 
     /// Docker Hub's single-segment names are stored by Harbor under `<project>/library/<name>`:
