@@ -1,8 +1,10 @@
 //! Harbor 2.16's proxy allowlist (`proxy_cache_filter_pattern` / `proxy_cache_filter_kind`):
 //! a repository the project's allowlist excludes gets core's answer and causes no upstream
-//! call; a repository it allows is merged as before.
+//! call (nor does a pull webhook for it); a repository it allows is merged as before.
 
+use e2e::harbor_webhook::{Format, artifact_event, post};
 use e2e::users::ALICE;
+use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask};
 
 /// `hub-proxy` over a mirror with the referrers API (the sample is in `team/app`), with the
@@ -88,4 +90,30 @@ async fn a_regex_is_anchored_like_harbors() {
     let answer = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!((answer.status, answer.upstream.as_str()), (200, ""));
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_pull_webhook_for_an_excluded_repository_reaches_no_upstream() {
+    const SECRET: &str = "Bearer webhook-s3cret";
+    let world = allowlisted_world("library/**", None).await;
+    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let mirror = world.mirror("hub-proxy");
+    let pulled = artifact_event(
+        Format::Default,
+        "PULL_ARTIFACT",
+        &format!("hub-proxy/{}", mirror.repository),
+        &mirror.sample.subject.digest,
+        "latest",
+    );
+    assert_eq!(
+        post(&sidecar, Some(SECRET), Format::Default, &pulled).await,
+        202
+    );
+    wait_for_metric(
+        &sidecar,
+        "harbor_referrers_webhook_warms_total{result=\"unserved\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(mirror.front.seen_with("/v2/").len(), 0, "no upstream call");
 }

@@ -111,11 +111,11 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
     let project = pulled.name.project();
     let decision = state
         .facts
-        .decision(core, project, &state.settings.projects, &state.metrics)
+        .decision_with_project(core, project, &state.settings.projects, &state.metrics)
         .await;
-    let registry_id = match decision {
-        Ok(Decision::Serve { registry_id }) => registry_id,
-        Ok(Decision::PassThrough(_)) => return WarmResult::Unserved,
+    let (registry_id, facts) = match decision {
+        Ok((Decision::Serve { registry_id }, Some(facts))) => (registry_id, facts),
+        Ok(_) => return WarmResult::Unserved,
         Err(error) => {
             tracing::warn!(project, error = %error, "cannot read the project from Harbor; not warming");
             return WarmResult::HarborError;
@@ -141,6 +141,10 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
             return WarmResult::HarborError;
         }
     };
+    // A repository Harbor's proxy allowlist excludes is never fetched, as for requests.
+    if !facts.repository_filter.allows(&target.repository) {
+        return WarmResult::Unserved;
+    }
     let answer = state
         .cache
         .upstream_referrers(&target, registry_id, &pulled.digest)
