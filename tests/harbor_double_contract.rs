@@ -3,8 +3,9 @@
 
 use e2e::harbor_double::{
     DoubleAccount, DoubleConfig, DoubleLabel, DoubleProject, DoubleRegistry, HarborDouble,
-    label_json, project_json, registry_json,
+    label_json, project_json, registry_json, user_json,
 };
+use e2e::users::{ADMIN, ALICE, PAM};
 use serde_json::Value;
 
 /// Keys Harbor ≥ 2.16 adds, which the 2.15.2 definition cannot know.
@@ -136,12 +137,19 @@ async fn projects_registries_labels_and_systeminfo_match_harbors_definitions() {
         projects: vec![hub],
         registries: vec![registry],
         labels: vec![label],
-        accounts: vec![DoubleAccount {
-            name: "robot$sidecar".into(),
-            password: "secret".into(),
-            projects: vec![],
-            system_reader: true,
-        }],
+        accounts: vec![
+            DoubleAccount {
+                name: "robot$sidecar".into(),
+                password: "secret".into(),
+                projects: vec![],
+                system_reader: true,
+                admin_of: vec![],
+                sysadmin: false,
+            },
+            PAM.project_admin(&["hub-proxy"]),
+            ALICE.account(&["hub-proxy"]),
+            ADMIN.sysadmin(),
+        ],
         ..DoubleConfig::default()
     });
     let client = e2e::http_client();
@@ -186,4 +194,61 @@ async fn projects_registries_labels_and_systeminfo_match_harbors_definitions() {
             .as_str()
             .is_some_and(|v| v.starts_with("v2."))
     );
+}
+
+#[tokio::test]
+async fn callers_see_their_roles_and_themselves_as_harbor_shows_them() {
+    let swagger = swagger();
+    assert_conforms(&swagger, "UserResp", &user_json(&ADMIN.sysadmin()));
+    let double = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(3, "hub-proxy", 1)],
+        accounts: vec![
+            PAM.project_admin(&["hub-proxy"]),
+            ALICE.account(&["hub-proxy"]),
+            ADMIN.sysadmin(),
+            e2e::users::ROBOT.system_reader(),
+        ],
+        ..DoubleConfig::default()
+    });
+    let client = e2e::http_client();
+    let get = |path: &str, user: e2e::users::User| {
+        client
+            .get(format!("{}{path}", double.url()))
+            .basic_auth(user.name, Some(user.password))
+            .send()
+    };
+    let roles = async |user| {
+        let project: Value = get("/api/v2.0/projects/hub-proxy", user)
+            .await
+            .expect("project")
+            .json()
+            .await
+            .expect("json");
+        assert_conforms(&swagger, "Project", &project);
+        (
+            project["current_user_role_id"].clone(),
+            project["current_user_role_ids"].clone(),
+        )
+    };
+    assert_eq!(roles(PAM).await, (1.into(), serde_json::json!([1])));
+    assert_eq!(roles(ALICE).await, (2.into(), serde_json::json!([2])));
+    assert_eq!(roles(ADMIN).await, (0.into(), Value::Null));
+
+    let me = get("/api/v2.0/users/current", ADMIN)
+        .await
+        .expect("current user");
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.expect("json");
+    assert_conforms(&swagger, "UserResp", &me);
+    assert_eq!(me["sysadmin_flag"], true);
+    let robot = get("/api/v2.0/users/current", e2e::users::ROBOT)
+        .await
+        .expect("robot");
+    assert_eq!(robot.status(), 412, "a robot is no user");
+    let wrong = e2e::users::User {
+        password: "wrong",
+        ..PAM
+    };
+    let refused = get("/api/v2.0/users/current", wrong).await.expect("wrong");
+    assert_eq!(refused.status(), 401);
 }

@@ -87,6 +87,29 @@ pub struct DoubleAccount {
     pub projects: Vec<String>,
     /// Project read on every project and registry read (the sidecar's robot on ≥ 2.10).
     pub system_reader: bool,
+    /// Projects where it has the project admin role (role 1); its role elsewhere in
+    /// `projects` is developer (2).
+    pub admin_of: Vec<String>,
+    /// A system admin (`sysadmin_flag`): reads every project.
+    pub sysadmin: bool,
+}
+
+impl DoubleAccount {
+    /// Robot accounts are named `robot$…`: `users/current` answers 412 for them.
+    fn is_robot(&self) -> bool {
+        self.name.starts_with("robot$")
+    }
+
+    /// Its role in `project` (Harbor's `current_user_role_id`): 0 when it is no member.
+    fn role_in(&self, project: &str) -> i64 {
+        if self.admin_of.iter().any(|p| p == project) {
+            1
+        } else if self.projects.iter().any(|p| p == project) {
+            2
+        } else {
+            0
+        }
+    }
 }
 
 /// How the double behaves.
@@ -190,6 +213,7 @@ impl HarborDouble {
                 .route("/api/v2.0/projects/{name}", web::get().to(project))
                 .route("/api/v2.0/registries/{id}", web::get().to(registry))
                 .route("/api/v2.0/labels", web::get().to(labels))
+                .route("/api/v2.0/users/current", web::get().to(current_user))
                 .default_service(web::to(registry_v2));
         });
         Self {
@@ -837,8 +861,9 @@ async fn project(
         return HttpResponse::NotFound()
             .json(json!({"errors":[{"code":"NOT_FOUND","message":"project not found"}]}));
     };
-    let readable = found.public
-        || account.is_some_and(|a| a.system_reader || a.projects.contains(&found.name));
+    let role = account.map_or(0, |a| a.role_in(&found.name));
+    let readable =
+        found.public || role > 0 || account.is_some_and(|a| a.system_reader || a.sysadmin);
     if !readable {
         return if account.is_some() {
             HttpResponse::Forbidden()
@@ -847,7 +872,44 @@ async fn project(
             api_unauthorized()
         };
     }
-    HttpResponse::Ok().json(project_json(found))
+    let mut answer = project_json(found);
+    if account.is_some() {
+        // The caller's roles, as Harbor adds them for an authenticated caller.
+        answer["current_user_role_id"] = json!(role);
+        answer["current_user_role_ids"] = if role > 0 { json!([role]) } else { Value::Null };
+    }
+    HttpResponse::Ok().json(answer)
+}
+
+/// `GET /api/v2.0/users/current` (swagger `UserResp`): 401 without good credentials, 412 for
+/// a robot account (no user).
+async fn current_user(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let config = shared.config.lock().expect("config").clone();
+    let Some(account) = account(&config, &request) else {
+        return api_unauthorized();
+    };
+    if account.is_robot() {
+        return HttpResponse::PreconditionFailed().json(
+            json!({"errors":[{"code":"PRECONDITION","message":"the current user is not a user"}]}),
+        );
+    }
+    HttpResponse::Ok().json(user_json(account))
+}
+
+/// A user in the shape of Harbor's swagger `UserResp`.
+#[must_use]
+pub fn user_json(account: &DoubleAccount) -> Value {
+    json!({
+        "user_id": 3,
+        "username": account.name,
+        "email": format!("{}@example.com", account.name),
+        "realname": account.name,
+        "comment": "",
+        "sysadmin_flag": account.sysadmin,
+        "admin_role_in_auth": false,
+        "creation_time": "2026-01-01T00:00:00.000Z",
+        "update_time": "2026-01-01T00:00:00.000Z",
+    })
 }
 
 fn project_metadata(project: &DoubleProject) -> Value {

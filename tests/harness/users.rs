@@ -1,5 +1,5 @@
 //! The accounts of the suite: the sidecar's robot, a user who may pull from the proxy-cache
-//! projects, and one who may not.
+//! projects, one who may not, a project admin and the system admin.
 
 use base64::Engine;
 
@@ -27,6 +27,16 @@ pub const BOB: User = User {
     name: "bob",
     password: "bob-secret",
 };
+/// A project admin of the projects a world gives her.
+pub const PAM: User = User {
+    name: "pam",
+    password: "pam-secret",
+};
+/// Harbor's system admin.
+pub const ADMIN: User = User {
+    name: "admin",
+    password: "Harbor12345",
+};
 
 impl User {
     /// The account in the Harbor double, with pull access to `projects`.
@@ -37,6 +47,26 @@ impl User {
             password: self.password.into(),
             projects: projects.iter().map(|p| (*p).to_owned()).collect(),
             system_reader: false,
+            admin_of: Vec::new(),
+            sysadmin: false,
+        }
+    }
+
+    /// The account as a project admin of `projects`.
+    #[must_use]
+    pub fn project_admin(self, projects: &[&str]) -> DoubleAccount {
+        DoubleAccount {
+            admin_of: projects.iter().map(|p| (*p).to_owned()).collect(),
+            ..self.account(projects)
+        }
+    }
+
+    /// The account as a system admin.
+    #[must_use]
+    pub fn sysadmin(self) -> DoubleAccount {
+        DoubleAccount {
+            sysadmin: true,
+            ..self.account(&[])
         }
     }
 

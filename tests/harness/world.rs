@@ -121,6 +121,13 @@ impl WorldBuilder {
         self
     }
 
+    /// Another Harbor account, as given (a project admin, the system admin).
+    #[must_use]
+    pub fn account(mut self, account: crate::harbor_double::DoubleAccount) -> Self {
+        self.harbor.accounts.push(account);
+        self
+    }
+
     /// The sidecar's `projects.enabled`, in place of the proxy-cache projects added.
     #[must_use]
     pub fn enable(mut self, projects: &[&str]) -> Self {

@@ -238,12 +238,7 @@ impl CoreClient {
 
     /// The project named `name`; `None` when Harbor says it does not exist.
     pub async fn project(&self, name: &str) -> Result<Option<Project>, HarborError> {
-        let path = format!(
-            "/api/v2.0/projects/{}",
-            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-        );
-        // An all-digit name would be read as a project id.
-        let by_name = name.bytes().all(|b| b.is_ascii_digit());
+        let (path, by_name) = project_path(name);
         self.get_json(&path, &format!("project {name}"), by_name)
             .await
     }
@@ -298,7 +293,19 @@ impl CoreClient {
         what: &str,
         resource_name: bool,
     ) -> Result<Option<T>, HarborError> {
-        self.bounded(self.get_json_unbounded(path, what, resource_name))
+        self.get_json_as(path, what, resource_name, self.credentials.as_ref())
+            .await
+    }
+
+    /// `GET path` on Harbor's API as `credentials` (none: anonymously): `None` on a 404.
+    pub(crate) async fn get_json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        resource_name: bool,
+        credentials: Option<&BasicAuth>,
+    ) -> Result<Option<T>, HarborError> {
+        self.bounded(self.get_json_unbounded(path, what, resource_name, credentials))
             .await
     }
 
@@ -307,12 +314,13 @@ impl CoreClient {
         path: &str,
         what: &str,
         resource_name: bool,
+        credentials: Option<&BasicAuth>,
     ) -> Result<Option<T>, HarborError> {
         let mut request = self
             .connections
             .request(Method::GET, &self.url(path))
             .insert_header((header::ACCEPT, "application/json"));
-        if let Some(credentials) = &self.credentials {
+        if let Some(credentials) = credentials {
             request = request.insert_header((header::AUTHORIZATION, credentials.header_value()));
         }
         if resource_name {
@@ -354,6 +362,16 @@ impl CoreClient {
                 reason: e.to_string(),
             })
     }
+}
+
+/// The API path of the project named `name`, and whether Harbor must be told it is a name: an
+/// all-digit name would be read as a project id.
+pub(crate) fn project_path(name: &str) -> (String, bool) {
+    let path = format!(
+        "/api/v2.0/projects/{}",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    (path, name.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The project label `name` of project `project_id`, compared exactly (Harbor's filter is fuzzy,

@@ -1,14 +1,17 @@
 //! Harbor core client: the connection to core (plain or with Harbor's internal TLS), Harbor's
-//! REST API (systeminfo, projects with their repository allowlist, registries) with the sidecar's robot account, and core's
-//! referrers endpoint called with the caller's own credentials.
+//! REST API (systeminfo, projects with their repository allowlist, registries) with the
+//! sidecar's robot account, what a caller may do (asked with the caller's own credentials), and
+//! core's referrers endpoint called with the caller's own credentials.
 
 pub mod api;
+pub mod caller;
 pub mod error;
 pub mod referrers;
 pub mod repository_filter;
 pub mod transport;
 
 pub use api::{BasicAuth, CoreClient, Label, Project, RegistryInfo, SystemInfo};
+pub use caller::{CurrentUser, Identity, ProjectAccess};
 pub use error::HarborError;
 pub use referrers::{CoreAnswer, CoreReferrers};
 pub use repository_filter::RepositoryFilter;

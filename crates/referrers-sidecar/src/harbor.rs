@@ -174,6 +174,15 @@ impl HarborFacts {
         Some(self.decide(project_name, project.as_deref(), toggle, labelled))
     }
 
+    /// The names of the projects read from Harbor within the TTL.
+    #[must_use]
+    pub fn known_projects(&self) -> Vec<String> {
+        self.projects
+            .iter()
+            .map(|(name, _)| name.as_ref().clone())
+            .collect()
+    }
+
     /// Whether project `project_id` carries the project label `label`, read once per TTL. A
     /// robot that may not list labels counts as "no label" (remembered like an answer, so
     /// Harbor is not asked on every request): the configuration's list still works.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod harbor;
 pub mod metrics;
+pub mod operator;
 pub mod referrers;
 pub mod routes;
 pub mod startup;

@@ -70,6 +70,21 @@ pub const WEBHOOK_EVENTS: &[(&str, &str)] = &[
 /// What became of a cross-replica lock attempt.
 pub const LOCK_RESULTS: &[&str] = &["won", "lost"];
 
+/// Operator API endpoints, and what became of a call.
+pub const OPERATOR_ENDPOINTS: &[&str] = &["status", "purge"];
+pub const OPERATOR_RESULTS: &[&str] = &[
+    "ok",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "invalid",
+    "unavailable",
+];
+/// What a purge asked through the operator API did.
+pub const PURGE_RESULTS: &[&str] = &["purged", "nothing", "redis_unavailable"];
+/// Which switch serves a project: `projects.enabled`, or the project label.
+pub const SWITCHES: &[&str] = &["config", "label"];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -123,6 +138,19 @@ pub struct Metrics {
     /// `harbor_referrers_breaker_state{target}`: 0 closed, 1 open, 2 half-open; per registry
     /// and for `redis`.
     pub breaker_state: IntGaugeVec,
+    /// `harbor_referrers_served_projects{switch}`: projects served, among those this replica
+    /// read from Harbor within `harbor.project_info_ttl`, by the switch that serves them.
+    pub served_projects: IntGaugeVec,
+    /// `harbor_referrers_operator_requests_total{endpoint,result}`.
+    pub operator_requests: IntCounterVec,
+    /// `harbor_referrers_cache_purges_total{result}`: purges asked through the operator API.
+    pub cache_purges: IntCounterVec,
+    /// `harbor_referrers_cache_purges_received_total`: purges other replicas published, applied
+    /// to this replica's in-process tier.
+    pub cache_purges_received: IntCounter,
+    /// `harbor_referrers_cache_purge_subscribed`: 1 while this replica listens for other
+    /// replicas' purges (Redis tier only).
+    pub cache_purge_subscribed: IntGauge,
 }
 
 impl Metrics {
@@ -282,8 +310,51 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            served_projects: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "served_projects",
+                        "Projects served, among those read from Harbor within harbor.project_info_ttl, by switch (config or label).",
+                    )
+                    .namespace(NAMESPACE),
+                    &["switch"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+            operator_requests: counter(
+                "operator_requests_total",
+                "Operator API calls, by endpoint and result.",
+                &["endpoint", "result"],
+            )?,
+            cache_purges: counter(
+                "cache_purges_total",
+                "Cache purges asked through the operator API, by result.",
+                &["result"],
+            )?,
+            cache_purges_received: plain_counter(
+                "cache_purges_received_total",
+                "Purges published by other replicas, applied to this replica's in-process tier.",
+            )?,
+            cache_purge_subscribed: gauge(
+                "cache_purge_subscribed",
+                "1 while this replica listens for other replicas' purges on Redis.",
+            )?,
             registry,
         };
+        for switch in SWITCHES {
+            metrics.served_projects.with_label_values(&[switch]);
+        }
+        for endpoint in OPERATOR_ENDPOINTS {
+            for result in OPERATOR_RESULTS {
+                metrics
+                    .operator_requests
+                    .with_label_values(&[endpoint, result]);
+            }
+        }
+        for result in PURGE_RESULTS {
+            metrics.cache_purges.with_label_values(&[result]);
+        }
         for tier in CACHE_TIERS {
             for result in CACHE_RESULTS {
                 metrics.cache_lookups.with_label_values(&[tier, result]);

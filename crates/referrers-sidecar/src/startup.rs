@@ -15,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
+use crate::operator::OperatorAccess;
 use crate::routes::{self, passthrough::Forwarder};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
@@ -56,6 +57,7 @@ pub struct Application {
     version_probe: CoreClient,
     /// The warm fetches of pulled artifacts Harbor's webhooks queue.
     warming: LocalBoxFuture<'static, ()>,
+    cache: Arc<ReferrersCache>,
 }
 
 impl Application {
@@ -76,7 +78,7 @@ impl Application {
         let registry_labels: Vec<String> = settings.registries.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&registry_labels)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let upstream = UpstreamFetcher::new(
+        let upstream = Arc::new(UpstreamFetcher::new(
             RegistryClient::new(
                 settings
                     .upstream
@@ -85,7 +87,7 @@ impl Application {
             &settings.upstream,
             Arc::clone(&clock),
             Arc::clone(&metrics),
-        );
+        ));
         let cache = Arc::new(ReferrersCache::new(
             CacheConfig::new(
                 &settings.cache,
@@ -93,7 +95,7 @@ impl Application {
                 &settings.harbor.url,
             ),
             shared_store(&settings.cache)?,
-            Arc::new(upstream),
+            Arc::clone(&upstream) as Arc<dyn crate::upstream::Upstream>,
             clock,
             Arc::clone(&metrics),
         ));
@@ -102,7 +104,9 @@ impl Application {
             WarmQueue::new(settings.webhook.queue_size, Arc::clone(&metrics));
         let state = web::Data::new(AppState {
             facts: HarborFacts::new(settings.harbor.project_info_ttl),
-            cache,
+            cache: Arc::clone(&cache),
+            upstream,
+            operator: OperatorAccess::default(),
             settings,
             metrics: Arc::clone(&metrics),
         });
@@ -135,6 +139,7 @@ impl Application {
         .boxed_local();
         let warm_queue = web::Data::from(warm_queue);
 
+        let metrics_state = state.clone();
         let server = HttpServer::new(move || {
             // Pass-through and the calls to core's API and referrers share one pool per worker.
             let connections = transport.connections(per_worker, core_timeout);
@@ -159,6 +164,9 @@ impl Application {
                     routes::webhook::PATH,
                     web::post().to(routes::webhook::harbor),
                 )
+                // After every other route under the operator API's prefix: its scope answers 404
+                // for any path under the prefix that no route before it took.
+                .configure(routes::operator::configure)
                 .default_service(web::to(routes::dispatch))
         })
         .workers(workers)
@@ -175,10 +183,9 @@ impl Application {
         .map_err(StartupError::Server)?
         .run();
 
-        let metrics_data = web::Data::from(metrics);
         let metrics_server = HttpServer::new(move || {
             App::new()
-                .app_data(metrics_data.clone())
+                .app_data(metrics_state.clone())
                 .route("/metrics", web::get().to(render_metrics))
         })
         .workers(1)
@@ -195,6 +202,7 @@ impl Application {
             metrics_server,
             version_probe,
             warming,
+            cache,
         })
     }
 
@@ -217,6 +225,8 @@ impl Application {
         );
         actix_web::rt::spawn(log_harbor_version(self.version_probe));
         actix_web::rt::spawn(self.warming);
+        // Purges other replicas publish reach this one's in-process tier (Redis tier only).
+        actix_web::rt::spawn(self.cache.listen_for_purges());
         let server_handle = self.server.handle();
         let metrics_handle = self.metrics_server.handle();
         // Each server's future drives its own command loop, so both run as tasks of their own
@@ -293,10 +303,11 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-async fn render_metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+async fn render_metrics(state: web::Data<AppState>) -> HttpResponse {
+    crate::operator::track_served_projects(&state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+        .body(state.metrics.render())
 }
 
 /// Binds `address`; where IPv6 is unavailable, `[::]` falls back to `0.0.0.0`.

@@ -1,4 +1,5 @@
-//! The state every worker shares: settings, metrics, Harbor's facts and the referrers cache.
+//! The state every worker shares: settings, metrics, Harbor's facts, the referrers cache, the
+//! upstream registries' state and the operator API's authorization decisions.
 
 use std::sync::Arc;
 
@@ -6,6 +7,8 @@ use crate::cache::ReferrersCache;
 use crate::config::Settings;
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
+use crate::operator::OperatorAccess;
+use crate::upstream::UpstreamFetcher;
 
 /// State shared by every worker.
 pub struct AppState {
@@ -13,4 +16,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub facts: HarborFacts,
     pub cache: Arc<ReferrersCache>,
+    /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
+    pub upstream: Arc<UpstreamFetcher>,
+    pub operator: OperatorAccess,
 }

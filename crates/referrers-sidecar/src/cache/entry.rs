@@ -174,8 +174,15 @@ pub fn cache_key(
     let url_hash = short_hash(registry.base_url.as_str());
     let identity_hash = short_hash(&registry.credential_identity());
     format!(
-        "referrers-sidecar:v2:{namespace}:{registry_id}:{url_hash}:{identity_hash}:{repository}@{digest}"
+        "{}{url_hash}:{identity_hash}:{repository}@{digest}",
+        registry_prefix(namespace, registry_id)
     )
+}
+
+/// What every key of one Harbor registry starts with: `referrers-sidecar:v2:<namespace>:<registry_id>:`.
+#[must_use]
+pub fn registry_prefix(namespace: &str, registry_id: i64) -> String {
+    format!("referrers-sidecar:v2:{namespace}:{registry_id}:")
 }
 
 /// The namespace of this sidecar's keys: `cache.namespace`, else a hash of `harbor.url`, so

@@ -90,6 +90,30 @@ impl MemoryTier {
             time_to_live,
         };
         self.cache.insert(key.to_owned(), Arc::new(stored)).await;
+        self.track_size().await;
+    }
+
+    /// How many entries have a key `matches` accepts (a walk over the whole tier).
+    pub fn count_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
+        self.cache.iter().filter(|(key, _)| matches(key)).count()
+    }
+
+    /// Drops every entry whose key `matches` accepts; returns their keys.
+    pub async fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<String> {
+        let keys: Vec<String> = self
+            .cache
+            .iter()
+            .filter(|(key, _)| matches(key))
+            .map(|(key, _)| key.as_ref().clone())
+            .collect();
+        for key in &keys {
+            self.cache.invalidate(key).await;
+        }
+        self.track_size().await;
+        keys
+    }
+
+    async fn track_size(&self) {
         self.cache.run_pending_tasks().await;
         self.metrics
             .cache_memory_entries

@@ -7,6 +7,7 @@ mod config;
 pub mod entry;
 pub mod memory;
 pub mod policy;
+pub mod purge;
 pub mod redis;
 pub mod shared;
 pub mod single_flight;
@@ -14,8 +15,11 @@ pub mod single_flight;
 mod tests;
 pub mod unfetched;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use oci_referrers::Digest;
 
 use crate::clock::Clock;
@@ -26,6 +30,7 @@ pub use config::{CacheConfig, shared_store};
 use entry::{CachedList, EntryBounds, cache_key};
 use memory::MemoryTier;
 use policy::Freshness;
+use purge::{PurgeScope, purge_channel};
 use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
 use single_flight::SingleFlight;
 use unfetched::Unfetched;
@@ -45,8 +50,35 @@ enum Fetched {
     Unfetched(UpstreamResult),
 }
 
+/// How long a replica waits before subscribing again to the purge channel, at first and at
+/// most (doubling in between while Redis stays away).
+const RESUBSCRIBE_FIRST_DELAY: Duration = Duration::from_millis(500);
+const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// What one purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Lists dropped, each counted once: from the shared tier, and from this replica's
+    /// in-process tier.
+    pub lists: usize,
+    pub shared: SharedPurge,
+}
+
+/// What became of a purge in the shared tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedPurge {
+    /// No shared tier: only this replica's in-process tier was purged.
+    None,
+    /// Purged there, and published to every replica.
+    Done,
+    /// Redis did not answer: only this replica's in-process tier was purged.
+    Unavailable,
+}
+
 pub struct ReferrersCache {
     config: CacheConfig,
+    /// This process among the replicas: it skips its own purge messages.
+    origin: String,
     memory: MemoryTier,
     shared: Option<SharedTier>,
     flights: Arc<SingleFlight<Fetched>>,
@@ -71,6 +103,7 @@ impl ReferrersCache {
             .with_label_values(&[REDIS_BREAKER])
             .set(0);
         Self {
+            origin: uuid::Uuid::new_v4().to_string(),
             memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
             shared: shared.map(|store| {
                 SharedTier::new(
@@ -150,6 +183,131 @@ impl ReferrersCache {
                 UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
             }
         }
+    }
+
+    /// How many lists of Harbor registry `registry_id` this replica holds in its in-process
+    /// tier (every project over it, every credential identity).
+    #[must_use]
+    pub fn cached_lists(&self, registry_id: i64) -> usize {
+        let scope = PurgeScope {
+            registry_id,
+            repository: None,
+            digest: None,
+        };
+        self.memory
+            .count_matching(|key| scope.matches(&self.config.namespace, key))
+    }
+
+    /// Drops the lists of `scope` from the shared tier, then from this replica's in-process
+    /// tier, and publishes the purge so that every other replica drops them from its own.
+    pub async fn purge(&self, scope: &PurgeScope) -> Purged {
+        let namespace = &self.config.namespace;
+        let mut dropped = HashSet::new();
+        let shared = match &self.shared {
+            None => SharedPurge::None,
+            Some(shared) => {
+                let removed = shared
+                    .remove_matching(&scope.pattern(namespace), |key| {
+                        scope.matches(namespace, key)
+                    })
+                    .await;
+                match removed {
+                    // Published after the shared tier is purged: a replica that drops its
+                    // entry must not read the old one back from Redis.
+                    Some(keys)
+                        if shared
+                            .publish(&purge_channel(namespace), &scope.to_message(&self.origin))
+                            .await =>
+                    {
+                        dropped.extend(keys);
+                        SharedPurge::Done
+                    }
+                    _ => SharedPurge::Unavailable,
+                }
+            }
+        };
+        dropped.extend(self.drop_local(scope).await);
+        Purged {
+            lists: dropped.len(),
+            shared,
+        }
+    }
+
+    /// Listens for other replicas' purges on the shared tier until the process ends,
+    /// subscribing again whenever the subscription ends (Redis restarted, a failover).
+    /// Without a shared tier, returns at once.
+    pub async fn listen_for_purges(self: Arc<Self>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let channel = purge_channel(&self.config.namespace);
+        let mut delay = RESUBSCRIBE_FIRST_DELAY;
+        // Whether purges may have been published while this replica was not listening.
+        let mut missed = false;
+        loop {
+            match shared.store().subscribe(&channel).await {
+                Ok(mut messages) => {
+                    self.metrics.cache_purge_subscribed.set(1);
+                    delay = RESUBSCRIBE_FIRST_DELAY;
+                    if missed {
+                        // A purge missed would leave a purged list served here until it
+                        // expires: drop them all instead.
+                        let dropped = self.memory.remove_matching(|_| true).await;
+                        tracing::info!(
+                            dropped = dropped.len(),
+                            "listening for purges again; the in-process tier was cleared, as purges published meanwhile were missed"
+                        );
+                    } else {
+                        tracing::info!(channel, "listening for other replicas' purges");
+                    }
+                    while let Some(message) = messages.next().await {
+                        self.apply_purge_message(&message).await;
+                    }
+                    self.metrics.cache_purge_subscribed.set(0);
+                    tracing::warn!(
+                        "the purge subscription ended (Redis restarted or failed over); subscribing again"
+                    );
+                }
+                Err(error) => {
+                    if !missed {
+                        tracing::warn!(error = %error, "cannot listen for purges on Redis; trying again");
+                    }
+                }
+            }
+            missed = true;
+            self.clock.sleep(delay).await;
+            delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
+        }
+    }
+
+    /// Applies a purge another replica published.
+    async fn apply_purge_message(&self, message: &[u8]) {
+        match PurgeScope::from_message(message) {
+            Some((origin, _)) if origin == self.origin => {}
+            Some((_, scope)) => {
+                let dropped = self.drop_local(&scope).await;
+                self.metrics.cache_purges_received.inc();
+                tracing::info!(
+                    registry_id = scope.registry_id,
+                    repository = scope.repository.as_deref(),
+                    digest = scope.digest.as_ref().map(ToString::to_string),
+                    dropped = dropped.len(),
+                    "purge from another replica applied"
+                );
+            }
+            None => tracing::warn!("unreadable message on the purge channel; ignored"),
+        }
+    }
+
+    /// Drops the lists of `scope` from the in-process tier, and forgets that any was too large
+    /// to fetch; returns their keys.
+    async fn drop_local(&self, scope: &PurgeScope) -> Vec<String> {
+        let (namespace, forgotten) = (self.config.namespace.clone(), scope.clone());
+        self.unfetched
+            .forget_matching(move |key| forgotten.matches(&namespace, key));
+        self.memory
+            .remove_matching(|key| scope.matches(&self.config.namespace, key))
+            .await
     }
 
     /// The shared tier's address and state, for `/readyz`: `None` without one.

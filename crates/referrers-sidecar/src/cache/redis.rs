@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Timeouts};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Role,
     aio::MultiplexedConnection,
@@ -18,6 +20,9 @@ use crate::config::{RedisServers, RedisUrl};
 /// Deletes the lock only while it still holds the caller's token, so a caller whose lock
 /// expired (and was taken by another replica) cannot release the other replica's lock.
 const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Keys asked for per `SCAN` step, and deleted per `UNLINK`.
+const SCAN_COUNT: usize = 500;
 
 /// A pooled connection used this recently is handed out again without a check.
 const RECENTLY_USED: Duration = Duration::from_secs(5);
@@ -177,6 +182,79 @@ impl RedisTier {
             )
             .await?;
         Ok(())
+    }
+
+    /// Every key matching `pattern`, walked with `SCAN … MATCH` (never `KEYS`, which blocks
+    /// Redis — Harbor's own — for the whole walk); each step is one bounded call.
+    pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, RedisError> {
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT),
+                )
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                // A key may come back twice from one walk.
+                keys.sort_unstable();
+                keys.dedup();
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes `keys` (`UNLINK`: Redis frees their memory in the background), in batches;
+    /// returns how many existed.
+    pub async fn delete(&self, keys: &[String]) -> Result<u64, RedisError> {
+        let mut deleted = 0;
+        for batch in keys.chunks(SCAN_COUNT) {
+            let count: u64 = self.run(redis::cmd("UNLINK").arg(batch)).await?;
+            deleted += count;
+        }
+        Ok(deleted)
+    }
+
+    /// `PUBLISH channel message`.
+    pub async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), RedisError> {
+        let _receivers: i64 = self
+            .run(redis::cmd("PUBLISH").arg(channel).arg(message))
+            .await?;
+        Ok(())
+    }
+
+    /// A connection of its own subscribed to `channel` (through Sentinel: on the current
+    /// master), and the stream of its messages' payloads. The stream ends when the connection
+    /// does (Redis restarted, a failover): subscribe again.
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<BoxStream<'static, Vec<u8>>, RedisError> {
+        let connect = async {
+            let client = match &self.pool.manager().target {
+                Target::Direct(client) => client.clone(),
+                Target::Sentinel(client) => client.lock().await.async_get_client().await?,
+            };
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = match tokio::time::timeout(self.timeout, connect).await {
+            Err(_elapsed) => return Err(RedisError::Timeout),
+            Ok(Err(error)) => return Err(command_error(&error)),
+            Ok(Ok(pubsub)) => pubsub,
+        };
+        Ok(pubsub
+            .into_on_message()
+            .map(|message| message.get_payload_bytes().to_vec())
+            .boxed())
     }
 
     /// `cache.redis_url` with any password masked, for logs and `/readyz`.

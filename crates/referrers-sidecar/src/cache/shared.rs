@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 
 use super::entry::{CachedList, EntryBounds, lock_key};
 use super::redis::{RedisError, RedisTier};
@@ -43,6 +44,20 @@ pub trait SharedStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, RedisError>>;
     /// Deletes `key` only while it holds `token`.
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), RedisError>>;
+    /// Every key matching the glob `pattern`.
+    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>>;
+    /// Deletes `keys`; returns how many existed.
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>>;
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RedisError>>;
+    /// The messages of `channel` from now on, until the connection ends.
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Vec<u8>>, RedisError>>;
     /// Where the store is, with any password masked.
     fn describe(&self) -> String;
 }
@@ -72,6 +87,29 @@ impl SharedStore for RedisTier {
 
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), RedisError>> {
         RedisTier::unlock(self, key, token).boxed()
+    }
+
+    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
+        RedisTier::scan(self, pattern).boxed()
+    }
+
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>> {
+        RedisTier::delete(self, keys).boxed()
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RedisError>> {
+        RedisTier::publish(self, channel, message).boxed()
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Vec<u8>>, RedisError>> {
+        RedisTier::subscribe(self, channel).boxed()
     }
 
     fn describe(&self) -> String {
@@ -222,6 +260,33 @@ impl SharedTier {
         let _ = self.call(self.store.unlock(&lock_key(key), token)).await;
     }
 
+    /// Deletes the keys matching `pattern` that `matches` accepts (a `SCAN` pattern may take
+    /// more than a purge does: lock keys); returns them, `None` when the tier is unavailable.
+    pub async fn remove_matching(
+        &self,
+        pattern: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<Vec<String>> {
+        let mut keys = self.call(self.store.scan(pattern)).await?;
+        keys.retain(|key| matches(key));
+        self.call(self.store.delete(&keys)).await?;
+        Some(keys)
+    }
+
+    /// Publishes `message` on `channel`; false when the tier is unavailable.
+    pub async fn publish(&self, channel: &str, message: &[u8]) -> bool {
+        self.call(self.store.publish(channel, message))
+            .await
+            .is_some()
+    }
+
+    /// The store, for a subscription: a long-lived connection of its own, outside the
+    /// breaker (it reconnects at its own pace).
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn SharedStore> {
+        &self.store
+    }
+
     /// Another replica holds the lock of `key`: polls for its entry until it is stored, the
     /// lock is let go without one (the winner failed, or its list is not stored whole), the
     /// shared tier fails, or `patience` runs out.
@@ -313,6 +378,7 @@ pub mod stub {
         values: HashMap<String, Vec<u8>>,
         ttls: HashMap<String, Duration>,
         calls: HashMap<&'static str, usize>,
+        published: Vec<(String, Vec<u8>)>,
         fault: Option<Fault>,
     }
 
@@ -342,6 +408,11 @@ pub mod stub {
         /// Writes as another replica would.
         pub fn put(&self, key: &str, value: &[u8]) {
             self.lock().values.insert(key.to_owned(), value.to_vec());
+        }
+
+        /// Messages published so far, by channel.
+        pub fn published(&self) -> Vec<(String, Vec<u8>)> {
+            self.lock().published.clone()
         }
 
         pub fn remove(&self, key: &str) {
@@ -439,6 +510,58 @@ pub mod stub {
                     state.values.remove(key);
                 }
                 Ok(())
+            }
+            .boxed()
+        }
+
+        fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
+            async move {
+                // Prefix patterns only: what the purge tests need.
+                let prefix = pattern.split('*').next().unwrap_or_default();
+                let state = self.enter("scan")?;
+                Ok(state
+                    .values
+                    .keys()
+                    .filter(|key| key.starts_with(prefix))
+                    .cloned()
+                    .collect())
+            }
+            .boxed()
+        }
+
+        fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>> {
+            async move {
+                let mut state = self.enter("delete")?;
+                Ok(keys
+                    .iter()
+                    .filter(|key| state.values.remove(key.as_str()).is_some())
+                    .count() as u64)
+            }
+            .boxed()
+        }
+
+        fn publish<'a>(
+            &'a self,
+            channel: &'a str,
+            message: &'a [u8],
+        ) -> BoxFuture<'a, Result<(), RedisError>> {
+            async move {
+                let mut state = self.enter("publish")?;
+                state.published.push((channel.to_owned(), message.to_vec()));
+                Ok(())
+            }
+            .boxed()
+        }
+
+        fn subscribe<'a>(
+            &'a self,
+            _channel: &'a str,
+        ) -> BoxFuture<'a, Result<BoxStream<'static, Vec<u8>>, RedisError>> {
+            async move {
+                drop(self.enter("subscribe")?);
+                Ok(futures_util::StreamExt::boxed(
+                    futures_util::stream::pending::<Vec<u8>>(),
+                ))
             }
             .boxed()
         }

@@ -31,6 +31,7 @@ impl Unfetched {
             keys: Cache::builder()
                 .max_capacity(MAX_KEYS)
                 .time_to_live(keep_for.max(Duration::from_millis(1)))
+                .support_invalidation_closures()
                 .build(),
             keep_for,
         }
@@ -42,6 +43,12 @@ impl Unfetched {
         self.keys
             .insert(key.to_owned(), Remembered { why, until })
             .await;
+    }
+
+    /// Forgets every key `matches` accepts: the next request for it may fetch again.
+    pub fn forget_matching(&self, matches: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        // Only fails when invalidation closures are not enabled, which they are.
+        let _ = self.keys.invalidate_entries_if(move |key, _| matches(key));
     }
 
     /// Why `key` is not to be fetched at `now`, if it is not.

@@ -1,7 +1,8 @@
-//! HTTP routes: health, referrers, Harbor's webhooks, and the pass-through to core for
-//! everything else.
+//! HTTP routes: health, referrers, Harbor's webhooks, the operator API, and the pass-through to
+//! core for everything else.
 
 pub mod health;
+pub mod operator;
 pub mod passthrough;
 pub mod referrers;
 pub mod webhook;

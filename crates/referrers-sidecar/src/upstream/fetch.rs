@@ -14,7 +14,7 @@ use registry_client::{
 
 use super::rest::Rests;
 use super::target::UpstreamTarget;
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, BreakerState};
 use crate::clock::Clock;
 use crate::config::UpstreamSettings;
 use crate::metrics::{Metrics, status_class};
@@ -45,6 +45,14 @@ pub enum Admission {
     BreakerOpen,
     /// It rests after a rate limit.
     Resting,
+}
+
+/// A registry's breaker and rate-limit rest as they are now, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryState {
+    pub breaker: BreakerState,
+    /// How long the registry still rests after a rate limit; `None` when it does not.
+    pub rest_left: Option<Duration>,
 }
 
 /// Where the cache gets upstream lists from.
@@ -172,6 +180,22 @@ impl UpstreamFetcher {
         };
         self.track(name, &breaker);
         fetch
+    }
+
+    /// The breaker and rest of the registry labelled `name`, without changing either (a
+    /// registry never called yet is closed and not resting).
+    #[must_use]
+    pub fn registry_state(&self, name: &str) -> RegistryState {
+        let breaker = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .map_or(BreakerState::Closed, |breaker| breaker.state());
+        RegistryState {
+            breaker,
+            rest_left: self.rests.rest_left(name, self.clock.instant()),
+        }
     }
 
     fn breaker(&self, name: &str) -> Arc<Breaker> {

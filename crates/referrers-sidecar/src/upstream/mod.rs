@@ -6,5 +6,7 @@ pub mod fetch;
 pub mod rest;
 pub mod target;
 
-pub use fetch::{Admission, Fetch, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
-pub use target::{UpstreamTarget, resolve};
+pub use fetch::{
+    Admission, Fetch, RegistryState, Upstream, UpstreamFetcher, UpstreamRequestMetrics,
+};
+pub use target::{UpstreamRegistry, UpstreamTarget, registry_facts, resolve};

@@ -55,6 +55,14 @@ impl Rests {
         }
     }
 
+    /// How long `registry` still rests at `now`; `None` when it does not.
+    pub fn rest_left(&self, registry: &str, now: Instant) -> Option<Duration> {
+        self.lock()
+            .get(registry)
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.until
             .lock()
@@ -87,6 +95,12 @@ mod tests {
         assert_eq!(length, Duration::from_secs(120));
         assert!(rests.is_resting("hub", now));
         assert!(rests.is_resting("hub", now + length - Duration::from_millis(1)));
+        assert_eq!(
+            rests.rest_left("hub", now + Duration::from_secs(20)),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(rests.rest_left("hub", now + length), None);
+        assert_eq!(rests.rest_left("quay", now), None);
         assert!(
             !rests.is_resting("quay", now),
             "another registry does not rest"

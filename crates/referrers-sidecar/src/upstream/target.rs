@@ -3,7 +3,7 @@
 //! (only those bound to that registry's host).
 
 use harbor_client::CoreClient;
-use registry_client::{Credentials, Registry, RegistryKind, map_endpoint};
+use registry_client::{Credentials, Registry, RegistryKind, RegistryType, map_endpoint};
 
 use crate::config::{RegistrySettings, Settings};
 use crate::harbor::HarborFacts;
@@ -19,6 +19,71 @@ pub struct UpstreamTarget {
     pub library_mapped: bool,
 }
 
+/// A Harbor registry as the sidecar sees it: its label (the configuration's alias, else
+/// Harbor's name), type, URL as stored and whether it is insecure.
+#[derive(Debug, Clone)]
+pub struct UpstreamRegistry {
+    pub name: String,
+    /// The `registries` entry that belongs to this registry (by Harbor name or id), if any.
+    pub alias: Option<String>,
+    pub registry_type: RegistryType,
+    pub url: url::Url,
+    pub insecure: bool,
+}
+
+/// The facts of Harbor registry `registry_id`, from Harbor's registries API, else the
+/// configuration. `Err` says why they cannot be had.
+pub async fn registry_facts(
+    settings: &Settings,
+    facts: &HarborFacts,
+    core: &CoreClient,
+    metrics: &Metrics,
+    registry_id: i64,
+) -> Result<UpstreamRegistry, String> {
+    let harbor = facts
+        .registry(core, registry_id, metrics)
+        .await
+        .map_err(|e| format!("registry {registry_id}: {e}"))?;
+    let configured = configured_registry(
+        settings,
+        registry_id,
+        harbor.as_ref().map(|r| r.name.as_str()),
+    );
+    match (&harbor, &configured) {
+        (Some(info), alias) => Ok(UpstreamRegistry {
+            name: alias.map_or_else(|| info.name.clone(), |(alias, _)| (*alias).to_owned()),
+            alias: alias.map(|(alias, _)| alias.to_owned()),
+            registry_type: info
+                .registry_type
+                .parse()
+                .map_err(|e| format!("Harbor registry {registry_id} ({}): {e}", info.name))?,
+            url: url::Url::parse(info.url.trim()).map_err(|e| {
+                format!(
+                    "Harbor registry {registry_id} ({}): URL {:?}: {e}",
+                    info.name,
+                    crate::config::mask_password(&info.url)
+                )
+            })?,
+            insecure: info.insecure,
+        }),
+        (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {
+            (Some(t), Some(u)) => Ok(UpstreamRegistry {
+                name: (*alias).to_owned(),
+                alias: Some((*alias).to_owned()),
+                registry_type: *t,
+                url: u.clone(),
+                insecure: entry.insecure,
+            }),
+            _ => Err(format!(
+                "Harbor's registries API is not readable: set registries.{alias}.type and .url"
+            )),
+        },
+        (None, None) => Err(format!(
+            "no facts for Harbor registry {registry_id}: give the robot registry read (Harbor >= 2.10) or add a registries entry with harbor_registry: \"{registry_id}\", type and url"
+        )),
+    }
+}
+
 /// Works out the upstream of `repository` (the name without `<project>/`) in a proxy-cache
 /// project whose Harbor registry is `registry_id`. `Err` says why no upstream call is made.
 pub async fn resolve(
@@ -29,48 +94,19 @@ pub async fn resolve(
     registry_id: i64,
     repository: &str,
 ) -> Result<UpstreamTarget, String> {
-    let harbor = facts
-        .registry(core, registry_id, metrics)
-        .await
-        .map_err(|e| format!("registry {registry_id}: {e}"))?;
-    let configured = configured_registry(
-        settings,
-        registry_id,
-        harbor.as_ref().map(|r| r.name.as_str()),
-    );
-
-    let (label, registry_type, url, insecure) = match (&harbor, &configured) {
-        (Some(info), alias) => (
-            alias.map_or_else(|| info.name.clone(), |(alias, _)| alias.to_owned()),
-            info.registry_type
-                .parse()
-                .map_err(|e| format!("Harbor registry {registry_id} ({}): {e}", info.name))?,
-            url::Url::parse(info.url.trim()).map_err(|e| {
-                format!(
-                    "Harbor registry {registry_id} ({}): URL {:?}: {e}",
-                    info.name,
-                    crate::config::mask_password(&info.url)
-                )
-            })?,
-            info.insecure,
-        ),
-        (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {
-            (Some(t), Some(u)) => ((*alias).to_owned(), *t, u.clone(), entry.insecure),
-            _ => {
-                return Err(format!(
-                    "Harbor's registries API is not readable: set registries.{alias}.type and .url"
-                ));
-            }
-        },
-        (None, None) => {
-            return Err(format!(
-                "no facts for Harbor registry {registry_id}: give the robot registry read (Harbor >= 2.10) or add a registries entry with harbor_registry: \"{registry_id}\", type and url"
-            ));
-        }
-    };
-
+    let UpstreamRegistry {
+        name: label,
+        alias,
+        registry_type,
+        url,
+        insecure,
+    } = registry_facts(settings, facts, core, metrics, registry_id).await?;
     let endpoint = map_endpoint(registry_type, &url, repository).map_err(|e| e.to_string())?;
-    let credentials = configured.and_then(|(_, entry)| {
+    // Credentials only from the entry that belongs to this registry.
+    let configured = alias
+        .as_deref()
+        .and_then(|alias| settings.registries.get(alias));
+    let credentials = configured.and_then(|entry| {
         Some(Credentials {
             username: entry.username.clone()?,
             password: entry.password.as_ref()?.expose().to_owned(),

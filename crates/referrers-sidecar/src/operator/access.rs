@@ -1,0 +1,233 @@
+//! Who may use the operator API, by Harbor's word: the caller's own credentials are checked
+//! with Harbor's API (`GET /api/v2.0/users/current`, `GET /api/v2.0/projects/{project}`);
+//! a member may read a project's status, a project admin or a system admin may purge. Every
+//! decision is logged with the user name, and remembered for a few seconds only.
+
+use std::time::Duration;
+
+use harbor_client::{BasicAuth, CoreClient, HarborError};
+use moka::future::Cache;
+use sha2::{Digest as _, Sha256};
+
+/// How long Harbor's word on one caller and project is reused: long enough to spare Harbor a
+/// burst of calls (the CLI's retries, a dashboard), short enough that a revoked role or a
+/// changed password takes effect at once for a person.
+const DECISION_TTL: Duration = Duration::from_secs(5);
+
+/// Decisions remembered at most.
+const MAX_DECISIONS: u64 = 10_000;
+
+/// What the caller asks to do with a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read its status: any member, or anyone who may read the project in Harbor.
+    Status,
+    /// Purge its cached lists: a project admin or a system admin.
+    Purge,
+}
+
+impl Action {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+/// Harbor's word on one caller and project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The caller may read the project; `admin`: a project admin or a system admin.
+    Reader { admin: bool },
+    /// Harbor knows no such project (and accepts the caller's credentials).
+    UnknownProject,
+    /// Harbor refuses the credentials.
+    Unauthorized,
+    /// Harbor accepts the credentials, and the caller may not read the project.
+    Forbidden,
+}
+
+/// A caller allowed to do what it asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    pub user: String,
+    /// Harbor knows the project.
+    pub project_exists: bool,
+}
+
+/// Why the caller may not.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    #[error("Harbor credentials (Basic) are required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("Harbor knows no project {0}")]
+    UnknownProject(String),
+    #[error("cannot ask Harbor who the caller is: {0}")]
+    Unavailable(HarborError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    user: String,
+    /// A hash of the credentials: a wrong password never rides on a right one's decision.
+    credentials: [u8; 32],
+    project: String,
+}
+
+pub struct OperatorAccess {
+    decisions: Cache<DecisionKey, Verdict>,
+}
+
+impl Default for OperatorAccess {
+    fn default() -> Self {
+        Self {
+            decisions: Cache::builder()
+                .max_capacity(MAX_DECISIONS)
+                .time_to_live(DECISION_TTL)
+                .build(),
+        }
+    }
+}
+
+impl OperatorAccess {
+    /// Whether `caller` (its Basic credentials, if it sent any) may do `action` on `project`;
+    /// logs the decision with the user name.
+    pub async fn authorize(
+        &self,
+        core: &CoreClient,
+        caller: Option<&BasicAuth>,
+        project: &str,
+        action: Action,
+    ) -> Result<Authorized, Refusal> {
+        let Some(caller) = caller else {
+            tracing::info!(
+                user = "",
+                project,
+                action = action.as_str(),
+                decision = "unauthorized",
+                "operator API: no Harbor credentials"
+            );
+            return Err(Refusal::Unauthorized);
+        };
+        let key = DecisionKey {
+            user: caller.username.clone(),
+            credentials: Sha256::new()
+                .chain_update(caller.username.as_bytes())
+                .chain_update([0])
+                .chain_update(caller.password.as_bytes())
+                .finalize()
+                .into(),
+            project: project.to_owned(),
+        };
+        let verdict = self
+            .decisions
+            .try_get_with(key, ask_harbor(core, caller, project))
+            .await
+            .map_err(|error| {
+                tracing::warn!(user = %caller.username, project, action = action.as_str(), error = %error, "operator API: cannot ask Harbor about the caller");
+                Refusal::Unavailable(HarborError::clone(&error))
+            })?;
+        let decision = decide(verdict, action, project);
+        let outcome = match &decision {
+            Ok(_) => "allowed",
+            Err(Refusal::Unauthorized) => "unauthorized",
+            Err(Refusal::Forbidden(_)) => "forbidden",
+            Err(Refusal::UnknownProject(_)) => "unknown_project",
+            Err(Refusal::Unavailable(_)) => "unavailable",
+        };
+        tracing::info!(
+            user = %caller.username,
+            project,
+            action = action.as_str(),
+            decision = outcome,
+            "operator API authorization"
+        );
+        decision.map(|project_exists| Authorized {
+            user: caller.username.clone(),
+            project_exists,
+        })
+    }
+}
+
+/// The decision for `action` from Harbor's `verdict`: `Ok(whether the project exists)`.
+fn decide(verdict: Verdict, action: Action, project: &str) -> Result<bool, Refusal> {
+    match (verdict, action) {
+        (Verdict::Unauthorized, _) => Err(Refusal::Unauthorized),
+        (Verdict::Forbidden, _) => Err(Refusal::Forbidden(
+            "the caller may not read this project in Harbor",
+        )),
+        (Verdict::UnknownProject, Action::Status) => Ok(false),
+        (Verdict::UnknownProject, Action::Purge) => {
+            Err(Refusal::UnknownProject(project.to_owned()))
+        }
+        (Verdict::Reader { .. }, Action::Status) | (Verdict::Reader { admin: true }, _) => Ok(true),
+        (Verdict::Reader { admin: false }, Action::Purge) => Err(Refusal::Forbidden(
+            "purging needs the project admin role or a system admin",
+        )),
+    }
+}
+
+/// Asks Harbor, with the caller's credentials, who the caller is and what it may do with
+/// `project` (both at once). Harbor reads a wrong password as an anonymous caller on some
+/// paths (a public project answers 200), so the credentials are checked on their own.
+async fn ask_harbor(
+    core: &CoreClient,
+    caller: &BasicAuth,
+    project: &str,
+) -> Result<Verdict, HarborError> {
+    let (identity, access) =
+        futures_util::future::join(core.identify(caller), core.project_as(project, caller)).await;
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(HarborError::Unauthorized(_)) => return Ok(Verdict::Unauthorized),
+        Err(other) => return Err(other),
+    };
+    match access {
+        Ok(Some(access)) => Ok(Verdict::Reader {
+            admin: access.is_project_admin() || identity.is_system_admin(),
+        }),
+        Ok(None) => Ok(Verdict::UnknownProject),
+        Err(HarborError::Unauthorized(_)) => Ok(Verdict::Unauthorized),
+        Err(HarborError::Forbidden(_)) => Ok(Verdict::Forbidden),
+        Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_read_admins_purge_and_the_rest_is_refused() {
+        let reader = Verdict::Reader { admin: false };
+        let admin = Verdict::Reader { admin: true };
+        assert!(matches!(decide(reader, Action::Status, "p"), Ok(true)));
+        assert!(matches!(
+            decide(reader, Action::Purge, "p"),
+            Err(Refusal::Forbidden(_))
+        ));
+        assert!(matches!(decide(admin, Action::Purge, "p"), Ok(true)));
+        assert!(matches!(
+            decide(Verdict::UnknownProject, Action::Status, "p"),
+            Ok(false)
+        ));
+        assert!(matches!(
+            decide(Verdict::UnknownProject, Action::Purge, "p"),
+            Err(Refusal::UnknownProject(_))
+        ));
+        for action in [Action::Status, Action::Purge] {
+            assert!(matches!(
+                decide(Verdict::Unauthorized, action, "p"),
+                Err(Refusal::Unauthorized)
+            ));
+            assert!(matches!(
+                decide(Verdict::Forbidden, action, "p"),
+                Err(Refusal::Forbidden(_))
+            ));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The operator API's use cases — why a project is or is not served, and purging its cached
+//! lists on every replica — each authorized by Harbor with the caller's own credentials.
+
+mod access;
+mod purge;
+mod status;
+
+pub use access::{Action, Authorized, OperatorAccess, Refusal};
+pub use purge::{PurgeError, purge};
+pub use status::{ProjectStatus, RegistryStatus, project_status, track_served_projects};
+
+/// Harbor's project names: lowercase letters, digits and `._-`, at most 255 characters.
+#[must_use]
+pub fn is_project_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}

@@ -1,0 +1,125 @@
+//! Purging a project's cached upstream lists (all of them, one repository's, or one
+//! subject's) from the shared tier and from every replica's in-process tier.
+
+use harbor_client::CoreClient;
+use oci_referrers::{Digest, RepositoryName};
+
+use crate::cache::purge::PurgeScope;
+use crate::cache::{Purged, SharedPurge};
+use crate::state::AppState;
+use crate::upstream;
+
+/// A purge that cannot be done as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error("invalid repository name {0:?}")]
+    InvalidRepository(String),
+    #[error("invalid digest {0:?}")]
+    InvalidDigest(String),
+    #[error("a digest names a subject of one repository: give the repository too")]
+    DigestWithoutRepository,
+    #[error("cannot read the project from Harbor: {0}")]
+    FactsUnavailable(String),
+}
+
+/// Drops the lists of `project` (or of `repository` in it, as named in Harbor, without the
+/// project; or of one subject there) on every replica. A project that is no proxy-cache project
+/// has none: nothing is purged.
+pub async fn purge(
+    state: &AppState,
+    core: &CoreClient,
+    project: &str,
+    repository: Option<&str>,
+    digest: Option<&str>,
+) -> Result<Purged, PurgeError> {
+    let digest = digest
+        .map(|text| {
+            text.parse::<Digest>()
+                .map_err(|_| PurgeError::InvalidDigest(text.to_owned()))
+        })
+        .transpose()?;
+    if digest.is_some() && repository.is_none() {
+        return Err(PurgeError::DigestWithoutRepository);
+    }
+    if let Some(repository) = repository
+        && format!("{project}/{repository}")
+            .parse::<RepositoryName>()
+            .is_err()
+    {
+        return Err(PurgeError::InvalidRepository(repository.to_owned()));
+    }
+    let found = state
+        .facts
+        .project(core, project, &state.metrics)
+        .await
+        .map_err(|error| PurgeError::FactsUnavailable(error.to_string()))?;
+    let Some(registry_id) = found.and_then(|project| project.proxy_registry_id()) else {
+        count(state, "nothing");
+        return Ok(Purged {
+            lists: 0,
+            shared: SharedPurge::None,
+        });
+    };
+    let repository = match repository {
+        Some(repository) => Some(upstream_repository(state, core, registry_id, repository).await),
+        None => None,
+    };
+    let scope = PurgeScope {
+        registry_id,
+        repository,
+        digest,
+    };
+    let purged = state.cache.purge(&scope).await;
+    count(
+        state,
+        match (purged.shared, purged.lists) {
+            (SharedPurge::Unavailable, _) => "redis_unavailable",
+            (_, 0) => "nothing",
+            _ => "purged",
+        },
+    );
+    tracing::info!(
+        project,
+        registry_id,
+        repository = scope.repository.as_deref(),
+        digest = scope.digest.as_ref().map(ToString::to_string),
+        lists = purged.lists,
+        shared = ?purged.shared,
+        "cache purged"
+    );
+    Ok(purged)
+}
+
+/// The repository's name on the upstream, as cache keys hold it (Docker Hub's `nginx` is
+/// `library/nginx` there); as given when the registry's facts cannot be had.
+async fn upstream_repository(
+    state: &AppState,
+    core: &CoreClient,
+    registry_id: i64,
+    repository: &str,
+) -> String {
+    match upstream::resolve(
+        &state.settings,
+        &state.facts,
+        core,
+        &state.metrics,
+        registry_id,
+        repository,
+    )
+    .await
+    {
+        Ok(target) => target.repository,
+        Err(reason) => {
+            tracing::warn!(registry_id, repository, %reason, "purging the repository as named: the registry's facts cannot be had");
+            repository.to_owned()
+        }
+    }
+}
+
+fn count(state: &AppState, result: &str) {
+    state
+        .metrics
+        .cache_purges
+        .with_label_values(&[result])
+        .inc();
+}

@@ -1,0 +1,359 @@
+//! The operator API, end to end: why a project is or is not served (every reason), purging a
+//! project's cached lists on two replicas sharing Redis, and Harbor's word on who may do what
+//! (no credentials, a wrong password, a developer, a project admin, the system admin).
+
+use e2e::Sidecar;
+use e2e::harbor_double::DoubleProject;
+use e2e::redis::RedisServer;
+use e2e::upstreams::Pusher;
+use e2e::users::{ADMIN, ALICE, PAM, User};
+use e2e::wait::{eventually, wait_for_metric};
+use e2e::world::{Mirror, World, ask};
+use serde_json::{Value, json};
+
+const SUBSCRIBED: &str = "harbor_referrers_cache_purge_subscribed";
+const RECEIVED: &str = "harbor_referrers_cache_purges_received_total";
+
+fn status_path(project: &str) -> String {
+    format!("/referrers-sidecar/v1/projects/{project}")
+}
+
+/// `GET` the status of `project` as `user` (anonymously without one): status and JSON body.
+async fn status(sidecar: &Sidecar, project: &str, user: Option<User>) -> (u16, Value) {
+    let mut request = e2e::http_client().get(sidecar.url(&status_path(project)));
+    if let Some(user) = user {
+        request = request.basic_auth(user.name, Some(user.password));
+    }
+    let response = request.send().await.expect("status request");
+    let code = response.status().as_u16();
+    if code == 401 {
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Basic realm=\"harbor\"",
+            "a 401 says how to authenticate"
+        );
+    }
+    (code, response.json().await.expect("JSON body"))
+}
+
+/// `DELETE` the cache of `project` (`query`: `?repository=…`) as `user`.
+async fn purge(sidecar: &Sidecar, project: &str, query: &str, user: User) -> (u16, Value) {
+    let response = e2e::http_client()
+        .delete(sidecar.url(&format!("{}/cache{query}", status_path(project))))
+        .basic_auth(user.name, Some(user.password))
+        .send()
+        .await
+        .expect("purge request");
+    let code = response.status().as_u16();
+    (code, response.json().await.expect("JSON body"))
+}
+
+#[tokio::test]
+async fn the_status_says_why_each_project_is_or_is_not_served() {
+    let mirror = Mirror::with_referrers_api().await;
+    let mut merging = DoubleProject::proxy(10, "merging-proxy", 1);
+    merging
+        .metadata
+        .insert("proxy_referrer_api".into(), "true".into());
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", mirror)
+        .proxy_cache("labelled-proxy", "other", "http://127.0.0.1:9/")
+        .proxy_cache("off-proxy", "third", "http://127.0.0.1:9/")
+        .project(merging)
+        .project(DoubleProject::local(11, "library"))
+        .enable(&["hub-proxy", "merging-proxy", "library"])
+        .user(ALICE, &["hub-proxy"])
+        .account(ADMIN.sysadmin())
+        .start();
+    world
+        .harbor
+        .add_project_label("labelled-proxy", "referrers-proxy");
+    let sidecar = world.sidecar();
+
+    let (code, hub) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(code, 200, "any member reads the status: {hub}");
+    assert_eq!(
+        (&hub["project"], &hub["served"], &hub["switch"]),
+        (&json!("hub-proxy"), &json!(true), &json!("config"))
+    );
+    assert!(hub.get("reason").is_none(), "{hub}");
+    let registry = &hub["registry"];
+    assert_eq!(
+        (&registry["id"], &registry["name"], &registry["type"]),
+        (&json!(1), &json!("upstream"), &json!("docker-registry")),
+        "{hub}"
+    );
+    assert_eq!(
+        registry["url"],
+        json!(format!("{}/", world.mirror("hub-proxy").url()))
+    );
+    assert_eq!(
+        (
+            &registry["breaker"],
+            &registry["rate_limited_for_seconds"],
+            &registry["cached_lists"]
+        ),
+        (&json!("closed"), &json!(0), &json!(0))
+    );
+    // One list fetched: this replica now holds it.
+    assert_eq!(
+        ask(&sidecar, &world.subject_path("hub-proxy")).await.cache,
+        "miss"
+    );
+    let (_, hub) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(hub["registry"]["cached_lists"], 1, "{hub}");
+
+    let (_, labelled) = status(&sidecar, "labelled-proxy", Some(ADMIN)).await;
+    assert_eq!(
+        (
+            &labelled["served"],
+            &labelled["switch"],
+            &labelled["registry"]["name"]
+        ),
+        (&json!(true), &json!("label"), &json!("other")),
+        "{labelled}"
+    );
+    for (project, reason) in [
+        ("off-proxy", "not_enabled"),
+        ("merging-proxy", "harbor_merges"),
+        ("library", "not_proxy_cache"),
+        ("no-such-project", "unknown_project"),
+    ] {
+        let (code, answer) = status(&sidecar, project, Some(ADMIN)).await;
+        assert_eq!(code, 200, "{project}: {answer}");
+        assert_eq!(
+            (&answer["project"], &answer["served"], &answer["reason"]),
+            (&json!(project), &json!(false), &json!(reason)),
+            "{answer}"
+        );
+        assert!(answer.get("switch").is_none(), "{answer}");
+    }
+    let (_, local) = status(&sidecar, "library", Some(ADMIN)).await;
+    assert!(
+        local.get("registry").is_none(),
+        "a local project has no upstream: {local}"
+    );
+
+    assert_eq!(
+        sidecar
+            .metric("harbor_referrers_operator_requests_total{endpoint=\"status\",result=\"ok\"}")
+            .await,
+        8.0
+    );
+    assert_eq!(
+        sidecar
+            .metric("harbor_referrers_served_projects{switch=\"config\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        sidecar
+            .metric("harbor_referrers_served_projects{switch=\"label\"}")
+            .await,
+        1.0
+    );
+    let logs = sidecar.logs().join("\n");
+    assert!(
+        logs.contains("operator API authorization") && logs.contains("\"user\":\"admin\""),
+        "every decision is logged with the user name"
+    );
+    assert!(!logs.contains(ADMIN.password), "never the password");
+}
+
+#[tokio::test]
+async fn harbor_decides_who_may_read_and_who_may_purge() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .project(DoubleProject::proxy(5, "private-proxy", 1))
+        .user(ALICE, &["hub-proxy"])
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .account(ADMIN.sysadmin())
+        .start();
+    let sidecar = world.sidecar();
+
+    let (code, body) = status(&sidecar, "hub-proxy", None).await;
+    assert_eq!(code, 401, "no credentials: {body}");
+    let wrong = User {
+        password: "not-her-password",
+        ..ALICE
+    };
+    assert_eq!(status(&sidecar, "hub-proxy", Some(wrong)).await.0, 401);
+    assert_eq!(purge(&sidecar, "hub-proxy", "", wrong).await.0, 401);
+    // A right password after a wrong one is not refused by a remembered decision.
+    assert_eq!(status(&sidecar, "hub-proxy", Some(ALICE)).await.0, 200);
+    let (code, body) = status(&sidecar, "private-proxy", Some(ALICE)).await;
+    assert_eq!(
+        code, 403,
+        "a known user who may not read the project: {body}"
+    );
+
+    let (code, body) = purge(&sidecar, "hub-proxy", "", ALICE).await;
+    assert_eq!(code, 403, "a developer may not purge: {body}");
+    assert_eq!(
+        purge(&sidecar, "hub-proxy", "", PAM).await,
+        (200, json!({"purged": 0}))
+    );
+    assert_eq!(
+        purge(&sidecar, "hub-proxy", "", ADMIN).await.0,
+        200,
+        "a system admin may"
+    );
+    assert_eq!(purge(&sidecar, "no-such-project", "", ADMIN).await.0, 404);
+    let (code, body) = purge(&sidecar, "hub-proxy", "?digest=sha256:abc", PAM).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = purge(&sidecar, "hub-proxy", "?repository=Team/App", PAM).await;
+    assert_eq!(code, 400, "{body}");
+
+    let count = async |result: &str| {
+        sidecar
+            .metric(&format!(
+                "harbor_referrers_operator_requests_total{{endpoint=\"purge\",result=\"{result}\"}}"
+            ))
+            .await
+    };
+    assert_eq!(
+        (
+            count("ok").await,
+            count("unauthorized").await,
+            count("forbidden").await
+        ),
+        (2.0, 1.0, 1.0)
+    );
+    assert_eq!(
+        (count("not_found").await, count("invalid").await),
+        (1.0, 2.0)
+    );
+    let logs = sidecar.logs().join("\n");
+    for user in ["alice", "pam", "admin"] {
+        assert!(
+            logs.contains(&format!("\"user\":\"{user}\"")),
+            "{user} not logged"
+        );
+    }
+    assert!(!logs.contains("not-her-password") && !logs.contains(PAM.password));
+}
+
+#[tokio::test]
+async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .start();
+    let redis = RedisServer::start();
+    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let first = world.sidecar_with(shared);
+    let second = world.sidecar_with(shared);
+    let path = world.subject_path("hub-proxy");
+    let mirror = world.mirror("hub-proxy");
+    for replica in [&first, &second] {
+        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+    }
+
+    // Both replicas hold the list in memory.
+    let before = ask(&first, &path).await;
+    assert_eq!((before.cache.as_str(), before.digests.len()), ("miss", 3));
+    assert_eq!(ask(&second, &path).await.cache, "hit");
+    assert_eq!(mirror.referrers_requests(), 1);
+
+    // The upstream re-signs the image: the cached lists do not know it yet.
+    let resigned = Pusher::new(&mirror.url())
+        .push_referrer(
+            &mirror.repository,
+            &mirror.sample.subject,
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            json!({"dev.sigstore.cosign/signer": "re-signed"}),
+        )
+        .await;
+    for replica in [&first, &second] {
+        assert!(!ask(replica, &path).await.digests.contains(&resigned.digest));
+    }
+    assert_eq!(mirror.referrers_requests(), 1);
+
+    let (code, body) = purge(&first, "hub-proxy", "?repository=team/app", PAM).await;
+    assert_eq!((code, body), (200, json!({"purged": 1})));
+    wait_for_metric(&second, RECEIVED, 1.0).await;
+    assert!(redis.client(10).keys("referrers-sidecar:v2:*").is_empty());
+
+    // The next request on each replica finds no list in its memory; the first fetches from
+    // the upstream, the second is served what that fetch stored in Redis.
+    let memory_misses = async |replica: &Sidecar| {
+        replica
+            .metric("harbor_referrers_cache_lookups_total{result=\"miss\",tier=\"memory\"}")
+            .await
+    };
+    let (first_misses, second_misses) = (memory_misses(&first).await, memory_misses(&second).await);
+    let refetched = ask(&first, &path).await;
+    assert_eq!(refetched.cache, "miss");
+    assert!(
+        refetched.digests.contains(&resigned.digest),
+        "{refetched:?}"
+    );
+    assert_eq!(
+        mirror.referrers_requests(),
+        2,
+        "one upstream fetch after the purge"
+    );
+    let shared_answer = ask(&second, &path).await;
+    assert!(
+        shared_answer.digests.contains(&resigned.digest),
+        "{shared_answer:?}"
+    );
+    assert_eq!(memory_misses(&first).await, first_misses + 1.0);
+    assert_eq!(memory_misses(&second).await, second_misses + 1.0);
+    assert_eq!(
+        first
+            .metric("harbor_referrers_cache_purges_total{result=\"purged\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        first.metric(RECEIVED).await,
+        0.0,
+        "its own purge is not counted twice"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .start();
+    let mut redis = RedisServer::start();
+    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let first = world.sidecar_with(shared);
+    let second = world.sidecar_with(shared);
+    for replica in [&first, &second] {
+        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+    }
+    redis.restart();
+    for replica in [&first, &second] {
+        eventually("listening for purges again", async || {
+            replica
+                .logs()
+                .iter()
+                .any(|line| line.contains("listening for purges again"))
+        })
+        .await;
+        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+    }
+    let path = world.subject_path("hub-proxy");
+    let mirror = world.mirror("hub-proxy");
+    assert_eq!(ask(&first, &path).await.cache, "miss");
+    assert_eq!(ask(&second, &path).await.cache, "hit");
+
+    let subject = &mirror.sample.subject.digest;
+    let (code, body) = purge(
+        &second,
+        "hub-proxy",
+        &format!("?repository=team/app&digest={subject}"),
+        PAM,
+    )
+    .await;
+    assert_eq!((code, body), (200, json!({"purged": 1})));
+    wait_for_metric(&first, RECEIVED, 1.0).await;
+    assert_eq!(ask(&first, &path).await.cache, "miss");
+    assert_eq!(mirror.referrers_requests(), 2);
+}
