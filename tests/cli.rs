@@ -1,4 +1,5 @@
-//! The command line: `check-config` prints the effective configuration or names the bad key.
+//! The command line: `check-config` prints the effective configuration or names the bad key;
+//! `status` and `purge` ask a running sidecar, without a configuration file.
 
 use std::process::Command;
 
@@ -128,4 +129,122 @@ fn invalid_configuration_exits_1_naming_the_key() {
         .expect("run");
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.yaml"));
+}
+
+/// `referrers-sidecar <args>` as `user` (through `HARBOR_USERNAME`/`HARBOR_PASSWORD`, no
+/// terminal), off the test's runtime: exit status, stdout, stderr.
+async fn operator_command(args: &[&str], user: e2e::users::User) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(binary())
+            .args(&args)
+            .env("HARBOR_USERNAME", user.name)
+            .env("HARBOR_PASSWORD", user.password)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the operator command");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("command thread")
+}
+
+#[tokio::test]
+async fn status_and_purge_ask_a_running_sidecar_in_words_or_json() {
+    use e2e::users::{ALICE, PAM};
+    use e2e::world::{Mirror, World, ask};
+
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .start();
+    let sidecar = world.sidecar();
+    let path = world.subject_path("hub-proxy");
+    assert_eq!(ask(&sidecar, &path).await.cache, "miss");
+    let url = sidecar.url("");
+    // No configuration file: the address comes from --url.
+    let run = async |command: &[&str], user| {
+        let mut args = vec![
+            command[0],
+            "--config",
+            "/nonexistent/config.yaml",
+            "--url",
+            &url,
+        ];
+        args.extend(&command[1..]);
+        operator_command(&args, user).await
+    };
+
+    let (ok, stdout, stderr) = run(&["status", "--project", "hub-proxy"], ALICE).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "hub-proxy: served (switch: config)\nregistry: upstream (docker-registry) {}/, Harbor id 1\nbreaker: closed; not rate-limited; lists cached in this replica: 1\n",
+            world.mirror("hub-proxy").url()
+        )
+    );
+    let (ok, stdout, _) = run(&["status", "--project", "hub-proxy", "--json"], ALICE).await;
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(status["registry"]["cached_lists"], 1, "{status}");
+
+    let (ok, _, stderr) = run(&["purge", "--project", "hub-proxy"], ALICE).await;
+    assert!(!ok, "a developer may not purge");
+    assert!(stderr.contains("403"), "{stderr}");
+    let wrong = e2e::users::User {
+        password: "wrong",
+        ..PAM
+    };
+    let (ok, _, stderr) = run(&["status", "--project", "hub-proxy"], wrong).await;
+    assert!(!ok && stderr.contains("401"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never printed: {stderr}"
+    );
+
+    let (ok, stdout, stderr) = run(
+        &[
+            "purge",
+            "--project",
+            "hub-proxy",
+            "--repository",
+            "team/app",
+        ],
+        PAM,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "purged 1 cached list of hub-proxy/team/app on every replica\n"
+    );
+    let (ok, stdout, _) = run(&["purge", "--project", "hub-proxy", "--json"], PAM).await;
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).expect("JSON"),
+        serde_json::json!({"purged": 0})
+    );
+    assert_eq!(ask(&sidecar, &path).await.cache, "miss", "purged");
+
+    // Without --url: the listener of the configuration, when one loads.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("listen: \"[::]:{}\"\n", sidecar.port)).expect("write");
+    let config = config.to_string_lossy();
+    let (ok, stdout, stderr) = operator_command(
+        &["status", "--config", &config, "--project", "library"],
+        PAM,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "library: not served (unknown_project: Harbor knows no such project)\n"
+    );
 }

@@ -2,6 +2,7 @@
 //! sidecar. Each subcommand lives in a module of its own; this one parses and dispatches.
 
 mod check_config;
+mod operator;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,6 +30,10 @@ struct Cli {
 enum Command {
     /// Print the effective configuration (secrets masked) and exit; exit 1 if it is invalid.
     CheckConfig,
+    /// Ask a running sidecar whether a project is served, and why not.
+    Status(operator::StatusArgs),
+    /// Drop a project's cached upstream lists on every replica of a running sidecar.
+    Purge(operator::PurgeArgs),
 }
 
 /// Parses the command line and runs what it asks. A subcommand loads the configuration only
@@ -38,6 +43,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig) => check_config::run(&cli.config),
+        Some(Command::Status(args)) => operator::status(&cli.config, &args),
+        Some(Command::Purge(args)) => operator::purge(&cli.config, &args),
         None => serve::run(&cli.config),
     }
 }
