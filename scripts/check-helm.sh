@@ -5,7 +5,7 @@
 # accepted by `referrers-sidecar check-config`; a PrometheusRule carries exactly
 # deploy/prometheus/rules.yaml; the bundled-nginx post-renderer run on a
 # Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
-# configuration accepted by check-config.
+# configuration accepted by check-config; the operator API routed only when asked.
 #
 #   scripts/check-helm.sh            (make helm-check; part of make test)
 #
@@ -165,6 +165,24 @@ for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projec
   else
     echo "    ok   refused --set $bad"
   fi
+done
+
+# The operator API is routed from outside only when routing.operatorApi asks for it.
+echo "==> routes carry /referrers-sidecar/v1/ only with routing.operatorApi"
+for mode in ingress traefik gateway; do
+  for expose in false true; do
+    if ! helm template x "$CHART" --set routing.mode="$mode" --set 'routing.gateway.parentRefs[0].name=harbor' \
+         --set routing.operatorApi="$expose" >"$WORK/operator-api.yaml" 2>"$WORK/operator-api.err"; then
+      cat "$WORK/operator-api.err"; echo "    FAIL $mode operatorApi=$expose"; failures=$((failures + 1)); continue
+    fi
+    routed=false
+    grep -q '/referrers-sidecar/v1/' "$WORK/operator-api.yaml" && routed=true
+    if [[ "$routed" == "$expose" ]]; then
+      echo "    ok   $mode, operatorApi=$expose: routed=$routed"
+    else
+      echo "    FAIL $mode, operatorApi=$expose: routed=$routed"; failures=$((failures + 1))
+    fi
+  done
 done
 
 # The bundled-nginx post-renderer on a ConfigMap shaped like harbor-helm's, then nginx -t.
