@@ -14,8 +14,11 @@
 # ready and memory per cached descriptor. Compare ratios, not absolute numbers: wrk and every
 # server share the machine's cores.
 #
-#   scripts/bench.sh [all|criterion|load]      (default: all)
+#   scripts/bench.sh [all|criterion|load|hop]  (default: all)
 #   BENCH_SECONDS: length of each wrk run (default 10)
+#
+# `hop` is a quick comparison that writes nothing: (b) the nginx hop and (d) the sidecar's cache
+# hit at 10 and 100 referrers, with the connections core accepted during each sidecar run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -34,8 +37,8 @@ INDEX_TYPE=application/vnd.oci.image.index.v1+json
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_TARGET_DIR=$PWD/target/load
 
-case $what in all | criterion | load) ;; *)
-  echo "usage: $0 [all|criterion|load]" >&2
+case $what in all | criterion | load | hop) ;; *)
+  echo "usage: $0 [all|criterion|load|hop]" >&2
   exit 2
   ;;
 esac
@@ -259,7 +262,9 @@ start_nginx() {
   die "nginx ($name) did not start: $(cat "$work/$name-error.log")"
 }
 
-run_load() {
+# Builds the sidecar, generates the data and configurations, and starts the nginx backends
+# (core's stand-in, the upstream) and front (static file, hop).
+prepare_load() {
   if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
     die "wrk and nginx come from make setup (scripts/setup.sh)"
   fi
@@ -413,9 +418,6 @@ cache:
 EOF
   start_nginx backends
   start_nginx front
-
-  local n path front_pids core_pids
-  local upstream_before rss_load=0 rss cold urls answered
   {
     echo "date=$(date -u +%Y-%m-%dT%H:%MZ)"
     echo "machine=$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
@@ -425,6 +427,55 @@ EOF
     echo "versions=$("$sidecar_bin" --version), $(rustc --version | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), curl $(curl --version | head -n 1 | cut -d' ' -f2)"
     echo "method=wrk -t2 -c$connections -d${seconds}s --latency"
   } >"$work/results"
+}
+
+# Loads the sidecar's cache hit at `path` as "sidecar.<n>" and records how many connections core
+# accepted meanwhile: with connections kept alive, none.
+load_sidecar() {
+  local n=$1 path=$2 accepts_before accepts_after
+  accepts_before=$(core_accepts)
+  load "sidecar.$n" "http://127.0.0.1:$sidecar_port$path" "$sidecar_pid"
+  accepts_after=$(core_accepts)
+  # Less one: the second stub_status request's own connection.
+  result "sidecar.$n.core_connections" $((accepts_after - accepts_before - 1))
+}
+
+run_hop() {
+  prepare_load
+  local n path front_pids
+  start_sidecar
+  front_pids=$(nginx_workers "$work/front.pid")
+  for n in 10 100; do
+    path="/v2/bench-proxy/r$n/referrers/$(<"$work/subject-$n")"
+    fetch_checked "$path" $((n + 1)) "$work/merged/r$n.json"
+    # shellcheck disable=SC2086 # PID lists are words.
+    load "hop.$n" "http://127.0.0.1:$hop_port$path" $front_pids
+    load_sidecar "$n" "$path"
+  done
+  stop_sidecar
+  result loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 - "$work/results" <<'EOF'
+import sys
+r = dict(line.rstrip("\n").split("=", 1) for line in open(sys.argv[1]))
+num = lambda key: float(r[key])
+print(f"{r['date']}, {r['machine']}, load average {r['loadavg_before']} before, "
+      f"{r['loadavg_after']} after; code at {r['commit']}; {r['method']}")
+print("| referrers | (b) nginx hop | (d) sidecar hit | (d) ÷ (b) | p99 (b) / (d) | "
+      "CPU per request (b) / (d) | core connections opened (d) |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for n in (10, 100):
+    print(f"| {n} | {num(f'hop.{n}.rps'):,.0f} req/s | {num(f'sidecar.{n}.rps'):,.0f} req/s | "
+          f"{num(f'sidecar.{n}.rps') / num(f'hop.{n}.rps'):.2f}× | "
+          f"{num(f'hop.{n}.p99_ms'):.1f} / {num(f'sidecar.{n}.p99_ms'):.1f} ms | "
+          f"{num(f'hop.{n}.cpu_us'):.0f} / {num(f'sidecar.{n}.cpu_us'):.0f} µs | "
+          f"{r[f'sidecar.{n}.core_connections']} |")
+EOF
+}
+
+run_load() {
+  prepare_load
+  local n path front_pids core_pids
+  local upstream_before rss_load=0 rss cold urls answered
 
   # Start-up, idle memory, then the cache warmed with each subject's list.
   start_sidecar
@@ -437,7 +488,6 @@ EOF
   front_pids=$(nginx_workers "$work/front.pid")
   core_pids=$(nginx_workers "$work/backends.pid")
   upstream_before=$(upstream_referrers_calls)
-  local accepts_before accepts_after
   for n in 10 100 1000; do
     path="/v2/bench-proxy/r$n/referrers/$(<"$work/subject-$n")"
     # shellcheck disable=SC2086 # PID lists are words.
@@ -446,11 +496,7 @@ EOF
     load "hop.$n" "http://127.0.0.1:$hop_port$path" $front_pids
     # shellcheck disable=SC2086
     load "core.$n" "http://127.0.0.1:$core_port$path" $core_pids
-    accepts_before=$(core_accepts)
-    load "sidecar.$n" "http://127.0.0.1:$sidecar_port$path" "$sidecar_pid"
-    accepts_after=$(core_accepts)
-    # Less one: the second stub_status request's own connection.
-    result "sidecar.$n.core_connections" $((accepts_after - accepts_before - 1))
+    load_sidecar "$n" "$path"
     rss=$(rss_kib "$sidecar_pid" VmRSS)
     [ "$rss" -le "$rss_load" ] || rss_load=$rss
   done
@@ -574,5 +620,9 @@ target("1 upstream call for a cold stampede of 200", r["stampede_upstream_calls"
 EOF
 }
 
-[ "$what" = load ] || run_criterion
-[ "$what" = criterion ] || run_load
+case $what in
+  hop) run_hop ;;
+  criterion) run_criterion ;;
+  load) run_load ;;
+  all) run_criterion && run_load ;;
+esac

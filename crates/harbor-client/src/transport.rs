@@ -1,5 +1,5 @@
 //! How the sidecar connects to Harbor core: HTTP/1.1, optional internal TLS with its own CA,
-//! connect timeout, no redirects, no decompression, no default headers; and what every relay
+//! connect timeout, `TCP_NODELAY`, no redirects, no decompression, no default headers; and what every relay
 //! of core's messages shares: which headers belong to one connection, and which send failures
 //! are timeouts.
 
@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use actix_service::Service;
+use actix_tls::connect::{ConnectInfo, Connection, ConnectorService};
 use awc::error::{ConnectError, SendRequestError};
-use awc::http::Method;
 use awc::http::header::{self, HeaderMap, HeaderName};
+use awc::http::{Method, Uri};
 use awc::{ClientRequest, ClientResponse, SendClientRequest};
 use futures_util::Stream;
+use futures_util::future::LocalBoxFuture;
 use tls_config::CaBundleError;
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// What a connection to core needs; cheap to clone into every worker.
@@ -62,6 +66,7 @@ impl CoreTransport {
         let size = size.max(1);
         // The HTTP version first: it resets the TLS configuration to awc's default.
         let connector = awc::Connector::new()
+            .connector(NoDelay::default())
             .max_http_version(awc::http::Version::HTTP_11)
             .rustls_0_23(Arc::clone(&self.tls))
             .timeout(self.connect_timeout)
@@ -80,6 +85,35 @@ impl CoreTransport {
             connect_timeout: self.connect_timeout,
             head_timeout,
         }
+    }
+}
+
+/// actix-tls's TCP connector (name resolution, then connect), with `TCP_NODELAY` set on every
+/// connection to core: a request written in more than one piece (a head, then a streamed body)
+/// must not wait for core's delayed ACK of the first before the rest is sent.
+#[derive(Clone, Default)]
+struct NoDelay {
+    tcp: ConnectorService,
+}
+
+impl Service<ConnectInfo<Uri>> for NoDelay {
+    type Response = Connection<Uri, TcpStream>;
+    type Error = actix_tls::connect::ConnectError;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    // actix-tls's connector is always ready.
+    actix_service::always_ready!();
+
+    fn call(&self, target: ConnectInfo<Uri>) -> Self::Future {
+        let connecting = self.tcp.call(target);
+        Box::pin(async move {
+            let connection = connecting.await?;
+            // Only latency is at stake: a socket that refuses the option still works.
+            if let Err(error) = connection.io_ref().set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection to core");
+            }
+            Ok(connection)
+        })
     }
 }
 
@@ -260,6 +294,25 @@ mod tests {
     use awc::http::header::HeaderValue;
 
     use super::*;
+
+    #[actix_rt::test]
+    async fn connections_to_core_are_made_with_tcp_nodelay() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let connection = NoDelay::default()
+            .call(ConnectInfo::new(uri))
+            .await
+            .unwrap();
+        assert!(connection.io_ref().nodelay().unwrap());
+        // What actix-tls gives without the wrapper: Nagle's algorithm on.
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let plain = ConnectorService::default()
+            .call(ConnectInfo::new(uri))
+            .await
+            .unwrap();
+        assert!(!plain.io_ref().nodelay().unwrap());
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_stay_behind() {
