@@ -164,6 +164,17 @@ impl HarborFacts {
         project_name: &str,
         toggle: &ProjectsSettings,
     ) -> Option<Decision> {
+        self.cached_decision_with_project(project_name, toggle)
+            .await
+            .map(|(decision, _)| decision)
+    }
+
+    /// [`cached_decision`](Self::cached_decision), with the project it was made from.
+    pub async fn cached_decision_with_project(
+        &self,
+        project_name: &str,
+        toggle: &ProjectsSettings,
+    ) -> Option<(Decision, Option<Arc<Project>>)> {
         let project = self.projects.get(project_name).await?;
         let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
             (Some(project), Some(_)) if project.proxy_registry_id().is_some() => {
@@ -171,7 +182,14 @@ impl HarborFacts {
             }
             _ => false,
         };
-        Some(self.decide(project_name, project.as_deref(), toggle, labelled))
+        let decision = self.decide(project_name, project.as_deref(), toggle, labelled);
+        Some((decision, project))
+    }
+
+    /// The registry with `id` if it was read less than the TTL ago (`Some(None)`: Harbor did
+    /// not say), without asking Harbor.
+    pub async fn cached_registry(&self, id: i64) -> Option<Option<Arc<RegistryInfo>>> {
+        self.registries.get(&id).await
     }
 
     /// The names of the projects read from Harbor within the TTL.

@@ -75,6 +75,35 @@ pub enum SharedPurge {
     Unavailable,
 }
 
+/// What one [`ReferrersCache::look_up`] found under its key, for
+/// [`ReferrersCache::answer_from`].
+#[derive(Debug)]
+pub struct Looked {
+    key: String,
+    found: Option<(Arc<CachedList>, Freshness, &'static str)>,
+    misses: Misses,
+}
+
+/// The tiers a lookup missed, counted only when its result is used: a lookup whose request
+/// core refused counts nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+struct Misses {
+    memory: bool,
+    /// The shared tier's miss or bypass.
+    shared: Option<CacheResult>,
+}
+
+impl Misses {
+    fn count(self, cache: &ReferrersCache) {
+        if self.memory {
+            cache.count_lookup("memory", CacheResult::Miss);
+        }
+        if let Some(result) = self.shared {
+            cache.count_lookup("redis", result);
+        }
+    }
+}
+
 pub struct ReferrersCache {
     config: CacheConfig,
     /// This process among the replicas: it skips its own purge messages.
@@ -129,6 +158,19 @@ impl ReferrersCache {
         registry_id: i64,
         digest: &Digest,
     ) -> UpstreamAnswer {
+        let looked = self.look_up(target, registry_id, digest).await;
+        self.answer_from(looked, target, digest).await
+    }
+
+    /// Reads the cached list of `digest` for `target` (in-process tier, then the shared one),
+    /// and nothing else: no upstream call, no refresh, nothing counted. What it found is used
+    /// by [`answer_from`](Self::answer_from).
+    pub async fn look_up(
+        &self,
+        target: &UpstreamTarget,
+        registry_id: i64,
+        digest: &Digest,
+    ) -> Looked {
         let key = cache_key(
             &self.config.namespace,
             registry_id,
@@ -136,7 +178,23 @@ impl ReferrersCache {
             &target.repository,
             digest,
         );
-        if let Some((list, freshness, tier)) = self.lookup(&key).await {
+        let mut misses = Misses::default();
+        let found = self.lookup(&key, &mut misses).await;
+        Looked { key, found, misses }
+    }
+
+    /// The upstream referrers of `digest` for `target`, from what `looked` found (a lookup of
+    /// the same target and digest): served from it, refreshed in the background when stale,
+    /// fetched when missing.
+    pub async fn answer_from(
+        self: &Arc<Self>,
+        looked: Looked,
+        target: &UpstreamTarget,
+        digest: &Digest,
+    ) -> UpstreamAnswer {
+        let Looked { key, found, misses } = looked;
+        misses.count(self);
+        if let Some((list, freshness, tier)) = found {
             if matches!(freshness, Freshness::Fresh { .. }) {
                 self.count_lookup(tier, CacheResult::Hit);
                 return UpstreamAnswer::served(list, CacheResult::Hit);
@@ -317,7 +375,12 @@ impl ReferrersCache {
     }
 
     /// The in-process tier first, then the shared one; an entry expired in either is not there.
-    async fn lookup(&self, key: &str) -> Option<(Arc<CachedList>, Freshness, &'static str)> {
+    /// The tiers missed on the way are noted in `misses`.
+    async fn lookup(
+        &self,
+        key: &str,
+        misses: &mut Misses,
+    ) -> Option<(Arc<CachedList>, Freshness, &'static str)> {
         // The policy decides, not the in-process tier's own expiry timing.
         if let Some(list) = self.memory.get(key).await {
             let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
@@ -325,18 +388,18 @@ impl ReferrersCache {
                 return Some((list, freshness, "memory"));
             }
         }
-        self.count_lookup("memory", CacheResult::Miss);
+        misses.memory = true;
         let shared = self.shared.as_ref()?;
         let found = match shared.read(key).await {
             SharedRead::Found(list) => self.admit(key, list).await,
             SharedRead::Missing => None,
             SharedRead::Unavailable => {
-                self.count_lookup("redis", CacheResult::Bypass);
+                misses.shared = Some(CacheResult::Bypass);
                 return None;
             }
         };
         if found.is_none() {
-            self.count_lookup("redis", CacheResult::Miss);
+            misses.shared = Some(CacheResult::Miss);
         }
         found.map(|(list, freshness)| (list, freshness, "redis"))
     }

@@ -2,6 +2,7 @@
 //! enabled proxy-cache project the upstream's referrers are merged in, filtered and paged.
 
 mod answer;
+mod early;
 mod request;
 
 pub use answer::{Answer, PassThrough, RelayReason, Served};
@@ -14,10 +15,15 @@ use harbor_client::{CoreClient, CoreReferrers, HarborError, Project};
 use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
 
-use crate::cache::UpstreamAnswer;
+use crate::cache::{Looked, UpstreamAnswer};
 use crate::harbor::{Decision, NotServed};
 use crate::state::AppState;
-use crate::upstream;
+use crate::upstream::{self, UpstreamTarget};
+use early::{EarlyLookup, OpenedLookup, alongside};
+
+/// The cache lookup started alongside core's call: the target it looked up, and what it found.
+type CacheLookup<'a> = EarlyLookup<'a, (UpstreamTarget, Looked)>;
+type OpenedCacheLookup<'a> = OpenedLookup<'a, (UpstreamTarget, Looked)>;
 
 /// What the use case needs of the HTTP request besides its parsed form.
 #[derive(Debug, Clone, Copy)]
@@ -55,24 +61,39 @@ impl<'a> Referrers<'a> {
     pub async fn answer(&self, request: &ReferrersRequest, caller: Caller<'_>) -> Answer {
         // A project known not to be served: the request goes to core exactly as it came, and
         // Harbor is asked nothing else.
-        if let Some(reason) = self.known_unserved(request.name.project()).await {
-            return Answer::Forward(PassThrough::Project(reason));
-        }
+        let known = match self.known_project(request.name.project()).await {
+            Ok(known) => known,
+            Err(reason) => return Answer::Forward(PassThrough::Project(reason)),
+        };
         let deadline = Instant::now() + self.state.settings.response.deadline;
+
+        // A project known to be served: its cached list is looked up while core is asked, and
+        // stays sealed until core has listed the referrers for this caller.
+        let mut early = match known {
+            Some((registry_id, facts)) => self.early_lookup(request, registry_id, &facts).await,
+            None => None,
+        };
 
         // Core authorizes the caller and lists the local referrers in one call; when the budget
         // runs out first, the caller gets a 504 and nothing else is asked.
         let listed = timeout_at(
             deadline,
-            self.core.local_referrers(
-                &request.name,
-                &request.digest,
-                caller.headers,
-                caller.request_id,
+            alongside(
+                self.core.local_referrers(
+                    &request.name,
+                    &request.digest,
+                    caller.headers,
+                    caller.request_id,
+                ),
+                early.as_mut(),
             ),
         )
         .await
         .unwrap_or(Err(HarborError::Timeout));
+        let opened = match (early, &listed) {
+            (Some(early), Ok(core)) => early.open(core),
+            _ => None,
+        };
         let (local, first) = match listed {
             Ok(CoreReferrers::Listed {
                 descriptors, first, ..
@@ -98,7 +119,10 @@ impl<'a> Referrers<'a> {
                 Err(PassThrough::FactsUnavailable)
             });
         let served = match served {
-            Ok(project) => self.serve(request, caller, local, &project, deadline).await,
+            Ok(project) => {
+                self.serve(request, caller, local, &project, opened, deadline)
+                    .await
+            }
             Err(reason) => Err(reason),
         };
         match served {
@@ -111,17 +135,55 @@ impl<'a> Referrers<'a> {
         }
     }
 
-    /// Why `project` is not served, when that is known without asking Harbor anything.
-    async fn known_unserved(&self, project: &str) -> Option<NotServed> {
+    /// What is known of `project` without asking Harbor anything: why it is not served
+    /// (`Err`), its registry and facts when Harbor's facts say it is, `None` when they are not
+    /// at hand.
+    async fn known_project(&self, project: &str) -> Result<Option<(i64, Arc<Project>)>, NotServed> {
         let toggle = &self.state.settings.projects;
         // With the label switch on, only Harbor's facts (cached) can tell.
         if !toggle.is_enabled(project) && toggle.label.is_none() {
-            return Some(NotServed::NotEnabled);
+            return Err(NotServed::NotEnabled);
         }
-        match self.state.facts.cached_decision(project, toggle).await {
-            Some(Decision::PassThrough(reason)) => Some(reason),
-            _ => None,
+        match self
+            .state
+            .facts
+            .cached_decision_with_project(project, toggle)
+            .await
+        {
+            Some((Decision::PassThrough(reason), _)) => Err(reason),
+            Some((Decision::Serve { registry_id }, Some(facts))) => Ok(Some((registry_id, facts))),
+            _ => Ok(None),
         }
+    }
+
+    /// The cache lookup for `request` in a project known to be served, when its registry's
+    /// facts are at hand and the repository is one Harbor's allowlist lets through: it reads
+    /// the cache tiers only, never the upstream.
+    async fn early_lookup<'r>(
+        &self,
+        request: &'r ReferrersRequest,
+        registry_id: i64,
+        facts: &Project,
+    ) -> Option<CacheLookup<'r>>
+    where
+        'a: 'r,
+    {
+        let repository = request.name.repository()?;
+        if request.digest.is_zero() {
+            return None;
+        }
+        let state = self.state;
+        let target =
+            upstream::resolve_cached(&state.settings, &state.facts, registry_id, repository)
+                .await?;
+        if !facts.repository_filter.allows(&target.repository) {
+            return None;
+        }
+        let cache = &state.cache;
+        Some(EarlyLookup::new(registry_id, async move {
+            let looked = cache.look_up(&target, registry_id, &request.digest).await;
+            (target, looked)
+        }))
     }
 
     /// The Harbor registry and the repository (the name without `<project>/`) whose upstream
@@ -165,11 +227,12 @@ impl<'a> Referrers<'a> {
         caller: Caller<'_>,
         mut local: Vec<Descriptor>,
         project: &ServedProject<'_>,
+        early: Option<OpenedCacheLookup<'_>>,
         deadline: Instant,
     ) -> Result<Served, PassThrough> {
         let state = self.state;
         let (library_local, upstream_answer) = self
-            .upstream_part(request, caller, project, deadline)
+            .upstream_part(request, caller, project, early, deadline)
             .await?;
         local.extend(library_local);
         // The cached list is served as stored, its bytes copied into the page as they are;
@@ -206,31 +269,41 @@ impl<'a> Referrers<'a> {
     /// local referrers Harbor keeps under `library/`), as far as it comes by `deadline`. An
     /// upstream fetch is a task of its own: when the request stops waiting, the fetch still
     /// ends (within `upstream.timeout`) and fills the cache. A repository Harbor's allowlist
-    /// excludes is core's alone: no upstream call.
+    /// excludes is core's alone: no upstream call. `early` is the cache lookup started
+    /// alongside core's call, if any: its target and what it found are used when it was made
+    /// for the registry the project is served from now.
     async fn upstream_part(
         &self,
         request: &ReferrersRequest,
         caller: Caller<'_>,
         served: &ServedProject<'_>,
+        early: Option<OpenedCacheLookup<'_>>,
         deadline: Instant,
     ) -> Result<(Vec<Descriptor>, UpstreamAnswer), PassThrough> {
         let state = self.state;
         let project = request.name.project();
         let (registry_id, repository) = (served.registry_id, served.repository);
-        let resolved = timeout_at(
-            deadline,
-            upstream::resolve(
-                &state.settings,
-                &state.facts,
-                self.core,
-                &state.metrics,
-                registry_id,
-                repository,
-            ),
-        )
-        .await;
-        let target = match resolved {
-            Ok(Ok(target)) => target,
+        let early = early.filter(|early| early.registry_id() == registry_id);
+        let resolved = match early {
+            Some(early) => timeout_at(deadline, early.finish())
+                .await
+                .map(|(target, looked)| Ok((target, Some(looked)))),
+            None => timeout_at(
+                deadline,
+                upstream::resolve(
+                    &state.settings,
+                    &state.facts,
+                    self.core,
+                    &state.metrics,
+                    registry_id,
+                    repository,
+                ),
+            )
+            .await
+            .map(|resolved| resolved.map(|target| (target, None))),
+        };
+        let (target, looked) = match resolved {
+            Ok(Ok(resolved)) => resolved,
             Ok(Err(reason)) => {
                 tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
                 return Ok((Vec::new(), UpstreamAnswer::skipped()));
@@ -239,7 +312,7 @@ impl<'a> Referrers<'a> {
                 tracing::warn!(
                     project,
                     registry_id,
-                    "the time budget ran out reading the registry from Harbor; serving the local referrers"
+                    "the time budget ran out reading the registry or the cache; serving the local referrers"
                 );
                 return Ok((Vec::new(), UpstreamAnswer::timed_out()));
             }
@@ -264,13 +337,20 @@ impl<'a> Referrers<'a> {
             }
         };
         let upstream_answer = async {
-            if request.digest.is_zero() {
-                UpstreamAnswer::skipped()
-            } else {
-                state
-                    .cache
-                    .upstream_referrers(&target, registry_id, &request.digest)
-                    .await
+            match looked {
+                _ if request.digest.is_zero() => UpstreamAnswer::skipped(),
+                Some(looked) => {
+                    state
+                        .cache
+                        .answer_from(looked, &target, &request.digest)
+                        .await
+                }
+                None => {
+                    state
+                        .cache
+                        .upstream_referrers(&target, registry_id, &request.digest)
+                        .await
+                }
             }
         };
         let (library_local, upstream_answer) = timeout_at(

@@ -9,4 +9,4 @@ pub mod target;
 pub use fetch::{
     Admission, Fetch, RegistryState, Upstream, UpstreamFetcher, UpstreamRequestMetrics,
 };
-pub use target::{UpstreamRegistry, UpstreamTarget, registry_facts, resolve};
+pub use target::{UpstreamRegistry, UpstreamTarget, registry_facts, resolve, resolve_cached};

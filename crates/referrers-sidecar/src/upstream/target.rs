@@ -2,7 +2,7 @@
 //! registries API, else the configuration), which repository there, and which credentials
 //! (only those bound to that registry's host).
 
-use harbor_client::CoreClient;
+use harbor_client::{CoreClient, RegistryInfo};
 use registry_client::{Credentials, Registry, RegistryKind, RegistryType, map_endpoint};
 
 use crate::config::{RegistrySettings, Settings};
@@ -44,12 +44,18 @@ pub async fn registry_facts(
         .registry(core, registry_id, metrics)
         .await
         .map_err(|e| format!("registry {registry_id}: {e}"))?;
-    let configured = configured_registry(
-        settings,
-        registry_id,
-        harbor.as_ref().map(|r| r.name.as_str()),
-    );
-    match (&harbor, &configured) {
+    registry_of(settings, registry_id, harbor.as_deref())
+}
+
+/// Registry `registry_id` from what Harbor said of it (`harbor`, when it did) and the
+/// configuration.
+fn registry_of(
+    settings: &Settings,
+    registry_id: i64,
+    harbor: Option<&RegistryInfo>,
+) -> Result<UpstreamRegistry, String> {
+    let configured = configured_registry(settings, registry_id, harbor.map(|r| r.name.as_str()));
+    match (harbor, &configured) {
         (Some(info), alias) => Ok(UpstreamRegistry {
             name: alias.map_or_else(|| info.name.clone(), |(alias, _)| (*alias).to_owned()),
             alias: alias.map(|(alias, _)| alias.to_owned()),
@@ -94,13 +100,36 @@ pub async fn resolve(
     registry_id: i64,
     repository: &str,
 ) -> Result<UpstreamTarget, String> {
+    let registry = registry_facts(settings, facts, core, metrics, registry_id).await?;
+    target_in(settings, registry, repository)
+}
+
+/// [`resolve`] from the registry facts at hand, without asking Harbor: `None` when they are
+/// not (or when they give no target).
+pub async fn resolve_cached(
+    settings: &Settings,
+    facts: &HarborFacts,
+    registry_id: i64,
+    repository: &str,
+) -> Option<UpstreamTarget> {
+    let harbor = facts.cached_registry(registry_id).await?;
+    let registry = registry_of(settings, registry_id, harbor.as_deref()).ok()?;
+    target_in(settings, registry, repository).ok()
+}
+
+/// `repository` on `registry`, with the credentials configured for it.
+fn target_in(
+    settings: &Settings,
+    registry: UpstreamRegistry,
+    repository: &str,
+) -> Result<UpstreamTarget, String> {
     let UpstreamRegistry {
         name: label,
         alias,
         registry_type,
         url,
         insecure,
-    } = registry_facts(settings, facts, core, metrics, registry_id).await?;
+    } = registry;
     let endpoint = map_endpoint(registry_type, &url, repository).map_err(|e| e.to_string())?;
     // Credentials only from the entry that belongs to this registry.
     let configured = alias

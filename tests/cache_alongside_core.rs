@@ -1,0 +1,89 @@
+//! The cache lookup runs alongside core's call once the project's facts are known, and what it
+//! finds is used only after core's 200: a caller core refuses gets core's answer, with nothing
+//! of the cached upstream list in it, while an authorized caller still gets the hit.
+
+use e2e::Sidecar;
+use e2e::users::{ALICE, BOB, User};
+use e2e::world::{Mirror, World, ask};
+use serde_json::Value;
+
+const MEMORY_HITS: &str = "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}";
+const MEMORY_MISSES: &str = "harbor_referrers_cache_lookups_total{result=\"miss\",tier=\"memory\"}";
+
+async fn lookups(sidecar: &Sidecar) -> (f64, f64) {
+    (
+        sidecar.metric(MEMORY_HITS).await,
+        sidecar.metric(MEMORY_MISSES).await,
+    )
+}
+
+/// `path` as `user` (Basic), or without credentials.
+async fn refused(sidecar: &Sidecar, path: &str, user: Option<User>) -> (u16, String, String) {
+    let mut request = e2e::http_client().get(sidecar.url(path));
+    if let Some(user) = user {
+        request = request.header("Authorization", user.basic_authorization());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().expect("header").to_owned())
+        .unwrap_or_default();
+    assert!(response.headers().get("x-referrers-cache").is_none());
+    assert!(response.headers().get("x-referrers-upstream").is_none());
+    (status, challenge, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_caller_core_refuses_gets_cores_401_while_the_list_is_cached() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .user(BOB, &[])
+        .start();
+    let sidecar = world.sidecar();
+    let path = world.subject_path("hub-proxy");
+    let mirror = world.mirror("hub-proxy");
+
+    // Cached, and the project's facts with it.
+    let miss = ask(&sidecar, &path).await;
+    assert_eq!((miss.status, miss.cache.as_str()), (200, "miss"));
+    let hit = ask(&sidecar, &path).await;
+    assert_eq!(
+        (hit.status, hit.cache.as_str(), hit.upstream.as_str()),
+        (200, "hit", "api")
+    );
+    assert_eq!(hit.digests, miss.digests, "the hit answers as the miss did");
+    let before = lookups(&sidecar).await;
+
+    for (user, challenge) in [
+        (Some(BOB), "Basic realm=\"harbor\""),
+        (None, "Bearer realm="),
+    ] {
+        let (status, got, body) = refused(&sidecar, &path, user).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(got.starts_with(challenge), "{got}");
+        let errors: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(errors["errors"][0]["code"], "UNAUTHORIZED");
+        for referrer in &mirror.sample.referrers {
+            assert!(
+                !body.contains(&referrer.digest),
+                "upstream data in a refused answer: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        lookups(&sidecar).await,
+        before,
+        "a lookup for a refused caller is never used, nor counted"
+    );
+
+    let again = ask(&sidecar, &path).await;
+    assert_eq!(
+        (again.status, again.cache.as_str(), again.upstream.as_str()),
+        (200, "hit", "api")
+    );
+    assert_eq!(again.digests, miss.digests);
+    assert_eq!(mirror.referrers_requests(), 1, "one upstream call in all");
+}
