@@ -152,6 +152,19 @@ async fn the_status_says_why_each_project_is_or_is_not_served() {
             .await,
         1.0
     );
+    // A sidecar whose robot account Harbor refuses cannot read the project's facts.
+    let expired = world.sidecar_with(|config| config.robot(e2e::users::BOB));
+    let (code, answer) = status(&expired, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(
+        code, 200,
+        "the caller is authorized with her own credentials"
+    );
+    assert_eq!(
+        (&answer["served"], &answer["reason"]),
+        (&json!(false), &json!("facts_unavailable")),
+        "{answer}"
+    );
+
     let logs = sidecar.logs().join("\n");
     assert!(
         logs.contains("operator API authorization") && logs.contains("\"user\":\"admin\""),

@@ -50,9 +50,8 @@ enum Verdict {
 }
 
 /// A caller allowed to do what it asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authorized {
-    pub user: String,
     /// Harbor knows the project.
     pub project_exists: bool,
 }
@@ -109,7 +108,7 @@ impl OperatorAccess {
                 project,
                 action = action.as_str(),
                 decision = "unauthorized",
-                "operator API: no Harbor credentials"
+                "operator API authorization (no Harbor credentials)"
             );
             return Err(Refusal::Unauthorized);
         };
@@ -146,10 +145,7 @@ impl OperatorAccess {
             decision = outcome,
             "operator API authorization"
         );
-        decision.map(|project_exists| Authorized {
-            user: caller.username.clone(),
-            project_exists,
-        })
+        decision.map(|project_exists| Authorized { project_exists })
     }
 }
 
