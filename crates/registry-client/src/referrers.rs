@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 
-use oci_referrers::{DecodedIndex, Digest, INDEX_MEDIA_TYPE, decode_index, parse_next_link};
+use oci_referrers::{
+    DecodedIndex, Descriptor, Digest, INDEX_MEDIA_TYPE, decode_index, parse_next_link,
+};
 use reqwest::Method;
 use reqwest::header::LINK;
 use serde::Deserialize;
@@ -115,19 +117,39 @@ pub(crate) async fn list_via_api(
     )))
 }
 
-/// Decodes one page, reserving its size again while the bytes and the descriptors decoded
-/// from them are both held; the bytes' share is given back once they are dropped.
+/// The shortest element of `manifests` the decoder accepts as a descriptor (a one-character
+/// `mediaType`, a sha256 digest, a one-digit size) and its comma: a page holds at most its
+/// length over this many descriptors.
+const MIN_DESCRIPTOR_JSON: usize = r#"{"mediaType":"a","digest":"sha256:","size":0},"#.len() + 64;
+
+/// What one decoded descriptor takes beyond the bytes of its strings: the struct three times
+/// over (in the page's decoded list, and in the listing's while it moves there, with room for
+/// that list to double); the digest the listing keeps to drop duplicates, and its slot in that
+/// set; the headers of their allocations. Several times the JSON of a short descriptor.
+const DESCRIPTOR_WEIGHT: usize =
+    3 * size_of::<Descriptor>() + size_of::<Digest>() + size_of::<u64>() + 4 * 16;
+
+/// Decodes one page within `reservation`. Decoded, a page weighs several times its bytes, so
+/// before decoding it reserves its bytes again (the strings the descriptors copy from it) and
+/// the weight of as many descriptors as it could hold; then it keeps what the descriptors
+/// decoded from it weigh. The page's first reservation, taken as it was read, is kept too: it
+/// stands for the digests the listing copies to drop duplicates.
 pub(crate) fn decode_reserved(
     body: &[u8],
     what: &'static str,
     reservation: &mut Reservation,
 ) -> Result<DecodedIndex, UpstreamError> {
-    reservation.grow(body.len())?;
+    let most = body.len() / MIN_DESCRIPTOR_JSON + 1;
+    let reserved = body.len() + most * DESCRIPTOR_WEIGHT;
+    reservation.grow(reserved)?;
     let decoded = decode_index(body).map_err(|e| UpstreamError::Decode {
         what,
         reason: e.to_string(),
     });
-    reservation.shrink(body.len());
+    let kept = decoded.as_ref().map_or(0, |decoded| {
+        body.len() + decoded.descriptors.len().min(most) * DESCRIPTOR_WEIGHT
+    });
+    reservation.shrink(reserved - kept);
     decoded
 }
 
