@@ -207,21 +207,27 @@ impl Auth {
         let body = answer
             .read_capped(MAX_TOKEN_ANSWER_BYTES, LimitKind::TokenAnswer)
             .await?;
-        let parsed: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| AuthError::TokenAnswer(format!("not a token answer: {e}")))?;
-        let token = parsed
-            .token
-            .filter(|t| !t.is_empty())
-            .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| AuthError::TokenAnswer("no token or access_token".into()))?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| AuthError::TokenAnswer("token is not a header value".into()))?;
-        header.set_sensitive(true);
+        let (header, usable) = read_token_answer(&body)?;
         Ok(Token {
             header,
-            usable_until: started + usable_for(token_lifetime(&parsed.expires_in)),
+            usable_until: started + usable,
         })
     }
+}
+
+/// The `Authorization` header of a realm's answer, and for how long it may be used.
+fn read_token_answer(body: &[u8]) -> Result<(HeaderValue, Duration), AuthError> {
+    let parsed: TokenAnswer = serde_json::from_slice(body)
+        .map_err(|e| AuthError::TokenAnswer(format!("not a token answer: {e}")))?;
+    let token = parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .or(parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or_else(|| AuthError::TokenAnswer("no token or access_token".into()))?;
+    let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| AuthError::TokenAnswer("token is not a header value".into()))?;
+    header.set_sensitive(true);
+    Ok((header, usable_for(token_lifetime(&parsed.expires_in))))
 }
 
 /// `GET /v2/` to learn how the registry authenticates.
@@ -321,8 +327,7 @@ mod tests {
             r#"{"token":"t","expires_in":"forever"}"#,
             r#"{"token":"t"}"#,
         ] {
-            let parsed: TokenAnswer = serde_json::from_str(body).expect(body);
-            let usable = usable_for(token_lifetime(&parsed.expires_in));
+            let (_, usable) = read_token_answer(body.as_bytes()).expect(body);
             assert!(usable <= MAX_TOKEN_LIFETIME, "{body}");
             assert!(Instant::now().checked_add(usable).is_some(), "{body}");
         }
@@ -373,5 +378,104 @@ mod tests {
             UntilUnusable.expire_after_create(&key, &token, now + Duration::from_secs(100)),
             Some(Duration::ZERO)
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use super::*;
+
+        /// Any JSON value, nested a little.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                "\\PC{0,24}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(2, 8, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                        .prop_map(|map| Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn lifetime_of(seconds: u64) -> Duration {
+            if seconds == 0 {
+                DEFAULT_TOKEN_LIFETIME
+            } else {
+                Duration::from_secs(seconds).min(MAX_TOKEN_LIFETIME)
+            }
+        }
+
+        proptest! {
+            /// A token under either name, with any whole `expires_in`, reads back as sent with
+            /// that lifetime, capped.
+            #[test]
+            fn a_token_answer_reads_back(
+                token in "[A-Za-z0-9._~+/=-]{1,200}",
+                name in prop::sample::select(vec!["token", "access_token"]),
+                seconds in any::<u64>(),
+            ) {
+                let body = json!({ name: token, "expires_in": seconds }).to_string();
+                let (header, usable) = read_token_answer(body.as_bytes()).unwrap();
+                prop_assert_eq!(header.to_str().unwrap(), format!("Bearer {token}"));
+                prop_assert!(header.is_sensitive());
+                prop_assert_eq!(usable, usable_for(lifetime_of(seconds)));
+            }
+
+            /// Whatever `expires_in` is — huge, negative, fractional, a string, an object — the
+            /// token is used for at most a day, and the time it is used until exists.
+            #[test]
+            fn any_expires_in_is_clamped(expires_in in json_value()) {
+                let body = json!({ "token": "t", "expires_in": expires_in }).to_string();
+                let (_, usable) = read_token_answer(body.as_bytes()).unwrap();
+                prop_assert!(usable > Duration::ZERO);
+                prop_assert!(usable <= MAX_TOKEN_LIFETIME);
+                prop_assert!(Instant::now().checked_add(usable).is_some());
+            }
+
+            /// An answer without a usable token, whatever else it holds, is refused.
+            #[test]
+            fn an_answer_without_a_token_is_refused(
+                others in prop::collection::btree_map("[a-z_]{1,12}", json_value(), 0..4),
+                empty in prop::sample::select(vec![None, Some("token"), Some("access_token")]),
+            ) {
+                let mut answer: serde_json::Map<String, Value> = others
+                    .into_iter()
+                    .filter(|(key, _)| key != "token" && key != "access_token")
+                    .collect();
+                if let Some(name) = empty {
+                    answer.insert(name.into(), json!(""));
+                }
+                let body = Value::Object(answer).to_string();
+                prop_assert!(matches!(
+                    read_token_answer(body.as_bytes()),
+                    Err(AuthError::TokenAnswer(_))
+                ));
+            }
+
+            /// Arbitrary bytes are a token answer only when they are JSON naming a non-empty
+            /// token.
+            #[test]
+            fn arbitrary_bytes_are_a_token_only_when_they_name_one(
+                body in prop::collection::vec(any::<u8>(), 0..256),
+            ) {
+                if let Ok((header, _)) = read_token_answer(&body) {
+                    let answer: Value = serde_json::from_slice(&body).unwrap();
+                    let token = ["token", "access_token"]
+                        .iter()
+                        .filter_map(|name| answer[name].as_str())
+                        .find(|token| !token.is_empty())
+                        .unwrap();
+                    prop_assert_eq!(header.to_str().unwrap(), format!("Bearer {token}"));
+                }
+            }
+        }
     }
 }

@@ -125,4 +125,54 @@ mod tests {
         assert!(parse_challenge(&headers(&[r#"Negotiate realm="x""#])).is_err());
         assert!(parse_challenge(&headers(&["Bearer realm=\"unterminated"])).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `text` as the content of a quoted string (RFC 9110 §5.6.4).
+        fn quoted(text: &str) -> String {
+            text.replace('\\', "\\\\").replace('"', "\\\"")
+        }
+
+        proptest! {
+            /// Any realm and service, quoted as registries write them, read back as sent.
+            #[test]
+            fn a_bearer_challenge_reads_back_as_written(
+                scheme in prop::sample::select(vec!["Bearer", "bearer", "BEARER"]),
+                realm in "[ -~]{1,60}",
+                service in prop::option::of("[ -~]{0,30}"),
+                scope in prop::option::of("[ -~]{0,30}"),
+            ) {
+                let mut value = format!("{scheme} realm=\"{}\"", quoted(&realm));
+                if let Some(service) = &service {
+                    value.push_str(&format!(",service=\"{}\"", quoted(service)));
+                }
+                if let Some(scope) = &scope {
+                    value.push_str(&format!(",scope=\"{}\"", quoted(scope)));
+                }
+                prop_assert_eq!(
+                    parse_challenge(&headers(&[&value])),
+                    Ok(Some(Challenge::Bearer { realm, service }))
+                );
+            }
+
+            /// Whatever a header says, it is read as a scheme it names or refused: never no
+            /// challenge, never a Bearer without a realm.
+            #[test]
+            fn any_header_is_a_scheme_it_names_or_an_error(value in "[ -~]{0,80}") {
+                let named = value.to_ascii_lowercase();
+                match parse_challenge(&headers(&[&value])) {
+                    Ok(Some(Challenge::Bearer { realm, .. })) => {
+                        prop_assert!(!realm.is_empty());
+                        prop_assert!(named.contains("bearer") && named.contains("realm"));
+                    }
+                    Ok(Some(Challenge::Basic)) => prop_assert!(named.contains("basic")),
+                    Ok(other) => prop_assert!(false, "{value:?} read as {other:?}"),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
 }

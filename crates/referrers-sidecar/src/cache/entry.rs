@@ -481,4 +481,108 @@ mod tests {
         assert_ne!(namespace(None, &core), namespace(None, &other));
         assert_eq!(namespace(None, &core).len(), 16);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn descriptor() -> impl Strategy<Value = Descriptor> {
+            (
+                "[0-9a-f]{64}",
+                prop::sample::select(vec![
+                    "application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.oci.artifact.manifest.v1+json",
+                ]),
+                any::<u64>(),
+                prop::option::of("[a-z]{1,10}/[a-z.+-]{1,20}"),
+                prop::collection::btree_map("[a-z.]{1,12}", "\\PC{0,20}", 0..3),
+            )
+                .prop_map(|(hex, media_type, size, artifact_type, annotations)| {
+                    let mut descriptor =
+                        Descriptor::new(media_type, format!("sha256:{hex}").parse().unwrap(), size);
+                    descriptor.artifact_type = artifact_type;
+                    descriptor.annotations = (!annotations.is_empty()).then_some(annotations);
+                    descriptor
+                })
+        }
+
+        fn cached_list() -> impl Strategy<Value = CachedList> {
+            (
+                any::<u64>(),
+                prop::sample::select(vec![
+                    ReferrersSource::Api,
+                    ReferrersSource::FallbackTag,
+                    ReferrersSource::None,
+                ]),
+                prop::option::of("[0-9a-f]{64}"),
+                prop::collection::vec(descriptor(), 0..20),
+            )
+                .prop_map(|(fetched_at_ms, source, tag, descriptors)| CachedList {
+                    fetched_at_ms,
+                    source,
+                    tag_digest: tag.map(|hex| format!("sha256:{hex}").parse().unwrap()),
+                    descriptors: PreparedList::new(descriptors),
+                })
+        }
+
+        proptest! {
+            /// Whatever is stored reads back the same, within bounds that fit it.
+            #[test]
+            fn an_entry_round_trips(entry in cached_list()) {
+                let bytes = entry.encode_within(BOUNDS).expect("within the bounds");
+                prop_assert_eq!(CachedList::decode(&bytes, BOUNDS), Some(entry));
+            }
+
+            /// Arbitrary bytes, with or without our magic, are a miss or an entry that encodes
+            /// back to what decodes the same: never a panic, never half an entry.
+            #[test]
+            fn arbitrary_bytes_are_a_miss_or_a_whole_entry(
+                tail in prop::collection::vec(any::<u8>(), 0..512),
+                with_magic in any::<bool>(),
+            ) {
+                let bytes = if with_magic { [MAGIC.as_slice(), &tail].concat() } else { tail };
+                if let Some(entry) = CachedList::decode(&bytes, BOUNDS) {
+                    let again = entry.encode_within(BOUNDS).expect("within the bounds");
+                    prop_assert_eq!(CachedList::decode(&again, BOUNDS), Some(entry));
+                }
+            }
+
+            /// A valid zlib stream over arbitrary content is a miss unless that content is a
+            /// head and a stored list.
+            #[test]
+            fn arbitrary_inflated_content_is_a_miss_or_a_whole_entry(
+                content in prop::collection::vec(any::<u8>(), 0..512),
+            ) {
+                let mut encoder = ZlibEncoder::new(MAGIC.to_vec(), Compression::fast());
+                encoder.write_all(&content).unwrap();
+                let bytes = encoder.finish().unwrap();
+                if let Some(entry) = CachedList::decode(&bytes, BOUNDS) {
+                    let again = entry.encode_within(BOUNDS).expect("within the bounds");
+                    prop_assert_eq!(CachedList::decode(&again, BOUNDS), Some(entry));
+                }
+            }
+
+            /// Cut short or with a byte changed, a stored entry is a miss or decodes whole.
+            #[test]
+            fn a_damaged_entry_is_a_miss_or_decodes_whole(
+                entry in cached_list(),
+                cut in any::<prop::sample::Index>(),
+                flip in any::<prop::sample::Index>(),
+                mask in 1u8..,
+            ) {
+                let bytes = entry.encode();
+                let short = &bytes[..cut.index(bytes.len())];
+                prop_assert_eq!(CachedList::decode(short, BOUNDS), None);
+                let mut flipped = bytes.clone();
+                let at = flip.index(flipped.len());
+                flipped[at] ^= mask;
+                // zlib's checksum catches a changed byte of the stream, and one in the magic
+                // makes it another version or foreign; only a byte zlib ignores (its header's
+                // compression level) leaves the same entry.
+                let decoded = CachedList::decode(&flipped, BOUNDS);
+                prop_assert!(decoded.is_none() || decoded == Some(entry), "{at}");
+            }
+        }
+    }
 }
