@@ -252,3 +252,58 @@ async fn callers_see_their_roles_and_themselves_as_harbor_shows_them() {
     let refused = get("/api/v2.0/users/current", wrong).await.expect("wrong");
     assert_eq!(refused.status(), 401);
 }
+
+#[tokio::test]
+async fn webhook_policies_are_managed_by_project_admins_in_harbors_shape() {
+    let swagger = swagger();
+    let double = HarborDouble::start(DoubleConfig {
+        projects: vec![DoubleProject::proxy(3, "hub-proxy", 1)],
+        accounts: vec![
+            PAM.project_admin(&["hub-proxy"]),
+            ALICE.account(&["hub-proxy"]),
+        ],
+        ..DoubleConfig::default()
+    });
+    let client = e2e::http_client();
+    let policies = format!(
+        "{}/api/v2.0/projects/hub-proxy/webhook/policies",
+        double.url()
+    );
+    let policy = serde_json::json!({
+        "name": "warm",
+        "event_types": ["PULL_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://sidecar:8080/x", "auth_header": "Bearer s"}],
+        "enabled": true,
+    });
+    let create = |user: e2e::users::User| {
+        client
+            .post(&policies)
+            .basic_auth(user.name, Some(user.password))
+            .json(&policy)
+            .send()
+    };
+    assert_eq!(create(ALICE).await.expect("post").status(), 403);
+    let created = create(PAM).await.expect("post");
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("location"));
+    assert_eq!(
+        create(PAM).await.expect("post").status(),
+        409,
+        "a name is unique"
+    );
+
+    let listed = client
+        .get(&policies)
+        .basic_auth(PAM.name, Some(PAM.password))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.headers()["x-total-count"], "1");
+    let listed: Value = listed.json().await.expect("json");
+    assert_conforms(&swagger, "WebhookPolicy", &listed[0]);
+    assert_eq!(listed[0]["targets"][0]["payload_format"], "Default");
+    assert_eq!(
+        double.webhook_policies("hub-proxy"),
+        listed.as_array().cloned().unwrap()
+    );
+}

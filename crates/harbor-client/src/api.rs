@@ -34,7 +34,7 @@ impl fmt::Debug for BasicAuth {
 }
 
 impl BasicAuth {
-    fn header_value(&self) -> String {
+    pub(crate) fn header_value(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!(
             "Basic {}",

@@ -9,6 +9,7 @@ pub mod error;
 pub mod referrers;
 pub mod repository_filter;
 pub mod transport;
+pub mod webhook_policy;
 
 pub use api::{BasicAuth, CoreClient, Label, Project, RegistryInfo, SystemInfo};
 pub use caller::{CurrentUser, Identity, ProjectAccess};

@@ -4,6 +4,7 @@
 mod check_config;
 mod operator;
 mod serve;
+mod webhook_setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ enum Command {
     Status(operator::StatusArgs),
     /// Drop a project's cached upstream lists on every replica of a running sidecar.
     Purge(operator::PurgeArgs),
+    /// Create (or bring up to date) the webhook policy with which Harbor tells the sidecar
+    /// about pulls in a project; needs a project admin's Harbor credentials
+    /// (HARBOR_USERNAME/HARBOR_PASSWORD, or asked).
+    WebhookSetup(Box<webhook_setup::Args>),
 }
 
 /// Parses the command line and runs what it asks. A subcommand loads the configuration only
@@ -45,6 +50,7 @@ pub fn run() -> ExitCode {
         Some(Command::CheckConfig) => check_config::run(&cli.config),
         Some(Command::Status(args)) => operator::status(&cli.config, &args),
         Some(Command::Purge(args)) => operator::purge(&cli.config, &args),
+        Some(Command::WebhookSetup(args)) => webhook_setup::run(&args, &cli.config),
         None => serve::run(&cli.config),
     }
 }

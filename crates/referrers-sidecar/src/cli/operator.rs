@@ -209,7 +209,7 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
 
 /// `HARBOR_USERNAME` and `HARBOR_PASSWORD`, else asked on the terminal (the password without
 /// echo).
-fn credentials() -> std::io::Result<(String, String)> {
+pub(super) fn credentials() -> std::io::Result<(String, String)> {
     let username = match std::env::var("HARBOR_USERNAME") {
         Ok(name) if !name.is_empty() => name,
         _ => {
