@@ -48,26 +48,21 @@ pub async fn harbor(
         count("unknown", "unauthorized");
         return ApiError::WebhookUnauthorized.error_response();
     }
-    let body =
-        match tokio::time::timeout(PAYLOAD_TIMEOUT, payload.to_bytes_limited(MAX_PAYLOAD_BYTES))
-            .await
-        {
-            Ok(Ok(Ok(body))) => body,
-            Ok(Err(_)) => {
-                count("unknown", "invalid");
-                return ApiError::WebhookTooLarge(MAX_PAYLOAD_BYTES).error_response();
-            }
-            Ok(Ok(Err(error))) => {
-                count("unknown", "invalid");
-                return ApiError::WebhookPayload(format!("cannot read the payload: {error}"))
-                    .error_response();
-            }
-            Err(_) => {
-                count("unknown", "invalid");
-                return ApiError::WebhookPayload("the payload did not arrive in time".into())
-                    .error_response();
-            }
-        };
+    let read = tokio::time::timeout(PAYLOAD_TIMEOUT, payload.to_bytes_limited(MAX_PAYLOAD_BYTES));
+    let body = match read.await {
+        Ok(Ok(Ok(body))) => body,
+        unread => {
+            let error = match unread {
+                Ok(Err(_)) => ApiError::WebhookTooLarge(MAX_PAYLOAD_BYTES),
+                Ok(Ok(Err(error))) => {
+                    ApiError::WebhookPayload(format!("cannot read the payload: {error}"))
+                }
+                _ => ApiError::WebhookPayload("the payload did not arrive in time".into()),
+            };
+            count("unknown", "invalid");
+            return error.error_response();
+        }
+    };
     let event = match HarborEvent::parse(&body) {
         Ok(event) => event,
         Err(error) => {
