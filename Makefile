@@ -4,7 +4,7 @@ export REFERRERS_SIDECAR_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= deploy/config.example.yaml
 
-.PHONY: setup lint build test demo helm-check observability-check dockerfile-lint release-binary run check-config bench clean
+.PHONY: setup lint build test demo helm-check observability-check dockerfile-lint release-binary run check-config bench soak clean
 
 ## Install every tool the tests and the demo need (idempotent; a repeat is fast).
 setup:
@@ -13,7 +13,7 @@ setup:
 ## Formatting and lints, warnings are errors; nothing tracked reaches outside the repository.
 lint:
 	scripts/check-self-contained.sh
-	shellcheck scripts/bench.sh
+	shellcheck -x scripts/bench.sh scripts/soak.sh scripts/lib/loopback.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
@@ -47,6 +47,11 @@ release-binary:
 ## docs/benchmarks.md (slow; not part of make test).
 bench: setup
 	scripts/bench.sh
+
+## Ten minutes of mixed load on loopback while the upstream flaps and Redis restarts; writes
+## what it saw into docs/reliability.md (slow; not part of make test).
+soak: setup
+	scripts/soak.sh
 
 ## A local demo: a real upstream with signed content, the Harbor core double and the sidecar
 ## on loopback; prints the commands to try, serves until Ctrl-C.

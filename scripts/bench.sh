@@ -36,44 +36,14 @@ INDEX_TYPE=application/vnd.oci.image.index.v1+json
 # built once for both.
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_TARGET_DIR=$PWD/target/load
+# shellcheck source=scripts/lib/loopback.sh
+. scripts/lib/loopback.sh
 
 case $what in all | criterion | load | hop) ;; *)
   echo "usage: $0 [all|criterion|load|hop]" >&2
   exit 2
   ;;
 esac
-
-# Prints the table in file $2 and puts it between `<!-- $1:begin -->` and `<!-- $1:end -->`
-# in the doc.
-write_section() {
-  cat "$2"
-  python3 - "$doc" "$1" "$2" <<'EOF'
-import re, sys
-path, name, table = sys.argv[1:4]
-text = open(path).read()
-begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-if not pattern.search(text):
-    sys.exit(f"{path} has no {begin} ... {end} markers")
-body = open(table).read().strip("\n")
-text = pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text, count=1)
-open(path, "w").write(text)
-EOF
-}
-
-# The last commit that changed the measured code (this script's own commits do not), and
-# whether the work tree changes it further.
-code_commit() {
-  local code=(crates Cargo.toml Cargo.lock)
-  printf '%s%s' "$(git log -1 --format=%h -- "${code[@]}")" \
-    "$(git diff --quiet HEAD -- "${code[@]}" || echo ' (modified)')"
-}
-
-machine() {
-  printf '%s cores (%s), Linux %s, load average before the run: %s' "$(nproc)" \
-    "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$(uname -r)" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)"
-}
 
 run_criterion() {
   local args=(--warm-up-time 1 --measurement-time 3 --noplot)
@@ -127,15 +97,6 @@ cleanup() {
   [ -z "$work" ] || rm -rf "$work"
 }
 
-die() {
-  echo "bench: $*" >&2
-  exit 1
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # user+sys clock ticks of the given processes (all their threads) so far.
 cpu_ticks() {
   local pid total=0 stat fields
@@ -146,16 +107,6 @@ cpu_ticks() {
     total=$((total + fields[11] + fields[12]))
   done
   echo "$total"
-}
-
-# Resident memory of a process in KiB: $2 is VmRSS (now) or VmHWM (peak).
-rss_kib() {
-  awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"
-}
-
-# The PIDs of an nginx master's workers (they do the serving).
-nginx_workers() {
-  pgrep -P "$(<"$1")" | tr '\n' ' '
 }
 
 metric() {
@@ -200,41 +151,6 @@ ms() {
   awk '{v = $1 + 0; if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /[0-9]s$/) v *= 1000; printf "%.2f", v}'
 }
 
-# Starts the sidecar and polls /readyz every millisecond (a curl per poll would take longer
-# than the start itself): sets sidecar_pid and ready_ms, the time from start to the first 200.
-start_sidecar() {
-  read -r sidecar_pid ready_ms < <(
-    python3 - "$sidecar_bin" "$work" "$sidecar_port" <<'EOF'
-import socket, subprocess, sys, time
-binary, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-log = open(f"{work}/sidecar.log", "ab")
-started = time.monotonic()
-child = subprocess.Popen([binary, "--config", f"{work}/sidecar.yaml"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-request = b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-while time.monotonic() - started < 30 and child.poll() is None:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-            connection.sendall(request)
-            if connection.recv(64).startswith(b"HTTP/1.1 200"):
-                print(child.pid, f"{(time.monotonic() - started) * 1000:.1f}")
-                sys.exit()
-    except OSError:
-        pass
-    time.sleep(0.001)
-print(child.pid, "never")
-EOF
-  )
-  [ "$ready_ms" != never ] || die "the sidecar did not get ready: $(tail -n 20 "$work/sidecar.log")"
-}
-
-# The sidecar is not this shell's child (the poller started it): wait for its PID to go.
-stop_sidecar() {
-  kill "$sidecar_pid" 2>/dev/null || true
-  while kill -0 "$sidecar_pid" 2>/dev/null; do sleep 0.05; done
-  sidecar_pid=
-}
-
 # GET through the sidecar; fails unless 200 with the expected number of descriptors.
 fetch_checked() {
   local path=$1 expected=$2 out=$3 count
@@ -249,17 +165,6 @@ parallel_get() {
   local urls=$1 at_once=$2
   curl -s --no-progress-meter --parallel --parallel-immediate --parallel-max "$at_once" -H "$auth" \
     -w '%{http_code}\n' -K "$urls" | grep -c '^200$' || true
-}
-
-start_nginx() {
-  local name=$1
-  nginx -p "$work" -c "$work/$name.conf" -e "$work/$name-error.log" -g 'daemon off;' &
-  nginx_pids+=("$!")
-  for _ in $(seq 1 100); do
-    [ -s "$work/$name.pid" ] && [ -n "$(nginx_workers "$work/$name.pid")" ] && return
-    sleep 0.05
-  done
-  die "nginx ($name) did not start: $(cat "$work/$name-error.log")"
 }
 
 # Builds the sidecar, generates the data and configurations, and starts the nginx backends

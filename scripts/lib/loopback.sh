@@ -1,0 +1,107 @@
+# shellcheck shell=bash disable=SC2154 # doc, work, sidecar_bin, sidecar_port: the caller's.
+# What the scripts that run the sidecar on loopback share (scripts/bench.sh, scripts/soak.sh):
+# free ports, nginx stand-ins, starting and stopping the sidecar, reading a process's memory,
+# and writing a generated table into a doc between marker comments. Sourced, not run.
+#
+# The caller sets: `doc` (the doc write_section edits), `work` (a scratch directory),
+# `sidecar_bin`, `sidecar_port` (start_sidecar reads $work/sidecar.yaml and logs to
+# $work/sidecar.log).
+
+die() {
+  echo "$(basename "$0" .sh): $*" >&2
+  exit 1
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Resident memory of a process in KiB: $2 is VmRSS (now) or VmHWM (peak).
+rss_kib() {
+  awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"
+}
+
+# The last commit that changed the code (the scripts' own commits do not), and whether the
+# work tree changes it further.
+code_commit() {
+  local code=(crates Cargo.toml Cargo.lock)
+  printf '%s%s' "$(git log -1 --format=%h -- "${code[@]}")" \
+    "$(git diff --quiet HEAD -- "${code[@]}" || echo ' (modified)')"
+}
+
+machine() {
+  printf '%s cores (%s), Linux %s, load average before the run: %s' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$(uname -r)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# Prints the table in file $2 and puts it between `<!-- $1:begin -->` and `<!-- $1:end -->`
+# in $doc.
+write_section() {
+  cat "$2"
+  python3 - "$doc" "$1" "$2" <<'EOF'
+import re, sys
+path, name, table = sys.argv[1:4]
+text = open(path).read()
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+if not pattern.search(text):
+    sys.exit(f"{path} has no {begin} ... {end} markers")
+body = open(table).read().strip("\n")
+text = pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text, count=1)
+open(path, "w").write(text)
+EOF
+}
+
+# The PIDs of an nginx master's workers (they do the serving); $1 is its pid file.
+nginx_workers() {
+  pgrep -P "$(<"$1")" | tr '\n' ' '
+}
+
+# Starts nginx with $work/$1.conf in the background (its pid file must be $work/$1.pid) and
+# waits for its workers; appends its PID to nginx_pids.
+start_nginx() {
+  local name=$1
+  nginx -p "$work" -c "$work/$name.conf" -e "$work/$name-error.log" -g 'daemon off;' &
+  nginx_pids+=("$!")
+  for _ in $(seq 1 100); do
+    [ -s "$work/$name.pid" ] && [ -n "$(nginx_workers "$work/$name.pid")" ] && return
+    sleep 0.05
+  done
+  die "nginx ($name) did not start: $(cat "$work/$name-error.log")"
+}
+
+# Starts the sidecar and polls /readyz every millisecond (a curl per poll would take longer
+# than the start itself): sets sidecar_pid and ready_ms, the time from start to the first 200.
+start_sidecar() {
+  read -r sidecar_pid ready_ms < <(
+    python3 - "$sidecar_bin" "$work" "$sidecar_port" <<'EOF'
+import socket, subprocess, sys, time
+binary, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+log = open(f"{work}/sidecar.log", "ab")
+started = time.monotonic()
+child = subprocess.Popen([binary, "--config", f"{work}/sidecar.yaml"],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+request = b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+while time.monotonic() - started < 30 and child.poll() is None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(request)
+            if connection.recv(64).startswith(b"HTTP/1.1 200"):
+                print(child.pid, f"{(time.monotonic() - started) * 1000:.1f}")
+                sys.exit()
+    except OSError:
+        pass
+    time.sleep(0.001)
+print(child.pid, "never")
+EOF
+  )
+  [ "$ready_ms" != never ] || die "the sidecar did not get ready: $(tail -n 20 "$work/sidecar.log")"
+}
+
+# The sidecar is not this shell's child (the poller started it): wait for its PID to go.
+stop_sidecar() {
+  kill "$sidecar_pid" 2>/dev/null || true
+  while kill -0 "$sidecar_pid" 2>/dev/null; do sleep 0.05; done
+  sidecar_pid=
+}
