@@ -2,15 +2,71 @@
 //! referrer pulled by digest through a proxy-cache project becomes one of core's own local
 //! referrers), and what the sidecar's `projects.store_in_harbor` makes of it.
 
-use e2e::users::ALICE;
-use e2e::world::{Mirror, World, digests};
+use e2e::harbor_webhook;
+use e2e::redis::RedisServer;
+use e2e::users::{ALICE, ROBOT};
+use e2e::wait::wait_for_metric;
+use e2e::world::{Mirror, World, ask, digests, referrers_path};
 use serde_json::Value;
 
-/// `GET` on the Harbor double as [`ALICE`], with a token from its token service.
+const PULLED: &str = "harbor_referrers_store_pulls_total{result=\"pulled\"}";
+const ALREADY: &str = "harbor_referrers_store_pulls_total{result=\"already\"}";
+const WARMED: &str = "harbor_referrers_webhook_warms_total{result=\"fetched\"}";
+
+/// `hub-proxy` over a mirror with the referrers API, and `other-proxy` over the same upstream
+/// (with Harbor's local referrer too); [`ALICE`] may pull from both.
+async fn two_projects() -> World {
+    let mirror = Mirror::with_referrers_api().await;
+    let url = mirror.url();
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", mirror)
+        .proxy_cache("other-proxy", "upstream-too", &url)
+        .user(ALICE, &["hub-proxy", "other-proxy"])
+        .start();
+    let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
+    world
+        .harbor
+        .set_local_referrers("other-proxy/team/app", &subject, vec![world.local.clone()]);
+    world
+}
+
+/// The upstream referrers of the sample (a cosign signature and an SPDX SBOM, both of the
+/// default artifact types) and Harbor's local one, sorted.
+fn every_referrer(world: &World) -> Vec<String> {
+    let mut all: Vec<String> = world
+        .mirror("hub-proxy")
+        .sample
+        .referrers
+        .iter()
+        .map(|r| r.digest.clone())
+        .collect();
+    all.push(world.local["digest"].as_str().expect("digest").to_owned());
+    all.sort();
+    all
+}
+
+/// Manifest pulls of `project/team/app` that reached Harbor (the double).
+fn manifest_pulls(world: &World, project: &str) -> Vec<e2e::seen::Seen> {
+    world
+        .harbor
+        .requests_to(&format!("/v2/{project}/team/app/manifests/"))
+}
+
+fn sorted(mut digests: Vec<String>) -> Vec<String> {
+    digests.sort();
+    digests
+}
+
+/// `GET` on the Harbor double as [`ALICE`], with a token for `hub-proxy/team/app`.
 async fn get_from_core(world: &World, path: &str) -> reqwest::Response {
+    get_from_core_in(world, "hub-proxy", path).await
+}
+
+/// `GET` on the Harbor double as [`ALICE`], with a token for `<project>/team/app`.
+async fn get_from_core_in(world: &World, project: &str, path: &str) -> reqwest::Response {
     let token = world
         .harbor
-        .token(Some(ALICE), "repository:hub-proxy/team/app:pull")
+        .token(Some(ALICE), &format!("repository:{project}/team/app:pull"))
         .await;
     e2e::http_client()
         .get(format!("{}{path}", world.harbor.url()))
@@ -22,11 +78,13 @@ async fn get_from_core(world: &World, path: &str) -> reqwest::Response {
 
 /// Core's own (local) referrers of `subject` in `hub-proxy/team/app`.
 async fn core_referrers(world: &World, subject: &str) -> Vec<String> {
-    let response = get_from_core(
-        world,
-        &format!("/v2/hub-proxy/team/app/referrers/{subject}"),
-    )
-    .await;
+    core_referrers_of(world, "hub-proxy", subject).await
+}
+
+/// Core's own (local) referrers of `subject` in `<project>/team/app`.
+async fn core_referrers_of(world: &World, project: &str, subject: &str) -> Vec<String> {
+    let path = format!("/v2/{project}/team/app/referrers/{subject}");
+    let response = get_from_core_in(world, project, &path).await;
     assert_eq!(response.status(), 200);
     let index: Value = response.json().await.expect("index");
     digests(&index)
@@ -106,4 +164,151 @@ async fn the_core_double_pulls_through_caches_and_records_a_referrer_as_harbor_d
     )
     .await;
     assert_eq!(never_pulled.status(), 404);
+}
+
+#[tokio::test]
+async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
+    let mut world = two_projects().await;
+    let sidecar = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
+    let expected = every_referrer(&world);
+
+    // A project that does not store in Harbor first: pulls go one at a time, in order, so
+    // once hub-proxy's are seen, none of other-proxy's is coming.
+    let other = ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
+    assert_eq!(sorted(other.digests), expected);
+    let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(
+        (first.cache.as_str(), first.upstream.as_str()),
+        ("miss", "api")
+    );
+    assert_eq!(sorted(first.digests.clone()), expected);
+
+    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    let pulls = manifest_pulls(&world, "hub-proxy");
+    let mut pulled: Vec<String> = pulls
+        .iter()
+        .map(|seen| seen.path.rsplit('/').next().expect("digest").to_owned())
+        .collect();
+    pulled.sort();
+    let upstream_referrers: Vec<String> = expected
+        .iter()
+        .filter(|d| **d != world.local["digest"])
+        .cloned()
+        .collect();
+    assert_eq!(
+        pulled, upstream_referrers,
+        "each upstream referrer, by digest, once"
+    );
+    let robot = ROBOT.basic_authorization();
+    assert!(
+        pulls
+            .iter()
+            .all(|seen| seen.method == "GET" && seen.authorization() == Some(robot.as_str())),
+        "with the robot's credentials: {pulls:?}"
+    );
+    assert!(
+        manifest_pulls(&world, "other-proxy").is_empty(),
+        "no opt-in, no pull"
+    );
+
+    // Core now lists them itself; the merged answer has each digest once.
+    assert_eq!(sorted(core_referrers(&world, &subject).await), expected);
+    let merged = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(merged.cache, "hit");
+    assert_eq!(merged.digests, first.digests, "no duplicate");
+    assert_eq!(sidecar.metric(PULLED).await, 2.0);
+
+    // The upstream gone, a sidecar with nothing cached still lists them: they are local now.
+    world.mirror_mut("hub-proxy").front.stop();
+    let fresh = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let after = ask(&fresh, &world.subject_path("hub-proxy")).await;
+    assert_eq!((after.status, after.upstream.as_str()), (200, "error"));
+    assert_eq!(sorted(after.digests), expected);
+}
+
+#[tokio::test]
+async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once() {
+    let world = two_projects().await;
+    world
+        .harbor
+        .add_project_label("other-proxy", "referrers-proxy-store");
+    let redis = RedisServer::start();
+    let replica = || {
+        world.sidecar_with(|config| {
+            config
+                .store_label("referrers-proxy-store")
+                .redis(&redis.url(10))
+        })
+    };
+    let (first, second) = (replica(), replica());
+    let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
+    let path = referrers_path("other-proxy/team/app", &subject);
+
+    // Each replica fetches and offers the list; one pull per digest in all.
+    ask(&first, &path).await;
+    wait_for_metric(&first, PULLED, 2.0).await;
+    ask(&second, &path).await;
+    wait_for_metric(&second, ALREADY, 2.0).await;
+    assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
+    assert_eq!(second.metric(PULLED).await, 0.0);
+    assert!(manifest_pulls(&world, "hub-proxy").is_empty());
+    assert_eq!(
+        sorted(core_referrers_of(&world, "other-proxy", &subject).await),
+        every_referrer(&world)
+    );
+}
+
+#[tokio::test]
+async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_signatures() {
+    const SECRET: &str = "Bearer webhook-s3cret";
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar_with(|config| {
+        config
+            .webhook_auth_header(SECRET)
+            .store_in_harbor(&["hub-proxy"])
+    });
+    world
+        .harbor
+        .send_pull_webhooks(&sidecar.url(harbor_webhook::PATH), SECRET);
+    let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
+    let expected = every_referrer(&world);
+
+    // A client pulls the image by tag through the sidecar's route (passed through to core).
+    let token: Value =
+        e2e::http_client()
+            .get(sidecar.url(
+                "/service/token?service=harbor-registry&scope=repository:hub-proxy/team/app:pull",
+            ))
+            .basic_auth(ALICE.name, Some(ALICE.password))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+    let pulled = e2e::http_client()
+        .get(sidecar.url("/v2/hub-proxy/team/app/manifests/v1"))
+        .bearer_auth(token["token"].as_str().expect("token"))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(pulled.headers()["docker-content-digest"], subject.as_str());
+
+    // Harbor's PULL_ARTIFACT warms the cache: the first verification is a hit.
+    wait_for_metric(&sidecar, WARMED, 1.0).await;
+    let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(
+        (first.cache.as_str(), first.upstream.as_str()),
+        ("hit", "api")
+    );
+    assert_eq!(sorted(first.digests.clone()), expected);
+
+    // The warmed list had the signatures stored in Harbor; the answer stays without duplicates.
+    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    assert_eq!(sorted(core_referrers(&world, &subject).await), expected);
+    let again = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(again.digests, first.digests);
 }

@@ -67,6 +67,10 @@ struct Projects {
     enabled: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    store_in_harbor: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_label: Option<String>,
 }
 
 /// Credentials and facts for one upstream registry (`registries.<alias>`).
@@ -252,6 +256,21 @@ impl SidecarConfig {
     #[must_use]
     pub fn enable<S: AsRef<str>>(mut self, projects: &[S]) -> Self {
         self.projects.enabled = projects.iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// `projects.store_in_harbor`: projects whose upstream signatures and SBOMs are pulled into
+    /// Harbor.
+    #[must_use]
+    pub fn store_in_harbor(mut self, projects: &[&str]) -> Self {
+        self.projects.store_in_harbor = projects.iter().map(|p| (*p).to_owned()).collect();
+        self
+    }
+
+    /// `projects.store_label`: the project label that does the same.
+    #[must_use]
+    pub fn store_label(mut self, label: &str) -> Self {
+        self.projects.store_label = Some(label.into());
         self
     }
 

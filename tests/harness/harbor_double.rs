@@ -159,6 +159,8 @@ struct State {
     cache: ProxyCache,
     /// Webhook policies as Harbor stores them (swagger `WebhookPolicy`), in creation order.
     webhook_policies: Vec<Value>,
+    /// Where `PULL_ARTIFACT` events go (set by a test): a target's address and auth header.
+    pull_webhook: Option<(String, String)>,
 }
 
 /// How an authorized referrers request fails, instead of its answer (a core in trouble).
@@ -262,6 +264,14 @@ impl HarborDouble {
             .expect("state")
             .cache
             .manifest(repository, reference)
+    }
+
+    /// A webhook policy sending `PULL_ARTIFACT` events (Harbor's default payload) to `url`,
+    /// with `auth_header` as `Authorization`, for every manifest pulled from a proxy-cache
+    /// project from now on.
+    pub fn send_pull_webhooks(&self, url: &str, auth_header: &str) {
+        self.shared.state.lock().expect("state").pull_webhook =
+            Some((url.to_owned(), auth_header.to_owned()));
     }
 
     /// Adds a project label named `name` to the project `project`.
@@ -683,6 +693,9 @@ async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -> HttpRespo
         }
     };
     if by_digest && let Some((media_type, bytes)) = cached() {
+        if !head && pull.kind == "manifests" {
+            notify_pull(shared, pull, &bytes);
+        }
         return content(&media_type, bytes);
     }
     let upstream_repository = pull.upstream_repository();
@@ -701,6 +714,7 @@ async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -> HttpRespo
         Pulled::Manifest(manifest) => {
             let (media_type, bytes) = (manifest.media_type.clone(), manifest.bytes.clone());
             keep_manifest(shared, pull.repository, pull.reference, manifest);
+            notify_pull(shared, pull, &bytes);
             content(&media_type, bytes)
         }
         Pulled::Blob(bytes) => {
@@ -716,6 +730,35 @@ async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -> HttpRespo
             cached().map_or_else(|| unknown(pull.kind), |(t, b)| content(&t, b))
         }
     }
+}
+
+/// Harbor's `PULL_ARTIFACT` webhook for a manifest `GET`, when a policy is set: sent in the
+/// background, as Harbor's job service does; a target that fails is not retried.
+fn notify_pull(shared: &Shared, pull: &Pull<'_>, bytes: &[u8]) {
+    let Some((url, auth_header)) = shared.state.lock().expect("state").pull_webhook.clone() else {
+        return;
+    };
+    let tag = if pull.reference.contains(':') {
+        ""
+    } else {
+        pull.reference
+    };
+    let event = crate::harbor_webhook::artifact_event(
+        crate::harbor_webhook::Format::Default,
+        "PULL_ARTIFACT",
+        pull.repository,
+        &crate::upstreams::sha256_digest(bytes),
+        tag,
+    );
+    actix_rt::spawn(async move {
+        let _ = crate::http_client()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Authorization", auth_header)
+            .body(event.to_string())
+            .send()
+            .await;
+    });
 }
 
 /// Caches a pulled manifest; one with a `subject` becomes a local referrer of that subject

@@ -188,7 +188,7 @@ fn string_map<'de, D: Deserializer<'de>>(
 pub struct CoreClient {
     pub(crate) connections: CoreConnections,
     pub(crate) base: Url,
-    credentials: Option<BasicAuth>,
+    pub(crate) credentials: Option<BasicAuth>,
     timeout: Duration,
 }
 

@@ -1,11 +1,13 @@
 //! Harbor core client: the connection to core (plain or with Harbor's internal TLS), Harbor's
 //! REST API (systeminfo, projects with their repository allowlist, registries) with the
-//! sidecar's robot account, what a caller may do (asked with the caller's own credentials), and
-//! core's referrers endpoint called with the caller's own credentials.
+//! sidecar's robot account, what a caller may do (asked with the caller's own credentials),
+//! core's referrers endpoint called with the caller's own credentials, and manifests pulled
+//! through core with the robot account.
 
 pub mod api;
 pub mod caller;
 pub mod error;
+pub mod pull;
 pub mod referrers;
 pub mod repository_filter;
 pub mod transport;

@@ -1,5 +1,5 @@
 //! What the sidecar knows about Harbor: project and registry facts read with the robot
-//! account (and whether a project carries the switch label), shared by all workers and kept
+//! account (and whether a project carries the switch labels), shared by all workers and kept
 //! for `harbor.project_info_ttl`.
 
 use std::collections::HashSet;
@@ -19,8 +19,9 @@ const MAX_REMEMBERED: u64 = 10_000;
 pub struct HarborFacts {
     projects: Cache<String, Option<Arc<Project>>>,
     registries: Cache<i64, Option<Arc<RegistryInfo>>>,
-    /// Whether a project (by id) carries the `projects.label` project label.
-    labelled: Cache<i64, bool>,
+    /// Whether a project (by id) carries a project label (`projects.label`,
+    /// `projects.store_label`).
+    labelled: Cache<(i64, String), bool>,
     /// Projects for which "Harbor merges itself" was already logged.
     merging_logged: Mutex<HashSet<String>>,
     /// Whether "the robot may not list labels" was already logged.
@@ -177,8 +178,10 @@ impl HarborFacts {
     ) -> Option<(Decision, Option<Arc<Project>>)> {
         let project = self.projects.get(project_name).await?;
         let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
-            (Some(project), Some(_)) if project.proxy_registry_id().is_some() => {
-                self.labelled.get(&project.project_id).await?
+            (Some(project), Some(label)) if project.proxy_registry_id().is_some() => {
+                self.labelled
+                    .get(&(project.project_id, label.to_owned()))
+                    .await?
             }
             _ => false,
         };
@@ -212,7 +215,7 @@ impl HarborFacts {
         metrics: &Metrics,
     ) -> Result<bool, HarborError> {
         self.labelled
-            .try_get_with(project_id, async {
+            .try_get_with((project_id, label.to_owned()), async {
                 match core.project_has_label(project_id, label).await {
                     Err(HarborError::Forbidden(what)) => {
                         metrics
@@ -223,7 +226,7 @@ impl HarborFacts {
                             tracing::error!(
                                 %what,
                                 label,
-                                "the robot may not list project labels: give it `label:list` on every project (see docs/operations.md); until then only projects.enabled switches projects on"
+                                "the robot may not list project labels: give it `label:list` on every project (see docs/operations.md); until then only the configuration's lists (projects.enabled, projects.store_in_harbor) switch projects on"
                             );
                         }
                         Ok(false)
@@ -233,6 +236,31 @@ impl HarborFacts {
             })
             .await
             .map_err(|e| api_error(&e, metrics))
+    }
+
+    /// Whether the upstream referrers of served project `project_name` are pulled into Harbor:
+    /// `projects.store_in_harbor` names it, or it carries the `projects.store_label` label
+    /// (read like the serve label, once per TTL).
+    pub async fn stores_in_harbor(
+        &self,
+        core: &CoreClient,
+        project_name: &str,
+        toggle: &ProjectsSettings,
+        metrics: &Metrics,
+    ) -> Result<bool, HarborError> {
+        if toggle.stores_in_harbor(project_name) {
+            return Ok(true);
+        }
+        let Some(label) = toggle.store_label.as_deref() else {
+            return Ok(false);
+        };
+        match self.project(core, project_name, metrics).await?.as_deref() {
+            Some(project) if project.proxy_registry_id().is_some() => {
+                self.carries_label(core, project.project_id, label, metrics)
+                    .await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Serve when the project is a proxy-cache project, the toggle names it or it carries the
@@ -305,6 +333,7 @@ mod tests {
         ProjectsSettings {
             enabled: enabled.iter().map(|p| (*p).to_owned()).collect(),
             label: label.map(str::to_owned),
+            ..ProjectsSettings::default()
         }
     }
 

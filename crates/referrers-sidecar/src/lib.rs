@@ -13,6 +13,7 @@ pub mod referrers;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod store_in_harbor;
 pub mod telemetry;
 pub mod upstream;
 pub mod webhook;

@@ -151,6 +151,9 @@ pub struct Metrics {
     /// `harbor_referrers_cache_purge_subscribed`: 1 while this replica listens for other
     /// replicas' purges (Redis tier only).
     pub cache_purge_subscribed: IntGauge,
+    /// `harbor_referrers_store_pulls_total{result}`: upstream referrers pulled through core for
+    /// projects that store them in Harbor (`projects.store_in_harbor`), by result.
+    pub store_pulls: IntCounterVec,
 }
 
 impl Metrics {
@@ -340,6 +343,11 @@ impl Metrics {
                 "cache_purge_subscribed",
                 "1 while this replica listens for other replicas' purges on Redis.",
             )?,
+            store_pulls: counter(
+                "store_pulls_total",
+                "Upstream referrers pulled through Harbor core so that Harbor stores them, by result.",
+                &["result"],
+            )?,
             registry,
         };
         for switch in SWITCHES {
@@ -385,6 +393,9 @@ impl Metrics {
         }
         for kind in HARBOR_API_ERRORS {
             metrics.harbor_api_errors.with_label_values(&[kind]);
+        }
+        for result in crate::store_in_harbor::PullResult::ALL {
+            metrics.store_pulls.with_label_values(&[result.as_str()]);
         }
         for name in registries {
             metrics.init_registry(name);

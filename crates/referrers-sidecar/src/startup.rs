@@ -18,8 +18,9 @@ use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
 use crate::routes::{self, passthrough::Forwarder};
 use crate::state::AppState;
+use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
-use crate::upstream::{UpstreamFetcher, UpstreamRequestMetrics};
+use crate::upstream::{Upstream, UpstreamFetcher, UpstreamRequestMetrics};
 use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
@@ -58,6 +59,8 @@ pub struct Application {
     /// The warm fetches of pulled artifacts Harbor's webhooks queue.
     warming: LocalBoxFuture<'static, ()>,
     cache: Arc<ReferrersCache>,
+    /// Pulls upstream referrers into Harbor, in the background (`projects.store_in_harbor`).
+    store_worker: Option<StoreWorker>,
 }
 
 impl Application {
@@ -88,29 +91,62 @@ impl Application {
             Arc::clone(&clock),
             Arc::clone(&metrics),
         ));
+        let cache_config = CacheConfig::new(
+            &settings.cache,
+            settings.upstream.timeout,
+            &settings.harbor.url,
+        );
+        let namespace = cache_config.namespace.clone();
+        let shared = shared_store(&settings.cache)?;
         let cache = Arc::new(ReferrersCache::new(
-            CacheConfig::new(
-                &settings.cache,
-                settings.upstream.timeout,
-                &settings.harbor.url,
-            ),
-            shared_store(&settings.cache)?,
-            Arc::clone(&upstream) as Arc<dyn crate::upstream::Upstream>,
-            clock,
+            cache_config,
+            shared.clone(),
+            Arc::clone(&upstream) as Arc<dyn Upstream>,
+            Arc::clone(&clock),
             Arc::clone(&metrics),
         ));
         let core_credentials = core_credentials(&settings);
         let (warm_queue, warm_receiver) =
             WarmQueue::new(settings.webhook.queue_size, Arc::clone(&metrics));
+        let core_timeout = settings.harbor.timeout;
+        let facts = Arc::new(HarborFacts::new(settings.harbor.project_info_ttl));
+        // Its own small pool: pulls go one at a time, and never take a request's connection.
+        let (store, store_worker) = if settings.projects.may_store_in_harbor() {
+            let (store, worker) = store_in_harbor::channel(
+                settings.store.parsed_artifact_types(),
+                settings.store.queue_size,
+                settings.store.pulls_per_minute,
+                settings.cache.keep_stale_for,
+                WorkerParts {
+                    core: CoreClient::new(
+                        transport.connections(2, core_timeout),
+                        core_url.clone(),
+                        core_timeout,
+                        core_credentials.clone(),
+                    ),
+                    facts: Arc::clone(&facts),
+                    projects: settings.projects.clone(),
+                    upstream: Arc::clone(&upstream) as Arc<dyn Upstream>,
+                    shared,
+                    namespace,
+                    clock,
+                    metrics: Arc::clone(&metrics),
+                    facts_ttl: settings.harbor.project_info_ttl,
+                },
+            );
+            (Some(store), Some(worker))
+        } else {
+            (None, None)
+        };
         let state = web::Data::new(AppState {
-            facts: HarborFacts::new(settings.harbor.project_info_ttl),
+            facts,
             cache: Arc::clone(&cache),
             upstream,
             operator: OperatorAccess::default(),
+            store,
             settings,
             metrics: Arc::clone(&metrics),
         });
-        let core_timeout = state.settings.harbor.timeout;
         // actix's own default: one worker per CPU the process may run on.
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let per_worker = state.settings.harbor.max_connections.div_ceil(workers);
@@ -203,6 +239,7 @@ impl Application {
             version_probe,
             warming,
             cache,
+            store_worker,
         })
     }
 
@@ -227,6 +264,9 @@ impl Application {
         actix_web::rt::spawn(self.warming);
         // Purges other replicas publish reach this one's in-process tier (Redis tier only).
         actix_web::rt::spawn(self.cache.listen_for_purges());
+        if let Some(worker) = self.store_worker {
+            actix_web::rt::spawn(worker.run());
+        }
         let server_handle = self.server.handle();
         let metrics_handle = self.metrics_server.handle();
         // Each server's future drives its own command loop, so both run as tasks of their own

@@ -142,10 +142,12 @@ app: {{ .Values.harbor.name | quote }}
 {{- $_ := set $harbor "password_file" nil -}}
 {{- end -}}
 {{- $_ := set $cfg "harbor" $harbor -}}
-{{- /* Helm drops a null value, so "" is how the values turn the label switch off. */ -}}
+{{- /* Helm drops a null value, so "" is how the values turn a label off. */ -}}
 {{- $projects := default dict $cfg.projects -}}
-{{- if and (hasKey $projects "label") (not $projects.label) -}}
-{{- $_ := set $projects "label" nil -}}
+{{- range $key := list "label" "store_label" -}}
+{{- if and (hasKey $projects $key) (not (get $projects $key)) -}}
+{{- $_ := set $projects $key nil -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $cfg "projects" $projects -}}
 {{- $cache := default dict $cfg.cache -}}

@@ -44,6 +44,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub response: ResponseSettings,
     pub webhook: WebhookSettings,
+    /// Upstream signatures and SBOMs pulled into Harbor (`projects.store_in_harbor`).
+    pub store: StoreSettings,
     pub log: LogSettings,
 }
 
@@ -59,6 +61,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             response: ResponseSettings::default(),
             webhook: WebhookSettings::default(),
+            store: StoreSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -114,6 +117,15 @@ pub struct ProjectsSettings {
     /// A proxy-cache project carrying a project label of exactly this name is served too, so
     /// a Harbor project admin can switch it on; `null` turns the mechanism off.
     pub label: Option<String>,
+    /// Served projects whose upstream signatures and SBOMs are pulled through core, so that
+    /// Harbor stores them as accessories; `["*"]` for every served project. Off by default:
+    /// each pull is an upstream manifest pull and counts against the project's quota.
+    #[serde(deserialize_with = "load::list_or_comma_separated")]
+    pub store_in_harbor: Vec<String>,
+    /// A served project carrying a project label of exactly this name is stored in Harbor
+    /// too (`referrers-proxy-store`, say); `null`, the default, reads no such label: each
+    /// label costs a call to Harbor's API per project and `harbor.project_info_ttl`.
+    pub store_label: Option<String>,
 }
 
 impl Default for ProjectsSettings {
@@ -121,6 +133,8 @@ impl Default for ProjectsSettings {
         Self {
             enabled: vec!["dockerhub-proxy".into()],
             label: Some("referrers-proxy".into()),
+            store_in_harbor: Vec::new(),
+            store_label: None,
         }
     }
 }
@@ -130,6 +144,20 @@ impl ProjectsSettings {
     #[must_use]
     pub fn is_enabled(&self, project: &str) -> bool {
         self.enabled.iter().any(|p| p == "*" || p == project)
+    }
+
+    /// Whether `projects.store_in_harbor` names `project` (or is `["*"]`).
+    #[must_use]
+    pub fn stores_in_harbor(&self, project: &str) -> bool {
+        self.store_in_harbor
+            .iter()
+            .any(|p| p == "*" || p == project)
+    }
+
+    /// Whether any project may be stored in Harbor: by the list or by the label.
+    #[must_use]
+    pub fn may_store_in_harbor(&self) -> bool {
+        !self.store_in_harbor.is_empty() || self.store_label.is_some()
     }
 }
 
@@ -327,6 +355,55 @@ impl Default for WebhookSettings {
             auth_header_file: None,
             queue_size: 1024,
         }
+    }
+}
+
+/// How upstream referrers are pulled into Harbor for the projects `projects.store_in_harbor`
+/// (or `projects.store_label`) names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Only referrers of these artifact types are pulled: signatures, attestations and SBOMs,
+    /// what Harbor's UI and policies (or a verifier reading Harbor) look for.
+    #[serde(deserialize_with = "load::list_or_comma_separated")]
+    pub artifact_types: Vec<String>,
+    /// Pulls through core per upstream registry and minute, at most.
+    pub pulls_per_minute: u32,
+    /// Pulls waiting at most; when full, new ones are dropped (and offered again later).
+    pub queue_size: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            artifact_types: [
+                // cosign signatures, and cosign's sigstore bundles (Harbor >= 2.15 types them)
+                "application/vnd.dev.cosign.artifact.sig.v1+json",
+                "application/vnd.dev.sigstore.bundle.v0.3+json",
+                // notation signatures
+                "application/vnd.cncf.notary.signature",
+                // in-toto attestations
+                "application/vnd.in-toto+json",
+                // SBOMs
+                "application/spdx+json",
+                "application/vnd.cyclonedx+json",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            pulls_per_minute: 60,
+            queue_size: 1000,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The artifact types, parsed (validated at start).
+    #[must_use]
+    pub fn parsed_artifact_types(&self) -> Vec<oci_referrers::ArtifactType> {
+        self.artifact_types
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect()
     }
 }
 

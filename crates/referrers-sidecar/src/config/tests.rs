@@ -152,6 +152,37 @@ fn a_null_label_turns_the_label_switch_off() {
 }
 
 #[test]
+fn storing_in_harbor_is_off_unless_a_project_or_a_label_is_named() {
+    let off = load("{}", &[]).unwrap();
+    assert!(off.projects.store_in_harbor.is_empty());
+    assert_eq!(off.projects.store_label, None);
+    assert!(!off.projects.may_store_in_harbor());
+    assert_eq!(off.store.pulls_per_minute, 60);
+    assert_eq!(off.store.parsed_artifact_types().len(), 6);
+
+    let listed = load(
+        "{}",
+        &[
+            ("REFERRERS_SIDECAR__PROJECTS__STORE_IN_HARBOR", "hub, ghcr"),
+            (
+                "REFERRERS_SIDECAR__STORE__ARTIFACT_TYPES",
+                "application/vnd.cncf.notary.signature",
+            ),
+        ],
+    )
+    .unwrap();
+    assert!(listed.projects.may_store_in_harbor());
+    assert!(listed.projects.stores_in_harbor("ghcr"));
+    assert!(!listed.projects.stores_in_harbor("quay"));
+    assert_eq!(listed.store.parsed_artifact_types().len(), 1);
+
+    let labelled = load("projects:\n  store_label: referrers-proxy-store\n", &[]).unwrap();
+    assert!(labelled.projects.may_store_in_harbor());
+    let every = load("projects:\n  store_in_harbor: ['*']\n", &[]).unwrap();
+    assert!(every.projects.stores_in_harbor("anything"));
+}
+
+#[test]
 fn bad_values_name_the_key() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[
@@ -208,6 +239,27 @@ fn bad_values_name_the_key() {
             &[],
             "webhook.auth_header_file",
         ),
+        (
+            "projects:\n  store_in_harbor: ['*', a]\n",
+            &[],
+            "projects.store_in_harbor",
+        ),
+        (
+            "projects:\n  store_label: ''\n",
+            &[],
+            "projects.store_label",
+        ),
+        (
+            "store:\n  artifact_types: ['text/plain; charset=utf-8']\n",
+            &[],
+            "store.artifact_types",
+        ),
+        (
+            "store:\n  pulls_per_minute: 0\n",
+            &[],
+            "store.pulls_per_minute",
+        ),
+        ("store:\n  queue_size: 0\n", &[], "store.queue_size"),
     ];
     for (yaml, env, key) in cases {
         let err = load(yaml, env).expect_err(yaml).to_string();

@@ -6,7 +6,7 @@ use url::Url;
 
 use super::{
     CacheBackend, CacheSettings, ConfigError, HarborSettings, RegistrySettings, ResponseSettings,
-    Settings, UpstreamSettings, WebhookSettings,
+    Settings, StoreSettings, UpstreamSettings, WebhookSettings,
 };
 
 /// Harbor's own Redis DB indexes (core, jobservice, registry, Trivy, …): sharing them risks
@@ -20,18 +20,20 @@ impl Settings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.harbor.validate()?;
-        validate_projects(&self.projects.enabled)?;
-        if self
-            .projects
-            .label
-            .as_deref()
-            .is_some_and(|l| l.trim().is_empty())
-        {
-            return Err(ConfigError::invalid(
-                "projects.label",
-                "must name a label, or be null to turn the label switch off",
-            ));
+        validate_projects("projects.enabled", &self.projects.enabled)?;
+        validate_projects("projects.store_in_harbor", &self.projects.store_in_harbor)?;
+        for (key, label) in [
+            ("projects.label", &self.projects.label),
+            ("projects.store_label", &self.projects.store_label),
+        ] {
+            if label.as_deref().is_some_and(|l| l.trim().is_empty()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must name a label, or be null to turn this label off",
+                ));
+            }
         }
+        self.store.validate()?;
         for (alias, registry) in &self.registries {
             registry.validate(alias)?;
         }
@@ -318,25 +320,50 @@ impl WebhookSettings {
     }
 }
 
-fn validate_projects(enabled: &[String]) -> Result<(), ConfigError> {
-    if enabled.iter().any(|p| p == "*") && enabled.len() > 1 {
+fn validate_projects(key: &str, projects: &[String]) -> Result<(), ConfigError> {
+    if projects.iter().any(|p| p == "*") && projects.len() > 1 {
         return Err(ConfigError::invalid(
-            "projects.enabled",
+            key,
             "\"*\" (every proxy-cache project) stands alone",
         ));
     }
-    for project in enabled.iter().filter(|p| *p != "*") {
+    for project in projects.iter().filter(|p| *p != "*") {
         // A Harbor project name is one repository-name component.
         let valid =
             project.parse::<oci_referrers::RepositoryName>().is_ok() && !project.contains('/');
         if !valid {
             return Err(ConfigError::invalid(
-                "projects.enabled",
+                key,
                 format!("{project:?} is not a Harbor project name"),
             ));
         }
     }
     Ok(())
+}
+
+impl StoreSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for artifact_type in &self.artifact_types {
+            artifact_type
+                .parse::<oci_referrers::ArtifactType>()
+                .map_err(|e| {
+                    ConfigError::invalid("store.artifact_types", format!("{artifact_type:?}: {e}"))
+                })?;
+        }
+        if self.pulls_per_minute == 0 {
+            return Err(ConfigError::invalid(
+                "store.pulls_per_minute",
+                "must be at least 1 (turn storing off with an empty projects.store_in_harbor and projects.store_label: null)",
+            ));
+        }
+        if self.queue_size == 0 {
+            return Err(ConfigError::invalid(
+                "store.queue_size",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {

@@ -374,6 +374,9 @@ impl<'a> Referrers<'a> {
                 upstream_answer.upstream.as_str(),
             ])
             .inc();
+        if let Some(store) = &state.store {
+            store.offer(&request.name, &target, &upstream_answer).await;
+        }
         Ok((library_local, upstream_answer))
     }
 

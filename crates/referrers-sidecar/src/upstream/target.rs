@@ -3,6 +3,7 @@
 //! (only those bound to that registry's host).
 
 use harbor_client::{CoreClient, RegistryInfo};
+use oci_referrers::RepositoryName;
 use registry_client::{Credentials, Registry, RegistryKind, RegistryType, map_endpoint};
 
 use crate::config::{RegistrySettings, Settings};
@@ -87,6 +88,20 @@ fn registry_of(
         (None, None) => Err(format!(
             "no facts for Harbor registry {registry_id}: give the robot registry read (Harbor >= 2.10) or add a registries entry with harbor_registry: \"{registry_id}\", type and url"
         )),
+    }
+}
+
+impl UpstreamTarget {
+    /// Where Harbor keeps the content of `name` (`<project>/<repository>`): under
+    /// `<project>/library/` for Docker Hub's single-segment names.
+    #[must_use]
+    pub fn harbor_name(&self, name: &RepositoryName) -> Option<RepositoryName> {
+        if !self.library_mapped {
+            return Some(name.clone());
+        }
+        format!("{}/library/{}", name.project(), name.repository()?)
+            .parse()
+            .ok()
     }
 }
 

@@ -149,6 +149,9 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
         .cache
         .upstream_referrers(&target, registry_id, &pulled.digest)
         .await;
+    if let Some(store) = &state.store {
+        store.offer(&pulled.name, &target, &answer).await;
+    }
     WarmResult::of(&answer)
 }
 

@@ -1,0 +1,459 @@
+//! Upstream signatures and SBOMs stored in Harbor (`projects.store_in_harbor`, or the project
+//! label `projects.store_label`): each upstream referrer of a listed artifact type is pulled by
+//! digest through core with the robot account, so that Harbor's own proxy path stores it as an
+//! accessory of its subject (Harbor's UI and signature policy then see it). Once per digest
+//! (remembered in process, and across replicas in the shared tier when there is one), paced per
+//! registry, from a bounded queue, by one background task: never on the request path.
+
+mod pace;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harbor_client::{CoreClient, HarborError};
+use moka::Expiry;
+use moka::future::Cache;
+use oci_referrers::{ArtifactType, Digest, PreparedList, RepositoryName};
+use tokio::sync::mpsc;
+
+use crate::cache::UpstreamAnswer;
+use crate::cache::shared::SharedStore;
+use crate::clock::Clock;
+use crate::config::ProjectsSettings;
+use crate::harbor::HarborFacts;
+use crate::metrics::Metrics;
+use crate::upstream::{Admission, Upstream, UpstreamTarget};
+use pace::Pace;
+
+/// How long a pull that failed, or was refused or skipped, waits before it is offered again.
+const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// How many digests are remembered at most.
+const MAX_REMEMBERED: u64 = 100_000;
+
+/// What became of one referrer offered for storing (`harbor_referrers_store_pulls_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullResult {
+    /// Core answered the pull: Harbor stores the referrer.
+    Pulled,
+    /// Another replica (or this one before a restart) pulled it already.
+    Already,
+    /// Core refused the robot account (it needs pull on the project).
+    Refused,
+    /// Core failed or could not be reached.
+    Failed,
+    /// The registry's breaker is open, or it rests after a rate limit: not pulled now.
+    Skipped,
+    /// The queue was full: not pulled now.
+    Dropped,
+}
+
+impl PullResult {
+    pub const ALL: [Self; 6] = [
+        Self::Pulled,
+        Self::Already,
+        Self::Refused,
+        Self::Failed,
+        Self::Skipped,
+        Self::Dropped,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pulled => "pulled",
+            Self::Already => "already",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
+/// One referrer to pull through core.
+#[derive(Debug)]
+struct Job {
+    /// `<repository>@<digest>`: what is remembered.
+    key: String,
+    project: String,
+    /// Where Harbor keeps the subject's content (`<project>/library/<name>` for Docker Hub's
+    /// single-segment names).
+    repository: RepositoryName,
+    digest: Digest,
+    registry: String,
+}
+
+/// Each key kept for the time it was inserted with.
+struct KeepFor;
+
+impl Expiry<String, Duration> for KeepFor {
+    fn expire_after_create(&self, _: &String, keep: &Duration, _: Instant) -> Option<Duration> {
+        Some(*keep)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        keep: &Duration,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(*keep)
+    }
+}
+
+/// The digests offered lately, each until it may be offered again.
+#[derive(Clone)]
+struct Remembered(Cache<String, Duration>);
+
+impl Remembered {
+    fn new() -> Self {
+        Self(
+            Cache::builder()
+                .max_capacity(MAX_REMEMBERED)
+                .expire_after(KeepFor)
+                .build(),
+        )
+    }
+
+    /// Remembers `key` for `keep`; false when it was remembered already.
+    async fn insert_new(&self, key: &str, keep: Duration) -> bool {
+        self.0
+            .entry_by_ref(key)
+            .or_insert_with(async { keep })
+            .await
+            .is_fresh()
+    }
+
+    async fn keep(&self, key: &str, keep: Duration) {
+        self.0.insert(key.to_owned(), keep).await;
+    }
+}
+
+/// What the referrers use case offers: the queue's sending end.
+pub struct StoreInHarbor {
+    jobs: mpsc::Sender<Job>,
+    artifact_types: Vec<ArtifactType>,
+    remembered: Remembered,
+    remember_for: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl StoreInHarbor {
+    /// Offers the upstream referrers `answer` holds for a subject in served `name`
+    /// (`<project>/<repository>`), fetched from `target`.
+    pub async fn offer(
+        &self,
+        name: &RepositoryName,
+        target: &UpstreamTarget,
+        answer: &UpstreamAnswer,
+    ) {
+        // Pulled where Harbor keeps the subject (`library/` for Docker Hub's short names).
+        if let (Some(list), Some(stored_in)) = (&answer.list, target.harbor_name(name)) {
+            self.offer_list(
+                name.project(),
+                &stored_in,
+                &target.registry.name,
+                &list.descriptors,
+            )
+            .await;
+        }
+    }
+
+    /// Offers the referrers in `list` of a subject in `repository` of served `project`, fetched
+    /// from `registry`: those of a listed artifact type, not offered lately, are queued. Never
+    /// waits: a full queue drops the pull (it is offered again with a later list).
+    async fn offer_list(
+        &self,
+        project: &str,
+        repository: &RepositoryName,
+        registry: &str,
+        list: &PreparedList,
+    ) {
+        for referrer in list.iter() {
+            if !referrer.matches(&self.artifact_types) {
+                continue;
+            }
+            let Some(digest) = std::str::from_utf8(referrer.digest)
+                .ok()
+                .and_then(|d| d.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let key = format!("{repository}@{digest}");
+            if !self.remembered.insert_new(&key, self.remember_for).await {
+                continue;
+            }
+            let job = Job {
+                key,
+                project: project.to_owned(),
+                repository: repository.clone(),
+                digest,
+                registry: registry.to_owned(),
+            };
+            if let Err(
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job),
+            ) = self.jobs.try_send(job)
+            {
+                self.remembered.0.invalidate(&job.key).await;
+                count(&self.metrics, PullResult::Dropped);
+            }
+        }
+    }
+}
+
+/// What the background task needs besides the queue.
+pub struct WorkerParts {
+    /// A client of its own, with the robot account.
+    pub core: CoreClient,
+    pub facts: Arc<HarborFacts>,
+    pub projects: ProjectsSettings,
+    pub upstream: Arc<dyn Upstream>,
+    /// The shared tier, where replicas remember what one of them pulled.
+    pub shared: Option<Arc<dyn SharedStore>>,
+    /// The shared tier's key namespace (`cache.namespace`).
+    pub namespace: String,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    /// How long a project found not to store in Harbor is believed (`harbor.project_info_ttl`).
+    pub facts_ttl: Duration,
+}
+
+/// The background task that pulls, one referrer at a time.
+pub struct StoreWorker {
+    jobs: mpsc::Receiver<Job>,
+    parts: WorkerParts,
+    remembered: Remembered,
+    remember_for: Duration,
+    pace: Pace,
+}
+
+/// The queue between the use case and the background task: `queue_size` pulls wait at most,
+/// `pulls_per_minute` per registry go; a pulled digest is remembered for `remember_for`.
+#[must_use]
+pub fn channel(
+    artifact_types: Vec<ArtifactType>,
+    queue_size: usize,
+    pulls_per_minute: u32,
+    remember_for: Duration,
+    parts: WorkerParts,
+) -> (StoreInHarbor, StoreWorker) {
+    let (sender, receiver) = mpsc::channel(queue_size.max(1));
+    let remembered = Remembered::new();
+    let store = StoreInHarbor {
+        jobs: sender,
+        artifact_types,
+        remembered: remembered.clone(),
+        remember_for,
+        metrics: Arc::clone(&parts.metrics),
+    };
+    let worker = StoreWorker {
+        jobs: receiver,
+        parts,
+        remembered,
+        remember_for,
+        pace: Pace::per_minute(pulls_per_minute),
+    };
+    (store, worker)
+}
+
+impl StoreWorker {
+    /// Pulls what is queued until every sender is gone.
+    pub async fn run(mut self) {
+        while let Some(job) = self.jobs.recv().await {
+            let result = self.pull(&job).await;
+            if let Some(result) = result {
+                count(&self.parts.metrics, result);
+                if result != PullResult::Pulled && result != PullResult::Already {
+                    // Offered again after a while, not with the very next list.
+                    self.remembered.keep(&job.key, RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    /// Pulls `job`'s referrer if its project stores in Harbor; `None` when it does not.
+    async fn pull(&mut self, job: &Job) -> Option<PullResult> {
+        let parts = &self.parts;
+        match parts
+            .facts
+            .stores_in_harbor(&parts.core, &job.project, &parts.projects, &parts.metrics)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Asked again once the project's facts may have changed (a label added).
+                self.remembered.keep(&job.key, parts.facts_ttl).await;
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(project = %job.project, %error, "cannot tell whether the project stores upstream referrers in Harbor");
+                return Some(PullResult::Failed);
+            }
+        }
+        if parts.upstream.admits(&job.registry) != Admission::Admitted {
+            return Some(PullResult::Skipped);
+        }
+        let claim = match self.claim(job).await {
+            Claim::Taken => return Some(PullResult::Already),
+            claim => claim,
+        };
+        let wait = self.pace.take(&job.registry, parts.clock.instant());
+        parts.clock.sleep(wait).await;
+        let result = match parts.core.pull_manifest(&job.repository, &job.digest).await {
+            Ok(bytes) => {
+                tracing::info!(repository = %job.repository, digest = %job.digest, bytes, "upstream referrer pulled through Harbor, which stores it");
+                PullResult::Pulled
+            }
+            Err(error @ (HarborError::Unauthorized(_) | HarborError::Forbidden(_))) => {
+                tracing::error!(%error, "Harbor refused the robot's pull: give it pull on the projects that store upstream referrers in Harbor (see docs/operations.md)");
+                PullResult::Refused
+            }
+            Err(error) => {
+                tracing::warn!(repository = %job.repository, digest = %job.digest, %error, "pulling an upstream referrer through Harbor failed");
+                PullResult::Failed
+            }
+        };
+        if result != PullResult::Pulled
+            && let (Claim::Won(token), Some(shared)) = (&claim, &parts.shared)
+        {
+            let _ = shared.unlock(&self.claim_key(job), token).await;
+        }
+        Some(result)
+    }
+
+    /// Takes `job`'s digest for this replica in the shared tier, for `remember_for`.
+    async fn claim(&self, job: &Job) -> Claim {
+        let Some(shared) = &self.parts.shared else {
+            return Claim::Alone;
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        match shared
+            .try_lock(&self.claim_key(job), &token, self.remember_for)
+            .await
+        {
+            Ok(true) => Claim::Won(token),
+            Ok(false) => Claim::Taken,
+            // Remembered in this process only, then.
+            Err(_) => Claim::Alone,
+        }
+    }
+
+    fn claim_key(&self, job: &Job) -> String {
+        format!(
+            "referrers-sidecar:v2:{}:stored:{}",
+            self.parts.namespace, job.key
+        )
+    }
+}
+
+/// Whether this replica pulls a digest.
+enum Claim {
+    /// Its own now, in the shared tier, under this token.
+    Won(String),
+    /// Another replica took it.
+    Taken,
+    /// No shared tier (or it failed): remembered in this process.
+    Alone,
+}
+
+fn count(metrics: &Metrics, result: PullResult) {
+    metrics
+        .store_pulls
+        .with_label_values(&[result.as_str()])
+        .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(types: &[(char, Option<&str>)]) -> PreparedList {
+        let manifests: Vec<serde_json::Value> = types
+            .iter()
+            .map(|(digit, artifact_type)| {
+                let mut descriptor = serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{}", digit.to_string().repeat(64)),
+                    "size": 10,
+                });
+                if let Some(artifact_type) = artifact_type {
+                    descriptor["artifactType"] = serde_json::json!(artifact_type);
+                }
+                descriptor
+            })
+            .collect();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        let decoded = oci_referrers::decode_index(index.to_string().as_bytes()).unwrap();
+        PreparedList::new(&decoded.descriptors)
+    }
+
+    fn store(queue_size: usize) -> (StoreInHarbor, mpsc::Receiver<Job>) {
+        let (jobs, receiver) = mpsc::channel(queue_size);
+        let store = StoreInHarbor {
+            jobs,
+            artifact_types: crate::config::StoreSettings::default().parsed_artifact_types(),
+            remembered: Remembered::new(),
+            remember_for: Duration::from_secs(3600),
+            metrics: Arc::new(Metrics::new(&[]).unwrap()),
+        };
+        (store, receiver)
+    }
+
+    fn dropped(store: &StoreInHarbor) -> u64 {
+        store
+            .metrics
+            .store_pulls
+            .with_label_values(&[PullResult::Dropped.as_str()])
+            .get()
+    }
+
+    #[tokio::test]
+    async fn listed_types_are_queued_once_and_a_full_queue_drops_without_forgetting_to_retry() {
+        let (store, mut jobs) = store(1);
+        let repository: RepositoryName = "hub/team/app".parse().unwrap();
+        let referrers = list(&[
+            ('a', Some("application/vnd.dev.cosign.artifact.sig.v1+json")),
+            ('b', Some("application/spdx+json")),
+            ('c', Some("application/vnd.example.other")),
+            ('d', None),
+        ]);
+
+        store
+            .offer_list("hub", &repository, "dockerhub", &referrers)
+            .await;
+        let first = jobs.try_recv().unwrap();
+        assert_eq!(first.digest.as_str(), format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(first.key, format!("hub/team/app@{}", first.digest));
+        assert_eq!(
+            (first.project.as_str(), first.registry.as_str()),
+            ("hub", "dockerhub")
+        );
+        assert!(jobs.try_recv().is_err(), "the SBOM found the queue full");
+        assert_eq!(dropped(&store), 1);
+
+        // Offered again: the signature is remembered, the dropped SBOM goes now.
+        store
+            .offer_list("hub", &repository, "dockerhub", &referrers)
+            .await;
+        let second = jobs.try_recv().unwrap();
+        assert_eq!(second.digest.as_str(), format!("sha256:{}", "b".repeat(64)));
+        assert!(jobs.try_recv().is_err());
+        store
+            .offer_list("hub", &repository, "dockerhub", &referrers)
+            .await;
+        assert!(jobs.try_recv().is_err(), "each digest once");
+        assert_eq!(dropped(&store), 1);
+    }
+
+    #[tokio::test]
+    async fn keeping_a_digest_anew_replaces_its_lifetime() {
+        let remembered = Remembered::new();
+        assert!(remembered.insert_new("k", Duration::from_secs(3600)).await);
+        assert!(!remembered.insert_new("k", Duration::from_secs(3600)).await);
+        // A lifetime that has run out at once: offered again with the next list.
+        remembered.keep("k", Duration::ZERO).await;
+        assert!(remembered.insert_new("k", Duration::from_secs(3600)).await);
+    }
+}
