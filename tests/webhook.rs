@@ -302,3 +302,74 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
         "only what was queued is fetched"
     );
 }
+
+/// Warm results without a list.
+const FAILED_WARMS: [&str; 3] = ["error", "skipped", "rate_limited"];
+
+/// The counts of [`FAILED_WARMS`] on `sidecar`.
+async fn counts(sidecar: &Sidecar) -> [f64; 3] {
+    let metrics = sidecar.metrics().await;
+    FAILED_WARMS.map(|result| e2e::metric(&metrics, &warms(result)))
+}
+
+/// Two pulls of different artifacts through `hub-proxy` over `upstream`, which answers every
+/// request with `status`: what the second warm fetch was, and whether it reached the upstream.
+async fn second_warm_after(status: u16) -> (String, usize, usize) {
+    let upstream = ScriptedUpstream::start(1);
+    upstream.fail_with(Some(status));
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    let sidecar = world.sidecar_with(|c| {
+        c.webhook_auth_header(SECRET)
+            .registry_breaker(1, Duration::from_secs(600))
+    });
+    let pull_of = |n: u32| {
+        artifact_event(
+            Format::Default,
+            "PULL_ARTIFACT",
+            "hub-proxy/team/app",
+            &format!("sha256:{:064x}", 0xe000 + n),
+            "latest",
+        )
+    };
+    assert_eq!(
+        post(&sidecar, Some(SECRET), Format::Default, &pull_of(1)).await,
+        202
+    );
+    eventually("the first warm fetch", async || {
+        all_warms(&sidecar).await >= 1.0
+    })
+    .await;
+    let after_first = upstream.requests();
+    assert!(after_first > 0);
+    let first = counts(&sidecar).await;
+    assert_eq!(
+        post(&sidecar, Some(SECRET), Format::Default, &pull_of(2)).await,
+        202
+    );
+    eventually("the second warm fetch", async || {
+        all_warms(&sidecar).await >= 2.0
+    })
+    .await;
+    let then = counts(&sidecar).await;
+    let second = FAILED_WARMS
+        .into_iter()
+        .zip(first.into_iter().zip(then))
+        .find_map(|(result, (before, after))| (after > before).then_some(result))
+        .expect("the second warm fetch is counted")
+        .to_owned();
+    (second, after_first, upstream.requests())
+}
+
+#[tokio::test]
+async fn warming_obeys_the_registrys_breaker() {
+    let (second, before, after) = second_warm_after(503).await;
+    assert_eq!(second, "skipped", "the breaker opened on the first failure");
+    assert_eq!(after, before, "no upstream call while it is open");
+}
+
+#[tokio::test]
+async fn warming_obeys_the_registrys_rate_limit() {
+    let (second, before, after) = second_warm_after(429).await;
+    assert_eq!(second, "rate_limited", "the registry rests after a 429");
+    assert_eq!(after, before, "no upstream call while it rests");
+}
