@@ -2,6 +2,8 @@
 //! project's cached lists on two replicas sharing Redis, and Harbor's word on who may do what
 //! (no credentials, a wrong password, a developer, a project admin, the system admin).
 
+use std::time::Duration;
+
 use e2e::Sidecar;
 use e2e::harbor_double::DoubleProject;
 use e2e::redis::RedisServer;
@@ -369,4 +371,34 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
     wait_for_metric(&first, RECEIVED, 1.0).await;
     assert_eq!(ask(&first, &path).await.cache, "miss");
     assert_eq!(mirror.referrers_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_replica_listens_again_after_redis_froze_with_its_connection_open() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .start();
+    let redis = RedisServer::start();
+    let sidecar = world.sidecar_with(|config| {
+        config
+            .redis(&redis.url(10))
+            .redis_timeout(Duration::from_millis(250))
+    });
+    wait_for_metric(&sidecar, SUBSCRIBED, 1.0).await;
+    // Frozen, Redis keeps every connection open: only an unanswered PING tells.
+    redis.pause();
+    eventually("the subscription given up", async || {
+        sidecar.metric(SUBSCRIBED).await == 0.0
+    })
+    .await;
+    redis.resume();
+    eventually("listening for purges again", async || {
+        sidecar
+            .logs()
+            .iter()
+            .any(|line| line.contains("listening for purges again"))
+    })
+    .await;
+    wait_for_metric(&sidecar, SUBSCRIBED, 1.0).await;
 }

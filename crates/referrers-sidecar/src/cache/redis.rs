@@ -21,6 +21,9 @@ use crate::config::{RedisServers, RedisUrl};
 /// expired (and was taken by another replica) cannot release the other replica's lock.
 const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// How long a subscription may go without a message before a `PING` checks the connection.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(10);
+
 /// Keys asked for per `SCAN` step, and deleted per `UNLINK`.
 const SCAN_COUNT: usize = 500;
 
@@ -232,7 +235,9 @@ impl RedisTier {
 
     /// A connection of its own subscribed to `channel` (through Sentinel: on the current
     /// master), and the stream of its messages' payloads. The stream ends when the connection
-    /// does (Redis restarted, a failover): subscribe again.
+    /// does (Redis restarted, a failover), or when a `PING` sent after [`SUBSCRIPTION_PING`]
+    /// without a message gets no answer within the timeout (a connection left open by a
+    /// frozen Redis or a dropped network path): subscribe again.
     pub async fn subscribe(
         &self,
         channel: &str,
@@ -251,10 +256,29 @@ impl RedisTier {
             Ok(Err(error)) => return Err(command_error(&error)),
             Ok(Ok(pubsub)) => pubsub,
         };
-        Ok(pubsub
-            .into_on_message()
-            .map(|message| message.get_payload_bytes().to_vec())
-            .boxed())
+        let timeout = self.timeout;
+        let (sink, messages) = pubsub.split();
+        Ok(futures_util::stream::unfold(
+            (sink, messages),
+            move |(mut sink, mut messages)| async move {
+                loop {
+                    tokio::select! {
+                        message = messages.next() => {
+                            let payload = message?.get_payload_bytes().to_vec();
+                            return Some((payload, (sink, messages)));
+                        }
+                        () = tokio::time::sleep(SUBSCRIPTION_PING) => {
+                            // Subscribed, Redis answers a PING with an array: any answer will do.
+                            let ping = sink.ping::<redis::Value>();
+                            if !matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_))) {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            },
+        )
+        .boxed())
     }
 
     /// `cache.redis_url` with any password masked, for logs and `/readyz`.
