@@ -335,9 +335,12 @@ EOF
 }
 
 # Loads the sidecar's cache hit at `path` as "sidecar.<n>" and records how many connections core
-# accepted meanwhile: with connections kept alive, none.
+# accepted meanwhile: with connections kept alive, none. A one-second run first fills the
+# sidecar's pools of connections to core (a fresh process opens them as the load rises), so
+# the count is that of the measured run alone.
 load_sidecar() {
   local n=$1 path=$2 accepts_before accepts_after
+  wrk -t2 -c"$connections" -d1s -H "$auth" "http://127.0.0.1:$sidecar_port$path" >/dev/null
   accepts_before=$(core_accepts)
   load "sidecar.$n" "http://127.0.0.1:$sidecar_port$path" "$sidecar_pid"
   accepts_after=$(core_accepts)
