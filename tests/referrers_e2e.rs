@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use e2e::Sidecar;
 use e2e::config::Registry;
 use e2e::harbor_double::{DoubleConfig, DoubleProject};
+use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::upstreams::{DockerRegistry, FerroOci, Pusher};
 use e2e::users::{ALICE, BOB, User};
 use e2e::world::{Mirror, World, digests, referrers_path};
@@ -234,6 +235,70 @@ async fn paging_with_n_walks_every_descriptor_exactly_once() {
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen, sorted(seen.clone()), "pages follow digest order");
+}
+
+#[tokio::test]
+async fn a_page_asked_with_n_is_also_cut_at_response_max_bytes_with_a_link_to_the_rest() {
+    const MAX_BYTES: usize = 1024;
+    let upstream = ScriptedUpstream::start(2);
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    let subject = format!("sha256:{}", "5".repeat(64));
+    // Five local referrers of about 500 bytes each: together far over response.max_bytes.
+    let local: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{:064x}", 0x100 + i),
+                "size": 1,
+                "annotations": {"note": "x".repeat(400)},
+            })
+        })
+        .collect();
+    world
+        .harbor
+        .set_local_referrers("hub-proxy/team/app", &subject, local);
+    let sidecar = world.sidecar_with(|c| c.max_bytes(MAX_BYTES));
+
+    let mut path = format!("{}?n=100", referrers_path("hub-proxy/team/app", &subject));
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    for _ in 0..10 {
+        let response = sidecar.get_as(&path, ALICE).await;
+        assert_eq!(response.status(), 200);
+        let link = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().expect("link").to_owned());
+        let body = response.bytes().await.expect("body");
+        let page = digests(&serde_json::from_slice(&body).expect("json"));
+        assert!(
+            page.len() == 1 || body.len() <= MAX_BYTES,
+            "{} descriptors in {} bytes",
+            page.len(),
+            body.len()
+        );
+        pages += 1;
+        seen.extend(page);
+        match link {
+            Some(link) => {
+                path = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .expect("link target")
+                    .to_owned();
+                assert!(path.contains("n=100"), "{path}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        7,
+        "five local and two upstream referrers: {seen:?}"
+    );
+    assert_eq!(seen, sorted(seen.clone()));
+    assert!(pages > 1, "n=100 alone would have given one page");
 }
 
 #[tokio::test]

@@ -168,6 +168,8 @@ struct Response {
     )]
     deadline: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_page_size: Option<usize>,
 }
 
@@ -379,6 +381,13 @@ impl SidecarConfig {
     #[must_use]
     pub fn webhook_queue_size(mut self, size: usize) -> Self {
         self.webhook.queue_size = Some(size);
+        self
+    }
+
+    /// `response.max_bytes`.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.response.max_bytes = Some(bytes);
         self
     }
 
