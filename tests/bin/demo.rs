@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+use e2e::harbor_webhook::{self, Format};
 use e2e::users::User;
 use e2e::world::{Mirror, World};
 
@@ -17,6 +18,8 @@ const DEMO: User = User {
     password: "demo-password",
 };
 const USER: &str = DEMO.name;
+/// The auth header of the demo's webhook policy, and the sidecar's `webhook.auth_header`.
+const WEBHOOK_SECRET: &str = "Bearer demo-webhook-secret";
 const PASSWORD: &str = DEMO.password;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +29,10 @@ async fn main() -> ExitCode {
         .mirror("demo-proxy", "upstream", Mirror::with_referrers_api().await)
         .user(DEMO, &["demo-proxy"])
         .start();
-    let sidecar = world.sidecar();
+    let sidecar = world.sidecar_with(|config| config.webhook_auth_header(WEBHOOK_SECRET));
+    let webhook = sidecar.url(harbor_webhook::PATH);
+    // As a webhook policy in Harbor would: every pull through the project is announced.
+    world.harbor.send_pull_webhooks(&webhook, WEBHOOK_SECRET);
     let upstream = world.mirror("demo-proxy");
     let sample = &upstream.sample;
 
@@ -35,6 +41,13 @@ async fn main() -> ExitCode {
     let reference = format!("{host}/demo-proxy/team/app@{subject}");
     let tagged = format!("{host}/demo-proxy/team/app:v1");
     let python = venv_python();
+    let pulled = harbor_webhook::artifact_event(
+        Format::Default,
+        "PULL_ARTIFACT",
+        "demo-proxy/team/app",
+        subject,
+        "v1",
+    );
     let client = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("list-referrers")));
@@ -57,6 +70,8 @@ async fn main() -> ExitCode {
          \n  skopeo inspect --raw --tls-verify=false --creds {USER}:{PASSWORD} docker://{tagged} > manifest.json && skopeo manifest-digest manifest.json\
          \nWhat `oras discover` shows, with oras-py:\
          \n  {python} {discover} {tagged} {USER} {PASSWORD}\
+         \nHarbor's pull webhook, which warms the cache (the core double sends it for every pull):\
+         \n  curl -si -X POST -H 'Authorization: {WEBHOOK_SECRET}' -H 'Content-Type: application/json' {webhook} -d '{pulled}'\
          \nWith the Go clients, where they are installed:\
          \n  oras discover --plain-http -u {USER} -p {PASSWORD} {tagged}\
          \n  regctl registry set --tls disabled {host} && regctl registry login -u {USER} -p {PASSWORD} {host} && regctl artifact list {tagged}\

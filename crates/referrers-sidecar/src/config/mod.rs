@@ -364,7 +364,7 @@ impl Default for WebhookSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     /// Only referrers of these artifact types are pulled: signatures, attestations and SBOMs,
-    /// what Harbor's UI and policies (or a verifier reading Harbor) look for.
+    /// what Harbor's UI and policies (or a verifier reading Harbor) look for. Empty: none.
     #[serde(deserialize_with = "load::list_or_comma_separated")]
     pub artifact_types: Vec<String>,
     /// Pulls through core per upstream registry and minute, at most.

@@ -171,6 +171,10 @@ impl StoreInHarbor {
         registry: &str,
         list: &PreparedList,
     ) {
+        // An empty list of types is no filter to `matches`, but here it means "none".
+        if self.artifact_types.is_empty() {
+            return;
+        }
         for referrer in list.iter() {
             if !referrer.matches(&self.artifact_types) {
                 continue;
@@ -445,6 +449,18 @@ mod tests {
             .await;
         assert!(jobs.try_recv().is_err(), "each digest once");
         assert_eq!(dropped(&store), 1);
+    }
+
+    #[tokio::test]
+    async fn no_artifact_types_means_no_pulls() {
+        let (mut store, mut jobs) = store(10);
+        store.artifact_types.clear();
+        let repository: RepositoryName = "hub/team/app".parse().unwrap();
+        let referrers = list(&[('a', Some("application/spdx+json")), ('b', None)]);
+        store
+            .offer_list("hub", &repository, "dockerhub", &referrers)
+            .await;
+        assert!(jobs.try_recv().is_err());
     }
 
     #[tokio::test]
