@@ -1,14 +1,18 @@
 //! The cache lookup runs alongside core's call once the project's facts are known, and what it
 //! finds is used only after core's 200: a caller core refuses gets core's answer, with nothing
-//! of the cached upstream list in it, while an authorized caller still gets the hit.
+//! of the cached upstream list in it, and changes no tier, while an authorized caller still
+//! gets the hit, from either tier.
 
 use e2e::Sidecar;
+use e2e::config::SidecarConfig;
+use e2e::redis::RedisServer;
 use e2e::users::{ALICE, BOB, User};
-use e2e::world::{Mirror, World, ask};
+use e2e::world::{Mirror, World, ask, referrers_path};
 use serde_json::Value;
 
 const MEMORY_HITS: &str = "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}";
 const MEMORY_MISSES: &str = "harbor_referrers_cache_lookups_total{result=\"miss\",tier=\"memory\"}";
+const REDIS_HITS: &str = "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"redis\"}";
 
 async fn lookups(sidecar: &Sidecar) -> (f64, f64) {
     (
@@ -86,4 +90,52 @@ async fn a_caller_core_refuses_gets_cores_401_while_the_list_is_cached() {
     );
     assert_eq!(again.digests, miss.digests);
     assert_eq!(mirror.referrers_requests(), 1, "one upstream call in all");
+}
+
+#[tokio::test]
+async fn a_replica_that_knows_the_project_reads_redis_alongside_core_and_only_uses_it_after() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy"])
+        .user(BOB, &[])
+        .start();
+    let redis = RedisServer::start();
+    let shared = |config: SidecarConfig| config.redis(&redis.url(10));
+    let first = world.sidecar_with(shared);
+    let second = world.sidecar_with(shared);
+    let path = world.subject_path("hub-proxy");
+    let mirror = world.mirror("hub-proxy");
+
+    let stored = ask(&first, &path).await;
+    assert_eq!((stored.status, stored.cache.as_str()), (200, "miss"));
+    // The second replica learns the project's facts with another subject.
+    let other = referrers_path("hub-proxy/team/app", &format!("sha256:{:064x}", 7));
+    assert_eq!(ask(&second, &other).await.status, 200);
+    let redis_hits = || second.metric(REDIS_HITS);
+    let (memory_before, redis_before) = (lookups(&second).await, redis_hits().await);
+
+    let (status, _, body) = refused(&second, &path, Some(BOB)).await;
+    assert_eq!(status, 401, "{body}");
+    for referrer in &mirror.sample.referrers {
+        assert!(!body.contains(&referrer.digest), "{body}");
+    }
+    assert_eq!(
+        (lookups(&second).await, redis_hits().await),
+        (memory_before, redis_before),
+        "nothing counted for a refused caller"
+    );
+
+    let shared_hit = ask(&second, &path).await;
+    assert_eq!((shared_hit.status, shared_hit.cache.as_str()), (200, "hit"));
+    assert_eq!(shared_hit.digests, stored.digests);
+    assert_eq!(
+        redis_hits().await,
+        redis_before + 1.0,
+        "read from Redis: the refused request stored nothing in memory"
+    );
+    assert_eq!(
+        mirror.referrers_requests(),
+        2,
+        "the stored subject once, the other subject once"
+    );
 }

@@ -80,8 +80,19 @@ pub enum SharedPurge {
 #[derive(Debug)]
 pub struct Looked {
     key: String,
-    found: Option<(Arc<CachedList>, Freshness, &'static str)>,
+    found: Option<Found>,
     misses: Misses,
+}
+
+/// A live entry a lookup found.
+#[derive(Debug)]
+struct Found {
+    list: Arc<CachedList>,
+    freshness: Freshness,
+    tier: &'static str,
+    /// For an entry read from the shared tier: how long the in-process tier keeps it, once
+    /// the lookup is used (a lookup whose request core refused changes no tier).
+    admit_for: Option<Duration>,
 }
 
 /// The tiers a lookup missed, counted only when its result is used: a lookup whose request
@@ -163,8 +174,8 @@ impl ReferrersCache {
     }
 
     /// Reads the cached list of `digest` for `target` (in-process tier, then the shared one),
-    /// and nothing else: no upstream call, no refresh, nothing counted. What it found is used
-    /// by [`answer_from`](Self::answer_from).
+    /// and nothing else: no upstream call, no refresh, nothing counted or stored. What it found
+    /// is used by [`answer_from`](Self::answer_from).
     pub async fn look_up(
         &self,
         target: &UpstreamTarget,
@@ -194,7 +205,16 @@ impl ReferrersCache {
     ) -> UpstreamAnswer {
         let Looked { key, found, misses } = looked;
         misses.count(self);
-        if let Some((list, freshness, tier)) = found {
+        if let Some(Found {
+            list,
+            freshness,
+            tier,
+            admit_for,
+        }) = found
+        {
+            if let Some(left) = admit_for {
+                self.memory.insert(&key, Arc::clone(&list), left).await;
+            }
             if matches!(freshness, Freshness::Fresh { .. }) {
                 self.count_lookup(tier, CacheResult::Hit);
                 return UpstreamAnswer::served(list, CacheResult::Hit);
@@ -376,22 +396,31 @@ impl ReferrersCache {
 
     /// The in-process tier first, then the shared one; an entry expired in either is not there.
     /// The tiers missed on the way are noted in `misses`.
-    async fn lookup(
-        &self,
-        key: &str,
-        misses: &mut Misses,
-    ) -> Option<(Arc<CachedList>, Freshness, &'static str)> {
+    async fn lookup(&self, key: &str, misses: &mut Misses) -> Option<Found> {
         // The policy decides, not the in-process tier's own expiry timing.
         if let Some(list) = self.memory.get(key).await {
             let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
             if freshness != Freshness::Expired {
-                return Some((list, freshness, "memory"));
+                return Some(Found {
+                    list,
+                    freshness,
+                    tier: "memory",
+                    admit_for: None,
+                });
             }
         }
         misses.memory = true;
         let shared = self.shared.as_ref()?;
         let found = match shared.read(key).await {
-            SharedRead::Found(list) => self.admit(key, list).await,
+            SharedRead::Found(list) => {
+                let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
+                freshness.time_left().map(|left| Found {
+                    list: Arc::new(list),
+                    freshness,
+                    tier: "redis",
+                    admit_for: Some(left),
+                })
+            }
             SharedRead::Missing => None,
             SharedRead::Unavailable => {
                 misses.shared = Some(CacheResult::Bypass);
@@ -401,7 +430,7 @@ impl ReferrersCache {
         if found.is_none() {
             misses.shared = Some(CacheResult::Miss);
         }
-        found.map(|(list, freshness)| (list, freshness, "redis"))
+        found
     }
 
     /// Keeps an entry read from the shared tier in memory for the time it has left; `None`
