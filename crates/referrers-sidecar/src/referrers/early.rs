@@ -3,18 +3,35 @@
 //! listing (its `200`) in hand.
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::task::Poll;
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, MaybeDone, maybe_done};
+use futures_util::future::LocalBoxFuture;
 use harbor_client::CoreReferrers;
 
 /// A lookup started before core answered, for the Harbor registry `registry_id`. Its output
 /// cannot be reached but through [`open`](Self::open), which takes core's answer.
 pub struct EarlyLookup<'a, T> {
     registry_id: i64,
-    lookup: MaybeDone<LocalBoxFuture<'a, T>>,
+    lookup: Lookup<'a, T>,
+}
+
+/// A lookup still running, or the output it ended with.
+enum Lookup<'a, T> {
+    Running(LocalBoxFuture<'a, T>),
+    Done(T),
+}
+
+impl<T> Lookup<'_, T> {
+    /// Advances a running lookup, keeping its output when it ends.
+    fn advance(&mut self, cx: &mut std::task::Context<'_>) {
+        if let Self::Running(lookup) = self
+            && let Poll::Ready(output) = lookup.as_mut().poll(cx)
+        {
+            *self = Self::Done(output);
+        }
+    }
 }
 
 impl<'a, T> EarlyLookup<'a, T> {
@@ -23,7 +40,7 @@ impl<'a, T> EarlyLookup<'a, T> {
     pub fn new(registry_id: i64, lookup: impl Future<Output = T> + 'a) -> Self {
         Self {
             registry_id,
-            lookup: maybe_done(lookup.boxed_local()),
+            lookup: Lookup::Running(lookup.boxed_local()),
         }
     }
 
@@ -44,7 +61,7 @@ impl<'a, T> EarlyLookup<'a, T> {
 /// An [`EarlyLookup`] whose caller core authorized.
 pub struct OpenedLookup<'a, T> {
     registry_id: i64,
-    lookup: MaybeDone<LocalBoxFuture<'a, T>>,
+    lookup: Lookup<'a, T>,
 }
 
 impl<T> OpenedLookup<'_, T> {
@@ -56,12 +73,9 @@ impl<T> OpenedLookup<'_, T> {
 
     /// The lookup's output, once it has ended.
     pub async fn finish(self) -> T {
-        let mut lookup = pin!(self.lookup);
-        lookup.as_mut().await;
-        match lookup.as_mut().take_output() {
-            Some(output) => output,
-            // `MaybeDone` keeps its output until taken, and only this takes it.
-            None => unreachable!("a finished lookup holds its output"),
+        match self.lookup {
+            Lookup::Running(lookup) => lookup.await,
+            Lookup::Done(output) => output,
         }
     }
 }
@@ -79,7 +93,7 @@ pub async fn alongside<C: Future, T>(core: C, early: Option<&mut EarlyLookup<'_,
             return Poll::Ready(output);
         }
         // Its output stays inside until `OpenedLookup::finish` takes it.
-        let _ = Pin::new(&mut early.lookup).poll(cx);
+        early.lookup.advance(cx);
         Poll::Pending
     })
     .await
