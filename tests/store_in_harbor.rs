@@ -260,6 +260,39 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
 }
 
 #[tokio::test]
+async fn a_configured_project_carrying_the_default_store_label_stores_from_one_label_listing() {
+    let world = two_projects().await;
+    world
+        .harbor
+        .add_project_label("other-proxy", "referrers-proxy-store");
+    // Both projects are served by the configuration; `projects.store_label` is left at its
+    // default.
+    let sidecar = world.sidecar();
+    let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
+
+    // One store task works through the queue in order: once other-proxy's pulls are counted,
+    // hub-proxy's referrers (asked first) were offered and turned down.
+    ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
+    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
+    assert!(manifest_pulls(&world, "hub-proxy").is_empty());
+    assert_eq!(
+        sorted(core_referrers_of(&world, "other-proxy", &subject).await),
+        every_referrer(&world)
+    );
+    // Each project's labels are listed once (no name filter) for every switch.
+    let listings = world.harbor.requests_to("/api/v2.0/labels");
+    assert_eq!(listings.len(), 2, "{listings:?}");
+    assert!(
+        listings
+            .iter()
+            .all(|seen| seen.query.contains("scope=p") && !seen.query.contains("name=")),
+        "{listings:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_signatures() {
     const SECRET: &str = "Bearer webhook-s3cret";
     let world = World::hub_proxy(Mirror::with_referrers_api().await);

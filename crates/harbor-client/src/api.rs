@@ -5,7 +5,7 @@
 use awc::http::{Method, header};
 use base64::Engine;
 use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 use url::Url;
@@ -163,8 +163,7 @@ pub struct Label {
 /// Labels asked for per page (Harbor's largest page).
 const LABELS_PAGE_SIZE: usize = 100;
 
-/// Pages of labels read at most for one name: Harbor's `name` filter is a fuzzy match, so a
-/// project may hold many labels that contain the name.
+/// Pages of a project's labels read at most: a bound on what one project costs per TTL.
 const MAX_LABEL_PAGES: usize = 10;
 
 /// Metadata values are strings in Harbor; tolerate scalars of other types, drop the rest.
@@ -249,42 +248,36 @@ impl CoreClient {
         self.get_json(&path, &format!("registry {id}"), false).await
     }
 
-    /// Whether the project with id `project_id` carries a project label named exactly `name`.
-    /// Harbor's `name` filter matches any label whose name contains it, so every page of its
-    /// answer is read and names are compared exactly. Needs `label:list` on the project.
-    pub async fn project_has_label(
+    /// The names of the project labels of the project with id `project_id`, read with one
+    /// unfiltered listing (Harbor's `name` filter is fuzzy, so one listing answers every
+    /// switch); at most `MAX_LABEL_PAGES` pages, the rest logged and left unread. Needs
+    /// `label:list` on the project.
+    pub async fn project_label_names(
         &self,
         project_id: i64,
-        name: &str,
-    ) -> Result<bool, HarborError> {
-        let encoded =
-            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    ) -> Result<HashSet<String>, HarborError> {
         let what = format!("labels of project {project_id}");
+        let mut names = HashSet::new();
         for page in 1..=MAX_LABEL_PAGES {
             let path = format!(
-                "/api/v2.0/labels?scope=p&project_id={project_id}&name={encoded}&page={page}&page_size={LABELS_PAGE_SIZE}"
+                "/api/v2.0/labels?scope=p&project_id={project_id}&page={page}&page_size={LABELS_PAGE_SIZE}"
             );
             let labels: Vec<Label> = self
                 .get_json(&path, &what, false)
                 .await?
                 .unwrap_or_default();
-            if labels
-                .iter()
-                .any(|label| is_project_label(label, project_id, name))
-            {
-                return Ok(true);
-            }
-            if labels.len() < LABELS_PAGE_SIZE {
-                return Ok(false);
+            let last = labels.len() < LABELS_PAGE_SIZE;
+            names.extend(project_label_names(labels, project_id));
+            if last {
+                return Ok(names);
             }
         }
         tracing::warn!(
             project_id,
-            name,
-            "over {} labels match by name; the rest are not read",
+            "the project has over {} labels; the rest are not read",
             LABELS_PAGE_SIZE * MAX_LABEL_PAGES
         );
-        Ok(false)
+        Ok(names)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
@@ -374,12 +367,16 @@ pub(crate) fn project_path(name: &str) -> (String, bool) {
     (path, name.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The project label `name` of project `project_id`, compared exactly (Harbor's filter is fuzzy,
-/// and a global label of the same name is not the project's switch).
-fn is_project_label(label: &Label, project_id: i64, name: &str) -> bool {
-    label.name == name
-        && label.scope.as_deref().is_none_or(|scope| scope == "p")
-        && label.project_id.is_none_or(|id| id == project_id)
+/// The names of the labels in `labels` that are project labels of project `project_id`: a
+/// global label (or another project's) of the same name is not the project's switch.
+fn project_label_names(labels: Vec<Label>, project_id: i64) -> impl Iterator<Item = String> {
+    labels
+        .into_iter()
+        .filter(move |label| {
+            label.scope.as_deref().is_none_or(|scope| scope == "p")
+                && label.project_id.is_none_or(|id| id == project_id)
+        })
+        .map(|label| label.name)
 }
 
 #[cfg(test)]
@@ -436,22 +433,26 @@ mod tests {
     }
 
     #[test]
-    fn only_the_exact_project_label_counts() {
+    fn only_the_projects_own_labels_are_listed_by_exact_name() {
         let labels: Vec<Label> = serde_json::from_str(
             r##"[{"id":1,"name":"referrers-proxy-old","scope":"p","project_id":7,"color":"#fff"},
                 {"id":2,"name":"Referrers-Proxy","scope":"p","project_id":7},
-                {"id":3,"name":"referrers-proxy","scope":"g","project_id":0},
+                {"id":3,"name":"referrers-proxy-store","scope":"g","project_id":0},
                 {"id":4,"name":"referrers-proxy","scope":"p","project_id":8},
                 {"id":5,"name":"referrers-proxy","scope":"p","project_id":7,
                  "creation_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}]"##,
         )
         .unwrap();
-        let matching: Vec<i64> = labels
-            .iter()
-            .filter(|label| is_project_label(label, 7, "referrers-proxy"))
-            .map(|label| label.id)
-            .collect();
-        assert_eq!(matching, [5]);
+        let names: HashSet<String> = project_label_names(labels, 7).collect();
+        // A switch is looked up by exact name; a global label is not the project's switch.
+        assert!(names.contains("referrers-proxy"));
+        assert!(!names.contains("referrers-proxy-store"), "{names:?}");
+        assert_eq!(
+            names,
+            HashSet::from(
+                ["referrers-proxy-old", "Referrers-Proxy", "referrers-proxy"].map(String::from)
+            )
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@ const MAX_REMEMBERED: u64 = 10_000;
 pub struct HarborFacts {
     projects: Cache<String, Option<Arc<Project>>>,
     registries: Cache<i64, Option<Arc<RegistryInfo>>>,
-    /// Whether a project (by id) carries a project label (`projects.label`,
-    /// `projects.store_label`).
-    labelled: Cache<(i64, String), bool>,
+    /// The project label names of a project (by id): one listing answers both switches
+    /// (`projects.label`, `projects.store_label`).
+    label_names: Cache<i64, Arc<HashSet<String>>>,
     /// Projects for which "Harbor merges itself" was already logged.
     merging_logged: Mutex<HashSet<String>>,
     /// Whether "the robot may not list labels" was already logged.
@@ -75,7 +75,7 @@ impl HarborFacts {
                 .max_capacity(MAX_REMEMBERED)
                 .time_to_live(ttl)
                 .build(),
-            labelled: Cache::builder()
+            label_names: Cache::builder()
                 .max_capacity(MAX_REMEMBERED)
                 .time_to_live(ttl)
                 .build(),
@@ -178,11 +178,11 @@ impl HarborFacts {
     ) -> Option<(Decision, Option<Arc<Project>>)> {
         let project = self.projects.get(project_name).await?;
         let labelled = match (project.as_deref(), label_to_read(project_name, toggle)) {
-            (Some(project), Some(label)) if project.proxy_registry_id().is_some() => {
-                self.labelled
-                    .get(&(project.project_id, label.to_owned()))
-                    .await?
-            }
+            (Some(project), Some(label)) if project.proxy_registry_id().is_some() => self
+                .label_names
+                .get(&project.project_id)
+                .await?
+                .contains(label),
             _ => false,
         };
         let decision = self.decide(project_name, project.as_deref(), toggle, labelled);
@@ -204,9 +204,10 @@ impl HarborFacts {
             .collect()
     }
 
-    /// Whether project `project_id` carries the project label `label`, read once per TTL. A
-    /// robot that may not list labels counts as "no label" (remembered like an answer, so
-    /// Harbor is not asked on every request): the configuration's list still works.
+    /// Whether project `project_id` carries the project label `label`, from its label names
+    /// (read once per TTL for every switch). A robot that may not list labels counts as "no
+    /// labels" (remembered like an answer, so Harbor is not asked on every request): the
+    /// configuration's lists still work.
     async fn carries_label(
         &self,
         core: &CoreClient,
@@ -214,9 +215,10 @@ impl HarborFacts {
         label: &str,
         metrics: &Metrics,
     ) -> Result<bool, HarborError> {
-        self.labelled
-            .try_get_with((project_id, label.to_owned()), async {
-                match core.project_has_label(project_id, label).await {
+        self.label_names
+            .try_get_with(project_id, async {
+                match core.project_label_names(project_id).await {
+                    Ok(names) => Ok(Arc::new(names)),
                     Err(HarborError::Forbidden(what)) => {
                         metrics
                             .harbor_api_errors
@@ -225,22 +227,22 @@ impl HarborFacts {
                         if !self.labels_refused_logged.swap(true, Ordering::Relaxed) {
                             tracing::error!(
                                 %what,
-                                label,
                                 "the robot may not list project labels: give it `label:list` on every project (see docs/operations.md); until then only the configuration's lists (projects.enabled, projects.store_in_harbor) switch projects on"
                             );
                         }
-                        Ok(false)
+                        Ok(Arc::default())
                     }
-                    other => other,
+                    Err(other) => Err(other),
                 }
             })
             .await
+            .map(|names| names.contains(label))
             .map_err(|e| api_error(&e, metrics))
     }
 
     /// Whether the upstream referrers of served project `project_name` are pulled into Harbor:
     /// `projects.store_in_harbor` names it, or it carries the `projects.store_label` label
-    /// (read like the serve label, once per TTL).
+    /// (read with the serve label, once per TTL).
     pub async fn stores_in_harbor(
         &self,
         core: &CoreClient,

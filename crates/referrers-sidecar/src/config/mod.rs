@@ -118,13 +118,14 @@ pub struct ProjectsSettings {
     /// a Harbor project admin can switch it on; `null` turns the mechanism off.
     pub label: Option<String>,
     /// Served projects whose upstream signatures and SBOMs are pulled through core, so that
-    /// Harbor stores them as accessories; `["*"]` for every served project. Off by default:
-    /// each pull is an upstream manifest pull and counts against the project's quota.
+    /// Harbor stores them as accessories; `["*"]` for every served project. Empty by default
+    /// (only `store_label` opts a project in): each pull is an upstream manifest pull and
+    /// counts against the project's quota.
     #[serde(deserialize_with = "load::list_or_comma_separated")]
     pub store_in_harbor: Vec<String>,
     /// A served project carrying a project label of exactly this name is stored in Harbor
-    /// too (`referrers-proxy-store`, say); `null`, the default, reads no such label: each
-    /// label costs a call to Harbor's API per project and `harbor.project_info_ttl`.
+    /// too, so a Harbor project admin can opt in; read from the same listing of the project's
+    /// labels as `label`. `null` turns the mechanism off.
     pub store_label: Option<String>,
 }
 
@@ -134,7 +135,7 @@ impl Default for ProjectsSettings {
             enabled: vec!["dockerhub-proxy".into()],
             label: Some("referrers-proxy".into()),
             store_in_harbor: Vec::new(),
-            store_label: None,
+            store_label: Some("referrers-proxy-store".into()),
         }
     }
 }

@@ -152,13 +152,18 @@ fn a_null_label_turns_the_label_switch_off() {
 }
 
 #[test]
-fn storing_in_harbor_is_off_unless_a_project_or_a_label_is_named() {
-    let off = load("{}", &[]).unwrap();
-    assert!(off.projects.store_in_harbor.is_empty());
-    assert_eq!(off.projects.store_label, None);
+fn storing_in_harbor_is_opted_into_by_label_unless_turned_off() {
+    let defaults = load("{}", &[]).unwrap();
+    assert!(defaults.projects.store_in_harbor.is_empty());
+    assert_eq!(
+        defaults.projects.store_label.as_deref(),
+        Some("referrers-proxy-store")
+    );
+    assert!(defaults.projects.may_store_in_harbor());
+    assert_eq!(defaults.store.pulls_per_minute, 60);
+    assert_eq!(defaults.store.parsed_artifact_types().len(), 6);
+    let off = load("projects:\n  store_label: null\n", &[]).unwrap();
     assert!(!off.projects.may_store_in_harbor());
-    assert_eq!(off.store.pulls_per_minute, 60);
-    assert_eq!(off.store.parsed_artifact_types().len(), 6);
 
     let listed = load(
         "{}",
