@@ -182,6 +182,14 @@ async fn projects_registries_labels_and_systeminfo_match_harbors_definitions() {
         .expect("json");
     assert_eq!(labels.as_array().map(Vec::len), Some(1), "{labels}");
     assert_conforms(&swagger, "Label", &labels[0]);
+    // Without `name`, Harbor lists every label of the project.
+    let all: Value = get("/api/v2.0/labels?scope=p&project_id=3&page=1&page_size=100")
+        .await
+        .expect("labels")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all, labels);
     let info: Value = get("/api/v2.0/systeminfo")
         .await
         .expect("systeminfo")
