@@ -375,7 +375,9 @@ impl<'a> Referrers<'a> {
             ])
             .inc();
         if let Some(store) = &state.store {
-            store.offer(&request.name, &target, &upstream_answer).await;
+            store
+                .offer(&request.name, &request.digest, &target, &upstream_answer)
+                .await;
         }
         Ok((library_local, upstream_answer))
     }

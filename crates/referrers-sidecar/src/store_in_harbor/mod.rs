@@ -137,20 +137,35 @@ pub struct StoreInHarbor {
     artifact_types: Vec<ArtifactType>,
     remembered: Remembered,
     remember_for: Duration,
+    /// The list last offered per subject (`<name>@<digest>` → its fetch time): a cache hit
+    /// serves the same list again and again, and is offered once, not on every request.
+    offered_lists: Cache<String, u64>,
     metrics: Arc<Metrics>,
 }
 
 impl StoreInHarbor {
-    /// Offers the upstream referrers `answer` holds for a subject in served `name`
-    /// (`<project>/<repository>`), fetched from `target`.
+    /// Offers the upstream referrers `answer` holds for `subject` in served `name`
+    /// (`<project>/<repository>`), fetched from `target`. A list this replica offered already
+    /// (the same fetch) is not walked again.
     pub async fn offer(
         &self,
         name: &RepositoryName,
+        subject: &Digest,
         target: &UpstreamTarget,
         answer: &UpstreamAnswer,
     ) {
+        let Some(list) = &answer.list else {
+            return;
+        };
+        let subject_key = format!("{name}@{subject}");
+        if self.offered_lists.get(&subject_key).await == Some(list.fetched_at_ms) {
+            return;
+        }
+        self.offered_lists
+            .insert(subject_key, list.fetched_at_ms)
+            .await;
         // Pulled where Harbor keeps the subject (`library/` for Docker Hub's short names).
-        if let (Some(list), Some(stored_in)) = (&answer.list, target.harbor_name(name)) {
+        if let Some(stored_in) = target.harbor_name(name) {
             self.offer_list(
                 name.project(),
                 &stored_in,
@@ -233,6 +248,14 @@ pub struct StoreWorker {
     pace: Pace,
 }
 
+/// The memory of lists offered, one per subject, for as long as pulled digests are remembered.
+fn offered_lists(remember_for: Duration) -> Cache<String, u64> {
+    Cache::builder()
+        .max_capacity(MAX_REMEMBERED)
+        .time_to_live(remember_for)
+        .build()
+}
+
 /// The queue between the use case and the background task: `queue_size` pulls wait at most,
 /// `pulls_per_minute` per registry go; a pulled digest is remembered for `remember_for`.
 #[must_use]
@@ -250,6 +273,7 @@ pub fn channel(
         artifact_types,
         remembered: remembered.clone(),
         remember_for,
+        offered_lists: offered_lists(remember_for),
         metrics: Arc::clone(&parts.metrics),
     };
     let worker = StoreWorker {
@@ -400,6 +424,7 @@ mod tests {
             artifact_types: crate::config::StoreSettings::default().parsed_artifact_types(),
             remembered: Remembered::new(),
             remember_for: Duration::from_secs(3600),
+            offered_lists: offered_lists(Duration::from_secs(3600)),
             metrics: Arc::new(Metrics::new(&[]).unwrap()),
         };
         (store, receiver)

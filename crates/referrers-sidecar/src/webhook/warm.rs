@@ -150,7 +150,9 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
         .upstream_referrers(&target, registry_id, &pulled.digest)
         .await;
     if let Some(store) = &state.store {
-        store.offer(&pulled.name, &target, &answer).await;
+        store
+            .offer(&pulled.name, &pulled.digest, &target, &answer)
+            .await;
     }
     WarmResult::of(&answer)
 }
