@@ -265,6 +265,30 @@ impl HarborFacts {
         }
     }
 
+    /// [`stores_in_harbor`](Self::stores_in_harbor) if every fact it needs is at hand, without
+    /// asking Harbor: `None` when the project, or its labels, were not read within the TTL.
+    pub async fn cached_stores_in_harbor(
+        &self,
+        project_name: &str,
+        toggle: &ProjectsSettings,
+    ) -> Option<bool> {
+        if toggle.stores_in_harbor(project_name) {
+            return Some(true);
+        }
+        let Some(label) = toggle.store_label.as_deref() else {
+            return Some(false);
+        };
+        match self.projects.get(project_name).await?.as_deref() {
+            Some(project) if project.proxy_registry_id().is_some() => Some(
+                self.label_names
+                    .get(&project.project_id)
+                    .await?
+                    .contains(label),
+            ),
+            _ => Some(false),
+        }
+    }
+
     /// Serve when the project is a proxy-cache project, the toggle names it or it carries the
     /// switch label (`labelled`), and Harbor does not merge upstream referrers itself (≥ 2.16).
     pub fn decide(
@@ -297,6 +321,28 @@ impl HarborFacts {
             return Decision::PassThrough(NotServed::HarborMerges);
         }
         Decision::Serve { registry_id }
+    }
+}
+
+#[cfg(test)]
+impl HarborFacts {
+    /// Facts as if read from Harbor: `project` (`None`: Harbor does not know `name`), and the
+    /// names of its labels when `labels` says they were listed.
+    pub(crate) async fn remember(
+        &self,
+        name: &str,
+        project: Option<Project>,
+        labels: Option<&[&str]>,
+    ) {
+        if let (Some(project), Some(labels)) = (&project, labels) {
+            let names = labels.iter().map(|label| (*label).to_owned()).collect();
+            self.label_names
+                .insert(project.project_id, Arc::new(names))
+                .await;
+        }
+        self.projects
+            .insert(name.to_owned(), project.map(Arc::new))
+            .await;
     }
 }
 
@@ -364,6 +410,71 @@ mod tests {
         assert_eq!(
             facts.decide("hub", Some(&merging), &off, true),
             Decision::PassThrough(NotServed::HarborMerges)
+        );
+    }
+
+    #[tokio::test]
+    async fn whether_a_project_stores_in_harbor_is_told_from_cached_facts_only_when_all_are_at_hand()
+     {
+        let facts = HarborFacts::new(Duration::from_secs(30));
+        let by_label = ProjectsSettings::default();
+        assert_eq!(
+            by_label.store_label.as_deref(),
+            Some("referrers-proxy-store")
+        );
+        // The configuration decides alone: no fact needed.
+        let listed = ProjectsSettings {
+            store_in_harbor: vec!["hub".into()],
+            ..ProjectsSettings::default()
+        };
+        assert_eq!(
+            facts.cached_stores_in_harbor("hub", &listed).await,
+            Some(true)
+        );
+        let off = ProjectsSettings {
+            store_label: None,
+            ..ProjectsSettings::default()
+        };
+        assert_eq!(
+            facts.cached_stores_in_harbor("hub", &off).await,
+            Some(false)
+        );
+
+        // Nothing read from Harbor yet, then the project but not its labels: not known.
+        assert_eq!(facts.cached_stores_in_harbor("hub", &by_label).await, None);
+        facts.remember("hub", Some(proxy("hub")), None).await;
+        assert_eq!(facts.cached_stores_in_harbor("hub", &by_label).await, None);
+        // Its labels listed: the store label decides.
+        facts
+            .remember("hub", Some(proxy("hub")), Some(&["referrers-proxy"]))
+            .await;
+        assert_eq!(
+            facts.cached_stores_in_harbor("hub", &by_label).await,
+            Some(false)
+        );
+        facts
+            .remember(
+                "hub",
+                Some(proxy("hub")),
+                Some(&["referrers-proxy", "referrers-proxy-store"]),
+            )
+            .await;
+        assert_eq!(
+            facts.cached_stores_in_harbor("hub", &by_label).await,
+            Some(true)
+        );
+
+        // A project Harbor does not know, or not a proxy-cache project, never stores.
+        facts.remember("gone", None, None).await;
+        assert_eq!(
+            facts.cached_stores_in_harbor("gone", &by_label).await,
+            Some(false)
+        );
+        let local = Project::new(5, "lib".into(), None, BTreeMap::new());
+        facts.remember("lib", Some(local), None).await;
+        assert_eq!(
+            facts.cached_stores_in_harbor("lib", &by_label).await,
+            Some(false)
         );
     }
 

@@ -140,13 +140,18 @@ pub struct StoreInHarbor {
     /// The list last offered per subject (`<name>@<digest>` → its fetch time): a cache hit
     /// serves the same list again and again, and is offered once, not on every request.
     offered_lists: Cache<String, u64>,
+    /// Read from its cache only: whether a project stores in Harbor is known without a call
+    /// once a request or the worker has read the project's facts.
+    facts: Arc<HarborFacts>,
+    projects: ProjectsSettings,
     metrics: Arc<Metrics>,
 }
 
 impl StoreInHarbor {
     /// Offers the upstream referrers `answer` holds for `subject` in served `name`
     /// (`<project>/<repository>`), fetched from `target`. A list this replica offered already
-    /// (the same fetch) is not walked again.
+    /// (the same fetch) is not walked again, and nothing is offered for a project whose cached
+    /// facts say it does not store in Harbor.
     pub async fn offer(
         &self,
         name: &RepositoryName,
@@ -157,6 +162,17 @@ impl StoreInHarbor {
         let Some(list) = &answer.list else {
             return;
         };
+        // `projects.store_label` is on by default, so most projects served do not store: known
+        // from the facts the request just used, they cost no memory and no job here. Facts not
+        // at hand (never read, or expired) are left to the worker, which reads them.
+        if self
+            .facts
+            .cached_stores_in_harbor(name.project(), &self.projects)
+            .await
+            == Some(false)
+        {
+            return;
+        }
         let subject_key = format!("{name}@{subject}");
         if self.offered_lists.get(&subject_key).await == Some(list.fetched_at_ms) {
             return;
@@ -274,6 +290,8 @@ pub fn channel(
         remembered: remembered.clone(),
         remember_for,
         offered_lists: offered_lists(remember_for),
+        facts: Arc::clone(&parts.facts),
+        projects: parts.projects.clone(),
         metrics: Arc::clone(&parts.metrics),
     };
     let worker = StoreWorker {
@@ -395,7 +413,17 @@ fn count(metrics: &Metrics, result: PullResult) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use harbor_client::Project;
+    use registry_client::{ReferrersSource, Registry, RegistryKind};
+
     use super::*;
+    use crate::cache::entry::CachedList;
+    use crate::cache::{CacheResult, UpstreamResult};
+
+    /// When the first list was fetched, in milliseconds since the epoch.
+    const T0: u64 = 1_700_000_000_000;
 
     fn list(types: &[(char, Option<&str>)]) -> PreparedList {
         let manifests: Vec<serde_json::Value> = types
@@ -425,9 +453,145 @@ mod tests {
             remembered: Remembered::new(),
             remember_for: Duration::from_secs(3600),
             offered_lists: offered_lists(Duration::from_secs(3600)),
+            facts: Arc::new(HarborFacts::new(Duration::from_secs(30))),
+            projects: ProjectsSettings::default(),
             metrics: Arc::new(Metrics::new(&[]).unwrap()),
         };
         (store, receiver)
+    }
+
+    /// A store whose queue is full already: each referrer walked is counted as dropped.
+    fn full_store() -> (StoreInHarbor, mpsc::Receiver<Job>) {
+        let (store, jobs) = store(1);
+        let waiting = Job {
+            key: "hub/team/other@waiting".into(),
+            project: "hub".into(),
+            repository: "hub/team/other".parse().unwrap(),
+            digest: format!("sha256:{}", "0".repeat(64)).parse().unwrap(),
+            registry: "dockerhub".into(),
+        };
+        store.jobs.try_send(waiting).unwrap();
+        (store, jobs)
+    }
+
+    fn target() -> UpstreamTarget {
+        UpstreamTarget {
+            registry: Registry {
+                name: "dockerhub".into(),
+                base_url: "https://registry.example/".parse().unwrap(),
+                kind: RegistryKind::Distribution,
+                insecure: false,
+                credentials: None,
+            },
+            repository: "team/app".into(),
+            library_mapped: false,
+        }
+    }
+
+    /// A cache hit serving one signature fetched at `fetched_at_ms`.
+    fn signed(fetched_at_ms: u64) -> UpstreamAnswer {
+        let list = CachedList {
+            fetched_at_ms,
+            source: ReferrersSource::Api,
+            tag_digest: None,
+            descriptors: list(&[('a', Some("application/vnd.dev.cosign.artifact.sig.v1+json"))]),
+        };
+        UpstreamAnswer {
+            list: Some(Arc::new(list)),
+            upstream: UpstreamResult::Api,
+            cache: CacheResult::Hit,
+        }
+    }
+
+    fn subject(digit: char) -> Digest {
+        format!("sha256:{}", digit.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    async fn offer(store: &StoreInHarbor, name: &str, subject: &Digest, answer: &UpstreamAnswer) {
+        store
+            .offer(&name.parse().unwrap(), subject, &target(), answer)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn the_same_list_served_twice_is_walked_once() {
+        let (store, _jobs) = full_store();
+        let hit = signed(T0);
+        offer(&store, "hub/team/app", &subject('1'), &hit).await;
+        assert_eq!(dropped(&store), 1);
+        offer(&store, "hub/team/app", &subject('1'), &hit).await;
+        assert_eq!(dropped(&store), 1, "the same fetch is not walked again");
+    }
+
+    #[tokio::test]
+    async fn a_list_fetched_again_is_walked_again() {
+        let (store, _jobs) = full_store();
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
+        assert_eq!(dropped(&store), 1);
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0 + 60_000)).await;
+        assert_eq!(dropped(&store), 2, "a refreshed list is offered");
+    }
+
+    #[tokio::test]
+    async fn another_subjects_list_is_walked() {
+        let (store, _jobs) = full_store();
+        let hit = signed(T0);
+        offer(&store, "hub/team/app", &subject('1'), &hit).await;
+        offer(&store, "hub/team/app", &subject('1'), &hit).await;
+        assert_eq!(dropped(&store), 1);
+        // Another digest in the same repository, and the same digest in another repository.
+        offer(&store, "hub/team/app", &subject('2'), &hit).await;
+        assert_eq!(dropped(&store), 2);
+        offer(&store, "hub/team/web", &subject('1'), &hit).await;
+        assert_eq!(dropped(&store), 3);
+    }
+
+    #[tokio::test]
+    async fn a_project_known_not_to_store_is_offered_nothing_and_nothing_is_remembered() {
+        let (store, mut jobs) = store(10);
+        let proxy = || Project::new(4, "hub".into(), Some(2), BTreeMap::new());
+        store
+            .facts
+            .remember("hub", Some(proxy()), Some(&["referrers-proxy"]))
+            .await;
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
+        assert!(
+            jobs.try_recv().is_err(),
+            "no job for the worker to turn down"
+        );
+        let referrer = format!("hub/team/app@sha256:{}", "a".repeat(64));
+        assert_eq!(store.remembered.0.get(&referrer).await, None);
+        assert_eq!(
+            store
+                .offered_lists
+                .get(&format!("hub/team/app@{}", subject('1')))
+                .await,
+            None
+        );
+
+        // The project admin adds the store label: the very same list is offered now.
+        store
+            .facts
+            .remember(
+                "hub",
+                Some(proxy()),
+                Some(&["referrers-proxy", "referrers-proxy-store"]),
+            )
+            .await;
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
+        assert_eq!(jobs.try_recv().unwrap().key, referrer);
+    }
+
+    #[tokio::test]
+    async fn a_project_whose_facts_are_not_at_hand_is_left_to_the_worker() {
+        let (store, mut jobs) = store(10);
+        offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
+        let job = jobs.try_recv().unwrap();
+        assert_eq!(job.project, "hub");
+        assert_eq!(job.digest.as_str(), format!("sha256:{}", "a".repeat(64)));
     }
 
     fn dropped(store: &StoreInHarbor) -> u64 {
