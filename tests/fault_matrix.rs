@@ -3,7 +3,7 @@
 //! an upper bound on how long it takes (a generous multiple of the request's time budget), and
 //! how many requests reached the upstream. `docs/reliability.md` gives operators the same table.
 //!
-//! Every row asks as [`ALICE`] for the referrers of one subject that Harbor holds one local
+//! Every row asks as `ALICE` for the referrers of one subject that Harbor holds one local
 //! referrer of and that the upstream (when it answers) lists two referrers of, on two pages.
 
 use std::io::{Read, Write};
@@ -13,9 +13,8 @@ use e2e::config::SidecarConfig;
 use e2e::harbor_double::{CORE_GARBAGE, CoreFault};
 use e2e::redis::{BlackHole, RedisServer};
 use e2e::scripted_upstream::{ScriptedUpstream, UpstreamFault};
-use e2e::users::ALICE;
 use e2e::wait::eventually;
-use e2e::world::{World, digests, referrers_path};
+use e2e::world::{World, digests, referrers_path, reply};
 use serde_json::{Value, json};
 
 /// The request's time budget (`response.deadline`).
@@ -108,13 +107,37 @@ const fn core(status: u16, body: Body) -> Expect {
     }
 }
 
-/// One test per row, named after its fault; the rows are the table.
+/// Core does not answer within the budget.
+const CORE_UNAVAILABLE: Expect = core(504, Body::Error("UNAVAILABLE"));
+
+/// The upstream's list fetched, then served from the cache: the fault costs nothing.
+const MISS_THEN_HIT: &[Expect] = &[
+    served("api", "miss", Body::LocalAndUpstream),
+    served("api", "hit", Body::LocalAndUpstream),
+];
+
+/// The upstream's page read is served once, marked truncated; then remembered, not read again.
+const TRUNCATED_THEN_REMEMBERED: &[Expect] = &[
+    served("truncated", "miss", Body::LocalAndFirstPage),
+    served("truncated", "miss", Body::Local),
+];
+
+/// The local referrer alone, twice, for this upstream result.
+const fn local_twice(upstream: &'static str) -> [Expect; 2] {
+    [served(upstream, "miss", Body::Local); 2]
+}
+
+/// One test per row, named after its fault: `name: fault => answers, upstream requests;`.
 macro_rules! fault_matrix {
-    ($($name:ident: $row:expr;)*) => {
+    ($($name:ident: $fault:expr => $answers:expr, $upstream_requests:expr;)*) => {
         $(
             #[tokio::test]
             async fn $name() {
-                const ROW: Row = $row;
+                const ROW: Row = Row {
+                    fault: $fault,
+                    answers: $answers,
+                    upstream_requests: $upstream_requests,
+                };
                 run(stringify!($name), ROW).await;
             }
         )*
@@ -122,149 +145,50 @@ macro_rules! fault_matrix {
 }
 
 fault_matrix! {
-    core_stalls_before_its_head: Row {
-        fault: Fault::Core(CoreFault::StallsBeforeItsHead),
-        answers: &[core(504, Body::Error("UNAVAILABLE"))],
-        upstream_requests: 0,
-    };
-    core_stalls_mid_body: Row {
-        fault: Fault::Core(CoreFault::StallsMidBody),
-        answers: &[core(504, Body::Error("UNAVAILABLE"))],
-        upstream_requests: 0,
-    };
-    core_answers_5xx: Row {
-        fault: Fault::Core(CoreFault::Status(500)),
-        answers: &[core(500, Body::Core("core failed"))],
-        upstream_requests: 0,
-    };
-    core_answers_garbage: Row {
-        fault: Fault::Core(CoreFault::Garbage),
-        answers: &[core(200, Body::Core(CORE_GARBAGE))],
-        upstream_requests: 0,
-    };
-    upstream_down: Row {
-        fault: Fault::UpstreamDown,
-        answers: &[served("error", "miss", Body::Local)],
-        upstream_requests: 0,
-    };
-    upstream_down_with_a_stale_entry: Row {
-        fault: Fault::UpstreamDownWithAStaleEntry,
-        answers: &[served("api", "stale", Body::LocalAndUpstream)],
-        upstream_requests: 0,
-    };
-    upstream_slower_than_the_budget: Row {
-        fault: Fault::UpstreamSlowerThanTheBudget,
-        // The second request waits for the fetch the first one started.
-        answers: &[
-            served("timeout", "miss", Body::Local),
-            served("timeout", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE + 1,
-    };
-    upstream_rate_limits_with_retry_after: Row {
-        fault: Fault::Upstream(UpstreamFault::Status { status: 429, retry_after: Some("120") }),
-        // The probe is answered 429 and the registry rests: the second request makes no
-        // upstream call.
-        answers: &[
-            served("rate_limited", "miss", Body::Local),
-            served("rate_limited", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE,
-    };
-    upstream_answers_5xx: Row {
-        fault: Fault::Upstream(UpstreamFault::Status { status: 500, retry_after: None }),
-        // Each request's probe fails, and nothing more is asked.
-        answers: &[
-            served("error", "miss", Body::Local),
-            served("error", "miss", Body::Local),
-        ],
-        upstream_requests: 2 * PROBE,
-    };
-    upstream_answers_html: Row {
-        fault: Fault::Upstream(UpstreamFault::Html),
-        // Not the referrers API: after the probe and that page, the fallback tag is asked, is
-        // not there, and that empty list is cached.
-        answers: &[
-            served("none", "miss", Body::Local),
-            served("none", "hit", Body::Local),
-        ],
-        upstream_requests: PROBE + 2,
-    };
-    upstream_sends_an_oversize_page: Row {
-        fault: Fault::Upstream(UpstreamFault::OversizePage(5 * 1024 * 1024)),
-        // Remembered as too large: not downloaded again.
-        answers: &[
-            served("too_large", "miss", Body::Local),
-            served("too_large", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE + 1,
-    };
-    upstream_sends_an_endless_body: Row {
-        fault: Fault::Upstream(UpstreamFault::EndlessBody),
-        answers: &[
-            served("too_large", "miss", Body::Local),
-            served("too_large", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE + 1,
-    };
-    upstream_links_in_a_loop: Row {
-        fault: Fault::Upstream(UpstreamFault::LinkLoop),
-        // The page read is served once, marked truncated; then remembered, not read again.
-        answers: &[
-            served("truncated", "miss", Body::LocalAndFirstPage),
-            served("truncated", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE + 1,
-    };
-    upstream_links_to_another_origin: Row {
-        fault: Fault::Upstream(UpstreamFault::LinkToAnotherOrigin),
-        answers: &[
-            served("truncated", "miss", Body::LocalAndFirstPage),
-            served("truncated", "miss", Body::Local),
-        ],
-        upstream_requests: PROBE + 1,
-    };
-    token_realm_answers_an_overflowing_expires_in: Row {
-        fault: Fault::Upstream(UpstreamFault::TokenExpiresIn("99999999999999999999999")),
-        // The probe's 401, the token, the two pages; the second request is a hit.
-        answers: &[
-            served("api", "miss", Body::LocalAndUpstream),
-            served("api", "hit", Body::LocalAndUpstream),
-        ],
-        upstream_requests: PROBE + 1 + UPSTREAM_REFERRERS,
-    };
-    redis_down: Row {
-        fault: Fault::RedisDown,
-        answers: &[
-            served("api", "miss", Body::LocalAndUpstream),
-            served("api", "hit", Body::LocalAndUpstream),
-        ],
-        upstream_requests: PROBE + UPSTREAM_REFERRERS,
-    };
-    redis_black_holed: Row {
-        fault: Fault::RedisBlackHoled,
-        answers: &[
-            served("api", "miss", Body::LocalAndUpstream),
-            served("api", "hit", Body::LocalAndUpstream),
-        ],
-        upstream_requests: PROBE + UPSTREAM_REFERRERS,
-    };
-    redis_holds_a_corrupt_value: Row {
-        fault: Fault::RedisValue(|_| b"RS\x02 written by something else".to_vec()),
-        answers: &[
-            served("api", "miss", Body::LocalAndUpstream),
-            served("api", "hit", Body::LocalAndUpstream),
-        ],
-        upstream_requests: PROBE + UPSTREAM_REFERRERS,
-    };
-    redis_holds_a_value_from_the_future: Row {
-        fault: Fault::RedisValue(fetched_a_day_from_now),
-        answers: &[
-            served("api", "miss", Body::LocalAndUpstream),
-            served("api", "hit", Body::LocalAndUpstream),
-        ],
-        upstream_requests: PROBE + UPSTREAM_REFERRERS,
-    };
+    core_stalls_before_its_head: Fault::Core(CoreFault::StallsBeforeItsHead)
+        => &[CORE_UNAVAILABLE], 0;
+    core_stalls_mid_body: Fault::Core(CoreFault::StallsMidBody) => &[CORE_UNAVAILABLE], 0;
+    core_answers_5xx: Fault::Core(CoreFault::Status(500))
+        => &[core(500, Body::Core("core failed"))], 0;
+    core_answers_garbage: Fault::Core(CoreFault::Garbage)
+        => &[core(200, Body::Core(CORE_GARBAGE))], 0;
+    upstream_down: Fault::UpstreamDown => &[served("error", "miss", Body::Local)], 0;
+    upstream_down_with_a_stale_entry: Fault::UpstreamDownWithAStaleEntry
+        => &[served("api", "stale", Body::LocalAndUpstream)], 0;
+    // The second request waits for the fetch the first one started.
+    upstream_slower_than_the_budget: Fault::UpstreamSlowerThanTheBudget
+        => &local_twice("timeout"), PROBE + 1;
+    // The probe is answered 429 and the registry rests: the second request makes no upstream
+    // call.
+    upstream_rate_limits_with_retry_after:
+        Fault::Upstream(UpstreamFault::Status { status: 429, retry_after: Some("120") })
+        => &local_twice("rate_limited"), PROBE;
+    // Each request's probe fails, and nothing more is asked.
+    upstream_answers_5xx: Fault::Upstream(UpstreamFault::Status { status: 500, retry_after: None })
+        => &local_twice("error"), 2 * PROBE;
+    // Not the referrers API: after the probe and that page, the fallback tag is asked, is not
+    // there, and that empty list is cached.
+    upstream_answers_html: Fault::Upstream(UpstreamFault::Html)
+        => &[served("none", "miss", Body::Local), served("none", "hit", Body::Local)], PROBE + 2;
+    // Remembered as too large: not downloaded again.
+    upstream_sends_an_oversize_page: Fault::Upstream(UpstreamFault::OversizePage(5 * 1024 * 1024))
+        => &local_twice("too_large"), PROBE + 1;
+    upstream_sends_an_endless_body: Fault::Upstream(UpstreamFault::EndlessBody)
+        => &local_twice("too_large"), PROBE + 1;
+    upstream_links_in_a_loop: Fault::Upstream(UpstreamFault::LinkLoop)
+        => TRUNCATED_THEN_REMEMBERED, PROBE + 1;
+    upstream_links_to_another_origin: Fault::Upstream(UpstreamFault::LinkToAnotherOrigin)
+        => TRUNCATED_THEN_REMEMBERED, PROBE + 1;
+    // The probe's 401, the token, the two pages; the second request is a hit.
+    token_realm_answers_an_overflowing_expires_in:
+        Fault::Upstream(UpstreamFault::TokenExpiresIn("99999999999999999999999"))
+        => MISS_THEN_HIT, PROBE + 1 + UPSTREAM_REFERRERS;
+    redis_down: Fault::RedisDown => MISS_THEN_HIT, PROBE + UPSTREAM_REFERRERS;
+    redis_black_holed: Fault::RedisBlackHoled => MISS_THEN_HIT, PROBE + UPSTREAM_REFERRERS;
+    redis_holds_a_corrupt_value: Fault::RedisValue(|_| b"RS\x02 written by something else".to_vec())
+        => MISS_THEN_HIT, PROBE + UPSTREAM_REFERRERS;
+    redis_holds_a_value_from_the_future: Fault::RedisValue(fetched_a_day_from_now)
+        => MISS_THEN_HIT, PROBE + UPSTREAM_REFERRERS;
 }
 
 async fn run(name: &str, row: Row) {
@@ -272,7 +196,7 @@ async fn run(name: &str, row: Row) {
     let world = World::hub_proxy_over("scripted", &upstream.url());
     world
         .harbor
-        .set_local_referrers(REPOSITORY, SUBJECT, vec![local_referrer()]);
+        .set_local_referrers(REPOSITORY, SUBJECT, vec![world.local.clone()]);
     let path = referrers_path(REPOSITORY, SUBJECT);
 
     // What must be in place before the sidecar starts.
@@ -297,7 +221,7 @@ async fn run(name: &str, row: Row) {
         (Fault::RedisDown, Some(redis)) => redis.kill(),
         (Fault::RedisValue(rewrite), Some(redis)) => {
             let other_replica = world.sidecar_with(configure);
-            let first = answer(&other_replica, &path).await;
+            let first = reply(&other_replica, &path).await;
             assert_eq!(first.status, 200, "{name}: the entry is stored");
             drop(other_replica);
             let key = entry_key(redis);
@@ -319,11 +243,11 @@ async fn run(name: &str, row: Row) {
         Fault::UpstreamDown => upstream.stop(),
         Fault::UpstreamSlowerThanTheBudget => upstream.hold(),
         Fault::UpstreamDownWithAStaleEntry => {
-            assert_eq!(answer(&sidecar, &path).await.cache, "miss");
+            assert_eq!(reply(&sidecar, &path).await.cache, "miss");
             upstream.stop();
             // Until the entry goes stale, it is a hit.
             eventually("the entry goes stale", async || {
-                answer(&sidecar, &path).await.cache != "hit"
+                reply(&sidecar, &path).await.cache != "hit"
             })
             .await;
         }
@@ -333,7 +257,7 @@ async fn run(name: &str, row: Row) {
 
     for (i, expected) in row.answers.iter().enumerate() {
         let started = Instant::now();
-        let got = answer(&sidecar, &path).await;
+        let got = reply(&sidecar, &path).await;
         let took = started.elapsed();
         let what = format!("{name}, answer {}", i + 1);
         assert!(took < BOUND, "{what}: answered after {took:?}");
@@ -343,7 +267,7 @@ async fn run(name: &str, row: Row) {
             "{what}: {}",
             got.body
         );
-        check_body(&what, expected.body, &got.body);
+        check_body(&what, expected.body, &got.body, world.local_digest());
     }
     assert_eq!(
         upstream.requests() - before,
@@ -378,41 +302,7 @@ fn entry_key(redis: &RedisServer) -> String {
         .expect("the stored entry")
 }
 
-/// What a client saw of one referrers request, whatever its body.
-struct Got {
-    status: u16,
-    upstream: String,
-    cache: String,
-    body: String,
-}
-
-async fn answer(sidecar: &e2e::Sidecar, path: &str) -> Got {
-    let response = sidecar.get_as(path, ALICE).await;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().expect("header").to_owned())
-            .unwrap_or_default()
-    };
-    let (status, upstream, cache) = (
-        response.status().as_u16(),
-        header("x-referrers-upstream"),
-        header("x-referrers-cache"),
-    );
-    Got {
-        status,
-        upstream,
-        cache,
-        body: response.text().await.expect("body"),
-    }
-}
-
-fn check_body(what: &str, expected: Body, body: &str) {
-    let local = local_referrer()["digest"]
-        .as_str()
-        .expect("digest")
-        .to_owned();
+fn check_body(what: &str, expected: Body, body: &str, local: &str) {
     match expected {
         Body::Error(code) => {
             let error: Value = serde_json::from_str(body).expect("an OCI error body");
@@ -428,18 +318,9 @@ fn check_body(what: &str, expected: Body, body: &str) {
                 _ => UPSTREAM_REFERRERS,
             };
             assert_eq!(served.len(), 1 + upstream, "{what}: {served:?}");
-            assert!(served.contains(&local), "{what}: {served:?}");
+            assert!(served.iter().any(|d| d == local), "{what}: {served:?}");
         }
     }
-}
-
-fn local_referrer() -> Value {
-    json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": format!("sha256:{}", "1".repeat(64)),
-        "size": 321,
-        "artifactType": "application/vnd.example.local+json",
-    })
 }
 
 fn now_ms() -> u64 {

@@ -6,26 +6,15 @@ use std::time::Duration;
 
 use e2e::users::ALICE;
 use e2e::wait::{eventually, wait_for_metric};
-use e2e::world::{Answer, Mirror, World, ask, referrers_path};
+use e2e::world::{Mirror, World, ask, referrers_path};
 
 const LABEL: &str = "referrers-proxy";
 
 /// `hub-proxy` over a mirror with the referrers API, not named in `projects.enabled`.
 async fn unlisted_world() -> World {
-    World::builder()
-        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
-        .user(ALICE, &["hub-proxy"])
+    World::hub_proxy_builder(Mirror::with_referrers_api().await)
         .enable(&["other-proxy"])
         .start()
-}
-
-/// Core's own answer for the mirrored subject: Harbor's local referrer alone, no
-/// `X-Referrers-*` headers.
-fn assert_core_answer(world: &World, answer: &Answer) {
-    let local = world.local["digest"].as_str().expect("digest");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!((answer.cache.as_str(), answer.upstream.as_str()), ("", ""));
-    assert_eq!(answer.digests, vec![local.to_owned()]);
 }
 
 /// The queries of the label requests Harbor received, percent-decoded.
@@ -55,17 +44,7 @@ async fn a_labelled_project_is_served_and_its_label_read_once_per_ttl() {
         (first.status, first.cache.as_str(), first.upstream.as_str()),
         (200, "miss", "api")
     );
-    let mut expected: Vec<String> = mirror
-        .sample
-        .referrers
-        .iter()
-        .map(|r| r.digest.clone())
-        .collect();
-    expected.push(world.local["digest"].as_str().expect("digest").to_owned());
-    let mut served = first.digests.clone();
-    served.sort();
-    expected.sort();
-    assert_eq!(served, expected, "upstream and local referrers, merged");
+    world.assert_merged("hub-proxy", &first);
     assert_eq!(mirror.referrers_requests(), 1);
 
     let second = ask(&sidecar, &path).await;
@@ -110,7 +89,7 @@ async fn a_removed_label_gives_cores_answer_after_the_ttl() {
         false
     })
     .await;
-    assert_core_answer(&world, &back.expect("the answer waited for"));
+    world.assert_core_answer(&back.expect("the answer waited for"));
     assert_eq!(mirror.referrers_requests(), 1, "no upstream call after");
 }
 
@@ -123,7 +102,7 @@ async fn a_label_whose_name_only_contains_the_switch_does_not_turn_it_on() {
     let sidecar = world.sidecar();
     let path = world.subject_path("hub-proxy");
     for _ in 0..2 {
-        assert_core_answer(&world, &ask(&sidecar, &path).await);
+        world.assert_core_answer(&ask(&sidecar, &path).await);
     }
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
     let labels = label_requests(&world);
@@ -162,7 +141,7 @@ async fn a_robot_without_label_list_keeps_the_configured_projects_and_says_so() 
 
     let labelled_path = referrers_path(&labelled_repository, &sample.subject.digest);
     for _ in 0..2 {
-        assert_core_answer(&world, &ask(&sidecar, &labelled_path).await);
+        world.assert_core_answer(&ask(&sidecar, &labelled_path).await);
     }
     assert_eq!(
         world.mirror("hub-proxy").referrers_requests(),

@@ -10,10 +10,7 @@ use e2e::world::{Mirror, World, ask};
 /// `hub-proxy` over a mirror with the referrers API (the sample is in `team/app`), with the
 /// allowlist `pattern` of `kind`.
 async fn allowlisted_world(pattern: &str, kind: Option<&str>) -> World {
-    let world = World::builder()
-        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
-        .user(ALICE, &["hub-proxy"])
-        .start();
+    let world = World::hub_proxy_builder(Mirror::with_referrers_api().await).start();
     world
         .harbor
         .set_proxy_cache_filter("hub-proxy", pattern, kind);
@@ -25,17 +22,8 @@ async fn an_excluded_repository_gets_cores_answer_and_no_upstream_call() {
     let world = allowlisted_world("library/**", None).await;
     let sidecar = world.sidecar();
     let path = world.subject_path("hub-proxy");
-    let local = world.local["digest"].as_str().expect("digest").to_owned();
-
     for _ in 0..2 {
-        let answer = ask(&sidecar, &path).await;
-        assert_eq!(answer.status, 200, "{answer:?}");
-        assert_eq!(
-            (answer.cache.as_str(), answer.upstream.as_str()),
-            ("", ""),
-            "core's own answer: {answer:?}"
-        );
-        assert_eq!(answer.digests, vec![local.clone()]);
+        world.assert_core_answer(&ask(&sidecar, &path).await);
     }
     // A filtered request goes to core as it came.
     let filtered = sidecar
@@ -69,17 +57,7 @@ async fn an_allowed_repository_is_merged() {
         ),
         (200, "miss", "api")
     );
-    let mut expected: Vec<String> = mirror
-        .sample
-        .referrers
-        .iter()
-        .map(|r| r.digest.clone())
-        .collect();
-    expected.push(world.local["digest"].as_str().expect("digest").to_owned());
-    expected.sort();
-    let mut served = answer.digests.clone();
-    served.sort();
-    assert_eq!(served, expected, "upstream and local referrers, merged");
+    world.assert_merged("hub-proxy", &answer);
     assert_eq!(mirror.referrers_requests(), 1);
 }
 
@@ -87,8 +65,7 @@ async fn an_allowed_repository_is_merged() {
 async fn a_regex_is_anchored_like_harbors() {
     let world = allowlisted_world("team", Some("regex")).await;
     let sidecar = world.sidecar();
-    let answer = ask(&sidecar, &world.subject_path("hub-proxy")).await;
-    assert_eq!((answer.status, answer.upstream.as_str()), (200, ""));
+    world.assert_core_answer(&ask(&sidecar, &world.subject_path("hub-proxy")).await);
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
 }
 

@@ -30,21 +30,6 @@ async fn two_projects() -> World {
     world
 }
 
-/// The upstream referrers of the sample (a cosign signature and an SPDX SBOM, both of the
-/// default artifact types) and Harbor's local one, sorted.
-fn every_referrer(world: &World) -> Vec<String> {
-    let mut all: Vec<String> = world
-        .mirror("hub-proxy")
-        .sample
-        .referrers
-        .iter()
-        .map(|r| r.digest.clone())
-        .collect();
-    all.push(world.local["digest"].as_str().expect("digest").to_owned());
-    all.sort();
-    all
-}
-
 /// Manifest pulls of `project/team/app` that reached Harbor (the double).
 fn manifest_pulls(world: &World, project: &str) -> Vec<e2e::seen::Seen> {
     world
@@ -171,7 +156,9 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     let mut world = two_projects().await;
     let sidecar = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
-    let expected = every_referrer(&world);
+    // The sample's upstream referrers (a cosign signature and an SPDX SBOM, both of the
+    // default artifact types) and Harbor's local one.
+    let expected = world.merged("hub-proxy");
 
     // A project that does not store in Harbor first: pulls go one at a time, in order, so
     // once hub-proxy's are seen, none of other-proxy's is coming.
@@ -255,7 +242,7 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
         sorted(core_referrers_of(&world, "other-proxy", &subject).await),
-        every_referrer(&world)
+        world.merged("hub-proxy")
     );
 }
 
@@ -279,7 +266,7 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
         sorted(core_referrers_of(&world, "other-proxy", &subject).await),
-        every_referrer(&world)
+        world.merged("hub-proxy")
     );
     // Each project's labels are listed once (no name filter) for every switch.
     let listings = world.harbor.requests_to("/api/v2.0/labels");
@@ -305,7 +292,7 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
         .harbor
         .send_pull_webhooks(&sidecar.url(harbor_webhook::PATH), SECRET);
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
-    let expected = every_referrer(&world);
+    let expected = world.merged("hub-proxy");
 
     // A client pulls the image by tag through the sidecar's route (passed through to core).
     let token: Value =

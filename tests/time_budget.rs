@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::wait_for_metric;
 use e2e::world::{World, ask, referrers_path};
-use serde_json::{Value, json};
 
 /// The budget the tests give the sidecar.
 const BUDGET: Duration = Duration::from_secs(2);
@@ -19,15 +18,6 @@ const WELL_AFTER_BUDGET: Duration = Duration::from_secs(20);
 
 const SUBJECT: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000a1";
 
-fn local_referrer() -> Value {
-    json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": format!("sha256:{}", "1".repeat(64)),
-        "size": 321,
-        "artifactType": "application/vnd.example.local+json",
-    })
-}
-
 #[tokio::test]
 async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit() {
     let upstream = ScriptedUpstream::start(2);
@@ -35,7 +25,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
     let world = World::hub_proxy_over("scripted", &upstream.url());
     world
         .harbor
-        .set_local_referrers("hub-proxy/team/app", SUBJECT, vec![local_referrer()]);
+        .set_local_referrers("hub-proxy/team/app", SUBJECT, vec![world.local.clone()]);
     let sidecar = world.sidecar_with(|c| c.deadline(BUDGET));
     let path = referrers_path("hub-proxy/team/app", SUBJECT);
 
@@ -50,10 +40,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
         (first.status, first.cache.as_str(), first.upstream.as_str()),
         (200, "miss", "timeout")
     );
-    assert_eq!(
-        first.digests,
-        [local_referrer()["digest"].as_str().unwrap()]
-    );
+    assert_eq!(first.digests, [world.local_digest()]);
     assert_eq!(upstream.referrers_requests(), 1, "the fetch is under way");
 
     // The fetch outlives the request that started it, and fills the cache.

@@ -9,7 +9,6 @@ use e2e::Sidecar;
 use e2e::harbor_double::DoubleProject;
 use e2e::harbor_webhook::{self, Format, artifact_event, post};
 use e2e::scripted_upstream::ScriptedUpstream;
-use e2e::users::ALICE;
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask};
 
@@ -69,17 +68,7 @@ async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
         (first.status, first.cache.as_str(), first.upstream.as_str()),
         (200, "hit", "api")
     );
-    let mut expected: Vec<String> = mirror
-        .sample
-        .referrers
-        .iter()
-        .map(|r| r.digest.clone())
-        .collect();
-    expected.push(world.local["digest"].as_str().expect("digest").to_owned());
-    let mut served = first.digests;
-    served.sort();
-    expected.sort();
-    assert_eq!(served, expected, "upstream and local referrers, merged");
+    world.assert_merged("hub-proxy", &first);
 
     // Pulled again while the list is fresh: nothing is fetched.
     assert_eq!(
@@ -106,10 +95,8 @@ async fn a_pull_as_a_cloud_event_warms_the_cache() {
 
 #[tokio::test]
 async fn pulls_in_projects_not_served_reach_no_upstream() {
-    let world = World::builder()
-        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+    let world = World::hub_proxy_builder(Mirror::with_referrers_api().await)
         .project(DoubleProject::local(9, "library"))
-        .user(ALICE, &["hub-proxy"])
         .enable(&["other-proxy"])
         .start();
     let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));

@@ -254,18 +254,6 @@ impl HarborDouble {
             .insert((repository.into(), subject.into()), descriptors);
     }
 
-    /// The manifest a proxy-cache project holds for `repository` (`project/repo`) at
-    /// `reference` (a tag or a digest), pulled through from its upstream.
-    #[must_use]
-    pub fn cached_manifest(&self, repository: &str, reference: &str) -> Option<CachedManifest> {
-        self.shared
-            .state
-            .lock()
-            .expect("state")
-            .cache
-            .manifest(repository, reference)
-    }
-
     /// A webhook policy sending `PULL_ARTIFACT` events (Harbor's default payload) to `url`,
     /// with `auth_header` as `Authorization`, for every manifest pulled from a proxy-cache
     /// project from now on.
@@ -375,10 +363,6 @@ impl HarborDouble {
             .into_iter()
             .filter(|r| r.path.starts_with(prefix))
             .collect()
-    }
-
-    pub fn clear_requests(&self) {
-        self.server.clear_seen();
     }
 
     /// Runs the token dance a client does: `scope` is `repository:<name>:pull`.

@@ -206,11 +206,18 @@ impl World {
     /// The world of the cache tests: one proxy-cache project, `hub-proxy`, over `mirror`, and
     /// [`ALICE`] who may pull from it.
     pub fn hub_proxy(mirror: Mirror) -> Self {
+        Self::hub_proxy_builder(mirror)
+            .sidecar(|config| config.upstream_timeout(Duration::from_secs(5)))
+            .start()
+    }
+
+    /// [`hub_proxy`](Self::hub_proxy)'s projects and accounts, to build on (more projects, the
+    /// projects enabled, Harbor's behaviour), with the sidecar's defaults.
+    #[must_use]
+    pub fn hub_proxy_builder(mirror: Mirror) -> WorldBuilder {
         Self::builder()
             .mirror("hub-proxy", "upstream", mirror)
             .user(ALICE, &["hub-proxy"])
-            .sidecar(|config| config.upstream_timeout(Duration::from_secs(5)))
-            .start()
     }
 
     /// One proxy-cache project, `hub-proxy`, over the registry `registry` at `url` (an
@@ -248,6 +255,52 @@ impl World {
             &format!("{project}/{}", mirror.repository),
             &mirror.sample.subject.digest,
         )
+    }
+
+    /// The digest of [`local`](Self::local).
+    #[must_use]
+    pub fn local_digest(&self) -> &str {
+        self.local["digest"].as_str().expect("digest")
+    }
+
+    /// The referrers of the subject mirrored behind `project` once merged: the upstream's and
+    /// Harbor's local one, sorted.
+    #[must_use]
+    pub fn merged(&self, project: &str) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .mirror(project)
+            .sample
+            .referrers
+            .iter()
+            .map(|r| r.digest.clone())
+            .collect();
+        all.push(self.local_digest().to_owned());
+        all.sort();
+        all
+    }
+
+    /// Asserts that `answer` lists the upstream's and Harbor's referrers of the subject
+    /// mirrored behind `project`, merged (in any order).
+    pub fn assert_merged(&self, project: &str, answer: &Answer) {
+        let mut served = answer.digests.clone();
+        served.sort();
+        assert_eq!(
+            served,
+            self.merged(project),
+            "upstream and local referrers, merged: {answer:?}"
+        );
+    }
+
+    /// Asserts that `answer` is core's own for a mirrored subject: Harbor's local referrer
+    /// alone, no `X-Referrers-*` headers.
+    pub fn assert_core_answer(&self, answer: &Answer) {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(
+            (answer.cache.as_str(), answer.upstream.as_str()),
+            ("", ""),
+            "core's own answer: {answer:?}"
+        );
+        assert_eq!(answer.digests, [self.local_digest()], "{answer:?}");
     }
 
     /// A sidecar for this world.
@@ -292,8 +345,20 @@ pub struct Answer {
     pub digests: Vec<String>,
 }
 
-/// One referrers request to `sidecar` as [`ALICE`].
-pub async fn ask(sidecar: &Sidecar, path: &str) -> Answer {
+/// What a client saw of one referrers request, whatever its body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// `X-Referrers-Cache` (empty when absent).
+    pub cache: String,
+    /// `X-Referrers-Upstream` (empty when absent).
+    pub upstream: String,
+    pub body: String,
+}
+
+/// One referrers request to `sidecar` as [`ALICE`], its body read as text (an error, or what
+/// core relayed, as well as an index).
+pub async fn reply(sidecar: &Sidecar, path: &str) -> Reply {
     let response = sidecar.get_as(path, ALICE).await;
     let header = |name: &str| {
         response
@@ -307,7 +372,24 @@ pub async fn ask(sidecar: &Sidecar, path: &str) -> Answer {
         header("x-referrers-cache"),
         header("x-referrers-upstream"),
     );
-    let index: Value = response.json().await.expect("json");
+    Reply {
+        status,
+        cache,
+        upstream,
+        body: response.text().await.expect("body"),
+    }
+}
+
+/// One referrers request to `sidecar` as [`ALICE`], answered with an index.
+pub async fn ask(sidecar: &Sidecar, path: &str) -> Answer {
+    let Reply {
+        status,
+        cache,
+        upstream,
+        body,
+    } = reply(sidecar, path).await;
+    let index: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("not an index ({error}): {body}"));
     Answer {
         status,
         cache,
