@@ -2,7 +2,6 @@
 //! clock in tests.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
@@ -41,14 +40,16 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to: by [`ManualClock::advance`], and by its own sleeps,
 /// which move it forward at once and yield to other tasks (so a wait loop runs through its
-/// deadline without real time passing).
+/// deadline without real time passing). For unit tests only.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct ManualClock {
+pub(crate) struct ManualClock {
     start: Instant,
     start_ms: u64,
-    elapsed: Mutex<Duration>,
+    elapsed: std::sync::Mutex<Duration>,
 }
 
+#[cfg(test)]
 impl ManualClock {
     /// A clock reading `start_ms` milliseconds since the epoch.
     #[must_use]
@@ -56,7 +57,7 @@ impl ManualClock {
         Self {
             start: Instant::now(),
             start_ms,
-            elapsed: Mutex::new(Duration::ZERO),
+            elapsed: std::sync::Mutex::new(Duration::ZERO),
         }
     }
 
@@ -75,6 +76,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         let elapsed = u64::try_from(self.elapsed().as_millis()).unwrap_or(u64::MAX);

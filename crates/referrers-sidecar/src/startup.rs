@@ -12,7 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::cache::{CacheConfig, ReferrersCache, shared_store};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
@@ -31,8 +31,6 @@ const SHUTDOWN_GRACE_SECONDS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
