@@ -414,8 +414,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn whether_a_project_stores_in_harbor_is_told_from_cached_facts_only_when_all_are_at_hand()
-     {
+    async fn storing_is_told_from_cached_facts_only_when_all_are_at_hand() {
         let facts = HarborFacts::new(Duration::from_secs(30));
         let by_label = ProjectsSettings::default();
         assert_eq!(
