@@ -14,11 +14,13 @@
 # ready and memory per cached descriptor. Compare ratios, not absolute numbers: wrk and every
 # server share the machine's cores.
 #
-#   scripts/bench.sh [all|criterion|load|hop]  (default: all)
+#   scripts/bench.sh [all|criterion|load|hop|memory]  (default: all)
 #   BENCH_SECONDS: length of each wrk run (default 10)
 #
-# `hop` is a quick comparison that writes nothing: (b) the nginx hop and (d) the sidecar's cache
-# hit at 10 and 100 referrers, with the connections core accepted during each sidecar run.
+# `hop` and `memory` are quick and write nothing. `hop` compares (b) the nginx hop and (d) the
+# sidecar's cache hit at 10 and 100 referrers, with the connections core accepted during each
+# sidecar run. `memory` prints the load run's start-up and memory numbers alone: time to
+# ready, idle RSS and threads, and memory per cached descriptor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -27,10 +29,7 @@ seconds=${BENCH_SECONDS:-10}
 connections=64
 fill_subjects=10000
 fill_referrers=10
-tools="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
-export PATH="$tools/bin:$PATH"
 doc=docs/benchmarks.md
-INDEX_TYPE=application/vnd.oci.image.index.v1+json
 # Release code without LTO: close to the image's binary, much faster to build. The criterion
 # benches share this target dir (the bench profile inherits release), so dependencies are
 # built once for both.
@@ -39,8 +38,8 @@ export CARGO_TARGET_DIR=$PWD/target/load
 # shellcheck source=scripts/lib/loopback.sh
 . scripts/lib/loopback.sh
 
-case $what in all | criterion | load | hop) ;; *)
-  echo "usage: $0 [all|criterion|load|hop]" >&2
+case $what in all | criterion | load | hop | memory) ;; *)
+  echo "usage: $0 [all|criterion|load|hop|memory]" >&2
   exit 2
   ;;
 esac
@@ -86,15 +85,8 @@ EOF
 
 # ---------------------------------------------------------------------------- the load run
 
-work=
-nginx_pids=()
-sidecar_pid=
 cleanup() {
-  local pid
-  [ -z "$sidecar_pid" ] || stop_sidecar
-  for pid in "${nginx_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${nginx_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -z "$work" ] || rm -rf "$work"
+  stop_loopback
 }
 
 # user+sys clock ticks of the given processes (all their threads) so far.
@@ -170,25 +162,14 @@ parallel_get() {
 # Builds the sidecar, generates the data and configurations, and starts the nginx backends
 # (core's stand-in, the upstream) and front (static file, hop).
 prepare_load() {
-  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-    die "wrk and nginx come from make setup (scripts/setup.sh)"
-  fi
+  require_tools wrk nginx
   cargo build -q --release -p referrers-sidecar
   sidecar_bin=$CARGO_TARGET_DIR/release/referrers-sidecar
   local loadavg_before
   loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-  work=$(mktemp -d)
-  # nginx's workers drop root's rights (to nobody) and must read the generated files.
-  chmod 755 "$work"
-  trap cleanup EXIT
-  trap 'exit 130' INT TERM
-  core_port=$(free_port)
-  upstream_port=$(free_port)
-  front_port=$(free_port)
-  hop_port=$(free_port)
-  sidecar_port=$(free_port)
-  metrics_port=$(free_port)
+  make_work
+  read -r core_port upstream_port front_port hop_port sidecar_port metrics_port < <(free_ports 6)
   auth="Authorization: Basic $(printf 'bench:bench-password' | base64)"
 
   # Subjects, the upstream's lists (list 10 ⊂ 100 ⊂ 1000, as one signer keeps adding), core's
@@ -386,9 +367,7 @@ run_load() {
   local upstream_before rss_load=0 rss cold urls answered
 
   # Start-up, idle memory, then the cache warmed with each subject's list.
-  start_sidecar
-  result ready_ms "$ready_ms"
-  result idle_rss_kib "$(rss_kib "$sidecar_pid" VmRSS)"
+  measure_start
   for n in 10 100 1000; do
     fetch_checked "/v2/bench-proxy/r$n/referrers/$(<"$work/subject-$n")" $((n + 1)) "$work/merged/r$n.json"
   done
@@ -427,27 +406,67 @@ run_load() {
   result sidecar_errors "$(grep -c '"level":"ERROR"' "$work/sidecar.log" || true)"
   stop_sidecar
 
-  # Memory per cached descriptor, in a fresh process: RSS after one list is cached, then after
-  # the fill (every subject a miss: one core call, one upstream call, one stored list).
+  measure_fill
+  result loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+  render_load "$work/results" >"$work/table.md"
+  write_section load "$work/table.md"
+}
+
+# Starts the sidecar: the time to ready, and its memory and threads when idle.
+measure_start() {
+  start_sidecar
+  result ready_ms "$ready_ms"
+  result idle_rss_kib "$(rss_kib "$sidecar_pid" VmRSS)"
+  result idle_anon_kib "$(smaps_kib "$sidecar_pid" Anonymous)"
+  result idle_threads "$(awk '$1 == "Threads:" {print $2}' "/proc/$sidecar_pid/status")"
+}
+
+# Memory per cached descriptor, in a fresh process: RSS after one list is cached, then after
+# the fill (every subject a miss: one core call, one upstream call, one stored list).
+measure_fill() {
+  local rss_before_fill answered
   start_sidecar
   result ready_ms_second_start "$ready_ms"
   fetch_checked "/v2/bench-proxy/r10/referrers/$(<"$work/subject-10")" 11 "$work/check.json"
-  local rss_before_fill
   rss_before_fill=$(rss_kib "$sidecar_pid" VmRSS)
   sed "s|^url = \"|url = \"http://127.0.0.1:$sidecar_port|" "$work/fill-urls" >"$work/fill-urls-full"
   answered=$(parallel_get "$work/fill-urls-full" 16)
   [ "$answered" = "$fill_subjects" ] || die "fill: $answered of $fill_subjects requests answered 200"
   result fill_rss_before_kib "$rss_before_fill"
   result fill_rss_after_kib "$(rss_kib "$sidecar_pid" VmRSS)"
+  result fill_anon_after_kib "$(smaps_kib "$sidecar_pid" Anonymous)"
   result fill_descriptors $((fill_subjects * fill_referrers))
   result fill_entries "$(metric harbor_referrers_cache_memory_entries)"
   result fill_weighed_bytes "$(metric harbor_referrers_cache_memory_bytes)"
   result fill_evictions "$(metric harbor_referrers_cache_evictions_total)"
   stop_sidecar
-  result loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
 
-  render_load "$work/results" >"$work/table.md"
-  write_section load "$work/table.md"
+# A field of /proc/<pid>/smaps_rollup in KiB (Anonymous: the heap and stacks, not the binary).
+smaps_kib() {
+  awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/smaps_rollup"
+}
+
+run_memory() {
+  prepare_load
+  measure_start
+  stop_sidecar
+  measure_fill
+  python3 - "$work/results" <<'EOF'
+import sys
+r = dict(line.rstrip("\n").split("=", 1) for line in open(sys.argv[1]))
+num = lambda key: float(r[key])
+mb = lambda key: f"{num(key) / 1024:.1f} MiB"
+per_descriptor = (num("fill_rss_after_kib") - num("fill_rss_before_kib")) * 1024 / num("fill_descriptors")
+print(f"{r['date']}, {r['machine']}, load average {r['loadavg_before']} before; code at {r['commit']}")
+print(f"ready: {r['ready_ms']} ms, {r['ready_ms_second_start']} ms at the second start")
+print(f"idle: RSS {mb('idle_rss_kib')} (anonymous {mb('idle_anon_kib')}), {r['idle_threads']} threads")
+print(f"fill: RSS {mb('fill_rss_before_kib')} -> {mb('fill_rss_after_kib')} (anonymous "
+      f"{mb('fill_anon_after_kib')}): {per_descriptor:.0f} bytes per descriptor, weighed at "
+      f"{num('fill_weighed_bytes') / num('fill_descriptors'):.0f}; {r['fill_entries']} entries, "
+      f"{r['fill_evictions']} evicted")
+EOF
 }
 
 # The table, ratios and targets from the run's results.
@@ -487,8 +506,9 @@ ready = max(num("ready_ms"), num("ready_ms_second_start"))
 print()
 print(f"- Ready (`/readyz` 200) after start: {r['ready_ms']} ms, and {r['ready_ms_second_start']} "
       "ms at the second start (polled every millisecond).")
-print(f"- RSS: {mb(r['idle_rss_kib'])} idle after start, {mb(r['load_rss_kib'])} under load "
-      "(the peak over the cache-hit runs).")
+print(f"- RSS: {mb(r['idle_rss_kib'])} idle after start ({mb(r['idle_anon_kib'])} of it anonymous, "
+      f"the rest pages of the binary and its libraries; {r['idle_threads']} threads), "
+      f"{mb(r['load_rss_kib'])} under load (the peak over the cache-hit runs).")
 print(f"- Cold stampede: 200 concurrent requests for one uncached subject made "
       f"{r['stampede_upstream_calls']} upstream referrers call(s). Upstream calls while the "
       f"cache-hit runs lasted: {r['steady_upstream_calls']}. Error lines logged: "
@@ -530,6 +550,7 @@ EOF
 
 case $what in
   hop) run_hop ;;
+  memory) run_memory ;;
   criterion) run_criterion ;;
   load) run_load ;;
   all) run_criterion && run_load ;;

@@ -18,47 +18,27 @@ seconds=${SOAK_SECONDS:-600}
 flap_every=30
 redis_restart_every=120
 threads=8
-tools="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
-export PATH="$tools/bin:$PATH"
 doc=docs/reliability.md
-INDEX_TYPE=application/vnd.oci.image.index.v1+json
 # shellcheck source=scripts/lib/loopback.sh
 . scripts/lib/loopback.sh
 
-work=
-nginx_pids=()
-sidecar_pid=
 faults_pid=
 cleanup() {
-  local pid
   [ -z "$faults_pid" ] || kill "$faults_pid" 2>/dev/null || true
-  [ -z "$sidecar_pid" ] || stop_sidecar
   if [ -n "$work" ]; then
     stop_by_pid_file "$work/upstream.pid"
     stop_by_pid_file "$work/redis.pid"
   fi
-  for pid in "${nginx_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${nginx_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -z "$work" ] || rm -rf "$work"
+  stop_loopback
 }
 
-for tool in nginx redis-server; do
-  command -v "$tool" >/dev/null || die "$tool comes from make setup (scripts/setup.sh)"
-done
+require_tools nginx redis-server
 cargo build -q -p referrers-sidecar
 sidecar_bin=$PWD/target/debug/referrers-sidecar
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-work=$(mktemp -d)
-# nginx's workers drop root's rights (to nobody) and must read the generated files.
-chmod 755 "$work"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-core_port=$(free_port)
-upstream_port=$(free_port)
-redis_port=$(free_port)
-sidecar_port=$(free_port)
-metrics_port=$(free_port)
+make_work
+read -r core_port upstream_port redis_port sidecar_port metrics_port < <(free_ports 5)
 credentials=$(printf 'soak:soak-password' | base64)
 
 # The upstream's list (10 referrers, for every subject), core's local list (one referrer of its

@@ -1,19 +1,61 @@
 # shellcheck shell=bash disable=SC2154 # doc, work, sidecar_bin, sidecar_port: the caller's.
 # What the scripts that run the sidecar on loopback share (scripts/bench.sh, scripts/soak.sh):
-# free ports, nginx stand-ins, starting and stopping the sidecar, reading a process's memory,
-# and writing a generated table into a doc between marker comments. Sourced, not run.
+# the tools make setup installs, a scratch directory and the ports, nginx stand-ins, starting
+# and stopping the sidecar, reading a process's memory, and writing a generated table into a
+# doc between marker comments. Sourced, not run.
 #
-# The caller sets: `doc` (the doc write_section edits), `work` (a scratch directory),
-# `sidecar_bin`, `sidecar_port` (start_sidecar reads $work/sidecar.yaml and logs to
-# $work/sidecar.log).
+# The caller sets: `doc` (the doc write_section edits), `sidecar_bin`, `sidecar_port`
+# (start_sidecar reads $work/sidecar.yaml and logs to $work/sidecar.log), and a `cleanup`
+# function for make_work's exit trap (stop_loopback does the shared part).
+
+# make setup (scripts/setup.sh) installs nginx, wrk and redis-server here.
+export PATH="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}/bin:$PATH"
+# shellcheck disable=SC2034 # The scripts' nginx configurations use it.
+INDEX_TYPE=application/vnd.oci.image.index.v1+json
+work=
+nginx_pids=()
+sidecar_pid=
 
 die() {
   echo "$(basename "$0" .sh): $*" >&2
   exit 1
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# Fails unless every tool named is on PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "$tool comes from make setup (scripts/setup.sh)"
+  done
+}
+
+# Creates the scratch directory `work`, removed by the caller's `cleanup` at exit.
+make_work() {
+  work=$(mktemp -d)
+  # nginx's workers drop root's rights (to nobody) and must read the generated files.
+  chmod 755 "$work"
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Prints $1 distinct free ports on loopback, on one line (all bound at once, so none repeats).
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+EOF
+}
+
+# Stops the sidecar and the nginx instances start_nginx started, and removes `work`.
+stop_loopback() {
+  local pid
+  [ -z "$sidecar_pid" ] || stop_sidecar
+  for pid in "${nginx_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${nginx_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -z "$work" ] || rm -rf "$work"
 }
 
 # Resident memory of a process in KiB: $2 is VmRSS (now) or VmHWM (peak).
