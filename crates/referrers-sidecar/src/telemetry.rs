@@ -24,6 +24,11 @@ pub const ACCESS_TARGET: &str = "referrers_sidecar::access";
 /// for the writer rather than dropping a line.
 const BUFFERED_LINES: usize = 64 * 1024;
 
+/// Bytes of lines the writer gathers into one `write(2)`. It writes what it has whenever no
+/// line is waiting, so a line is never held back: under load, lines that arrived meanwhile go
+/// out together instead of one call each.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Keeps the log writer's thread alive; dropping it flushes every line still buffered.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
@@ -32,14 +37,18 @@ pub struct LogGuard {
 
 /// Installs the global subscriber: JSON or text lines on stderr, written by a thread of their
 /// own so that a worker never waits for a `write(2)` (the access log alone is a line per
-/// request). Safe to call more than once (later calls keep the first subscriber).
+/// request), and gathered so that a burst of lines costs one call. Safe to call more than once
+/// (later calls keep the first subscriber).
 pub fn init(settings: &LogSettings) -> LogGuard {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-writer")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            WRITE_BUFFER_BYTES,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
