@@ -1,7 +1,9 @@
 //! Logging set-up, the per-request span (carrying the caller's `X-Request-Id` when sent), and
 //! the access log: one line per request, written off the request path.
 
-use std::time::Instant;
+use std::io::{self, BufWriter, Write};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,10 +26,12 @@ pub const ACCESS_TARGET: &str = "referrers_sidecar::access";
 /// for the writer rather than dropping a line.
 const BUFFERED_LINES: usize = 64 * 1024;
 
-/// Bytes of lines the writer gathers into one `write(2)`. It writes what it has whenever no
-/// line is waiting, so a line is never held back: under load, lines that arrived meanwhile go
-/// out together instead of one call each.
+/// Bytes of lines the writer gathers into one `write(2)`.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How long the writer lets lines gather after a write: under load, the lines of a millisecond
+/// go out in one call, and the writer wakes once for them instead of once a line.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// Keeps the log writer's thread alive; dropping it flushes every line still buffered.
 #[must_use = "dropping the guard stops the log writer"]
@@ -45,10 +49,7 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         .lossy(false)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            WRITE_BUFFER_BYTES,
-            std::io::stderr(),
-        ));
+        .finish(Gathering::new(io::stderr(), GATHER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -63,6 +64,38 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     };
     LogGuard {
         _writer: installed.is_ok().then_some(guard),
+    }
+}
+
+/// The log writer's output: lines are buffered, and written when the writer has taken every
+/// line waiting (it flushes then); after a write it pauses for `pause`, so that the lines
+/// arriving meanwhile are written together. A line waits at most `pause` plus one write.
+struct Gathering<W: Write> {
+    buffer: BufWriter<W>,
+    pause: Duration,
+}
+
+impl<W: Write> Gathering<W> {
+    fn new(inner: W, pause: Duration) -> Self {
+        Self {
+            buffer: BufWriter::with_capacity(WRITE_BUFFER_BYTES, inner),
+            pause,
+        }
+    }
+}
+
+impl<W: Write> Write for Gathering<W> {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.buffer.write(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let wrote = !self.buffer.buffer().is_empty();
+        self.buffer.flush()?;
+        if wrote && !self.pause.is_zero() {
+            thread::sleep(self.pause);
+        }
+        Ok(())
     }
 }
 
@@ -146,5 +179,22 @@ impl RootSpanBuilder for RequestSpan {
                 "request failed"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathered_lines_are_written_whole_at_each_flush() {
+        let mut out = Gathering::new(Vec::new(), Duration::ZERO);
+        out.write_all(b"one\n").unwrap();
+        out.write_all(b"two\n").unwrap();
+        assert!(out.buffer.get_ref().is_empty(), "held until the flush");
+        out.flush().unwrap();
+        assert_eq!(out.buffer.get_ref().as_slice(), b"one\ntwo\n");
+        out.flush().unwrap();
+        assert_eq!(out.buffer.get_ref().as_slice(), b"one\ntwo\n");
     }
 }
