@@ -1,10 +1,12 @@
 //! Referrer descriptors: the few fields we act on are typed, every other field is carried as is.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io;
 
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::digest::{Digest, DigestError};
@@ -117,8 +119,8 @@ impl io::Write for ByteCounter {
 }
 
 /// Absent and `null` are the same thing for optional fields.
-fn take_present(object: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    object.remove(key).filter(|value| !value.is_null())
+fn present(value: Option<Value>) -> Option<Value> {
+    value.filter(|value| !value.is_null())
 }
 
 /// Go clients decode `size` into an `int64`.
@@ -171,37 +173,183 @@ impl TryFrom<Value> for Descriptor {
     type Error = DescriptorError;
 
     fn try_from(value: Value) -> Result<Self, Self::Error> {
-        let Value::Object(mut object) = value else {
+        let Value::Object(object) = value else {
             return Err(DescriptorError::NotAnObject);
         };
-        let media_type = match object.remove(MEDIA_TYPE) {
+        let mut fields = Fields::default();
+        for (key, value) in object {
+            fields.set(Key::of(key), value);
+        }
+        fields.into_descriptor()
+    }
+}
+
+/// A descriptor's fields as read, before they are checked: the typed ones apart, the rest as
+/// they came. A repeated key keeps its last value, as a JSON object read whole does.
+#[derive(Default)]
+struct Fields {
+    media_type: Option<Value>,
+    digest: Option<Value>,
+    size: Option<Value>,
+    artifact_type: Option<Value>,
+    annotations: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+impl Fields {
+    fn set(&mut self, key: Key, value: Value) {
+        let slot = match key {
+            Key::MediaType => &mut self.media_type,
+            Key::Digest => &mut self.digest,
+            Key::Size => &mut self.size,
+            Key::ArtifactType => &mut self.artifact_type,
+            Key::Annotations => &mut self.annotations,
+            Key::Other(key) => {
+                self.extra.insert(key, value);
+                return;
+            }
+        };
+        *slot = Some(value);
+    }
+
+    fn into_descriptor(self) -> Result<Descriptor, DescriptorError> {
+        let media_type = match self.media_type {
             Some(Value::String(media_type)) if !media_type.is_empty() => media_type,
             _ => return Err(DescriptorError::InvalidMediaType),
         };
-        let digest = match object.remove(DIGEST) {
+        let digest = match self.digest {
             Some(Value::String(digest)) => {
                 digest.parse().map_err(DescriptorError::InvalidDigest)?
             }
             _ => return Err(DescriptorError::MissingDigest),
         };
-        let size = parse_size(object.remove(SIZE).as_ref())?;
-        let artifact_type = match take_present(&mut object, ARTIFACT_TYPE) {
+        let size = parse_size(self.size.as_ref())?;
+        let artifact_type = match present(self.artifact_type) {
             None => None,
             Some(Value::String(artifact_type)) => Some(artifact_type),
             Some(_) => return Err(DescriptorError::InvalidArtifactType),
         };
-        let annotations = take_present(&mut object, ANNOTATIONS)
+        let annotations = present(self.annotations)
             .map(parse_annotations)
             .transpose()?;
-        check_typed_extras(&object)?;
-        Ok(Self {
+        check_typed_extras(&self.extra)?;
+        Ok(Descriptor {
             media_type,
             digest,
             size,
             artifact_type,
             annotations,
-            extra: object,
+            extra: self.extra,
         })
+    }
+}
+
+/// A descriptor's key: one of the typed fields, or another one.
+enum Key {
+    MediaType,
+    Digest,
+    Size,
+    ArtifactType,
+    Annotations,
+    Other(String),
+}
+
+impl Key {
+    fn of(key: String) -> Self {
+        Self::typed(&key).unwrap_or(Self::Other(key))
+    }
+
+    fn typed(key: &str) -> Option<Self> {
+        Some(match key {
+            MEDIA_TYPE => Self::MediaType,
+            DIGEST => Self::Digest,
+            SIZE => Self::Size,
+            ARTIFACT_TYPE => Self::ArtifactType,
+            ANNOTATIONS => Self::Annotations,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// Reads a key without copying it when it names a typed field.
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a descriptor's key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(Key::typed(key).unwrap_or_else(|| Key::Other(key.to_owned())))
+    }
+
+    fn visit_string<E>(self, key: String) -> Result<Key, E> {
+        Ok(Key::of(key))
+    }
+}
+
+/// One element of an index's `manifests`, read field by field (no `Value` tree of the whole
+/// element): a descriptor, or why it is not one. Only JSON that is not JSON fails the read.
+pub(crate) struct Element(pub(crate) Result<Descriptor, DescriptorError>);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ElementVisitor).map(Element)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Result<Descriptor, DescriptorError>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a descriptor")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            fields.set(key, map.next_value()?);
+        }
+        Ok(fields.into_descriptor())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(DescriptorError::NotAnObject))
     }
 }
 
@@ -244,8 +392,15 @@ mod tests {
     const DIGEST_A: &str =
         "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
+    /// Decodes `value` both ways, from a `Value` and field by field from its JSON, and checks
+    /// that they agree.
     fn decode(value: Value) -> Result<Descriptor, DescriptorError> {
-        Descriptor::try_from(value)
+        let streamed = serde_json::from_str::<Element>(&value.to_string())
+            .unwrap()
+            .0;
+        let from_value = Descriptor::try_from(value);
+        assert_eq!(streamed, from_value);
+        from_value
     }
 
     #[test]

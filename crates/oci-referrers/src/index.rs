@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, Element};
 
 /// Media type of an OCI image index, the only body the referrers API returns.
 ///
@@ -189,8 +189,8 @@ impl<'de> Visitor<'de> for ManifestsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut decoded = DecodedIndex::default();
         let mut position = 0;
-        while let Some(element) = seq.next_element::<Value>()? {
-            match Descriptor::try_from(element) {
+        while let Some(Element(element)) = seq.next_element()? {
+            match element {
                 Ok(descriptor) => decoded.descriptors.push(descriptor),
                 Err(err) => decoded.rejected.push(RejectedDescriptor {
                     position,
