@@ -124,9 +124,11 @@ impl PreparedList {
             };
             entries.push(entry);
         }
-        json.shrink_to_fit();
         Self {
-            json: Bytes::from(json),
+            // Kept in one allocation of its exact size: the buffer, grown while writing and then
+            // shrunk to fit, left its freed parts as holes between cached lists (about 110
+            // bytes of RSS per cached descriptor, `scripts/bench.sh memory`).
+            json: Bytes::copy_from_slice(&json),
             entries,
         }
     }
