@@ -20,7 +20,7 @@ use crate::routes::{self, passthrough::Forwarder};
 use crate::state::AppState;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
-use crate::upstream::{Upstream, UpstreamFetcher, UpstreamRequestMetrics};
+use crate::upstream::{ResolvedRegistries, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
 use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
@@ -138,6 +138,7 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             facts,
+            registries: ResolvedRegistries::default(),
             cache: Arc::clone(&cache),
             upstream,
             operator: OperatorAccess::default(),

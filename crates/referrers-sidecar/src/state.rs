@@ -10,13 +10,15 @@ use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
 use crate::store_in_harbor::StoreInHarbor;
-use crate::upstream::UpstreamFetcher;
+use crate::upstream::{ResolvedRegistries, UpstreamFetcher};
 
 /// State shared by every worker.
 pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub facts: Arc<HarborFacts>,
+    /// Harbor's registries as the upstream client calls them, from those facts.
+    pub registries: ResolvedRegistries,
     pub cache: Arc<ReferrersCache>,
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
     pub upstream: Arc<UpstreamFetcher>,

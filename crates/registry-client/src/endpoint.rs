@@ -55,7 +55,7 @@ pub enum EndpointError {
 }
 
 /// Maps a Harbor registry record and a repository (already stripped of `<project>/`) to
-/// what to call.
+/// what to call: [`map_registry`] then [`map_repository`].
 ///
 /// # Errors
 ///
@@ -69,44 +69,66 @@ pub fn map_endpoint(
     if repository.is_empty() {
         return Err(EndpointError::EmptyRepository);
     }
+    let (base_url, kind) = map_registry(registry_type, stored_url)?;
+    Ok(Endpoint {
+        repository: map_repository(kind, repository)?,
+        base_url,
+        kind,
+    })
+}
+
+/// The part of the mapping that depends on the registry alone: its API origin and kind.
+///
+/// # Errors
+///
+/// [`EndpointError`] for types this client cannot authenticate to and unusable URLs.
+pub fn map_registry(
+    registry_type: RegistryType,
+    stored_url: &Url,
+) -> Result<(Url, RegistryKind), EndpointError> {
     if let Some(reason) = registry_type.unsupported_reason() {
         return Err(EndpointError::Unsupported {
             registry_type,
             reason,
         });
     }
-    if registry_type == RegistryType::DockerHub {
-        let repository = if repository.contains('/') {
-            repository.to_owned()
-        } else {
+    if registry_type != RegistryType::DockerHub {
+        return Ok((base_url(stored_url)?, RegistryKind::Distribution));
+    }
+    // Harbor stores Docker Hub's web address; its registry API lives elsewhere. A docker-hub
+    // entry pointing at another host (a Docker Hub mirror) is called there.
+    let is_docker_hub = stored_url
+        .host_str()
+        .map(str::to_ascii_lowercase)
+        .is_none_or(|host| DOCKER_HUB_HOSTS.contains(&host.as_str()));
+    let base_url = if is_docker_hub {
+        Url::parse(DOCKER_HUB_REGISTRY).map_err(|e| EndpointError::InvalidUrl {
+            url: DOCKER_HUB_REGISTRY.into(),
+            reason: e.to_string(),
+        })?
+    } else {
+        base_url(stored_url)?
+    };
+    Ok((base_url, RegistryKind::DockerHub))
+}
+
+/// The repository's name on a registry of `kind`.
+///
+/// # Errors
+///
+/// [`EndpointError::EmptyRepository`] for an empty name.
+pub fn map_repository(kind: RegistryKind, repository: &str) -> Result<String, EndpointError> {
+    if repository.is_empty() {
+        return Err(EndpointError::EmptyRepository);
+    }
+    Ok(
+        if kind == RegistryKind::DockerHub && !repository.contains('/') {
             // Docker Hub's official images live under `library/`.
             format!("library/{repository}")
-        };
-        // Harbor stores Docker Hub's web address; its registry API lives elsewhere. A
-        // docker-hub entry pointing at another host (a Docker Hub mirror) is called there.
-        let is_docker_hub = stored_url
-            .host_str()
-            .map(str::to_ascii_lowercase)
-            .is_none_or(|host| DOCKER_HUB_HOSTS.contains(&host.as_str()));
-        let base_url = if is_docker_hub {
-            Url::parse(DOCKER_HUB_REGISTRY).map_err(|e| EndpointError::InvalidUrl {
-                url: DOCKER_HUB_REGISTRY.into(),
-                reason: e.to_string(),
-            })?
         } else {
-            base_url(stored_url)?
-        };
-        return Ok(Endpoint {
-            base_url,
-            kind: RegistryKind::DockerHub,
-            repository,
-        });
-    }
-    Ok(Endpoint {
-        base_url: base_url(stored_url)?,
-        kind: RegistryKind::Distribution,
-        repository: repository.to_owned(),
-    })
+            repository.to_owned()
+        },
+    )
 }
 
 /// The stored URL reduced to its origin.

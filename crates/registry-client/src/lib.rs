@@ -28,7 +28,7 @@ pub use auth::MAX_TOKEN_ANSWER_BYTES;
 pub use budget::{MemoryBudget, OverBudget, Reservation};
 pub use client::RegistryClient;
 pub use config::ClientConfig;
-pub use endpoint::{Endpoint, EndpointError, map_endpoint};
+pub use endpoint::{Endpoint, EndpointError, map_endpoint, map_registry, map_repository};
 pub use error::{AuthError, ClientError, LimitKind, UpstreamError};
 pub use listing::{ReferrersSource, UpstreamReferrers};
 pub use observer::{RequestKind, RequestObserver};

@@ -205,13 +205,13 @@ impl Replica {
 
 fn target() -> UpstreamTarget {
     UpstreamTarget {
-        registry: Registry {
+        registry: std::sync::Arc::new(Registry {
             name: "hub".into(),
             base_url: "https://registry.example/".parse().unwrap(),
             kind: RegistryKind::Distribution,
             insecure: false,
             credentials: None,
-        },
+        }),
         repository: "library/nginx".into(),
         library_mapped: false,
     }

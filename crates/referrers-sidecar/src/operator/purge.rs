@@ -98,16 +98,7 @@ async fn upstream_repository(
     registry_id: i64,
     repository: &str,
 ) -> String {
-    match upstream::resolve(
-        &state.settings,
-        &state.facts,
-        core,
-        &state.metrics,
-        registry_id,
-        repository,
-    )
-    .await
-    {
+    match upstream::resolve(state, core, registry_id, repository).await {
         Ok(target) => target.repository,
         Err(reason) => {
             tracing::warn!(registry_id, repository, %reason, "purging the repository as named: the registry's facts cannot be had");

@@ -173,9 +173,7 @@ impl<'a> Referrers<'a> {
             return None;
         }
         let state = self.state;
-        let target =
-            upstream::resolve_cached(&state.settings, &state.facts, registry_id, repository)
-                .await?;
+        let target = upstream::resolve_cached(state, registry_id, repository).await?;
         if !facts.repository_filter.allows(&target.repository) {
             return None;
         }
@@ -290,14 +288,7 @@ impl<'a> Referrers<'a> {
                 .map(|(target, looked)| Ok((target, Some(looked)))),
             None => timeout_at(
                 deadline,
-                upstream::resolve(
-                    &state.settings,
-                    &state.facts,
-                    self.core,
-                    &state.metrics,
-                    registry_id,
-                    repository,
-                ),
+                upstream::resolve(state, self.core, registry_id, repository),
             )
             .await
             .map(|resolved| resolved.map(|target| (target, None))),

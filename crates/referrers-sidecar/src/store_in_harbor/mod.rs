@@ -476,13 +476,13 @@ mod tests {
 
     fn target() -> UpstreamTarget {
         UpstreamTarget {
-            registry: Registry {
+            registry: std::sync::Arc::new(Registry {
                 name: "dockerhub".into(),
                 base_url: "https://registry.example/".parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: false,
                 credentials: None,
-            },
+            }),
             repository: "team/app".into(),
             library_mapped: false,
         }

@@ -270,13 +270,13 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         UpstreamTarget {
-            registry: Registry {
+            registry: std::sync::Arc::new(Registry {
                 name: "refusing".into(),
                 base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: true,
                 credentials: None,
-            },
+            }),
             repository: "library/nginx".into(),
             library_mapped: false,
         }
@@ -314,13 +314,13 @@ mod tests {
             }
         });
         UpstreamTarget {
-            registry: Registry {
+            registry: std::sync::Arc::new(Registry {
                 name: "limited".into(),
                 base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: true,
                 credentials: None,
-            },
+            }),
             repository: "library/nginx".into(),
             library_mapped: false,
         }

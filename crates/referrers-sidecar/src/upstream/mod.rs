@@ -9,4 +9,6 @@ pub mod target;
 pub use fetch::{
     Admission, Fetch, RegistryState, Upstream, UpstreamFetcher, UpstreamRequestMetrics,
 };
-pub use target::{UpstreamRegistry, UpstreamTarget, registry_facts, resolve, resolve_cached};
+pub use target::{
+    ResolvedRegistries, UpstreamRegistry, UpstreamTarget, registry_facts, resolve, resolve_cached,
+};

@@ -2,18 +2,24 @@
 //! registries API, else the configuration), which repository there, and which credentials
 //! (only those bound to that registry's host).
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use harbor_client::{CoreClient, RegistryInfo};
 use oci_referrers::RepositoryName;
-use registry_client::{Credentials, Registry, RegistryKind, RegistryType, map_endpoint};
+use registry_client::{
+    Credentials, Registry, RegistryKind, RegistryType, map_registry, map_repository,
+};
 
 use crate::config::{RegistrySettings, Settings};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// Where to fetch the upstream referrers of one repository.
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// The repository on the upstream (`library/nginx` for Docker Hub's `nginx`).
     pub repository: String,
     /// Docker Hub keeps single-segment names under `library/`, and so does Harbor locally.
@@ -108,36 +114,91 @@ impl UpstreamTarget {
 /// Works out the upstream of `repository` (the name without `<project>/`) in a proxy-cache
 /// project whose Harbor registry is `registry_id`. `Err` says why no upstream call is made.
 pub async fn resolve(
-    settings: &Settings,
-    facts: &HarborFacts,
+    state: &AppState,
     core: &CoreClient,
-    metrics: &Metrics,
     registry_id: i64,
     repository: &str,
 ) -> Result<UpstreamTarget, String> {
-    let registry = registry_facts(settings, facts, core, metrics, registry_id).await?;
-    target_in(settings, registry, repository)
+    let harbor = state
+        .facts
+        .registry(core, registry_id, &state.metrics)
+        .await
+        .map_err(|e| format!("registry {registry_id}: {e}"))?;
+    let registry = state
+        .registries
+        .resolved(&state.settings, registry_id, harbor.as_ref())?;
+    target_in(registry, repository)
 }
 
 /// [`resolve`] from the registry facts at hand, without asking Harbor: `None` when they are
 /// not (or when they give no target).
 pub async fn resolve_cached(
-    settings: &Settings,
-    facts: &HarborFacts,
+    state: &AppState,
     registry_id: i64,
     repository: &str,
 ) -> Option<UpstreamTarget> {
-    let harbor = facts.cached_registry(registry_id).await?;
-    let registry = registry_of(settings, registry_id, harbor.as_deref()).ok()?;
-    target_in(settings, registry, repository).ok()
+    let harbor = state.facts.cached_registry(registry_id).await?;
+    let registry = state
+        .registries
+        .resolved(&state.settings, registry_id, harbor.as_ref())
+        .ok()?;
+    target_in(registry, repository).ok()
 }
 
-/// `repository` on `registry`, with the credentials configured for it.
-fn target_in(
-    settings: &Settings,
-    registry: UpstreamRegistry,
-    repository: &str,
-) -> Result<UpstreamTarget, String> {
+/// Harbor registries as the upstream client calls them (API origin, kind, the credentials
+/// bound to them), worked out once per reading of Harbor's facts about each, not on every
+/// request. One entry per registry a served project proxies.
+#[derive(Default)]
+pub struct ResolvedRegistries(RwLock<HashMap<i64, Resolved>>);
+
+/// One registry as resolved, and the facts it was resolved from.
+struct Resolved {
+    from: Option<Arc<RegistryInfo>>,
+    registry: Result<Arc<Registry>, String>,
+}
+
+impl ResolvedRegistries {
+    /// Registry `registry_id` from what Harbor said of it (`harbor`, when it did) and the
+    /// configuration; resolved again when Harbor's facts were read anew.
+    fn resolved(
+        &self,
+        settings: &Settings,
+        registry_id: i64,
+        harbor: Option<&Arc<RegistryInfo>>,
+    ) -> Result<Arc<Registry>, String> {
+        let from_these = |resolved: &&Resolved| match (&resolved.from, harbor) {
+            (Some(from), Some(harbor)) => Arc::ptr_eq(from, harbor),
+            (None, None) => true,
+            _ => false,
+        };
+        if let Some(resolved) = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&registry_id)
+            .filter(from_these)
+        {
+            return resolved.registry.clone();
+        }
+        let registry = registry_of(settings, registry_id, harbor.map(AsRef::as_ref))
+            .and_then(|registry| client_registry(settings, registry))
+            .map(Arc::new);
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                registry_id,
+                Resolved {
+                    from: harbor.cloned(),
+                    registry: registry.clone(),
+                },
+            );
+        registry
+    }
+}
+
+/// `registry` as the upstream client calls it, with the credentials configured for it.
+fn client_registry(settings: &Settings, registry: UpstreamRegistry) -> Result<Registry, String> {
     let UpstreamRegistry {
         name: label,
         alias,
@@ -145,7 +206,7 @@ fn target_in(
         url,
         insecure,
     } = registry;
-    let endpoint = map_endpoint(registry_type, &url, repository).map_err(|e| e.to_string())?;
+    let (base_url, kind) = map_registry(registry_type, &url).map_err(|e| e.to_string())?;
     // Credentials only from the entry that belongs to this registry.
     let configured = alias
         .as_deref()
@@ -159,8 +220,8 @@ fn target_in(
     });
     let registry = Registry {
         name: label,
-        base_url: endpoint.base_url,
-        kind: endpoint.kind,
+        base_url,
+        kind,
         insecure,
         credentials,
     };
@@ -171,10 +232,15 @@ fn target_in(
             "credentials are bound to another host than this registry's; calling anonymously"
         );
     }
+    Ok(registry)
+}
+
+/// `repository` on `registry`.
+fn target_in(registry: Arc<Registry>, repository: &str) -> Result<UpstreamTarget, String> {
     Ok(UpstreamTarget {
+        repository: map_repository(registry.kind, repository).map_err(|e| e.to_string())?,
         library_mapped: registry.kind == RegistryKind::DockerHub && !repository.contains('/'),
         registry,
-        repository: endpoint.repository,
     })
 }
 
@@ -192,4 +258,57 @@ fn configured_registry<'a>(
             entry.harbor_registry == id || harbor_name.is_some_and(|n| entry.harbor_registry == n)
         })
         .map(|(alias, entry)| (alias.as_str(), entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn harbor_registry(url: &str) -> Arc<RegistryInfo> {
+        Arc::new(RegistryInfo {
+            id: 7,
+            name: "hub".into(),
+            url: url.into(),
+            registry_type: "docker-hub".into(),
+            insecure: false,
+            status: None,
+            ca_certificate: None,
+        })
+    }
+
+    #[test]
+    fn a_registry_is_resolved_once_per_reading_of_harbors_facts() {
+        let settings = Settings::default();
+        let registries = ResolvedRegistries::default();
+        let read = harbor_registry("https://hub.docker.com");
+        let first = registries.resolved(&settings, 7, Some(&read)).unwrap();
+        assert_eq!(first.base_url.as_str(), "https://registry-1.docker.io/");
+        assert_eq!(first.kind, RegistryKind::DockerHub);
+        let again = registries.resolved(&settings, 7, Some(&read)).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same facts: not resolved again"
+        );
+
+        // Harbor's facts read anew (here: the registry moved to a mirror).
+        let reread = harbor_registry("https://mirror.example/v2");
+        let moved = registries.resolved(&settings, 7, Some(&reread)).unwrap();
+        assert_eq!(moved.base_url.as_str(), "https://mirror.example/");
+        let target = target_in(moved, "nginx").unwrap();
+        assert_eq!(target.repository, "library/nginx");
+        assert!(target.library_mapped);
+    }
+
+    #[test]
+    fn why_a_registry_cannot_be_resolved_is_kept_with_the_facts() {
+        let settings = Settings::default();
+        let registries = ResolvedRegistries::default();
+        let error = registries.resolved(&settings, 7, None).unwrap_err();
+        assert!(error.contains("no facts for Harbor registry 7"), "{error}");
+        let unusable = harbor_registry("ftp://hub.example");
+        let error = registries
+            .resolved(&settings, 7, Some(&unusable))
+            .unwrap_err();
+        assert!(error.contains("scheme"), "{error}");
+    }
 }

@@ -125,16 +125,7 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
     let Some(repository) = pulled.name.repository() else {
         return WarmResult::Unserved;
     };
-    let target = match upstream::resolve(
-        &state.settings,
-        &state.facts,
-        core,
-        &state.metrics,
-        registry_id,
-        repository,
-    )
-    .await
-    {
+    let target = match upstream::resolve(state, core, registry_id, repository).await {
         Ok(target) => target,
         Err(reason) => {
             tracing::warn!(project, registry_id, %reason, "no upstream call for this project; not warming");
