@@ -44,6 +44,21 @@ struct ServedProject<'r> {
     facts: Arc<Project>,
 }
 
+impl<'r> ServedProject<'r> {
+    /// `request`'s repository in a project served from Harbor registry `registry_id`.
+    fn of(
+        request: &'r ReferrersRequest,
+        registry_id: i64,
+        facts: Arc<Project>,
+    ) -> Result<Self, PassThrough> {
+        Ok(Self {
+            registry_id,
+            repository: request.name.repository().ok_or(PassThrough::NoRepository)?,
+            facts,
+        })
+    }
+}
+
 /// The referrers use case, with one worker's client for Harbor core.
 pub struct Referrers<'a> {
     state: &'a AppState,
@@ -69,8 +84,8 @@ impl<'a> Referrers<'a> {
 
         // A project known to be served: its cached list is looked up while core is asked, and
         // stays sealed until core has listed the referrers for this caller.
-        let mut early = match known {
-            Some((registry_id, facts)) => self.early_lookup(request, registry_id, &facts).await,
+        let mut early = match &known {
+            Some((registry_id, facts)) => self.early_lookup(request, *registry_id, facts).await,
             None => None,
         };
 
@@ -107,17 +122,21 @@ impl<'a> Referrers<'a> {
             }
         };
 
-        // Core said 200: only now may Harbor's facts about the project be read. A load of
-        // them that another request started is waited for within this request's budget only.
-        let served = timeout_at(deadline, self.served_project(request))
-            .await
-            .unwrap_or_else(|_| {
-                tracing::warn!(
-                    project = request.name.project(),
-                    "the time budget ran out reading the project from Harbor; passing core's answer through"
-                );
-                Err(PassThrough::FactsUnavailable)
-            });
+        // Core said 200: only now may Harbor's facts about the project be read, unless they
+        // were at hand already. A load of them that another request started is waited for
+        // within this request's budget only.
+        let served = match known {
+            Some((registry_id, facts)) => ServedProject::of(request, registry_id, facts),
+            None => timeout_at(deadline, self.served_project(request))
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!(
+                        project = request.name.project(),
+                        "the time budget ran out reading the project from Harbor; passing core's answer through"
+                    );
+                    Err(PassThrough::FactsUnavailable)
+                }),
+        };
         let served = match served {
             Ok(project) => {
                 self.serve(request, caller, local, &project, opened, deadline)
@@ -207,12 +226,7 @@ impl<'a> Referrers<'a> {
                 return Err(PassThrough::Project(NotServed::UnknownProject));
             }
         };
-        let repository = request.name.repository().ok_or(PassThrough::NoRepository)?;
-        Ok(ServedProject {
-            registry_id,
-            repository,
-            facts,
-        })
+        ServedProject::of(request, registry_id, facts)
     }
 
     /// Merges the upstream's referrers (from the cache when it has them) with the local ones,
