@@ -43,7 +43,7 @@ impl CoreTransport {
             Some(path) => {
                 let mut roots = rustls::RootCertStore::empty();
                 tls_config::add_ca_bundle(&mut roots, path)?;
-                roots
+                Arc::new(roots)
             }
             // Core is usually plain HTTP; unreadable system certificates are not fatal.
             None => tls_config::system_roots(),

@@ -36,7 +36,8 @@ impl Transport {
         let provider = tls_config::provider();
         let mut roots = tls_config::system_roots();
         if let Some(path) = &config.extra_ca_file {
-            tls_config::add_ca_bundle(&mut roots, path)?;
+            // The process's shared roots stay as they are: the bundle goes into a copy.
+            tls_config::add_ca_bundle(Arc::make_mut(&mut roots), path)?;
         }
         let verified = tls_config::verifying_config(Arc::clone(&provider), roots)
             .map_err(|e| ClientError::Setup(e.to_string()))?;

@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
@@ -37,12 +37,28 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The system's trusted roots. Unreadable system certificates are skipped, not fatal: a
-/// configured bundle may be all that is needed.
+/// The system's trusted roots, read and parsed once per process and shared by every client
+/// (each used to hold a copy of its own). Unreadable system certificates are skipped, not
+/// fatal: a configured bundle may be all that is needed.
 #[must_use]
-pub fn system_roots() -> RootCertStore {
+pub fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        Arc::new(distinct_roots(
+            rustls_native_certs::load_native_certs().certs,
+        ))
+    });
+    Arc::clone(roots)
+}
+
+/// A store of `certs`, each kept once: where both a bundle file and the directory holding it
+/// are configured (`SSL_CERT_FILE` and `SSL_CERT_DIR`, or what the platform's defaults find,
+/// as on Debian), every certificate is read twice.
+fn distinct_roots(mut certs: Vec<CertificateDer<'static>>) -> RootCertStore {
+    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs.dedup();
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(certs);
     roots
 }
 
@@ -77,7 +93,7 @@ pub fn add_ca_bundle(roots: &mut RootCertStore, path: &Path) -> Result<(), CaBun
 /// [`rustls::Error`] when the provider supports none of the safe protocol versions.
 pub fn verifying_config(
     provider: Arc<CryptoProvider>,
-    roots: RootCertStore,
+    roots: Arc<RootCertStore>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -101,7 +117,19 @@ mod tests {
         let mut roots = RootCertStore::empty();
         add_ca_bundle(&mut roots, &path).unwrap();
         assert_eq!(roots.len(), 1);
-        assert!(verifying_config(provider(), roots).is_ok());
+        assert!(verifying_config(provider(), Arc::new(roots)).is_ok());
+    }
+
+    #[test]
+    fn a_certificate_found_twice_is_one_root() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = params.self_signed(&other_key).unwrap().der().clone();
+        let roots = distinct_roots(vec![cert.clone(), other, cert]);
+        assert_eq!(roots.len(), 2);
     }
 
     #[test]
