@@ -15,6 +15,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
+mod json_lines;
+
 /// The header that carries a request's id across Harbor's components.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -56,9 +58,7 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let installed = match settings.format {
         LogFormat::Json => builder
             .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .event_format(json_lines::JsonLines::new())
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
