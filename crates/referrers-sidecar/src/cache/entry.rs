@@ -158,24 +158,34 @@ impl CachedList {
     }
 }
 
-/// `referrers-sidecar:v2:<namespace>:<registry_id>:<hash of upstream URL>:<hash of the
-/// credential identity>:<upstream_repo>@<digest>`. The namespace keeps two Harbors sharing one
-/// Redis DB apart; the URL hash, two registries that Harbor once gave the same id; the
-/// identity (the registry label and a hash of the username, never the secret; `anonymous`
-/// without bound credentials), lists fetched as different users, who may see different ones.
+/// `referrers-sidecar:v2:<namespace>:<registry_id>:<scope>:<upstream_repo>@<digest>`, where
+/// `scope` is the registry's [`registry_scope`]. The namespace keeps two Harbors sharing one
+/// Redis DB apart.
 #[must_use]
 pub fn cache_key(
     namespace: &str,
     registry_id: i64,
-    registry: &Registry,
+    scope: &str,
     repository: &str,
     digest: &Digest,
 ) -> String {
-    let url_hash = short_hash(registry.base_url.as_str());
-    let identity_hash = short_hash(&registry.credential_identity());
     format!(
-        "{}{url_hash}:{identity_hash}:{repository}@{digest}",
+        "{}{scope}:{repository}@{digest}",
         registry_prefix(namespace, registry_id)
+    )
+}
+
+/// `<hash of upstream URL>:<hash of the credential identity>`: the URL hash keeps apart two
+/// registries that Harbor once gave the same id; the identity (the registry label and a hash
+/// of the username, never the secret; `anonymous` without bound credentials), lists fetched as
+/// different users, who may see different ones. Worked out once per registry, with its
+/// resolution, not on every request.
+#[must_use]
+pub fn registry_scope(registry: &Registry) -> String {
+    format!(
+        "{}:{}",
+        short_hash(registry.base_url.as_str()),
+        short_hash(&registry.credential_identity())
     )
 }
 
@@ -427,7 +437,13 @@ mod tests {
     fn keys_name_namespace_registry_url_identity_repository_and_digest() {
         let digest: Digest = format!("sha256:{}", "c".repeat(64)).parse().unwrap();
         let key = |namespace: &str, registry: &Registry| {
-            cache_key(namespace, 3, registry, "library/nginx", &digest)
+            cache_key(
+                namespace,
+                3,
+                &registry_scope(registry),
+                "library/nginx",
+                &digest,
+            )
         };
         let anonymous = registry("https://a.example/", None);
         let alice = registry("https://a.example/", Some(("alice", "one")));

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 pub use answer::{CacheResult, UpstreamAnswer, UpstreamResult};
 pub use config::{CacheConfig, shared_store};
+pub use entry::registry_scope;
 use entry::{CachedList, EntryBounds, cache_key};
 use memory::MemoryTier;
 use policy::Freshness;
@@ -185,7 +186,7 @@ impl ReferrersCache {
         let key = cache_key(
             &self.config.namespace,
             registry_id,
-            &target.registry,
+            &target.cache_scope,
             &target.repository,
             digest,
         );

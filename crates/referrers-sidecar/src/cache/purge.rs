@@ -114,7 +114,7 @@ fn glob_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::entry::{cache_key, lock_key};
+    use crate::cache::entry::{cache_key, lock_key, registry_scope};
     use registry_client::{Registry, RegistryKind};
 
     fn digest(c: char) -> Digest {
@@ -134,7 +134,7 @@ mod tests {
         cache_key(
             namespace,
             registry_id,
-            &registry,
+            &registry_scope(&registry),
             repository,
             &digest(subject),
         )

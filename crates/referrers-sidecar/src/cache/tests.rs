@@ -204,17 +204,17 @@ impl Replica {
 }
 
 fn target() -> UpstreamTarget {
-    UpstreamTarget {
-        registry: std::sync::Arc::new(Registry {
+    UpstreamTarget::new(
+        Registry {
             name: "hub".into(),
             base_url: "https://registry.example/".parse().unwrap(),
             kind: RegistryKind::Distribution,
             insecure: false,
             credentials: None,
-        }),
-        repository: "library/nginx".into(),
-        library_mapped: false,
-    }
+        },
+        "library/nginx".into(),
+        false,
+    )
 }
 
 fn digest() -> Digest {
@@ -225,7 +225,7 @@ fn key() -> String {
     cache_key(
         "harbor-a",
         REGISTRY_ID,
-        &target().registry,
+        &target().cache_scope,
         "library/nginx",
         &digest(),
     )

@@ -475,17 +475,17 @@ mod tests {
     }
 
     fn target() -> UpstreamTarget {
-        UpstreamTarget {
-            registry: std::sync::Arc::new(Registry {
+        UpstreamTarget::new(
+            Registry {
                 name: "dockerhub".into(),
                 base_url: "https://registry.example/".parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: false,
                 credentials: None,
-            }),
-            repository: "team/app".into(),
-            library_mapped: false,
-        }
+            },
+            "team/app".into(),
+            false,
+        )
     }
 
     /// A cache hit serving one signature fetched at `fetched_at_ms`.

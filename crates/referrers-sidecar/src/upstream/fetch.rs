@@ -269,17 +269,17 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        UpstreamTarget {
-            registry: std::sync::Arc::new(Registry {
+        UpstreamTarget::new(
+            Registry {
                 name: "refusing".into(),
                 base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: true,
                 credentials: None,
-            }),
-            repository: "library/nginx".into(),
-            library_mapped: false,
-        }
+            },
+            "library/nginx".into(),
+            false,
+        )
     }
 
     /// A registry answering every request with the status in `status`, with `Retry-After:
@@ -313,17 +313,17 @@ mod tests {
                 });
             }
         });
-        UpstreamTarget {
-            registry: std::sync::Arc::new(Registry {
+        UpstreamTarget::new(
+            Registry {
                 name: "limited".into(),
                 base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
                 kind: RegistryKind::Distribution,
                 insecure: true,
                 credentials: None,
-            }),
-            repository: "library/nginx".into(),
-            library_mapped: false,
-        }
+            },
+            "library/nginx".into(),
+            false,
+        )
     }
 
     fn fetcher(

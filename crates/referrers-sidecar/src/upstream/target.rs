@@ -11,6 +11,7 @@ use registry_client::{
     Credentials, Registry, RegistryKind, RegistryType, map_registry, map_repository,
 };
 
+use crate::cache::registry_scope;
 use crate::config::{RegistrySettings, Settings};
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
@@ -20,6 +21,9 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
     pub registry: Arc<Registry>,
+    /// What the registry's cache keys are told apart by (its URL and the identity lists are
+    /// fetched as), worked out with the registry.
+    pub cache_scope: Arc<str>,
     /// The repository on the upstream (`library/nginx` for Docker Hub's `nginx`).
     pub repository: String,
     /// Docker Hub keeps single-segment names under `library/`, and so does Harbor locally.
@@ -98,6 +102,18 @@ fn registry_of(
 }
 
 impl UpstreamTarget {
+    /// `repository` (as named on the upstream) on `registry`.
+    #[must_use]
+    pub fn new(registry: Registry, repository: String, library_mapped: bool) -> Self {
+        let client = ClientRegistry::from(registry);
+        Self {
+            registry: client.registry,
+            cache_scope: client.cache_scope,
+            repository,
+            library_mapped,
+        }
+    }
+
     /// Where Harbor keeps the content of `name` (`<project>/<repository>`): under
     /// `<project>/library/` for Docker Hub's single-segment names.
     #[must_use]
@@ -154,7 +170,23 @@ pub struct ResolvedRegistries(RwLock<HashMap<i64, Resolved>>);
 /// One registry as resolved, and the facts it was resolved from.
 struct Resolved {
     from: Option<Arc<RegistryInfo>>,
-    registry: Result<Arc<Registry>, String>,
+    registry: Result<ClientRegistry, String>,
+}
+
+/// A registry as the upstream client calls it, and the part of cache keys that names it.
+#[derive(Debug, Clone)]
+struct ClientRegistry {
+    registry: Arc<Registry>,
+    cache_scope: Arc<str>,
+}
+
+impl From<Registry> for ClientRegistry {
+    fn from(registry: Registry) -> Self {
+        Self {
+            cache_scope: registry_scope(&registry).into(),
+            registry: Arc::new(registry),
+        }
+    }
 }
 
 impl ResolvedRegistries {
@@ -165,7 +197,7 @@ impl ResolvedRegistries {
         settings: &Settings,
         registry_id: i64,
         harbor: Option<&Arc<RegistryInfo>>,
-    ) -> Result<Arc<Registry>, String> {
+    ) -> Result<ClientRegistry, String> {
         let from_these = |resolved: &&Resolved| match (&resolved.from, harbor) {
             (Some(from), Some(harbor)) => Arc::ptr_eq(from, harbor),
             (None, None) => true,
@@ -182,7 +214,7 @@ impl ResolvedRegistries {
         }
         let registry = registry_of(settings, registry_id, harbor.map(AsRef::as_ref))
             .and_then(|registry| client_registry(settings, registry))
-            .map(Arc::new);
+            .map(ClientRegistry::from);
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -236,11 +268,13 @@ fn client_registry(settings: &Settings, registry: UpstreamRegistry) -> Result<Re
 }
 
 /// `repository` on `registry`.
-fn target_in(registry: Arc<Registry>, repository: &str) -> Result<UpstreamTarget, String> {
+fn target_in(registry: ClientRegistry, repository: &str) -> Result<UpstreamTarget, String> {
+    let kind = registry.registry.kind;
     Ok(UpstreamTarget {
-        repository: map_repository(registry.kind, repository).map_err(|e| e.to_string())?,
-        library_mapped: registry.kind == RegistryKind::DockerHub && !repository.contains('/'),
-        registry,
+        repository: map_repository(kind, repository).map_err(|e| e.to_string())?,
+        library_mapped: kind == RegistryKind::DockerHub && !repository.contains('/'),
+        registry: registry.registry,
+        cache_scope: registry.cache_scope,
     })
 }
 
@@ -282,18 +316,23 @@ mod tests {
         let registries = ResolvedRegistries::default();
         let read = harbor_registry("https://hub.docker.com");
         let first = registries.resolved(&settings, 7, Some(&read)).unwrap();
-        assert_eq!(first.base_url.as_str(), "https://registry-1.docker.io/");
-        assert_eq!(first.kind, RegistryKind::DockerHub);
+        assert_eq!(
+            first.registry.base_url.as_str(),
+            "https://registry-1.docker.io/"
+        );
+        assert_eq!(first.registry.kind, RegistryKind::DockerHub);
+        assert_eq!(*first.cache_scope, registry_scope(&first.registry));
         let again = registries.resolved(&settings, 7, Some(&read)).unwrap();
         assert!(
-            Arc::ptr_eq(&first, &again),
+            Arc::ptr_eq(&first.registry, &again.registry),
             "the same facts: not resolved again"
         );
 
         // Harbor's facts read anew (here: the registry moved to a mirror).
         let reread = harbor_registry("https://mirror.example/v2");
         let moved = registries.resolved(&settings, 7, Some(&reread)).unwrap();
-        assert_eq!(moved.base_url.as_str(), "https://mirror.example/");
+        assert_eq!(moved.registry.base_url.as_str(), "https://mirror.example/");
+        assert_ne!(moved.cache_scope, first.cache_scope);
         let target = target_in(moved, "nginx").unwrap();
         assert_eq!(target.repository, "library/nginx");
         assert!(target.library_mapped);
