@@ -115,6 +115,50 @@ async fn api_upstream_and_local_referrers_are_merged_and_upstream_wins() {
     assert!(!asked[0].target().contains("artifactType"));
 }
 
+/// The access log: one JSON line per request, with its status and duration, and the request's
+/// span (method, path without the query, the caller's request id).
+#[tokio::test]
+async fn a_served_request_writes_one_access_line_with_its_span() {
+    let (world, sidecar) = start().await;
+    let subject = &world.mirror("api-proxy").sample.subject.digest;
+    let path = referrers_path("api-proxy/team/app", subject);
+    let response = e2e::http_client()
+        .get(sidecar.url(&format!("{path}?artifactType={SBOM}")))
+        .basic_auth(ALICE.name, Some(ALICE.password))
+        .header("X-Request-Id", "access-line-1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let access_lines = || -> Vec<Value> {
+        sidecar
+            .logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| {
+                line["target"] == "referrers_sidecar::access"
+                    && line["span"]["request_id"] == "access-line-1"
+            })
+            .collect()
+    };
+    e2e::wait::eventually("the access line", async || !access_lines().is_empty()).await;
+    let lines = access_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["message"], "request");
+    assert_eq!(line["status"], 200);
+    assert!(line["duration_us"].is_u64(), "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+    assert_eq!(line["span"]["name"], "request");
+    assert_eq!(line["span"]["http.method"], "GET");
+    assert_eq!(
+        line["span"]["http.target"], path,
+        "the path, never the query"
+    );
+    assert!(line["span"]["http.client_ip"].is_string(), "{line}");
+}
+
 #[tokio::test]
 async fn fallback_tag_upstream_and_local_referrers_are_merged() {
     let (world, sidecar) = start().await;
