@@ -30,9 +30,8 @@ connections=64
 fill_subjects=10000
 fill_referrers=10
 doc=docs/benchmarks.md
-# Release code without LTO: close to the image's binary, much faster to build. The criterion
-# benches share this target dir (the bench profile inherits release), so dependencies are
-# built once for both.
+# The criterion benches: release code without LTO (the bench profile inherits release), much
+# faster to build. The sidecar under load is built as the image ships it (see prepare_load).
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 export CARGO_TARGET_DIR=$PWD/target/load
 # shellcheck source=scripts/lib/loopback.sh
@@ -163,8 +162,10 @@ parallel_get() {
 # (core's stand-in, the upstream) and front (static file, hop).
 prepare_load() {
   require_tools wrk nginx
-  cargo build -q --release -p referrers-sidecar
-  sidecar_bin=$CARGO_TARGET_DIR/release/referrers-sidecar
+  # The release profile the image ships (thin LTO, one codegen unit), in a target dir of its own.
+  env -u CARGO_PROFILE_RELEASE_LTO -u CARGO_PROFILE_RELEASE_CODEGEN_UNITS \
+    CARGO_TARGET_DIR="$PWD/target/shipped" cargo build -q --release --locked -p referrers-sidecar
+  sidecar_bin=$PWD/target/shipped/release/referrers-sidecar
   local loadavg_before
   loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
