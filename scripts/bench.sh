@@ -291,18 +291,13 @@ http {
 EOF
   # As shipped (JSON access log at info), but with listeners on loopback and an in-process tier
   # large enough that filling it evicts nothing.
-  cat >"$work/sidecar.yaml" <<EOF
-listen: "127.0.0.1:$sidecar_port"
-metrics_listen: "127.0.0.1:$metrics_port"
-harbor:
-  url: http://127.0.0.1:$core_port
-  username: robot\$bench
-  password: bench
-projects:
-  enabled: [bench-proxy]
+  {
+    sidecar_config_head bench
+    cat <<EOF
 cache:
   memory_max_bytes: 4294967296
 EOF
+  } >"$work/sidecar.yaml"
   start_nginx backends
   start_nginx front
   {

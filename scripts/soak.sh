@@ -121,20 +121,15 @@ http {
 EOF
 # As shipped, with Redis, lists fresh for 20 s (so that entries go stale and are refreshed
 # while the upstream flaps) and listeners on loopback.
-cat >"$work/sidecar.yaml" <<EOF
-listen: "127.0.0.1:$sidecar_port"
-metrics_listen: "127.0.0.1:$metrics_port"
-harbor:
-  url: http://127.0.0.1:$core_port
-  username: robot\$soak
-  password: soak
-projects:
-  enabled: [soak-proxy]
+{
+  sidecar_config_head soak
+  cat <<EOF
 cache:
   backend: redis
   redis_url: redis://127.0.0.1:$redis_port/10
   fresh_for: 20s
 EOF
+} >"$work/sidecar.yaml"
 
 # The upstream and Redis are stopped and started by the fault loop, a subshell: they are found
 # by their pid files, never by a variable of the shell that started them.

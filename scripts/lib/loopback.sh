@@ -113,6 +113,21 @@ start_nginx() {
   die "nginx ($name) did not start: $(cat "$work/$name-error.log")"
 }
 
+# The head of the sidecar's configuration, on stdout: listeners on loopback, core's stand-in,
+# robot `robot$<name>` and project `<name>-proxy` enabled. Each script adds its `cache:`.
+sidecar_config_head() {
+  cat <<EOF
+listen: "127.0.0.1:$sidecar_port"
+metrics_listen: "127.0.0.1:$metrics_port"
+harbor:
+  url: http://127.0.0.1:$core_port
+  username: robot\$$1
+  password: $1
+projects:
+  enabled: [$1-proxy]
+EOF
+}
+
 # Starts the sidecar and polls /readyz every millisecond (a curl per poll would take longer
 # than the start itself): sets sidecar_pid and ready_ms, the time from start to the first 200.
 start_sidecar() {
