@@ -61,6 +61,15 @@ async fn world_with(adjust: impl FnOnce(&mut DoubleConfig)) -> World {
     world
 }
 
+/// The target of a `Link: <target>; rel="next"` header.
+fn link_target(link: &str) -> String {
+    link.trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("link target")
+        .to_owned()
+}
+
 fn sorted(mut digests: Vec<String>) -> Vec<String> {
     digests.sort();
     digests
@@ -254,12 +263,7 @@ async fn paging_with_n_walks_every_descriptor_exactly_once() {
         match link {
             Some(link) => {
                 assert!(link.ends_with("; rel=\"next\""), "{link}");
-                path = link
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .expect("link target")
-                    .to_owned();
+                path = link_target(&link);
                 assert!(
                     path.starts_with("/v2/api-proxy/team/app/referrers/"),
                     "{path}"
@@ -317,12 +321,7 @@ async fn a_page_asked_with_n_is_also_cut_at_response_max_bytes_with_a_link_to_th
         seen.extend(page);
         match link {
             Some(link) => {
-                path = link
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .expect("link target")
-                    .to_owned();
+                path = link_target(&link);
                 assert!(path.contains("n=100"), "{path}");
             }
             None => break,
