@@ -220,10 +220,7 @@ impl HarborFacts {
                 match core.project_label_names(project_id).await {
                     Ok(names) => Ok(Arc::new(names)),
                     Err(HarborError::Forbidden(what)) => {
-                        metrics
-                            .harbor_api_errors
-                            .with_label_values(&["forbidden"])
-                            .inc();
+                        metrics.count_harbor_api_error(&HarborError::Forbidden(what.clone()));
                         if !self.labels_refused_logged.swap(true, Ordering::Relaxed) {
                             tracing::error!(
                                 %what,
@@ -357,10 +354,7 @@ fn label_to_read<'t>(project_name: &str, toggle: &'t ProjectsSettings) -> Option
 
 /// Counts and logs a failed API call; a refused robot account is loud (they expire).
 fn api_error(error: &Arc<HarborError>, metrics: &Metrics) -> HarborError {
-    metrics
-        .harbor_api_errors
-        .with_label_values(&[error.kind()])
-        .inc();
+    metrics.count_harbor_api_error(error);
     if let HarborError::Unauthorized(what) = error.as_ref() {
         tracing::error!(%what, "Harbor refused the sidecar's robot account: renew harbor.password (robot accounts expire)");
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod harbor;
 pub mod metrics;
 pub mod operator;
+pub mod outcome;
 pub mod referrers;
 pub mod routes;
 pub mod startup;

@@ -1,38 +1,22 @@
 //! Prometheus metrics (`harbor_referrers_*`), registered and initialised at start.
 
+use harbor_client::HarborError;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::outcome::{
+    CacheResult, LockResult, OperatorEndpoint, OperatorResult, PullResult, PurgeResult,
+    RefreshOutcome, RequestOutcome, StatusClass, Switch, Tier, UpstreamKind, UpstreamResult,
+    WarmResult, WebhookEvent,
+};
+
 /// Metric namespace, after Harbor's `harbor_<subsystem>_<name>_<unit>` shape.
 pub const NAMESPACE: &str = "harbor_referrers";
 
-/// What became of a referrers request.
-pub const OUTCOMES: &[&str] = &["served", "passthrough", "denied", "invalid", "core_error"];
-
-/// Status classes of HTTP answers; `error` when none came.
-pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
-
-/// Kinds of upstream requests.
-pub const UPSTREAM_KINDS: &[&str] = &["api", "tag", "token"];
-
-/// What the upstream contributed to an answer (`X-Referrers-Upstream`).
-pub const UPSTREAM_RESULTS: &[&str] = &[
-    "api",
-    "tag",
-    "none",
-    "error",
-    "truncated",
-    "too_large",
-    "over_budget",
-    "skipped",
-    "timeout",
-    "rate_limited",
-];
-
-/// Failures of Harbor's REST API as the robot account sees them.
-pub const HARBOR_API_ERRORS: &[&str] = &[
+/// Failures of Harbor's REST API as the robot account sees them ([`HarborError::kind`]).
+const HARBOR_API_ERRORS: &[&str] = &[
     "unreachable",
     "timeout",
     "unauthorized",
@@ -41,49 +25,6 @@ pub const HARBOR_API_ERRORS: &[&str] = &[
     "too_large",
     "invalid",
 ];
-
-/// Cache tiers and what a lookup in one found.
-pub const CACHE_TIERS: &[&str] = &["memory", "redis"];
-pub const CACHE_RESULTS: &[&str] = &["hit", "stale", "miss", "bypass"];
-/// Outcomes of a background refresh of a stale entry.
-pub const REFRESH_OUTCOMES: &[&str] = &[
-    "refreshed",
-    "failed",
-    "truncated",
-    "too_large",
-    "over_budget",
-    "skipped",
-    "rate_limited",
-];
-/// What became of a webhook event, by its type: pulls queue their artifacts (or find them
-/// queued already, or the queue full), other types are ignored; `unknown` is an event refused
-/// before its type was read.
-pub const WEBHOOK_EVENTS: &[(&str, &str)] = &[
-    ("pull_artifact", "queued"),
-    ("pull_artifact", "duplicate"),
-    ("pull_artifact", "dropped"),
-    ("pull_artifact", "invalid"),
-    ("other", "ignored"),
-    ("unknown", "invalid"),
-    ("unknown", "unauthorized"),
-];
-/// What became of a cross-replica lock attempt.
-pub const LOCK_RESULTS: &[&str] = &["won", "lost"];
-
-/// Operator API endpoints, and what became of a call.
-pub const OPERATOR_ENDPOINTS: &[&str] = &["status", "purge"];
-pub const OPERATOR_RESULTS: &[&str] = &[
-    "ok",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "invalid",
-    "unavailable",
-];
-/// What a purge asked through the operator API did.
-pub const PURGE_RESULTS: &[&str] = &["purged", "nothing", "redis_unavailable"];
-/// Which switch serves a project: `projects.enabled`, or the project label.
-pub const SWITCHES: &[&str] = &["config", "label"];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -350,51 +291,56 @@ impl Metrics {
             )?,
             registry,
         };
-        for switch in SWITCHES {
-            metrics.served_projects.with_label_values(&[switch]);
+        for switch in Switch::ALL {
+            metrics
+                .served_projects
+                .with_label_values(&[switch.as_str()]);
         }
-        for endpoint in OPERATOR_ENDPOINTS {
-            for result in OPERATOR_RESULTS {
+        for endpoint in OperatorEndpoint::ALL {
+            for result in OperatorResult::ALL {
                 metrics
                     .operator_requests
-                    .with_label_values(&[endpoint, result]);
+                    .with_label_values(&[endpoint.as_str(), result.as_str()]);
             }
         }
-        for result in PURGE_RESULTS {
-            metrics.cache_purges.with_label_values(&[result]);
+        for result in PurgeResult::ALL {
+            metrics.cache_purges.with_label_values(&[result.as_str()]);
         }
-        for tier in CACHE_TIERS {
-            for result in CACHE_RESULTS {
-                metrics.cache_lookups.with_label_values(&[tier, result]);
+        for tier in Tier::ALL {
+            for result in CacheResult::ALL {
+                metrics
+                    .cache_lookups
+                    .with_label_values(&[tier.as_str(), result.as_str()]);
             }
-            metrics.cache_stores.with_label_values(&[tier]);
+            metrics.cache_stores.with_label_values(&[tier.as_str()]);
         }
-        for outcome in REFRESH_OUTCOMES {
-            metrics.cache_refreshes.with_label_values(&[outcome]);
-        }
-        for result in LOCK_RESULTS {
-            metrics.cache_locks.with_label_values(&[result]);
-        }
-        for (event_type, result) in WEBHOOK_EVENTS {
+        for outcome in RefreshOutcome::ALL {
             metrics
-                .webhook_events
-                .with_label_values(&[event_type, result]);
+                .cache_refreshes
+                .with_label_values(&[outcome.as_str()]);
         }
-        for result in crate::webhook::WarmResult::LABELS {
-            metrics.webhook_warms.with_label_values(&[result]);
+        for result in LockResult::ALL {
+            metrics.cache_locks.with_label_values(&[result.as_str()]);
         }
-
-        for outcome in OUTCOMES {
-            metrics.requests.with_label_values(&[outcome]);
-            metrics.request_duration.with_label_values(&[outcome]);
+        for event in WebhookEvent::ALL {
+            metrics.webhook_events.with_label_values(&event.labels());
         }
-        for class in STATUS_CLASSES {
-            metrics.passthrough.with_label_values(&[class]);
+        for result in WarmResult::ALL {
+            metrics.webhook_warms.with_label_values(&[result.as_str()]);
+        }
+        for outcome in RequestOutcome::ALL {
+            metrics.requests.with_label_values(&[outcome.as_str()]);
+            metrics
+                .request_duration
+                .with_label_values(&[outcome.as_str()]);
+        }
+        for class in StatusClass::ALL {
+            metrics.passthrough.with_label_values(&[class.as_str()]);
         }
         for kind in HARBOR_API_ERRORS {
             metrics.harbor_api_errors.with_label_values(&[kind]);
         }
-        for result in crate::store_in_harbor::PullResult::ALL {
+        for result in PullResult::ALL {
             metrics.store_pulls.with_label_values(&[result.as_str()]);
         }
         for name in registries {
@@ -405,13 +351,14 @@ impl Metrics {
 
     /// Creates the zero-valued series of one upstream registry label.
     pub fn init_registry(&self, name: &str) {
-        for result in UPSTREAM_RESULTS {
-            self.upstream_results.with_label_values(&[name, result]);
+        for result in UpstreamResult::ALL {
+            self.upstream_results
+                .with_label_values(&[name, result.as_str()]);
         }
-        for kind in UPSTREAM_KINDS {
-            for class in STATUS_CLASSES {
+        for kind in UpstreamKind::ALL {
+            for class in StatusClass::ALL {
                 self.upstream_requests
-                    .with_label_values(&[name, kind, class]);
+                    .with_label_values(&[name, kind.as_str(), class.as_str()]);
             }
         }
         self.upstream_fetch_duration.with_label_values(&[name]);
@@ -420,11 +367,119 @@ impl Metrics {
     }
 
     /// Counts one finished referrers request.
-    pub fn observe_request(&self, outcome: &str, seconds: f64) {
-        self.requests.with_label_values(&[outcome]).inc();
+    pub fn observe_request(&self, outcome: RequestOutcome, seconds: f64) {
+        self.requests.with_label_values(&[outcome.as_str()]).inc();
         self.request_duration
-            .with_label_values(&[outcome])
+            .with_label_values(&[outcome.as_str()])
             .observe(seconds);
+    }
+
+    /// Counts one request passed through to core, by its answer's status class.
+    pub fn count_passthrough(&self, class: StatusClass) {
+        self.passthrough.with_label_values(&[class.as_str()]).inc();
+    }
+
+    /// Counts one HTTP request to registry `registry`.
+    pub fn count_upstream_request(&self, registry: &str, kind: UpstreamKind, class: StatusClass) {
+        self.upstream_requests
+            .with_label_values(&[registry, kind.as_str(), class.as_str()])
+            .inc();
+    }
+
+    /// Counts what registry `registry` contributed to a served answer.
+    pub fn count_upstream_result(&self, registry: &str, result: UpstreamResult) {
+        self.upstream_results
+            .with_label_values(&[registry, result.as_str()])
+            .inc();
+    }
+
+    /// Counts a rate limit from registry `registry`.
+    pub fn count_rate_limited(&self, registry: &str) {
+        self.upstream_rate_limited
+            .with_label_values(&[registry])
+            .inc();
+    }
+
+    /// Observes one whole upstream listing from registry `registry`.
+    pub fn observe_upstream_fetch(&self, registry: &str, seconds: f64) {
+        self.upstream_fetch_duration
+            .with_label_values(&[registry])
+            .observe(seconds);
+    }
+
+    /// Sets the breaker gauge of `target` (a registry's label, or `redis`): 0 closed, 1 open,
+    /// 2 half-open.
+    pub fn set_breaker_state(&self, target: &str, gauge: i64) {
+        self.breaker_state.with_label_values(&[target]).set(gauge);
+    }
+
+    /// Counts a failed call to Harbor's REST API with the robot account.
+    pub fn count_harbor_api_error(&self, error: &HarborError) {
+        self.harbor_api_errors
+            .with_label_values(&[error.kind()])
+            .inc();
+    }
+
+    /// Counts one lookup in `tier`.
+    pub fn count_cache_lookup(&self, tier: Tier, result: CacheResult) {
+        self.cache_lookups
+            .with_label_values(&[tier.as_str(), result.as_str()])
+            .inc();
+    }
+
+    /// Counts one list stored in `tier`.
+    pub fn count_cache_store(&self, tier: Tier) {
+        self.cache_stores.with_label_values(&[tier.as_str()]).inc();
+    }
+
+    /// Counts one background refresh of a stale entry.
+    pub fn count_refresh(&self, outcome: RefreshOutcome) {
+        self.cache_refreshes
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+    }
+
+    /// Counts one cross-replica lock attempt.
+    pub fn count_lock(&self, result: LockResult) {
+        self.cache_locks.with_label_values(&[result.as_str()]).inc();
+    }
+
+    /// Counts one webhook event.
+    pub fn count_webhook_event(&self, event: WebhookEvent) {
+        self.webhook_events.with_label_values(&event.labels()).inc();
+    }
+
+    /// Counts one warm fetch.
+    pub fn count_warm(&self, result: WarmResult) {
+        self.webhook_warms
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
+    /// Sets how many projects this replica knows to be served by `switch`.
+    pub fn set_served_projects(&self, switch: Switch, count: i64) {
+        self.served_projects
+            .with_label_values(&[switch.as_str()])
+            .set(count);
+    }
+
+    /// Counts one operator API call.
+    pub fn count_operator_request(&self, endpoint: OperatorEndpoint, result: OperatorResult) {
+        self.operator_requests
+            .with_label_values(&[endpoint.as_str(), result.as_str()])
+            .inc();
+    }
+
+    /// Counts one purge asked through the operator API.
+    pub fn count_purge(&self, result: PurgeResult) {
+        self.cache_purges
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
+    /// Counts one referrer offered for storing in Harbor.
+    pub fn count_store_pull(&self, result: PullResult) {
+        self.store_pulls.with_label_values(&[result.as_str()]).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -436,17 +491,5 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
-    }
-}
-
-/// The label for an HTTP status.
-#[must_use]
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
     }
 }

@@ -6,80 +6,14 @@ use std::sync::Arc;
 use registry_client::ReferrersSource;
 
 use super::entry::CachedList;
+use crate::outcome::{CacheResult, UpstreamResult};
 
-/// What the cache did for a request (`X-Referrers-Cache`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheResult {
-    Hit,
-    Stale,
-    Miss,
-    Bypass,
-}
-
-impl CacheResult {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Stale => "stale",
-            Self::Miss => "miss",
-            Self::Bypass => "bypass",
-        }
-    }
-}
-
-/// What the upstream contributed to an answer (`X-Referrers-Upstream`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamResult {
-    /// A list from the referrers API.
-    Api,
-    /// A list from the referrers tag schema.
-    Tag,
-    /// Neither exists upstream.
-    None,
-    /// The upstream did not answer usably.
-    Error,
-    /// A list cut short by a cap: served, not cached; remembered for `cache.keep_empty_for`,
-    /// during which the key is answered without an upstream call.
-    Truncated,
-    /// A list over `upstream.max_page_bytes` or `cache.max_entry_bytes`: remembered like a
-    /// truncated one.
-    TooLarge,
-    /// The upstream memory budget was exhausted: remembered like a truncated list, retried
-    /// after `cache.keep_empty_for`.
-    OverBudget,
-    /// No upstream call: none to make, or the registry's breaker is open.
-    Skipped,
-    /// The request's time budget ran out before the upstream's list came: the fetch goes on
-    /// in the background and fills the cache for the next request.
-    Timeout,
-    /// The registry rate-limited us and rests: no upstream call; a stale list if cached.
-    RateLimited,
-}
-
-impl UpstreamResult {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Tag => "tag",
-            Self::None => "none",
-            Self::Error => "error",
-            Self::Truncated => "truncated",
-            Self::TooLarge => "too_large",
-            Self::OverBudget => "over_budget",
-            Self::Skipped => "skipped",
-            Self::Timeout => "timeout",
-            Self::RateLimited => "rate_limited",
-        }
-    }
-
-    fn of(source: ReferrersSource) -> Self {
-        match source {
-            ReferrersSource::Api => Self::Api,
-            ReferrersSource::FallbackTag => Self::Tag,
-            ReferrersSource::None => Self::None,
-        }
+/// What the upstream contributed, for a list from `source`.
+fn upstream_result_of(source: ReferrersSource) -> UpstreamResult {
+    match source {
+        ReferrersSource::Api => UpstreamResult::Api,
+        ReferrersSource::FallbackTag => UpstreamResult::Tag,
+        ReferrersSource::None => UpstreamResult::None,
     }
 }
 
@@ -107,7 +41,7 @@ impl UpstreamAnswer {
 
     pub(super) fn served(list: Arc<CachedList>, cache: CacheResult) -> Self {
         Self {
-            upstream: UpstreamResult::of(list.source),
+            upstream: upstream_result_of(list.source),
             list: Some(list),
             cache,
         }

@@ -24,8 +24,9 @@ use oci_referrers::Digest;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::outcome::{CacheResult, RefreshOutcome, Tier, UpstreamResult};
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
-pub use answer::{CacheResult, UpstreamAnswer, UpstreamResult};
+pub use answer::UpstreamAnswer;
 pub use config::{CacheConfig, shared_store};
 pub use entry::registry_scope;
 use entry::{CachedList, EntryBounds, cache_key};
@@ -90,7 +91,7 @@ pub struct Looked {
 struct Found {
     list: Arc<CachedList>,
     freshness: Freshness,
-    tier: &'static str,
+    tier: Tier,
     /// For an entry read from the shared tier: how long the in-process tier keeps it, once
     /// the lookup is used (a lookup whose request core refused changes no tier).
     admit_for: Option<Duration>,
@@ -108,10 +109,10 @@ struct Misses {
 impl Misses {
     fn count(self, cache: &ReferrersCache) {
         if self.memory {
-            cache.count_lookup("memory", CacheResult::Miss);
+            cache.count_lookup(Tier::Memory, CacheResult::Miss);
         }
         if let Some(result) = self.shared {
-            cache.count_lookup("redis", result);
+            cache.count_lookup(Tier::Redis, result);
         }
     }
 }
@@ -139,10 +140,7 @@ impl ReferrersCache {
         metrics: Arc<Metrics>,
     ) -> Self {
         // Exported from the start, with or without a shared tier.
-        metrics
-            .breaker_state
-            .with_label_values(&[REDIS_BREAKER])
-            .set(0);
+        metrics.set_breaker_state(REDIS_BREAKER, 0);
         Self {
             origin: uuid::Uuid::new_v4().to_string(),
             memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
@@ -405,7 +403,7 @@ impl ReferrersCache {
                 return Some(Found {
                     list,
                     freshness,
-                    tier: "memory",
+                    tier: Tier::Memory,
                     admit_for: None,
                 });
             }
@@ -418,7 +416,7 @@ impl ReferrersCache {
                 freshness.time_left().map(|left| Found {
                     list: Arc::new(list),
                     freshness,
-                    tier: "redis",
+                    tier: Tier::Redis,
                     admit_for: Some(left),
                 })
             }
@@ -468,17 +466,16 @@ impl ReferrersCache {
                 })
                 .await;
             let outcome = match fetched {
-                Some(Fetched::Complete(_)) => "refreshed",
-                Some(Fetched::Truncated(_)) => "truncated",
-                Some(Fetched::Skipped) => "skipped",
-                Some(Fetched::RateLimited) => "rate_limited",
-                Some(Fetched::Unfetched(why)) => why.as_str(),
-                Some(Fetched::Failed) | None => "failed",
+                Some(Fetched::Complete(_)) => RefreshOutcome::Refreshed,
+                Some(Fetched::Truncated(_)) => RefreshOutcome::Truncated,
+                Some(Fetched::Skipped) => RefreshOutcome::Skipped,
+                Some(Fetched::RateLimited) => RefreshOutcome::RateLimited,
+                Some(Fetched::Unfetched(UpstreamResult::TooLarge)) => RefreshOutcome::TooLarge,
+                Some(Fetched::Unfetched(UpstreamResult::OverBudget)) => RefreshOutcome::OverBudget,
+                Some(Fetched::Unfetched(UpstreamResult::Truncated)) => RefreshOutcome::Truncated,
+                Some(Fetched::Unfetched(_) | Fetched::Failed) | None => RefreshOutcome::Failed,
             };
-            this.metrics
-                .cache_refreshes
-                .with_label_values(&[outcome])
-                .inc();
+            this.metrics.count_refresh(outcome);
         });
     }
 
@@ -607,20 +604,14 @@ impl ReferrersCache {
         };
         let lifetime = self.config.lifetimes.lifetime(list);
         self.memory.insert(key, Arc::clone(list), lifetime).await;
-        self.metrics
-            .cache_stores
-            .with_label_values(&["memory"])
-            .inc();
+        self.metrics.count_cache_store(Tier::Memory);
         if let Some(shared) = &self.shared {
             shared.put(key, &bytes, lifetime).await;
         }
         true
     }
 
-    fn count_lookup(&self, tier: &str, result: CacheResult) {
-        self.metrics
-            .cache_lookups
-            .with_label_values(&[tier, result.as_str()])
-            .inc();
+    fn count_lookup(&self, tier: Tier, result: CacheResult) {
+        self.metrics.count_cache_lookup(tier, result);
     }
 }

@@ -14,6 +14,7 @@ use super::redis::{RedisError, RedisTier};
 use crate::breaker::{Breaker, BreakerState};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::outcome::{LockResult, Tier};
 
 /// Consecutive errors or timeouts that open the breaker, and how long it stays open: while
 /// open, the shared tier costs nothing and the in-process tier answers alone.
@@ -227,10 +228,7 @@ impl SharedTier {
     pub async fn put(&self, key: &str, bytes: &[u8], ttl: Duration) -> bool {
         let stored = self.call(self.store.set(key, bytes, ttl)).await.is_some();
         if stored {
-            self.metrics
-                .cache_stores
-                .with_label_values(&["redis"])
-                .inc();
+            self.metrics.count_cache_store(Tier::Redis);
         }
         stored
     }
@@ -246,12 +244,11 @@ impl SharedTier {
             Some(false) => Lock::Lost,
             None => return Lock::Unavailable,
         };
-        let result = if matches!(lock, Lock::Won(_)) {
-            "won"
+        self.metrics.count_lock(if matches!(lock, Lock::Won(_)) {
+            LockResult::Won
         } else {
-            "lost"
-        };
-        self.metrics.cache_locks.with_label_values(&[result]).inc();
+            LockResult::Lost
+        });
         lock
     }
 
@@ -344,9 +341,7 @@ impl SharedTier {
 
     fn track_breaker(&self) {
         self.metrics
-            .breaker_state
-            .with_label_values(&[REDIS_BREAKER])
-            .set(self.breaker.state().gauge());
+            .set_breaker_state(REDIS_BREAKER, self.breaker.state().gauge());
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 
-use super::answer::UpstreamResult;
+use crate::outcome::UpstreamResult;
 
 /// Keys remembered at most: past it the oldest are forgotten, which costs one more download.
 const MAX_KEYS: u64 = 100_000;

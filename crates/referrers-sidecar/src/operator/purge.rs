@@ -6,6 +6,7 @@ use oci_referrers::{Digest, RepositoryName};
 
 use crate::cache::purge::PurgeScope;
 use crate::cache::{Purged, SharedPurge};
+use crate::outcome::PurgeResult;
 use crate::state::AppState;
 use crate::upstream;
 
@@ -54,7 +55,7 @@ pub async fn purge(
         .await
         .map_err(|error| PurgeError::FactsUnavailable(error.to_string()))?;
     let Some(registry_id) = found.and_then(|project| project.proxy_registry_id()) else {
-        count(state, "nothing");
+        count(state, PurgeResult::Nothing);
         return Ok(Purged {
             lists: 0,
             shared: SharedPurge::None,
@@ -73,9 +74,9 @@ pub async fn purge(
     count(
         state,
         match (purged.shared, purged.lists) {
-            (SharedPurge::Unavailable, _) => "redis_unavailable",
-            (_, 0) => "nothing",
-            _ => "purged",
+            (SharedPurge::Unavailable, _) => PurgeResult::RedisUnavailable,
+            (_, 0) => PurgeResult::Nothing,
+            _ => PurgeResult::Purged,
         },
     );
     tracing::info!(
@@ -107,10 +108,6 @@ async fn upstream_repository(
     }
 }
 
-fn count(state: &AppState, result: &str) {
-    state
-        .metrics
-        .cache_purges
-        .with_label_values(&[result])
-        .inc();
+fn count(state: &AppState, result: PurgeResult) {
+    state.metrics.count_purge(result);
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::breaker::BreakerState;
 use crate::config::ProjectsSettings;
 use crate::harbor::{Decision, NotServed};
+use crate::outcome::Switch;
 use crate::referrers::PassThrough;
 use crate::state::AppState;
 use crate::upstream;
@@ -79,7 +80,7 @@ pub async fn project_status(
     {
         Ok(Decision::Serve { .. }) => {
             status.served = true;
-            status.switch = Some(switch(toggle, project));
+            status.switch = Some(switch(toggle, project).as_str());
         }
         Ok(Decision::PassThrough(reason)) => {
             status.reason = Some(PassThrough::Project(reason).code());
@@ -146,11 +147,11 @@ async fn registry_status(state: &AppState, core: &CoreClient, id: i64) -> Regist
 
 /// Which switch serves a served project: the configuration when it names the project (the
 /// label is then not even read), else the label.
-fn switch(toggle: &ProjectsSettings, project: &str) -> &'static str {
+fn switch(toggle: &ProjectsSettings, project: &str) -> Switch {
     if toggle.is_enabled(project) {
-        "config"
+        Switch::Config
     } else {
-        "label"
+        Switch::Label
     }
 }
 
@@ -162,12 +163,11 @@ pub async fn track_served_projects(state: &AppState) {
     for project in state.facts.known_projects() {
         if let Some(Decision::Serve { .. }) = state.facts.cached_decision(&project, toggle).await {
             match switch(toggle, &project) {
-                "config" => config += 1,
-                _ => label += 1,
+                Switch::Config => config += 1,
+                Switch::Label => label += 1,
             }
         }
     }
-    let served = &state.metrics.served_projects;
-    served.with_label_values(&["config"]).set(config);
-    served.with_label_values(&["label"]).set(label);
+    state.metrics.set_served_projects(Switch::Config, config);
+    state.metrics.set_served_projects(Switch::Label, label);
 }

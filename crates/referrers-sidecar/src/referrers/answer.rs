@@ -4,8 +4,8 @@
 use harbor_client::{CoreAnswer, HarborError};
 use oci_referrers::PreparedPage;
 
-use crate::cache::{CacheResult, UpstreamResult};
 use crate::harbor::NotServed;
+use crate::outcome::{CacheResult, UpstreamResult};
 
 /// The answer to one referrers request.
 #[derive(Debug)]

@@ -373,12 +373,7 @@ impl<'a> Referrers<'a> {
         });
         state
             .metrics
-            .upstream_results
-            .with_label_values(&[
-                target.registry.name.as_str(),
-                upstream_answer.upstream.as_str(),
-            ])
-            .inc();
+            .count_upstream_result(&target.registry.name, upstream_answer.upstream);
         if let Some(store) = &state.store {
             store
                 .offer(&request.name, &request.digest, &target, &upstream_answer)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::operator::{self, Action, PurgeError, Refusal};
+use crate::outcome::{OperatorEndpoint, OperatorResult};
 use crate::state::AppState;
 
 /// Where the operator API lives; the chart's routes do not send it here from outside.
@@ -170,16 +171,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 /// Counts one call by its answer.
 fn count(state: &AppState, action: Action, response: &HttpResponse) {
     let result = match response.status() {
-        StatusCode::OK => "ok",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::BAD_REQUEST => "invalid",
-        _ => "unavailable",
+        StatusCode::OK => OperatorResult::Ok,
+        StatusCode::UNAUTHORIZED => OperatorResult::Unauthorized,
+        StatusCode::FORBIDDEN => OperatorResult::Forbidden,
+        StatusCode::NOT_FOUND => OperatorResult::NotFound,
+        StatusCode::BAD_REQUEST => OperatorResult::Invalid,
+        _ => OperatorResult::Unavailable,
     };
-    state
-        .metrics
-        .operator_requests
-        .with_label_values(&[action.as_str(), result])
-        .inc();
+    let endpoint = match action {
+        Action::Status => OperatorEndpoint::Status,
+        Action::Purge => OperatorEndpoint::Purge,
+    };
+    state.metrics.count_operator_request(endpoint, result);
 }

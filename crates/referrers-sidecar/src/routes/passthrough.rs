@@ -11,7 +11,8 @@ use harbor_client::{CoreConnections, Slot};
 use url::Url;
 
 use crate::error::ApiError;
-use crate::metrics::{Metrics, status_class};
+use crate::metrics::Metrics;
+use crate::outcome::StatusClass;
 
 /// One per worker, on that worker's connections to core.
 pub struct Forwarder {
@@ -57,15 +58,12 @@ impl Forwarder {
         let (response, slot) = match self.connections.send(sent, body_sent).await {
             Ok(answer) => answer,
             Err(error) => {
-                metrics.passthrough.with_label_values(&["error"]).inc();
+                metrics.count_passthrough(StatusClass::Error);
                 tracing::warn!(error = %error, "cannot forward to Harbor core");
                 return ApiError::from(&error).error_response();
             }
         };
-        metrics
-            .passthrough
-            .with_label_values(&[status_class(response.status().as_u16())])
-            .inc();
+        metrics.count_passthrough(StatusClass::of(response.status().as_u16()));
         relay(request.method(), response, slot)
     }
 }

@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use harbor_client::{CoreAnswer, CoreClient};
 use oci_referrers::{INDEX_MEDIA_TYPE, build_next_link};
 
 use super::passthrough::Forwarder;
 use crate::error::{API_VERSION_HEADER, ApiError};
+use crate::outcome::RequestOutcome;
 use crate::referrers::{
     Answer, Caller, RawReferrersPath, Referrers, ReferrersRequest, RelayReason, Served,
 };
@@ -27,37 +28,6 @@ pub fn match_path(raw_path: &str) -> Option<RawReferrersPath<'_>> {
         return None;
     }
     Some(RawReferrersPath { name, digest })
-}
-
-/// What became of a referrers request (the `outcome` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Served,
-    PassThrough,
-    Denied,
-    Invalid,
-    CoreError,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Served => "served",
-            Self::PassThrough => "passthrough",
-            Self::Denied => "denied",
-            Self::Invalid => "invalid",
-            Self::CoreError => "core_error",
-        }
-    }
-
-    /// The outcome of an answer core gave (relayed or passed through).
-    fn of_core_status(status: StatusCode) -> Self {
-        match status.as_u16() {
-            401 | 403 => Self::Denied,
-            500.. => Self::CoreError,
-            _ => Self::PassThrough,
-        }
-    }
 }
 
 /// `GET|HEAD /v2/<name>/referrers/<digest>`.
@@ -89,12 +59,12 @@ pub async fn handle(
         }
         Err(error) => {
             tracing::info!(error = %error, "invalid referrers request");
-            (Outcome::Invalid, error.error_response())
+            (RequestOutcome::Invalid, error.error_response())
         }
     };
     state
         .metrics
-        .observe_request(outcome.as_str(), started.elapsed().as_secs_f64());
+        .observe_request(outcome, started.elapsed().as_secs_f64());
     response
 }
 
@@ -106,21 +76,30 @@ async fn translate(
     payload: web::Payload,
     state: &AppState,
     forwarder: &Forwarder,
-) -> (Outcome, HttpResponse) {
+) -> (RequestOutcome, HttpResponse) {
     match answer {
         Answer::Relay(answer, reason) => {
             if let RelayReason::PassThrough(reason) = reason {
                 tracing::debug!(reason = reason.code(), "core's answer relayed");
             }
-            (Outcome::of_core_status(answer.status), relay(answer))
+            (
+                RequestOutcome::of_core_status(answer.status.as_u16()),
+                relay(answer),
+            )
         }
         Answer::Forward(reason) => {
             tracing::debug!(reason = reason.code(), "request forwarded to core");
             let response = forwarder.forward(request, payload, &state.metrics).await;
-            (Outcome::of_core_status(response.status()), response)
+            (
+                RequestOutcome::of_core_status(response.status().as_u16()),
+                response,
+            )
         }
-        Answer::Served(served) => (Outcome::Served, respond(parsed, served)),
-        Answer::CoreFailed(error) => (Outcome::CoreError, ApiError::from(error).error_response()),
+        Answer::Served(served) => (RequestOutcome::Served, respond(parsed, served)),
+        Answer::CoreFailed(error) => (
+            RequestOutcome::CoreError,
+            ApiError::from(error).error_response(),
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::outcome::WebhookEvent;
 use crate::state::AppState;
 use crate::webhook::{EventKind, HarborEvent, Offered, WarmQueue};
 
@@ -26,13 +27,7 @@ pub async fn harbor(
     state: web::Data<AppState>,
     queue: web::Data<WarmQueue>,
 ) -> HttpResponse {
-    let count = |event_type: &str, result: &str| {
-        state
-            .metrics
-            .webhook_events
-            .with_label_values(&[event_type, result])
-            .inc();
-    };
+    let count = |event: WebhookEvent| state.metrics.count_webhook_event(event);
     // Off unless a secret is configured: the endpoint does not exist.
     let Some(secret) = &state.settings.webhook.auth_header else {
         return ApiError::WebhookOff.error_response();
@@ -45,7 +40,7 @@ pub async fn harbor(
         tracing::warn!(
             "webhook refused: its Authorization header does not match webhook.auth_header"
         );
-        count("unknown", "unauthorized");
+        count(WebhookEvent::UnknownUnauthorized);
         return ApiError::WebhookUnauthorized.error_response();
     }
     let read = tokio::time::timeout(PAYLOAD_TIMEOUT, payload.to_bytes_limited(MAX_PAYLOAD_BYTES));
@@ -59,7 +54,7 @@ pub async fn harbor(
                 }
                 _ => ApiError::WebhookPayload("the payload did not arrive in time".into()),
             };
-            count("unknown", "invalid");
+            count(WebhookEvent::UnknownInvalid);
             return error.error_response();
         }
     };
@@ -67,12 +62,12 @@ pub async fn harbor(
         Ok(event) => event,
         Err(error) => {
             tracing::info!(error = %error, "webhook refused");
-            count(error.event_type(), "invalid");
+            count(error.event());
             return ApiError::WebhookPayload(error.to_string()).error_response();
         }
     };
     if event.kind != EventKind::PullArtifact {
-        count(event.kind.as_str(), "ignored");
+        count(WebhookEvent::OtherIgnored);
         return HttpResponse::build(StatusCode::ACCEPTED).finish();
     }
     // The worst of its artifacts': one dropped is what an operator must see.
@@ -84,13 +79,10 @@ pub async fn harbor(
             _ => {}
         }
     }
-    count(
-        event.kind.as_str(),
-        match result {
-            Offered::Queued => "queued",
-            Offered::Duplicate => "duplicate",
-            Offered::Dropped => "dropped",
-        },
-    );
+    count(match result {
+        Offered::Queued => WebhookEvent::PullQueued,
+        Offered::Duplicate => WebhookEvent::PullDuplicate,
+        Offered::Dropped => WebhookEvent::PullDropped,
+    });
     HttpResponse::build(StatusCode::ACCEPTED).finish()
 }

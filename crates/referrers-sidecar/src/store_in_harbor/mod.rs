@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::ProjectsSettings;
 use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
+use crate::outcome::PullResult;
 use crate::upstream::{Admission, Upstream, UpstreamTarget};
 use pace::Pace;
 
@@ -30,46 +31,6 @@ const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// How many digests are remembered at most.
 const MAX_REMEMBERED: u64 = 100_000;
-
-/// What became of one referrer offered for storing (`harbor_referrers_store_pulls_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullResult {
-    /// Core answered the pull: Harbor stores the referrer.
-    Pulled,
-    /// Another replica (or this one before a restart) pulled it already.
-    Already,
-    /// Core refused the robot account (it needs pull on the project).
-    Refused,
-    /// Core failed or could not be reached.
-    Failed,
-    /// The registry's breaker is open, or it rests after a rate limit: not pulled now.
-    Skipped,
-    /// The queue was full: not pulled now.
-    Dropped,
-}
-
-impl PullResult {
-    pub const ALL: [Self; 6] = [
-        Self::Pulled,
-        Self::Already,
-        Self::Refused,
-        Self::Failed,
-        Self::Skipped,
-        Self::Dropped,
-    ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pulled => "pulled",
-            Self::Already => "already",
-            Self::Refused => "refused",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Dropped => "dropped",
-        }
-    }
-}
 
 /// One referrer to pull through core.
 #[derive(Debug)]
@@ -232,7 +193,7 @@ impl StoreInHarbor {
             ) = self.jobs.try_send(job)
             {
                 self.remembered.0.invalidate(&job.key).await;
-                count(&self.metrics, PullResult::Dropped);
+                self.metrics.count_store_pull(PullResult::Dropped);
             }
         }
     }
@@ -310,7 +271,7 @@ impl StoreWorker {
         while let Some(job) = self.jobs.recv().await {
             let result = self.pull(&job).await;
             if let Some(result) = result {
-                count(&self.parts.metrics, result);
+                self.parts.metrics.count_store_pull(result);
                 if result != PullResult::Pulled && result != PullResult::Already {
                     // Offered again after a while, not with the very next list.
                     self.remembered.keep(&job.key, RETRY_AFTER).await;
@@ -404,13 +365,6 @@ enum Claim {
     Alone,
 }
 
-fn count(metrics: &Metrics, result: PullResult) {
-    metrics
-        .store_pulls
-        .with_label_values(&[result.as_str()])
-        .inc();
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -420,7 +374,7 @@ mod tests {
 
     use super::*;
     use crate::cache::entry::CachedList;
-    use crate::cache::{CacheResult, UpstreamResult};
+    use crate::outcome::{CacheResult, UpstreamResult};
 
     /// When the first list was fetched, in milliseconds since the epoch.
     const T0: u64 = 1_700_000_000_000;

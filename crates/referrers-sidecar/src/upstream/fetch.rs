@@ -17,7 +17,8 @@ use super::target::UpstreamTarget;
 use crate::breaker::{Breaker, BreakerState};
 use crate::clock::Clock;
 use crate::config::UpstreamSettings;
-use crate::metrics::{Metrics, status_class};
+use crate::metrics::Metrics;
+use crate::outcome::{StatusClass, UpstreamKind};
 
 /// What one upstream fetch gave.
 #[derive(Debug)]
@@ -129,9 +130,7 @@ impl UpstreamFetcher {
             )
             .await;
         self.metrics
-            .upstream_fetch_duration
-            .with_label_values(&[name])
-            .observe(started.elapsed().as_secs_f64());
+            .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
         let fetch = match result {
             Ok(list) => {
                 breaker.record_success();
@@ -141,10 +140,7 @@ impl UpstreamFetcher {
                 let now = self.clock.instant();
                 breaker.record_inconclusive(now);
                 let rest = self.rests.start(name, now, retry_after);
-                self.metrics
-                    .upstream_rate_limited
-                    .with_label_values(&[name])
-                    .inc();
+                self.metrics.count_rate_limited(name);
                 tracing::warn!(
                     registry = name,
                     repository = %target.repository,
@@ -210,9 +206,7 @@ impl UpstreamFetcher {
 
     fn track(&self, name: &str, breaker: &Breaker) {
         self.metrics
-            .breaker_state
-            .with_label_values(&[name])
-            .set(breaker.state().gauge());
+            .set_breaker_state(name, breaker.state().gauge());
     }
 }
 
@@ -247,11 +241,13 @@ pub struct UpstreamRequestMetrics(pub Arc<Metrics>);
 
 impl RequestObserver for UpstreamRequestMetrics {
     fn on_request(&self, registry: &str, kind: RequestKind, status: Option<u16>, _: Duration) {
-        let class = status.map_or("error", status_class);
-        self.0
-            .upstream_requests
-            .with_label_values(&[registry, kind.as_str(), class])
-            .inc();
+        let kind = match kind {
+            RequestKind::Api => UpstreamKind::Api,
+            RequestKind::Tag => UpstreamKind::Tag,
+            RequestKind::Token => UpstreamKind::Token,
+        };
+        let class = status.map_or(StatusClass::Error, StatusClass::of);
+        self.0.count_upstream_request(registry, kind, class);
     }
 }
 
@@ -260,7 +256,7 @@ mod tests {
     use super::*;
     use crate::breaker::BreakerState;
     use crate::clock::ManualClock;
-    use crate::metrics::{STATUS_CLASSES, UPSTREAM_KINDS};
+    use crate::outcome::{StatusClass, UpstreamKind};
     use registry_client::{Registry, RegistryKind};
 
     /// A registry on a port nothing listens on: every fetch is a refused connection, which
@@ -358,13 +354,13 @@ mod tests {
         let target = registry_answering(Arc::clone(&status)).await;
         let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
         let requests = || {
-            UPSTREAM_KINDS
+            UpstreamKind::ALL
                 .iter()
-                .flat_map(|kind| STATUS_CLASSES.iter().map(move |class| (kind, class)))
+                .flat_map(|kind| StatusClass::ALL.iter().map(move |class| (kind, class)))
                 .map(|(kind, class)| {
                     metrics
                         .upstream_requests
-                        .with_label_values(&["limited", kind, class])
+                        .with_label_values(&["limited", kind.as_str(), class.as_str()])
                         .get()
                 })
                 .sum::<u64>()

@@ -12,6 +12,8 @@ use oci_referrers::{Digest, RepositoryName};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::outcome::WebhookEvent;
+
 /// The event types the sidecar tells apart (the `type` label of its metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -22,14 +24,6 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PullArtifact => "pull_artifact",
-            Self::Other => "other",
-        }
-    }
-
     /// From the default payload's `type` or the CloudEvent's `type`.
     fn of(event_type: &str, cloud_event: bool) -> Self {
         let pull = if cloud_event {
@@ -114,12 +108,12 @@ struct Repository {
 }
 
 impl EventError {
-    /// The `type` label of a refused event: `unknown` when its type could not be read.
+    /// How a refused event is counted: `unknown` when its type could not be read.
     #[must_use]
-    pub fn event_type(&self) -> &'static str {
+    pub fn event(&self) -> WebhookEvent {
         match self {
-            Self::Json(_) => "unknown",
-            _ => EventKind::PullArtifact.as_str(),
+            Self::Json(_) => WebhookEvent::UnknownInvalid,
+            _ => WebhookEvent::PullInvalid,
         }
     }
 }
@@ -284,16 +278,16 @@ mod tests {
         ];
         for (payload, expected) in cases {
             let error = parse(&payload).unwrap_err();
-            let event_type = if expected == "type" {
-                "unknown"
+            let counted = if expected == "type" {
+                WebhookEvent::UnknownInvalid
             } else {
-                "pull_artifact"
+                WebhookEvent::PullInvalid
             };
-            assert_eq!(error.event_type(), event_type, "{payload}");
+            assert_eq!(error.event(), counted, "{payload}");
             let error = error.to_string();
             assert!(error.contains(expected), "{payload}: {error}");
         }
         let error = HarborEvent::parse(b"not json").unwrap_err();
-        assert_eq!(error.event_type(), "unknown");
+        assert_eq!(error.event(), WebhookEvent::UnknownInvalid);
     }
 }

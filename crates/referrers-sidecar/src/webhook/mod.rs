@@ -8,4 +8,3 @@ pub mod warm;
 
 pub use event::{EventError, EventKind, HarborEvent, Pulled};
 pub use queue::{Offered, WarmQueue};
-pub use warm::WarmResult;

@@ -10,70 +10,14 @@ use tokio::sync::mpsc;
 
 use super::event::Pulled;
 use super::queue::WarmQueue;
-use crate::cache::{CacheResult, UpstreamAnswer, UpstreamResult};
 use crate::harbor::Decision;
+use crate::outcome::WarmResult;
 use crate::state::AppState;
 use crate::upstream;
 
 /// Artifacts warmed at once: background work leaves the registries' connection bounds
 /// (`upstream.max_concurrent_per_registry`) to the requests.
 pub const CONCURRENCY: usize = 4;
-
-/// What became of one warm fetch (the `result` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WarmResult {
-    /// The upstream's list was fetched and stored.
-    Fetched,
-    /// The cache held a fresh list: nothing fetched.
-    Fresh,
-    /// The cache held a stale list: a background refresh was started (unless the registry
-    /// rests).
-    Stale,
-    /// The project is not served (the decision requests get).
-    Unserved,
-    /// Harbor's facts about the project or its registry could not be read.
-    HarborError,
-    /// The upstream gave no list to store; the result says why.
-    Upstream(UpstreamResult),
-}
-
-impl WarmResult {
-    /// Every label value, initialised at start.
-    pub const LABELS: &[&str] = &[
-        "fetched",
-        "fresh",
-        "stale",
-        "unserved",
-        "harbor_error",
-        "error",
-        "truncated",
-        "too_large",
-        "over_budget",
-        "skipped",
-        "rate_limited",
-    ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fetched => "fetched",
-            Self::Fresh => "fresh",
-            Self::Stale => "stale",
-            Self::Unserved => "unserved",
-            Self::HarborError => "harbor_error",
-            Self::Upstream(result) => result.as_str(),
-        }
-    }
-
-    fn of(answer: &UpstreamAnswer) -> Self {
-        match (answer.cache, answer.upstream) {
-            (CacheResult::Hit, _) => Self::Fresh,
-            (CacheResult::Stale, _) => Self::Stale,
-            (_, UpstreamResult::Api | UpstreamResult::Tag | UpstreamResult::None) => Self::Fetched,
-            (_, other) => Self::Upstream(other),
-        }
-    }
-}
 
 /// Takes artifacts off `receiver` and warms up to [`CONCURRENCY`] at a time, until every
 /// sender is gone. Runs on one thread: Harbor's client (`core`, the robot account) is not
@@ -92,11 +36,7 @@ pub async fn run(
                 queue.taken();
                 let result = warm(state, core, &pulled).await;
                 tracing::debug!(name = %pulled.name, digest = %pulled.digest, result = result.as_str(), "warm fetch");
-                state
-                    .metrics
-                    .webhook_warms
-                    .with_label_values(&[result.as_str()])
-                    .inc();
+                state.metrics.count_warm(result);
                 queue.done(&pulled);
             }
         })
@@ -106,7 +46,7 @@ pub async fn run(
 /// Fetches the upstream referrers of `pulled` into the cache, if its project is served.
 async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResult {
     if pulled.digest.is_zero() {
-        return WarmResult::Upstream(UpstreamResult::Skipped);
+        return WarmResult::Skipped;
     }
     let project = pulled.name.project();
     let decision = state
@@ -145,53 +85,5 @@ async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResul
             .offer(&pulled.name, &pulled.digest, &target, &answer)
             .await;
     }
-    WarmResult::of(&answer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_result_has_an_initialised_label() {
-        let answer = |cache, upstream| UpstreamAnswer {
-            list: None,
-            upstream,
-            cache,
-        };
-        let results = [
-            WarmResult::of(&answer(CacheResult::Hit, UpstreamResult::Api)),
-            WarmResult::of(&answer(CacheResult::Stale, UpstreamResult::RateLimited)),
-            WarmResult::of(&answer(CacheResult::Miss, UpstreamResult::Tag)),
-            WarmResult::of(&answer(CacheResult::Miss, UpstreamResult::None)),
-            WarmResult::of(&answer(CacheResult::Miss, UpstreamResult::OverBudget)),
-            WarmResult::Unserved,
-            WarmResult::HarborError,
-        ];
-        let labels: Vec<&str> = results.iter().map(|r| r.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "fresh",
-                "stale",
-                "fetched",
-                "fetched",
-                "over_budget",
-                "unserved",
-                "harbor_error"
-            ]
-        );
-        for label in labels {
-            assert!(WarmResult::LABELS.contains(&label), "{label}");
-        }
-        for result in [
-            UpstreamResult::Error,
-            UpstreamResult::Truncated,
-            UpstreamResult::TooLarge,
-            UpstreamResult::Skipped,
-            UpstreamResult::RateLimited,
-        ] {
-            assert!(WarmResult::LABELS.contains(&result.as_str()));
-        }
-    }
+    answer.upstream.warmed(answer.cache)
 }
