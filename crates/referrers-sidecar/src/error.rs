@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use harbor_client::{HarborError, SendError};
 use serde::Serialize;
 
+use crate::referrers::RequestError;
+
 /// The header every registry answer carries.
 pub const API_VERSION_HEADER: (&str, &str) = ("Docker-Distribution-Api-Version", "registry/2.0");
 
@@ -56,6 +58,17 @@ impl ApiError {
             Self::WebhookUnauthorized => "UNAUTHORIZED",
             Self::WebhookPayload(_) => "BAD_REQUEST",
             Self::WebhookTooLarge(_) => "PAYLOAD_TOO_LARGE",
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        match error {
+            RequestError::NameInvalid(e) => Self::NameInvalid(e),
+            RequestError::DigestInvalid(e) => Self::DigestInvalid(e),
+            RequestError::PaginationNumberInvalid(e) => Self::PaginationNumberInvalid(e),
+            RequestError::QueryInvalid(e) => Self::QueryInvalid(e),
         }
     }
 }

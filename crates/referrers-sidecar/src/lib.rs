@@ -12,6 +12,7 @@ pub mod operator;
 pub mod outcome;
 pub mod referrers;
 pub mod routes;
+pub mod serving;
 pub mod startup;
 pub mod state;
 pub mod store_in_harbor;

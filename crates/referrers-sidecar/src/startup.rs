@@ -13,14 +13,14 @@ use tracing_actix_web::TracingLogger;
 use crate::cache::{CacheConfig, ReferrersCache, shared_store};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
 use crate::routes::{self, passthrough::Forwarder};
+use crate::serving::Serving;
 use crate::state::AppState;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
-use crate::upstream::{ResolvedRegistries, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
+use crate::upstream::{Upstream, UpstreamFetcher, UpstreamRequestMetrics};
 use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
@@ -107,7 +107,12 @@ impl Application {
         let (warm_queue, warm_receiver) =
             WarmQueue::new(settings.webhook.queue_size, Arc::clone(&metrics));
         let core_timeout = settings.harbor.timeout;
-        let facts = Arc::new(HarborFacts::new(settings.harbor.project_info_ttl));
+        let serving = Arc::new(Serving::new(
+            settings.projects.clone(),
+            settings.registries.clone(),
+            settings.harbor.project_info_ttl,
+            Arc::clone(&metrics),
+        ));
         // Its own small pool: pulls go one at a time, and never take a request's connection.
         let (store, store_worker) = if settings.projects.may_store_in_harbor() {
             let (store, worker) = store_in_harbor::channel(
@@ -122,8 +127,7 @@ impl Application {
                         core_timeout,
                         core_credentials.clone(),
                     ),
-                    facts: Arc::clone(&facts),
-                    projects: settings.projects.clone(),
+                    serving: Arc::clone(&serving),
                     upstream: Arc::clone(&upstream) as Arc<dyn Upstream>,
                     shared,
                     namespace,
@@ -132,13 +136,12 @@ impl Application {
                     facts_ttl: settings.harbor.project_info_ttl,
                 },
             );
-            (Some(store), Some(worker))
+            (Some(Arc::new(store)), Some(worker))
         } else {
             (None, None)
         };
         let state = web::Data::new(AppState {
-            facts,
-            registries: ResolvedRegistries::default(),
+            serving,
             cache: Arc::clone(&cache),
             upstream,
             operator: OperatorAccess::default(),
@@ -163,7 +166,12 @@ impl Application {
         let warming = warm::run(
             warm_receiver,
             Arc::clone(&warm_queue),
-            state.clone(),
+            warm::Warming {
+                serving: Arc::clone(&state.serving),
+                cache: Arc::clone(&state.cache),
+                store: state.store.clone(),
+                metrics: Arc::clone(&state.metrics),
+            },
             CoreClient::new(
                 transport.connections(warm::CONCURRENCY, core_timeout),
                 core_url.clone(),
@@ -343,7 +351,7 @@ async fn shutdown_signal() -> &'static str {
 }
 
 async fn render_metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::operator::track_served_projects(&state).await;
+    crate::operator::track_served_projects(&state.serving, &state.metrics).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -1,28 +1,64 @@
-//! The state every worker shares: settings, metrics, Harbor's facts, the referrers cache, the
-//! upstream registries' state, the operator API's authorization decisions and the queue of
-//! referrers to store in Harbor.
+//! The state every worker shares: settings, metrics, the serving decision, the referrers cache,
+//! the upstream registries' state, the operator API's authorization decisions and the queue of
+//! referrers to store in Harbor. Only the HTTP layer sees it whole: each use case is handed the
+//! parts it uses.
 
 use std::sync::Arc;
 
 use crate::cache::ReferrersCache;
 use crate::config::Settings;
-use crate::harbor::HarborFacts;
+use crate::harbor::Core;
 use crate::metrics::Metrics;
-use crate::operator::OperatorAccess;
+use crate::operator::{OperatorAccess, PurgeTargets, StatusSources};
+use crate::referrers::Referrers;
+use crate::serving::Serving;
 use crate::store_in_harbor::StoreInHarbor;
-use crate::upstream::{ResolvedRegistries, UpstreamFetcher};
+use crate::upstream::UpstreamFetcher;
 
 /// State shared by every worker.
 pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
-    pub facts: Arc<HarborFacts>,
-    /// Harbor's registries as the upstream client calls them, from those facts.
-    pub registries: ResolvedRegistries,
+    pub serving: Arc<Serving>,
     pub cache: Arc<ReferrersCache>,
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
     pub upstream: Arc<UpstreamFetcher>,
     pub operator: OperatorAccess,
     /// `None` when no project may store upstream referrers in Harbor.
-    pub store: Option<StoreInHarbor>,
+    pub store: Option<Arc<StoreInHarbor>>,
+}
+
+impl AppState {
+    /// The referrers use case, asking core through `core`.
+    #[must_use]
+    pub fn referrers<'a>(&'a self, core: &'a dyn Core) -> Referrers<'a> {
+        Referrers {
+            core,
+            serving: &self.serving,
+            cache: &self.cache,
+            store: self.store.as_deref(),
+            response: &self.settings.response,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// What the operator API's status reads.
+    #[must_use]
+    pub fn status_sources(&self) -> StatusSources<'_> {
+        StatusSources {
+            serving: &self.serving,
+            upstream: &self.upstream,
+            cache: &self.cache,
+        }
+    }
+
+    /// What the operator API's purge uses.
+    #[must_use]
+    pub fn purge_targets(&self) -> PurgeTargets<'_> {
+        PurgeTargets {
+            serving: &self.serving,
+            cache: &self.cache,
+            metrics: &self.metrics,
+        }
+    }
 }

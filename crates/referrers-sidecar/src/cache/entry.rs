@@ -8,7 +8,7 @@ use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use oci_referrers::{Digest, PreparedList};
-use registry_client::{ReferrersSource, Registry, UpstreamReferrers};
+use registry_client::{ReferrersSource, UpstreamReferrers};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use url::Url;
@@ -159,7 +159,7 @@ impl CachedList {
 }
 
 /// `referrers-sidecar:v2:<namespace>:<registry_id>:<scope>:<upstream_repo>@<digest>`, where
-/// `scope` is the registry's [`registry_scope`]. The namespace keeps two Harbors sharing one
+/// `scope` is the registry's [`crate::upstream::registry_scope`]. The namespace keeps two Harbors sharing one
 /// Redis DB apart.
 #[must_use]
 pub fn cache_key(
@@ -172,20 +172,6 @@ pub fn cache_key(
     format!(
         "{}{scope}:{repository}@{digest}",
         registry_prefix(namespace, registry_id)
-    )
-}
-
-/// `<hash of upstream URL>:<hash of the credential identity>`: the URL hash keeps apart two
-/// registries that Harbor once gave the same id; the identity (the registry label and a hash
-/// of the username, never the secret; `anonymous` without bound credentials), lists fetched as
-/// different users, who may see different ones. Worked out once per registry, with its
-/// resolution, not on every request.
-#[must_use]
-pub fn registry_scope(registry: &Registry) -> String {
-    format!(
-        "{}:{}",
-        short_hash(registry.base_url.as_str()),
-        short_hash(&registry.credential_identity())
     )
 }
 
@@ -234,7 +220,10 @@ mod source_label {
 
 #[cfg(test)]
 mod tests {
+    use registry_client::Registry;
+
     use super::*;
+    use crate::upstream::registry_scope;
 
     use flate2::write::DeflateEncoder;
     use oci_referrers::Descriptor;

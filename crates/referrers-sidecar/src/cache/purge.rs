@@ -114,7 +114,8 @@ fn glob_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::entry::{cache_key, lock_key, registry_scope};
+    use crate::cache::entry::{cache_key, lock_key};
+    use crate::upstream::registry_scope;
     use registry_client::{Registry, RegistryKind};
 
     fn digest(c: char) -> Digest {

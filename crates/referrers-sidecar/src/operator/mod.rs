@@ -6,8 +6,10 @@ mod purge;
 mod status;
 
 pub use access::{Action, Authorized, OperatorAccess, Refusal};
-pub use purge::{PurgeError, purge};
-pub use status::{ProjectStatus, RegistryStatus, project_status, track_served_projects};
+pub use purge::{PurgeError, PurgeTargets, purge};
+pub use status::{
+    ProjectStatus, RegistryStatus, StatusSources, project_status, track_served_projects,
+};
 
 /// Harbor's project names: lowercase letters, digits and `._-`, at most 255 characters.
 #[must_use]

@@ -1,14 +1,13 @@
 //! Purging a project's cached upstream lists (all of them, one repository's, or one
 //! subject's) from the shared tier and from every replica's in-process tier.
 
-use harbor_client::CoreClient;
 use oci_referrers::{Digest, RepositoryName};
 
-use crate::cache::purge::PurgeScope;
-use crate::cache::{Purged, SharedPurge};
+use crate::cache::{PurgeScope, Purged, ReferrersCache, SharedPurge};
+use crate::harbor::Core;
+use crate::metrics::Metrics;
 use crate::outcome::PurgeResult;
-use crate::state::AppState;
-use crate::upstream;
+use crate::serving::{NoUpstream, Read, Serving};
 
 /// A purge that cannot be done as asked.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +22,20 @@ pub enum PurgeError {
     FactsUnavailable(String),
 }
 
+/// What a purge uses: the serving decision (which registry, which upstream repository), the
+/// cache, the metrics.
+pub struct PurgeTargets<'a> {
+    pub serving: &'a Serving,
+    pub cache: &'a ReferrersCache,
+    pub metrics: &'a Metrics,
+}
+
 /// Drops the lists of `project` (or of `repository` in it, as named in Harbor, without the
 /// project; or of one subject there) on every replica. A project that is no proxy-cache project
 /// has none: nothing is purged.
 pub async fn purge(
-    state: &AppState,
-    core: &CoreClient,
+    targets: &PurgeTargets<'_>,
+    core: &dyn Core,
     project: &str,
     repository: Option<&str>,
     digest: Option<&str>,
@@ -49,20 +56,22 @@ pub async fn purge(
     {
         return Err(PurgeError::InvalidRepository(repository.to_owned()));
     }
-    let found = state
-        .facts
-        .project(core, project, &state.metrics)
+    let found = targets
+        .serving
+        .proxy_registry(Read::Load(core), project)
         .await
         .map_err(|error| PurgeError::FactsUnavailable(error.to_string()))?;
-    let Some(registry_id) = found.and_then(|project| project.proxy_registry_id()) else {
-        count(state, PurgeResult::Nothing);
+    let Some(registry_id) = found else {
+        targets.metrics.count_purge(PurgeResult::Nothing);
         return Ok(Purged {
             lists: 0,
             shared: SharedPurge::None,
         });
     };
     let repository = match repository {
-        Some(repository) => Some(upstream_repository(state, core, registry_id, repository).await),
+        Some(repository) => {
+            Some(upstream_repository(targets.serving, core, registry_id, repository).await)
+        }
         None => None,
     };
     let scope = PurgeScope {
@@ -70,15 +79,14 @@ pub async fn purge(
         repository,
         digest,
     };
-    let purged = state.cache.purge(&scope).await;
-    count(
-        state,
-        match (purged.shared, purged.lists) {
+    let purged = targets.cache.purge(&scope).await;
+    targets
+        .metrics
+        .count_purge(match (purged.shared, purged.lists) {
             (SharedPurge::Unavailable, _) => PurgeResult::RedisUnavailable,
             (_, 0) => PurgeResult::Nothing,
             _ => PurgeResult::Purged,
-        },
-    );
+        });
     tracing::info!(
         project,
         registry_id,
@@ -94,20 +102,23 @@ pub async fn purge(
 /// The repository's name on the upstream, as cache keys hold it (Docker Hub's `nginx` is
 /// `library/nginx` there); as given when the registry's facts cannot be had.
 async fn upstream_repository(
-    state: &AppState,
-    core: &CoreClient,
+    serving: &Serving,
+    core: &dyn Core,
     registry_id: i64,
     repository: &str,
 ) -> String {
-    match upstream::resolve(state, core, registry_id, repository).await {
+    match serving
+        .target(Read::Load(core), registry_id, repository)
+        .await
+    {
         Ok(target) => target.repository,
         Err(reason) => {
+            let reason = match reason {
+                NoUpstream::Unresolved(reason) => reason,
+                other => format!("{other:?}"),
+            };
             tracing::warn!(registry_id, repository, %reason, "purging the repository as named: the registry's facts cannot be had");
             repository.to_owned()
         }
     }
-}
-
-fn count(state: &AppState, result: PurgeResult) {
-    state.metrics.count_purge(result);
 }

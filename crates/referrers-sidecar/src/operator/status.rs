@@ -2,16 +2,14 @@
 //! would get (with its stable reason code, or the switch that serves it), and the project's
 //! upstream registry with its breaker, rate-limit rest and cached lists.
 
-use harbor_client::CoreClient;
 use serde::Serialize;
 
 use crate::breaker::BreakerState;
-use crate::config::ProjectsSettings;
-use crate::harbor::{Decision, NotServed};
-use crate::outcome::Switch;
-use crate::referrers::PassThrough;
-use crate::state::AppState;
-use crate::upstream;
+use crate::cache::ReferrersCache;
+use crate::harbor::Core;
+use crate::metrics::Metrics;
+use crate::serving::{NotServed, PassThrough, Read, Serving};
+use crate::upstream::UpstreamFetcher;
 
 /// `GET /referrers-sidecar/v1/projects/{project}`.
 #[derive(Debug, Clone, Serialize)]
@@ -53,11 +51,18 @@ pub struct RegistryStatus {
     pub cached_lists: usize,
 }
 
+/// What the status reads: the serving decision, the upstream registries' state, the cache.
+pub struct StatusSources<'a> {
+    pub serving: &'a Serving,
+    pub upstream: &'a UpstreamFetcher,
+    pub cache: &'a ReferrersCache,
+}
+
 /// The status of `project`, from Harbor's facts as the sidecar's robot reads them (cached for
 /// `harbor.project_info_ttl`, as for referrers requests). `exists`: the caller saw the project.
 pub async fn project_status(
-    state: &AppState,
-    core: &CoreClient,
+    sources: &StatusSources<'_>,
+    core: &dyn Core,
     project: &str,
     exists: bool,
 ) -> ProjectStatus {
@@ -72,17 +77,13 @@ pub async fn project_status(
         status.reason = Some(PassThrough::Project(NotServed::UnknownProject).code());
         return status;
     }
-    let toggle = &state.settings.projects;
-    match state
-        .facts
-        .decision(core, project, toggle, &state.metrics)
-        .await
-    {
-        Ok(Decision::Serve { .. }) => {
+    let serving = sources.serving;
+    match serving.project(Read::Load(core), project).await {
+        Ok(Ok(_)) => {
             status.served = true;
-            status.switch = Some(switch(toggle, project).as_str());
+            status.switch = Some(serving.switch(project).as_str());
         }
-        Ok(Decision::PassThrough(reason)) => {
+        Ok(Err(reason)) => {
             status.reason = Some(PassThrough::Project(reason).code());
         }
         Err(error) => {
@@ -91,23 +92,15 @@ pub async fn project_status(
             return status;
         }
     }
-    // Read by the decision just made: cached.
-    let registry_id = state
-        .facts
-        .project(core, project, &state.metrics)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|project| project.proxy_registry_id());
-    if let Some(id) = registry_id {
-        status.registry = Some(registry_status(state, core, id).await);
+    // Read by the decision just made: at hand.
+    if let Ok(Some(id)) = serving.proxy_registry(Read::Peek, project).await {
+        status.registry = Some(registry_status(sources, core, id).await);
     }
     status
 }
 
-async fn registry_status(state: &AppState, core: &CoreClient, id: i64) -> RegistryStatus {
-    let facts =
-        upstream::registry_facts(&state.settings, &state.facts, core, &state.metrics, id).await;
+async fn registry_status(sources: &StatusSources<'_>, core: &dyn Core, id: i64) -> RegistryStatus {
+    let facts = sources.serving.registry(Read::Load(core), id).await;
     let (name, registry_type, url, error) = match facts {
         Ok(registry) => {
             let mut url = registry.url;
@@ -126,7 +119,7 @@ async fn registry_status(state: &AppState, core: &CoreClient, id: i64) -> Regist
     let (breaker, rest_left) = name
         .as_deref()
         .map_or((BreakerState::Closed, None), |name| {
-            let now = state.upstream.registry_state(name);
+            let now = sources.upstream.registry_state(name);
             (now.breaker, now.rest_left)
         });
     RegistryStatus {
@@ -141,33 +134,14 @@ async fn registry_status(state: &AppState, core: &CoreClient, id: i64) -> Regist
             BreakerState::HalfOpen => "half_open",
         },
         rate_limited_for_seconds: rest_left.map_or(0, |left| left.as_secs().max(1)),
-        cached_lists: state.cache.cached_lists(id),
-    }
-}
-
-/// Which switch serves a served project: the configuration when it names the project (the
-/// label is then not even read), else the label.
-fn switch(toggle: &ProjectsSettings, project: &str) -> Switch {
-    if toggle.is_enabled(project) {
-        Switch::Config
-    } else {
-        Switch::Label
+        cached_lists: sources.cache.cached_lists(id),
     }
 }
 
 /// Sets `harbor_referrers_served_projects{switch}` from the projects this replica read from
 /// Harbor within `harbor.project_info_ttl` (nothing is asked of Harbor).
-pub async fn track_served_projects(state: &AppState) {
-    let toggle = &state.settings.projects;
-    let (mut config, mut label) = (0, 0);
-    for project in state.facts.known_projects() {
-        if let Some(Decision::Serve { .. }) = state.facts.cached_decision(&project, toggle).await {
-            match switch(toggle, &project) {
-                Switch::Config => config += 1,
-                Switch::Label => label += 1,
-            }
-        }
+pub async fn track_served_projects(serving: &Serving, metrics: &Metrics) {
+    for (switch, count) in serving.served_projects().await {
+        metrics.set_served_projects(switch, count);
     }
-    state.metrics.set_served_projects(Switch::Config, config);
-    state.metrics.set_served_projects(Switch::Label, label);
 }

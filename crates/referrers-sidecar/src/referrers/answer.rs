@@ -4,8 +4,8 @@
 use harbor_client::{CoreAnswer, HarborError};
 use oci_referrers::PreparedPage;
 
-use crate::harbor::NotServed;
 use crate::outcome::{CacheResult, UpstreamResult};
+use crate::serving::PassThrough;
 
 /// The answer to one referrers request.
 #[derive(Debug)]
@@ -31,33 +31,6 @@ pub enum RelayReason {
     PassThrough(PassThrough),
 }
 
-/// Why a request's referrers are core's alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassThrough {
-    /// The configuration or Harbor's facts about the project say so.
-    Project(NotServed),
-    /// Harbor's project API could not be read: core's answer is the safe one.
-    FactsUnavailable,
-    /// A name with no repository under the project (`/v2/<project>/referrers/…`).
-    NoRepository,
-    /// Harbor's repository allowlist for the project (`proxy_cache_filter_pattern`, Harbor
-    /// ≥ 2.16) excludes the repository: Harbor does not proxy it, and neither does the sidecar.
-    NotInAllowlist,
-}
-
-impl PassThrough {
-    /// A stable code for logs and operators.
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Project(reason) => reason.code(),
-            Self::FactsUnavailable => "facts_unavailable",
-            Self::NoRepository => "no_repository",
-            Self::NotInAllowlist => "not_in_allowlist",
-        }
-    }
-}
-
 /// A page the sidecar serves itself.
 #[derive(Debug)]
 pub struct Served {
@@ -69,38 +42,4 @@ pub struct Served {
     pub upstream: UpstreamResult,
     /// What the cache did (`X-Referrers-Cache`).
     pub cache: CacheResult,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The codes are what operators match on: each reason keeps its own, unchanged.
-    #[test]
-    fn every_pass_through_reason_has_its_own_stable_code() {
-        let codes: Vec<&str> = [
-            PassThrough::Project(NotServed::NotEnabled),
-            PassThrough::Project(NotServed::UnknownProject),
-            PassThrough::Project(NotServed::NotProxyCache),
-            PassThrough::Project(NotServed::HarborMerges),
-            PassThrough::FactsUnavailable,
-            PassThrough::NoRepository,
-            PassThrough::NotInAllowlist,
-        ]
-        .into_iter()
-        .map(PassThrough::code)
-        .collect();
-        assert_eq!(
-            codes,
-            [
-                "not_enabled",
-                "unknown_project",
-                "not_proxy_cache",
-                "harbor_merges",
-                "facts_unavailable",
-                "no_repository",
-                "not_in_allowlist",
-            ]
-        );
-    }
 }

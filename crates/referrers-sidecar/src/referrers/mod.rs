@@ -4,21 +4,26 @@
 mod answer;
 mod early;
 mod request;
+#[cfg(test)]
+mod tests;
 
-pub use answer::{Answer, PassThrough, RelayReason, Served};
-pub use request::{RawReferrersPath, ReferrersRequest};
+pub use answer::{Answer, RelayReason, Served};
+pub use request::{RawReferrersPath, ReferrersRequest, RequestError};
 
 use actix_web::http::header::HeaderMap;
 use std::sync::Arc;
 
-use harbor_client::{CoreClient, CoreReferrers, HarborError, Project};
+use harbor_client::{CoreReferrers, HarborError};
 use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
 
-use crate::cache::{Looked, UpstreamAnswer};
-use crate::harbor::{Decision, NotServed};
-use crate::state::AppState;
-use crate::upstream::{self, UpstreamTarget};
+use crate::cache::{Looked, ReferrersCache, UpstreamAnswer};
+use crate::config::ResponseSettings;
+use crate::harbor::Core;
+use crate::metrics::Metrics;
+use crate::serving::{NoUpstream, PassThrough, Read, ServedProject, Serving};
+use crate::store_in_harbor::StoreInHarbor;
+use crate::upstream::UpstreamTarget;
 use early::{EarlyLookup, OpenedLookup, alongside};
 
 /// The cache lookup started alongside core's call: the target it looked up, and what it found.
@@ -36,56 +41,40 @@ pub struct Caller<'a> {
     pub plain_get: bool,
 }
 
-/// A project whose upstream referrers are merged: its Harbor registry, the repository under
-/// it (the name without `<project>/`), and Harbor's facts about it.
-struct ServedProject<'r> {
-    registry_id: i64,
-    repository: &'r str,
-    facts: Arc<Project>,
-}
-
-impl<'r> ServedProject<'r> {
-    /// `request`'s repository in a project served from Harbor registry `registry_id`.
-    fn of(
-        request: &'r ReferrersRequest,
-        registry_id: i64,
-        facts: Arc<Project>,
-    ) -> Result<Self, PassThrough> {
-        Ok(Self {
-            registry_id,
-            repository: request.name.repository().ok_or(PassThrough::NoRepository)?,
-            facts,
-        })
-    }
-}
-
-/// The referrers use case, with one worker's client for Harbor core.
+/// The referrers use case, with what it uses: one worker's connection to Harbor core, the
+/// serving decision, the cache, the store offer and the answer's bounds.
 pub struct Referrers<'a> {
-    state: &'a AppState,
-    core: &'a CoreClient,
+    pub core: &'a dyn Core,
+    pub serving: &'a Serving,
+    pub cache: &'a Arc<ReferrersCache>,
+    /// `None` when no project may store upstream referrers in Harbor.
+    pub store: Option<&'a StoreInHarbor>,
+    pub response: &'a ResponseSettings,
+    pub metrics: &'a Metrics,
 }
 
-impl<'a> Referrers<'a> {
-    #[must_use]
-    pub fn new(state: &'a AppState, core: &'a CoreClient) -> Self {
-        Self { state, core }
-    }
-
+impl Referrers<'_> {
     /// Decides and gathers the answer to `request`, within `response.deadline` from now:
     /// core's answer, Harbor's facts, the cache and the upstream all spend from that one budget.
     pub async fn answer(&self, request: &ReferrersRequest, caller: Caller<'_>) -> Answer {
         // A project known not to be served: the request goes to core exactly as it came, and
         // Harbor is asked nothing else.
-        let known = match self.known_project(request.name.project()).await {
-            Ok(known) => known,
-            Err(reason) => return Answer::Forward(PassThrough::Project(reason)),
+        let known = match self
+            .serving
+            .project(Read::Peek, request.name.project())
+            .await
+        {
+            Ok(Ok(served)) => Some(served),
+            Ok(Err(reason)) => return Answer::Forward(PassThrough::Project(reason)),
+            // Not at hand (a peek asks Harbor nothing).
+            Err(_) => None,
         };
-        let deadline = Instant::now() + self.state.settings.response.deadline;
+        let deadline = Instant::now() + self.response.deadline;
 
         // A project known to be served: its cached list is looked up while core is asked, and
         // stays sealed until core has listed the referrers for this caller.
         let mut early = match &known {
-            Some((registry_id, facts)) => self.early_lookup(request, *registry_id, facts).await,
+            Some(served) => self.early_lookup(request, served).await,
             None => None,
         };
 
@@ -126,8 +115,8 @@ impl<'a> Referrers<'a> {
         // were at hand already. A load of them that another request started is waited for
         // within this request's budget only.
         let served = match known {
-            Some((registry_id, facts)) => ServedProject::of(request, registry_id, facts),
-            None => timeout_at(deadline, self.served_project(request))
+            Some(served) => Ok(served),
+            None => timeout_at(deadline, self.served_project(request.name.project()))
                 .await
                 .unwrap_or_else(|_| {
                     tracing::warn!(
@@ -154,79 +143,43 @@ impl<'a> Referrers<'a> {
         }
     }
 
-    /// What is known of `project` without asking Harbor anything: why it is not served
-    /// (`Err`), its registry and facts when Harbor's facts say it is, `None` when they are not
-    /// at hand.
-    async fn known_project(&self, project: &str) -> Result<Option<(i64, Arc<Project>)>, NotServed> {
-        let toggle = &self.state.settings.projects;
-        // With the label switch on, only Harbor's facts (cached) can tell.
-        if !toggle.is_enabled(project) && toggle.label.is_none() {
-            return Err(NotServed::NotEnabled);
-        }
-        match self
-            .state
-            .facts
-            .cached_decision_with_project(project, toggle)
-            .await
-        {
-            Some((Decision::PassThrough(reason), _)) => Err(reason),
-            Some((Decision::Serve { registry_id }, Some(facts))) => Ok(Some((registry_id, facts))),
-            _ => Ok(None),
-        }
-    }
-
     /// The cache lookup for `request` in a project known to be served, when its registry's
     /// facts are at hand and the repository is one Harbor's allowlist lets through: it reads
     /// the cache tiers only, never the upstream.
     async fn early_lookup<'r>(
         &self,
         request: &'r ReferrersRequest,
-        registry_id: i64,
-        facts: &Project,
+        served: &ServedProject,
     ) -> Option<CacheLookup<'r>>
     where
-        'a: 'r,
+        Self: 'r,
     {
         let repository = request.name.repository()?;
         if request.digest.is_zero() {
             return None;
         }
-        let state = self.state;
-        let target = upstream::resolve_cached(state, registry_id, repository).await?;
-        if !facts.repository_filter.allows(&target.repository) {
-            return None;
-        }
-        let cache = &state.cache;
+        let target = self
+            .serving
+            .upstream(Read::Peek, served, repository)
+            .await
+            .ok()?;
+        let (cache, registry_id) = (self.cache, served.registry_id);
         Some(EarlyLookup::new(registry_id, async move {
             let looked = cache.look_up(&target, registry_id, &request.digest).await;
             (target, looked)
         }))
     }
 
-    /// The Harbor registry and the repository (the name without `<project>/`) whose upstream
-    /// referrers are merged, or why there are none to merge.
-    async fn served_project<'r>(
-        &self,
-        request: &'r ReferrersRequest,
-    ) -> Result<ServedProject<'r>, PassThrough> {
-        let state = self.state;
-        let project = request.name.project();
-        let (decision, facts) = state
-            .facts
-            .decision_with_project(self.core, project, &state.settings.projects, &state.metrics)
-            .await
-            .map_err(|error| {
+    /// Whether `project` is served, from Harbor's facts (read when not at hand), or why its
+    /// referrers are core's alone.
+    async fn served_project(&self, project: &str) -> Result<ServedProject, PassThrough> {
+        match self.serving.project(Read::Load(self.core), project).await {
+            Ok(decision) => decision.map_err(PassThrough::Project),
+            Err(error) => {
                 tracing::warn!(project, error = %error, "cannot read the project from Harbor; passing core's answer through");
-                PassThrough::FactsUnavailable
-            })?;
-        let (registry_id, facts) = match (decision, facts) {
-            (Decision::Serve { registry_id }, Some(facts)) => (registry_id, facts),
-            (Decision::PassThrough(reason), _) => return Err(PassThrough::Project(reason)),
-            (Decision::Serve { .. }, None) => {
-                return Err(PassThrough::Project(NotServed::UnknownProject));
+                Err(PassThrough::FactsUnavailable)
             }
-        };
-        ServedProject::of(request, registry_id, facts)
+        }
     }
 
     /// Merges the upstream's referrers (from the cache when it has them) with the local ones,
@@ -238,11 +191,10 @@ impl<'a> Referrers<'a> {
         request: &ReferrersRequest,
         caller: Caller<'_>,
         mut local: Vec<Descriptor>,
-        project: &ServedProject<'_>,
+        project: &ServedProject,
         early: Option<OpenedCacheLookup<'_>>,
         deadline: Instant,
     ) -> Result<Served, PassThrough> {
-        let state = self.state;
         let (library_local, upstream_answer) = self
             .upstream_part(request, caller, project, early, deadline)
             .await?;
@@ -257,9 +209,9 @@ impl<'a> Referrers<'a> {
         let limit = match request.query.n {
             Some(count) => PageLimit::CountWithin {
                 count,
-                bytes: state.settings.response.max_bytes,
+                bytes: self.response.max_bytes,
             },
-            None => PageLimit::Bytes(state.settings.response.max_bytes),
+            None => PageLimit::Bytes(self.response.max_bytes),
         };
         let page = encode_prepared_page(
             upstream,
@@ -268,7 +220,7 @@ impl<'a> Referrers<'a> {
             request.query.last.as_ref(),
             limit,
         );
-        state.metrics.descriptors_served.observe(page.count as f64);
+        self.metrics.descriptors_served.observe(page.count as f64);
         Ok(Served {
             total: page.total,
             page,
@@ -288,13 +240,13 @@ impl<'a> Referrers<'a> {
         &self,
         request: &ReferrersRequest,
         caller: Caller<'_>,
-        served: &ServedProject<'_>,
+        served: &ServedProject,
         early: Option<OpenedCacheLookup<'_>>,
         deadline: Instant,
     ) -> Result<(Vec<Descriptor>, UpstreamAnswer), PassThrough> {
-        let state = self.state;
         let project = request.name.project();
-        let (registry_id, repository) = (served.registry_id, served.repository);
+        let repository = request.name.repository().ok_or(PassThrough::NoRepository)?;
+        let registry_id = served.registry_id;
         let early = early.filter(|early| early.registry_id() == registry_id);
         let resolved = match early {
             Some(early) => timeout_at(deadline, early.finish())
@@ -302,15 +254,22 @@ impl<'a> Referrers<'a> {
                 .map(|(target, looked)| Ok((target, Some(looked)))),
             None => timeout_at(
                 deadline,
-                upstream::resolve(state, self.core, registry_id, repository),
+                self.serving
+                    .upstream(Read::Load(self.core), served, repository),
             )
             .await
             .map(|resolved| resolved.map(|target| (target, None))),
         };
         let (target, looked) = match resolved {
             Ok(Ok(resolved)) => resolved,
+            Ok(Err(NoUpstream::NotInAllowlist)) => return Err(PassThrough::NotInAllowlist),
             Ok(Err(reason)) => {
-                tracing::warn!(project, registry_id, %reason, "no upstream call for this project");
+                tracing::warn!(
+                    project,
+                    registry_id,
+                    ?reason,
+                    "no upstream call for this project"
+                );
                 return Ok((Vec::new(), UpstreamAnswer::skipped()));
             }
             Err(_) => {
@@ -322,18 +281,6 @@ impl<'a> Referrers<'a> {
                 return Ok((Vec::new(), UpstreamAnswer::timed_out()));
             }
         };
-        // Harbor matches the upstream repository's name: `library/nginx` for Docker Hub's
-        // `nginx`, as its pulls are checked after their redirect to `library/`.
-        let filter = &served.facts.repository_filter;
-        if !filter.allows(&target.repository) {
-            tracing::debug!(
-                project,
-                repository = %target.repository,
-                filter = ?filter,
-                "Harbor's proxy allowlist excludes the repository; core's answer stands"
-            );
-            return Err(PassThrough::NotInAllowlist);
-        }
         let library_local = async {
             if target.library_mapped {
                 self.library_referrers(request, repository, caller).await
@@ -345,14 +292,12 @@ impl<'a> Referrers<'a> {
             match looked {
                 _ if request.digest.is_zero() => UpstreamAnswer::skipped(),
                 Some(looked) => {
-                    state
-                        .cache
+                    self.cache
                         .answer_from(looked, &target, &request.digest)
                         .await
                 }
                 None => {
-                    state
-                        .cache
+                    self.cache
                         .upstream_referrers(&target, registry_id, &request.digest)
                         .await
                 }
@@ -371,10 +316,9 @@ impl<'a> Referrers<'a> {
             );
             (Vec::new(), UpstreamAnswer::timed_out())
         });
-        state
-            .metrics
+        self.metrics
             .count_upstream_result(&target.registry.name, upstream_answer.upstream);
-        if let Some(store) = &state.store {
+        if let Some(store) = self.store {
             store
                 .offer(&request.name, &request.digest, &target, &upstream_answer)
                 .await;

@@ -3,7 +3,18 @@
 
 use oci_referrers::{Digest, QueryError, ReferrersQuery, RepositoryName};
 
-use crate::error::ApiError;
+/// Why a request is not a valid referrers request (each an OCI error code to the client).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("invalid repository name: {0}")]
+    NameInvalid(String),
+    #[error("invalid digest: {0}")]
+    DigestInvalid(String),
+    #[error("invalid pagination: {0}")]
+    PaginationNumberInvalid(String),
+    #[error("invalid query: {0}")]
+    QueryInvalid(String),
+}
 
 /// The raw `<name>` and `<digest>` of a referrers path, before validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,20 +37,20 @@ impl ReferrersRequest {
         path: RawReferrersPath<'_>,
         raw_query: &str,
         max_page_size: usize,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, RequestError> {
         let name = path
             .name
             .parse::<RepositoryName>()
-            .map_err(|e| ApiError::NameInvalid(e.to_string()))?;
+            .map_err(|e| RequestError::NameInvalid(e.to_string()))?;
         let digest = path
             .digest
             .parse::<Digest>()
-            .map_err(|e| ApiError::DigestInvalid(e.to_string()))?;
+            .map_err(|e| RequestError::DigestInvalid(e.to_string()))?;
         let query = ReferrersQuery::parse(raw_query).map_err(query_error)?;
         if let Some(n) = query.n
             && n > max_page_size
         {
-            return Err(ApiError::PaginationNumberInvalid(format!(
+            return Err(RequestError::PaginationNumberInvalid(format!(
                 "n={n} is above the largest page size {max_page_size}"
             )));
         }
@@ -51,11 +62,11 @@ impl ReferrersRequest {
     }
 }
 
-fn query_error(error: QueryError) -> ApiError {
+fn query_error(error: QueryError) -> RequestError {
     match error {
-        QueryError::InvalidN(_) => ApiError::PaginationNumberInvalid(error.to_string()),
-        QueryError::InvalidLast(_) => ApiError::DigestInvalid(error.to_string()),
-        _ => ApiError::QueryInvalid(error.to_string()),
+        QueryError::InvalidN(_) => RequestError::PaginationNumberInvalid(error.to_string()),
+        QueryError::InvalidLast(_) => RequestError::DigestInvalid(error.to_string()),
+        _ => RequestError::QueryInvalid(error.to_string()),
     }
 }
 
@@ -70,23 +81,19 @@ mod tests {
             ReferrersRequest::parse(RawReferrersPath { name, digest }, query, 1000)
         };
         assert!(parse("p/r", &digest, "n=10&artifactType=application%2Fx").is_ok());
-        let code = |r: Result<ReferrersRequest, ApiError>| r.unwrap_err().code();
-        assert_eq!(code(parse("p/R", &digest, "")), "NAME_INVALID");
-        assert_eq!(code(parse("p%2Fr", &digest, "")), "NAME_INVALID");
-        assert_eq!(code(parse("p//r", &digest, "")), "NAME_INVALID");
-        assert_eq!(code(parse("p/r", "sha256:abc", "")), "DIGEST_INVALID");
-        assert_eq!(
-            code(parse("p/r", &digest, "n=0")),
-            "PAGINATION_NUMBER_INVALID"
-        );
-        assert_eq!(
-            code(parse("p/r", &digest, "n=1001")),
-            "PAGINATION_NUMBER_INVALID"
-        );
-        assert_eq!(
-            code(parse("p/r", &digest, "n=x")),
-            "PAGINATION_NUMBER_INVALID"
-        );
-        assert_eq!(code(parse("p/r", &digest, "last=nope")), "DIGEST_INVALID");
+        let kind = |r: Result<ReferrersRequest, RequestError>| match r.unwrap_err() {
+            RequestError::NameInvalid(_) => "name",
+            RequestError::DigestInvalid(_) => "digest",
+            RequestError::PaginationNumberInvalid(_) => "n",
+            RequestError::QueryInvalid(_) => "query",
+        };
+        assert_eq!(kind(parse("p/R", &digest, "")), "name");
+        assert_eq!(kind(parse("p%2Fr", &digest, "")), "name");
+        assert_eq!(kind(parse("p//r", &digest, "")), "name");
+        assert_eq!(kind(parse("p/r", "sha256:abc", "")), "digest");
+        assert_eq!(kind(parse("p/r", &digest, "n=0")), "n");
+        assert_eq!(kind(parse("p/r", &digest, "n=1001")), "n");
+        assert_eq!(kind(parse("p/r", &digest, "n=x")), "n");
+        assert_eq!(kind(parse("p/r", &digest, "last=nope")), "digest");
     }
 }

@@ -42,7 +42,13 @@ async fn status(
     let project = project.into_inner();
     let response = match authorize(&request, &state, &core, &project, Action::Status).await {
         Ok(authorized) => HttpResponse::Ok().json(
-            operator::project_status(&state, &core, &project, authorized.project_exists).await,
+            operator::project_status(
+                &state.status_sources(),
+                core.get_ref(),
+                &project,
+                authorized.project_exists,
+            )
+            .await,
         ),
         Err(refused) => refused,
     };
@@ -76,8 +82,8 @@ async fn purge(
         Ok(query) => match authorize(&request, &state, &core, &project, Action::Purge).await {
             Err(refused) => refused,
             Ok(_) => match operator::purge(
-                &state,
-                &core,
+                &state.purge_targets(),
+                core.get_ref(),
                 &project,
                 query.repository.as_deref(),
                 query.digest.as_deref(),

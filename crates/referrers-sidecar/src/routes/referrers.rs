@@ -11,9 +11,7 @@ use oci_referrers::{INDEX_MEDIA_TYPE, build_next_link};
 use super::passthrough::Forwarder;
 use crate::error::{API_VERSION_HEADER, ApiError};
 use crate::outcome::RequestOutcome;
-use crate::referrers::{
-    Answer, Caller, RawReferrersPath, Referrers, ReferrersRequest, RelayReason, Served,
-};
+use crate::referrers::{Answer, Caller, RawReferrersPath, ReferrersRequest, RelayReason, Served};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -54,12 +52,15 @@ pub async fn handle(
                 request_id: &request_id,
                 plain_get: request.method() == Method::GET && raw_query.is_none(),
             };
-            let answer = Referrers::new(state, core).answer(&parsed, caller).await;
+            let answer = state.referrers(core).answer(&parsed, caller).await;
             translate(answer, &parsed, request, payload, state, forwarder).await
         }
         Err(error) => {
             tracing::info!(error = %error, "invalid referrers request");
-            (RequestOutcome::Invalid, error.error_response())
+            (
+                RequestOutcome::Invalid,
+                ApiError::from(error).error_response(),
+            )
         }
     };
     state

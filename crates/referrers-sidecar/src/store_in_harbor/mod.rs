@@ -19,10 +19,9 @@ use tokio::sync::mpsc;
 use crate::cache::UpstreamAnswer;
 use crate::cache::shared::SharedStore;
 use crate::clock::Clock;
-use crate::config::ProjectsSettings;
-use crate::harbor::HarborFacts;
 use crate::metrics::Metrics;
 use crate::outcome::PullResult;
+use crate::serving::{Read, Serving};
 use crate::upstream::{Admission, Upstream, UpstreamTarget};
 use pace::Pace;
 
@@ -101,10 +100,9 @@ pub struct StoreInHarbor {
     /// The list last offered per subject (`<name>@<digest>` → its fetch time): a cache hit
     /// serves the same list again and again, and is offered once, not on every request.
     offered_lists: Cache<String, u64>,
-    /// Read from its cache only: whether a project stores in Harbor is known without a call
-    /// once a request or the worker has read the project's facts.
-    facts: Arc<HarborFacts>,
-    projects: ProjectsSettings,
+    /// Peeked only: whether a project stores in Harbor is known without a call once a request
+    /// or the worker has read the project's facts.
+    serving: Arc<Serving>,
     metrics: Arc<Metrics>,
 }
 
@@ -126,12 +124,7 @@ impl StoreInHarbor {
         // `projects.store_label` is on by default, so most projects served do not store: known
         // from the facts the request just used, they cost no memory and no job here. Facts not
         // at hand (never read, or expired) are left to the worker, which reads them.
-        if self
-            .facts
-            .cached_stores_in_harbor(name.project(), &self.projects)
-            .await
-            == Some(false)
-        {
+        if let Ok(false) = self.serving.stores(Read::Peek, name.project()).await {
             return;
         }
         let subject_key = format!("{name}@{subject}");
@@ -203,8 +196,7 @@ impl StoreInHarbor {
 pub struct WorkerParts {
     /// A client of its own, with the robot account.
     pub core: CoreClient,
-    pub facts: Arc<HarborFacts>,
-    pub projects: ProjectsSettings,
+    pub serving: Arc<Serving>,
     pub upstream: Arc<dyn Upstream>,
     /// The shared tier, where replicas remember what one of them pulled.
     pub shared: Option<Arc<dyn SharedStore>>,
@@ -251,8 +243,7 @@ pub fn channel(
         remembered: remembered.clone(),
         remember_for,
         offered_lists: offered_lists(remember_for),
-        facts: Arc::clone(&parts.facts),
-        projects: parts.projects.clone(),
+        serving: Arc::clone(&parts.serving),
         metrics: Arc::clone(&parts.metrics),
     };
     let worker = StoreWorker {
@@ -284,8 +275,8 @@ impl StoreWorker {
     async fn pull(&mut self, job: &Job) -> Option<PullResult> {
         let parts = &self.parts;
         match parts
-            .facts
-            .stores_in_harbor(&parts.core, &job.project, &parts.projects, &parts.metrics)
+            .serving
+            .stores(Read::Load(&parts.core), &job.project)
             .await
         {
             Ok(true) => {}
@@ -401,15 +392,20 @@ mod tests {
 
     fn store(queue_size: usize) -> (StoreInHarbor, mpsc::Receiver<Job>) {
         let (jobs, receiver) = mpsc::channel(queue_size);
+        let metrics = Arc::new(Metrics::new(&[]).unwrap());
         let store = StoreInHarbor {
             jobs,
             artifact_types: crate::config::StoreSettings::default().parsed_artifact_types(),
             remembered: Remembered::new(),
             remember_for: Duration::from_secs(3600),
             offered_lists: offered_lists(Duration::from_secs(3600)),
-            facts: Arc::new(HarborFacts::new(Duration::from_secs(30))),
-            projects: ProjectsSettings::default(),
-            metrics: Arc::new(Metrics::new(&[]).unwrap()),
+            serving: Arc::new(Serving::new(
+                crate::config::ProjectsSettings::default(),
+                BTreeMap::new(),
+                Duration::from_secs(30),
+                Arc::clone(&metrics),
+            )),
+            metrics,
         };
         (store, receiver)
     }
@@ -508,7 +504,8 @@ mod tests {
         let (store, mut jobs) = store(10);
         let proxy = || Project::new(4, "hub".into(), Some(2), BTreeMap::new());
         store
-            .facts
+            .serving
+            .facts()
             .remember("hub", Some(proxy()), Some(&["referrers-proxy"]))
             .await;
         offer(&store, "hub/team/app", &subject('1'), &signed(T0)).await;
@@ -528,7 +525,8 @@ mod tests {
 
         // The project admin adds the store label: the very same list is offered now.
         store
-            .facts
+            .serving
+            .facts()
             .remember(
                 "hub",
                 Some(proxy()),

@@ -1,28 +1,18 @@
-//! Which upstream a proxy-cache project's repository lives on: which registry (Harbor's
-//! registries API, else the configuration), which repository there, and which credentials
-//! (only those bound to that registry's host).
+//! Where the upstream referrers of one repository are fetched: a registry as the upstream
+//! client calls it, the repository there, and what the registry's cache keys are told apart by.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-use harbor_client::{CoreClient, RegistryInfo};
 use oci_referrers::RepositoryName;
-use registry_client::{
-    Credentials, Registry, RegistryKind, RegistryType, map_registry, map_repository,
-};
-
-use crate::cache::registry_scope;
-use crate::config::{RegistrySettings, Settings};
-use crate::harbor::HarborFacts;
-use crate::metrics::Metrics;
-use crate::state::AppState;
+use registry_client::{Registry, RegistryKind, map_repository};
+use sha2::{Digest as _, Sha256};
 
 /// Where to fetch the upstream referrers of one repository.
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
     pub registry: Arc<Registry>,
     /// What the registry's cache keys are told apart by (its URL and the identity lists are
-    /// fetched as), worked out with the registry.
+    /// fetched as): [`registry_scope`], worked out once with the registry.
     pub cache_scope: Arc<str>,
     /// The repository on the upstream (`library/nginx` for Docker Hub's `nginx`).
     pub repository: String,
@@ -30,88 +20,33 @@ pub struct UpstreamTarget {
     pub library_mapped: bool,
 }
 
-/// A Harbor registry as the sidecar sees it: its label (the configuration's alias, else
-/// Harbor's name), type, URL as stored and whether it is insecure.
-#[derive(Debug, Clone)]
-pub struct UpstreamRegistry {
-    pub name: String,
-    /// The `registries` entry that belongs to this registry (by Harbor name or id), if any.
-    pub alias: Option<String>,
-    pub registry_type: RegistryType,
-    pub url: url::Url,
-    pub insecure: bool,
-}
-
-/// The facts of Harbor registry `registry_id`, from Harbor's registries API, else the
-/// configuration. `Err` says why they cannot be had.
-pub async fn registry_facts(
-    settings: &Settings,
-    facts: &HarborFacts,
-    core: &CoreClient,
-    metrics: &Metrics,
-    registry_id: i64,
-) -> Result<UpstreamRegistry, String> {
-    let harbor = facts
-        .registry(core, registry_id, metrics)
-        .await
-        .map_err(|e| format!("registry {registry_id}: {e}"))?;
-    registry_of(settings, registry_id, harbor.as_deref())
-}
-
-/// Registry `registry_id` from what Harbor said of it (`harbor`, when it did) and the
-/// configuration.
-fn registry_of(
-    settings: &Settings,
-    registry_id: i64,
-    harbor: Option<&RegistryInfo>,
-) -> Result<UpstreamRegistry, String> {
-    let configured = configured_registry(settings, registry_id, harbor.map(|r| r.name.as_str()));
-    match (harbor, &configured) {
-        (Some(info), alias) => Ok(UpstreamRegistry {
-            name: alias.map_or_else(|| info.name.clone(), |(alias, _)| (*alias).to_owned()),
-            alias: alias.map(|(alias, _)| alias.to_owned()),
-            registry_type: info
-                .registry_type
-                .parse()
-                .map_err(|e| format!("Harbor registry {registry_id} ({}): {e}", info.name))?,
-            url: url::Url::parse(info.url.trim()).map_err(|e| {
-                format!(
-                    "Harbor registry {registry_id} ({}): URL {:?}: {e}",
-                    info.name,
-                    crate::config::mask_password(&info.url)
-                )
-            })?,
-            insecure: info.insecure,
-        }),
-        (None, Some((alias, entry))) => match (&entry.registry_type, &entry.url) {
-            (Some(t), Some(u)) => Ok(UpstreamRegistry {
-                name: (*alias).to_owned(),
-                alias: Some((*alias).to_owned()),
-                registry_type: *t,
-                url: u.clone(),
-                insecure: entry.insecure,
-            }),
-            _ => Err(format!(
-                "Harbor's registries API is not readable: set registries.{alias}.type and .url"
-            )),
-        },
-        (None, None) => Err(format!(
-            "no facts for Harbor registry {registry_id}: give the robot registry read (Harbor >= 2.10) or add a registries entry with harbor_registry: \"{registry_id}\", type and url"
-        )),
-    }
-}
-
 impl UpstreamTarget {
     /// `repository` (as named on the upstream) on `registry`.
     #[must_use]
     pub fn new(registry: Registry, repository: String, library_mapped: bool) -> Self {
-        let client = ClientRegistry::from(registry);
         Self {
-            registry: client.registry,
-            cache_scope: client.cache_scope,
+            cache_scope: registry_scope(&registry).into(),
+            registry: Arc::new(registry),
             repository,
             library_mapped,
         }
+    }
+
+    /// `repository` (as named in Harbor, without the project) on `registry`, whose
+    /// [`registry_scope`] is `cache_scope`: Docker Hub's single-segment names are under
+    /// `library/` there. `Err` says why the name has no upstream form.
+    pub fn in_registry(
+        registry: Arc<Registry>,
+        cache_scope: Arc<str>,
+        repository: &str,
+    ) -> Result<Self, String> {
+        let kind = registry.kind;
+        Ok(Self {
+            repository: map_repository(kind, repository).map_err(|e| e.to_string())?,
+            library_mapped: kind == RegistryKind::DockerHub && !repository.contains('/'),
+            registry,
+            cache_scope,
+        })
     }
 
     /// Where Harbor keeps the content of `name` (`<project>/<repository>`): under
@@ -127,227 +62,20 @@ impl UpstreamTarget {
     }
 }
 
-/// Works out the upstream of `repository` (the name without `<project>/`) in a proxy-cache
-/// project whose Harbor registry is `registry_id`. `Err` says why no upstream call is made.
-pub async fn resolve(
-    state: &AppState,
-    core: &CoreClient,
-    registry_id: i64,
-    repository: &str,
-) -> Result<UpstreamTarget, String> {
-    let harbor = state
-        .facts
-        .registry(core, registry_id, &state.metrics)
-        .await
-        .map_err(|e| format!("registry {registry_id}: {e}"))?;
-    let registry = state
-        .registries
-        .resolved(&state.settings, registry_id, harbor.as_ref())?;
-    target_in(registry, repository)
+/// `<hash of upstream URL>:<hash of the credential identity>`: the URL hash keeps apart two
+/// registries that Harbor once gave the same id; the identity (the registry label and a hash
+/// of the username, never the secret; `anonymous` without bound credentials), lists fetched as
+/// different users, who may see different ones. Worked out once per registry, with its
+/// resolution, not on every request.
+#[must_use]
+pub fn registry_scope(registry: &Registry) -> String {
+    format!(
+        "{}:{}",
+        short_hash(registry.base_url.as_str()),
+        short_hash(&registry.credential_identity())
+    )
 }
 
-/// [`resolve`] from the registry facts at hand, without asking Harbor: `None` when they are
-/// not (or when they give no target).
-pub async fn resolve_cached(
-    state: &AppState,
-    registry_id: i64,
-    repository: &str,
-) -> Option<UpstreamTarget> {
-    let harbor = state.facts.cached_registry(registry_id).await?;
-    let registry = state
-        .registries
-        .resolved(&state.settings, registry_id, harbor.as_ref())
-        .ok()?;
-    target_in(registry, repository).ok()
-}
-
-/// Harbor registries as the upstream client calls them (API origin, kind, the credentials
-/// bound to them), worked out once per reading of Harbor's facts about each, not on every
-/// request. One entry per registry a served project proxies.
-#[derive(Default)]
-pub struct ResolvedRegistries(RwLock<HashMap<i64, Resolved>>);
-
-/// One registry as resolved, and the facts it was resolved from.
-struct Resolved {
-    from: Option<Arc<RegistryInfo>>,
-    registry: Result<ClientRegistry, String>,
-}
-
-/// A registry as the upstream client calls it, and the part of cache keys that names it.
-#[derive(Debug, Clone)]
-struct ClientRegistry {
-    registry: Arc<Registry>,
-    cache_scope: Arc<str>,
-}
-
-impl From<Registry> for ClientRegistry {
-    fn from(registry: Registry) -> Self {
-        Self {
-            cache_scope: registry_scope(&registry).into(),
-            registry: Arc::new(registry),
-        }
-    }
-}
-
-impl ResolvedRegistries {
-    /// Registry `registry_id` from what Harbor said of it (`harbor`, when it did) and the
-    /// configuration; resolved again when Harbor's facts were read anew.
-    fn resolved(
-        &self,
-        settings: &Settings,
-        registry_id: i64,
-        harbor: Option<&Arc<RegistryInfo>>,
-    ) -> Result<ClientRegistry, String> {
-        let from_these = |resolved: &&Resolved| match (&resolved.from, harbor) {
-            (Some(from), Some(harbor)) => Arc::ptr_eq(from, harbor),
-            (None, None) => true,
-            _ => false,
-        };
-        if let Some(resolved) = self
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&registry_id)
-            .filter(from_these)
-        {
-            return resolved.registry.clone();
-        }
-        let registry = registry_of(settings, registry_id, harbor.map(AsRef::as_ref))
-            .and_then(|registry| client_registry(settings, registry))
-            .map(ClientRegistry::from);
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                registry_id,
-                Resolved {
-                    from: harbor.cloned(),
-                    registry: registry.clone(),
-                },
-            );
-        registry
-    }
-}
-
-/// `registry` as the upstream client calls it, with the credentials configured for it.
-fn client_registry(settings: &Settings, registry: UpstreamRegistry) -> Result<Registry, String> {
-    let UpstreamRegistry {
-        name: label,
-        alias,
-        registry_type,
-        url,
-        insecure,
-    } = registry;
-    let (base_url, kind) = map_registry(registry_type, &url).map_err(|e| e.to_string())?;
-    // Credentials only from the entry that belongs to this registry.
-    let configured = alias
-        .as_deref()
-        .and_then(|alias| settings.registries.get(alias));
-    let credentials = configured.and_then(|entry| {
-        Some(Credentials {
-            username: entry.username.clone()?,
-            password: entry.password.as_ref()?.expose().to_owned(),
-            bound_host: entry.host.clone(),
-        })
-    });
-    let registry = Registry {
-        name: label,
-        base_url,
-        kind,
-        insecure,
-        credentials,
-    };
-    if registry.credentials.is_some() && registry.bound_credentials().is_none() {
-        tracing::warn!(
-            registry = %registry.name,
-            url = %registry.base_url,
-            "credentials are bound to another host than this registry's; calling anonymously"
-        );
-    }
-    Ok(registry)
-}
-
-/// `repository` on `registry`.
-fn target_in(registry: ClientRegistry, repository: &str) -> Result<UpstreamTarget, String> {
-    let kind = registry.registry.kind;
-    Ok(UpstreamTarget {
-        repository: map_repository(kind, repository).map_err(|e| e.to_string())?,
-        library_mapped: kind == RegistryKind::DockerHub && !repository.contains('/'),
-        registry: registry.registry,
-        cache_scope: registry.cache_scope,
-    })
-}
-
-/// The configuration entry for a Harbor registry, by name or id.
-fn configured_registry<'a>(
-    settings: &'a Settings,
-    registry_id: i64,
-    harbor_name: Option<&str>,
-) -> Option<(&'a str, &'a RegistrySettings)> {
-    let id = registry_id.to_string();
-    settings
-        .registries
-        .iter()
-        .find(|(_, entry)| {
-            entry.harbor_registry == id || harbor_name.is_some_and(|n| entry.harbor_registry == n)
-        })
-        .map(|(alias, entry)| (alias.as_str(), entry))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn harbor_registry(url: &str) -> Arc<RegistryInfo> {
-        Arc::new(RegistryInfo {
-            id: 7,
-            name: "hub".into(),
-            url: url.into(),
-            registry_type: "docker-hub".into(),
-            insecure: false,
-            status: None,
-            ca_certificate: None,
-        })
-    }
-
-    #[test]
-    fn a_registry_is_resolved_once_per_reading_of_harbors_facts() {
-        let settings = Settings::default();
-        let registries = ResolvedRegistries::default();
-        let read = harbor_registry("https://hub.docker.com");
-        let first = registries.resolved(&settings, 7, Some(&read)).unwrap();
-        assert_eq!(
-            first.registry.base_url.as_str(),
-            "https://registry-1.docker.io/"
-        );
-        assert_eq!(first.registry.kind, RegistryKind::DockerHub);
-        assert_eq!(*first.cache_scope, registry_scope(&first.registry));
-        let again = registries.resolved(&settings, 7, Some(&read)).unwrap();
-        assert!(
-            Arc::ptr_eq(&first.registry, &again.registry),
-            "the same facts: not resolved again"
-        );
-
-        // Harbor's facts read anew (here: the registry moved to a mirror).
-        let reread = harbor_registry("https://mirror.example/v2");
-        let moved = registries.resolved(&settings, 7, Some(&reread)).unwrap();
-        assert_eq!(moved.registry.base_url.as_str(), "https://mirror.example/");
-        assert_ne!(moved.cache_scope, first.cache_scope);
-        let target = target_in(moved, "nginx").unwrap();
-        assert_eq!(target.repository, "library/nginx");
-        assert!(target.library_mapped);
-    }
-
-    #[test]
-    fn why_a_registry_cannot_be_resolved_is_kept_with_the_facts() {
-        let settings = Settings::default();
-        let registries = ResolvedRegistries::default();
-        let error = registries.resolved(&settings, 7, None).unwrap_err();
-        assert!(error.contains("no facts for Harbor registry 7"), "{error}");
-        let unusable = harbor_registry("ftp://hub.example");
-        let error = registries
-            .resolved(&settings, 7, Some(&unusable))
-            .unwrap_err();
-        assert!(error.contains("scheme"), "{error}");
-    }
+fn short_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
 }

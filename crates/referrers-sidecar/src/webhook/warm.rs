@@ -10,14 +10,25 @@ use tokio::sync::mpsc;
 
 use super::event::Pulled;
 use super::queue::WarmQueue;
-use crate::harbor::Decision;
+use crate::cache::ReferrersCache;
+use crate::harbor::Core;
+use crate::metrics::Metrics;
 use crate::outcome::WarmResult;
-use crate::state::AppState;
-use crate::upstream;
+use crate::serving::{NoUpstream, Read, Serving};
+use crate::store_in_harbor::StoreInHarbor;
 
 /// Artifacts warmed at once: background work leaves the registries' connection bounds
 /// (`upstream.max_concurrent_per_registry`) to the requests.
 pub const CONCURRENCY: usize = 4;
+
+/// What warming uses: the serving decision, the cache, the store offer, the metrics.
+pub struct Warming {
+    pub serving: Arc<Serving>,
+    pub cache: Arc<ReferrersCache>,
+    /// `None` when no project may store upstream referrers in Harbor.
+    pub store: Option<Arc<StoreInHarbor>>,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Takes artifacts off `receiver` and warms up to [`CONCURRENCY`] at a time, until every
 /// sender is gone. Runs on one thread: Harbor's client (`core`, the robot account) is not
@@ -25,65 +36,70 @@ pub const CONCURRENCY: usize = 4;
 pub async fn run(
     mut receiver: mpsc::Receiver<Pulled>,
     queue: Arc<WarmQueue>,
-    state: actix_web::web::Data<AppState>,
+    warming: Warming,
     core: CoreClient,
 ) {
     let taken = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     taken
         .for_each_concurrent(CONCURRENCY, |pulled| {
-            let (queue, state, core) = (&queue, &state, &core);
+            let (queue, warming, core) = (&queue, &warming, &core);
             async move {
                 queue.taken();
-                let result = warm(state, core, &pulled).await;
+                let result = warming.warm(core, &pulled).await;
                 tracing::debug!(name = %pulled.name, digest = %pulled.digest, result = result.as_str(), "warm fetch");
-                state.metrics.count_warm(result);
+                warming.metrics.count_warm(result);
                 queue.done(&pulled);
             }
         })
         .await;
 }
 
-/// Fetches the upstream referrers of `pulled` into the cache, if its project is served.
-async fn warm(state: &AppState, core: &CoreClient, pulled: &Pulled) -> WarmResult {
-    if pulled.digest.is_zero() {
-        return WarmResult::Skipped;
-    }
-    let project = pulled.name.project();
-    let decision = state
-        .facts
-        .decision_with_project(core, project, &state.settings.projects, &state.metrics)
-        .await;
-    let (registry_id, facts) = match decision {
-        Ok((Decision::Serve { registry_id }, Some(facts))) => (registry_id, facts),
-        Ok(_) => return WarmResult::Unserved,
-        Err(error) => {
-            tracing::warn!(project, error = %error, "cannot read the project from Harbor; not warming");
-            return WarmResult::HarborError;
+impl Warming {
+    /// Fetches the upstream referrers of `pulled` into the cache, if its project is served.
+    pub async fn warm(&self, core: &dyn Core, pulled: &Pulled) -> WarmResult {
+        if pulled.digest.is_zero() {
+            return WarmResult::Skipped;
         }
-    };
-    // A pulled artifact's name always has a repository (checked when parsed).
-    let Some(repository) = pulled.name.repository() else {
-        return WarmResult::Unserved;
-    };
-    let target = match upstream::resolve(state, core, registry_id, repository).await {
-        Ok(target) => target,
-        Err(reason) => {
-            tracing::warn!(project, registry_id, %reason, "no upstream call for this project; not warming");
-            return WarmResult::HarborError;
-        }
-    };
-    // A repository Harbor's proxy allowlist excludes is never fetched, as for requests.
-    if !facts.repository_filter.allows(&target.repository) {
-        return WarmResult::Unserved;
-    }
-    let answer = state
-        .cache
-        .upstream_referrers(&target, registry_id, &pulled.digest)
-        .await;
-    if let Some(store) = &state.store {
-        store
-            .offer(&pulled.name, &pulled.digest, &target, &answer)
+        let project = pulled.name.project();
+        let served = match self.serving.project(Read::Load(core), project).await {
+            Ok(Ok(served)) => served,
+            Ok(Err(_)) => return WarmResult::Unserved,
+            Err(error) => {
+                tracing::warn!(project, error = %error, "cannot read the project from Harbor; not warming");
+                return WarmResult::HarborError;
+            }
+        };
+        // A pulled artifact's name always has a repository (checked when parsed).
+        let Some(repository) = pulled.name.repository() else {
+            return WarmResult::Unserved;
+        };
+        let target = match self
+            .serving
+            .upstream(Read::Load(core), &served, repository)
+            .await
+        {
+            Ok(target) => target,
+            // A repository Harbor's proxy allowlist excludes is never fetched, as for requests.
+            Err(NoUpstream::NotInAllowlist) => return WarmResult::Unserved,
+            Err(reason) => {
+                tracing::warn!(
+                    project,
+                    registry_id = served.registry_id,
+                    ?reason,
+                    "no upstream call for this project; not warming"
+                );
+                return WarmResult::HarborError;
+            }
+        };
+        let answer = self
+            .cache
+            .upstream_referrers(&target, served.registry_id, &pulled.digest)
             .await;
+        if let Some(store) = &self.store {
+            store
+                .offer(&pulled.name, &pulled.digest, &target, &answer)
+                .await;
+        }
+        answer.upstream.warmed(answer.cache)
     }
-    answer.upstream.warmed(answer.cache)
 }
