@@ -12,6 +12,8 @@ pub mod redis;
 pub mod shared;
 pub mod single_flight;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 pub mod unfetched;
 
