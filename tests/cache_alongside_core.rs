@@ -4,7 +4,7 @@
 //! gets the hit, from either tier.
 
 use e2e::Sidecar;
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, Settings};
 use e2e::redis::RedisServer;
 use e2e::users::{ALICE, BOB, User};
 use e2e::world::{Mirror, World, ask, referrers_path};
@@ -100,7 +100,7 @@ async fn a_replica_that_knows_the_project_reads_redis_alongside_core_and_only_us
         .user(BOB, &[])
         .start();
     let redis = RedisServer::start();
-    let shared = |config: SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     let path = world.subject_path("hub-proxy");

@@ -24,7 +24,10 @@ const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refres
 async fn miss_hit_stale_and_refresh() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let mirror = world.mirror("hub-proxy");
-    let sidecar = world.sidecar_with(|c| c.fresh_for(SHORT).keep_stale_for(HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = SHORT;
+        s.cache.keep_stale_for = HOUR;
+    });
     let path = world.subject_path("hub-proxy");
 
     let first = ask(&sidecar, &path).await;
@@ -89,7 +92,7 @@ async fn miss_hit_stale_and_refresh() {
 #[tokio::test]
 async fn two_hundred_concurrent_requests_for_a_cold_key_make_one_upstream_request() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.fresh_for(Duration::from_secs(600)));
+    let sidecar = world.sidecar_with(|s| s.cache.fresh_for = Duration::from_secs(600));
     let path = world.subject_path("hub-proxy");
     let client = e2e::http_client();
     let requests = (0..200).map(|_| {
@@ -118,10 +121,11 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
     let mut world = World::hub_proxy(Mirror::with_referrers_api().await);
     // Fresh for a second, then stale long enough to see a refresh fail; the registry breaker
     // stays closed so the last answer shows the upstream's error itself.
-    let sidecar = world.sidecar_with(|c| {
-        c.fresh_for(Duration::from_secs(1))
-            .keep_stale_for(Duration::from_secs(1) + SHORT)
-            .registry_breaker(1000, HOUR)
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = Duration::from_secs(1);
+        s.cache.keep_stale_for = Duration::from_secs(1) + SHORT;
+        s.upstream.breaker_failures = 1000;
+        s.upstream.breaker_cooldown = HOUR;
     });
     let path = world.subject_path("hub-proxy");
     let first = ask(&sidecar, &path).await;
@@ -172,7 +176,10 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
 #[tokio::test]
 async fn an_empty_list_expires_after_keep_empty_for() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.fresh_for(HOUR).keep_empty_for(SHORT));
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = HOUR;
+        s.cache.keep_empty_for = SHORT;
+    });
     // A subject without referrers upstream.
     let path = referrers_path("hub-proxy/team/app", &format!("sha256:{}", "9".repeat(64)));
     let first = ask(&sidecar, &path).await;
@@ -194,7 +201,7 @@ async fn an_empty_list_expires_after_keep_empty_for() {
 #[tokio::test]
 async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.max_entry_bytes(64));
+    let sidecar = world.sidecar_with(|s| s.cache.max_entry_bytes = 64);
     let path = world.subject_path("hub-proxy");
     let answer = ask(&sidecar, &path).await;
     assert_eq!(
@@ -226,7 +233,7 @@ async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
 async fn a_fallback_tag_list_is_cached_too() {
     let world = World::hub_proxy(Mirror::with_fallback_tag().await);
     let mirror = world.mirror("hub-proxy");
-    let sidecar = world.sidecar_with(|c| c.fresh_for(Duration::from_secs(600)));
+    let sidecar = world.sidecar_with(|s| s.cache.fresh_for = Duration::from_secs(600));
     let path = world.subject_path("hub-proxy");
     let first = ask(&sidecar, &path).await;
     assert_eq!(
@@ -260,7 +267,7 @@ fn subject(i: u32) -> String {
 async fn a_truncated_list_is_served_once_then_remembered_not_stored_as_whole() {
     let upstream = ScriptedUpstream::start(3);
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.max_pages(2));
+    let sidecar = world.sidecar_with(|s| s.upstream.max_pages = 2);
     let first = ask(&sidecar, &subject(1)).await;
     assert_eq!(
         (first.status, first.cache.as_str(), first.upstream.as_str()),
@@ -302,7 +309,10 @@ async fn the_registry_breaker_opens_on_5xx_and_stops_upstream_calls() {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(503));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.registry_breaker(2, HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.upstream.breaker_failures = 2;
+        s.upstream.breaker_cooldown = HOUR;
+    });
     for i in 0..2 {
         let answer = ask(&sidecar, &subject(i)).await;
         assert_eq!((answer.status, answer.upstream.as_str()), (200, "error"));
@@ -328,7 +338,10 @@ async fn client_errors_do_not_open_the_breaker() {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(403));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.registry_breaker(1, HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.upstream.breaker_failures = 1;
+        s.upstream.breaker_cooldown = HOUR;
+    });
     for i in 0..3 {
         let answer = ask(&sidecar, &subject(i)).await;
         assert_eq!((answer.status, answer.upstream.as_str()), (200, "error"));

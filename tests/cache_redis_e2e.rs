@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, Settings};
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::{eventually, wait_for_metric};
@@ -18,12 +18,11 @@ const SHORT: Duration = Duration::from_secs(5);
 const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}";
 
 /// The Redis tier at `url`, with the service's timeout and freshness spelled out.
-fn redis_cache(url: &str) -> impl FnOnce(SidecarConfig) -> SidecarConfig {
-    move |config| {
-        config
-            .redis(url)
-            .redis_timeout(Duration::from_millis(250))
-            .fresh_for(Duration::from_secs(600))
+fn redis_cache(url: &str) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.redis(url);
+        s.cache.redis_timeout = Duration::from_millis(250);
+        s.cache.fresh_for = Duration::from_secs(600);
     }
 }
 
@@ -233,10 +232,9 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
     let upstream = ScriptedUpstream::start(1);
     let redis = RedisServer::start();
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let cache = |config: SidecarConfig| {
-        config
-            .redis(&redis.url(10))
-            .lock_ttl(Duration::from_secs(10))
+    let cache = |s: &mut Settings| {
+        s.redis(&redis.url(10));
+        s.cache.lock_ttl = Duration::from_secs(10);
     };
     let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
     let path = cold(0x5555);
@@ -292,7 +290,10 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
 async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let redis = RedisServer::start();
-    let cache = |config: SidecarConfig| config.redis(&redis.url(10)).fresh_for(SHORT);
+    let cache = |s: &mut Settings| {
+        s.redis(&redis.url(10));
+        s.cache.fresh_for = SHORT;
+    };
     let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");

@@ -25,9 +25,9 @@ async fn twenty_huge_lists_at_once_stay_under_256_mib_and_are_not_downloaded_aga
     // A debug build decoding pages of megabytes on a loaded machine is slow: the listings get
     // the longest times there are, so that each one ends by refusal, never by a timeout
     // (which would not be remembered).
-    let sidecar = Arc::new(world.sidecar_with(|c| {
-        c.deadline(Duration::from_secs(60))
-            .upstream_timeout(Duration::from_secs(600))
+    let sidecar = Arc::new(world.sidecar_with(|s| {
+        s.response.deadline = Duration::from_secs(60);
+        s.upstream.timeout = Duration::from_secs(600);
     }));
     let paths: Vec<String> = (0..SUBJECTS)
         .map(|i| referrers_path("hub-proxy/team/app", &format!("sha256:{:064x}", 0xb000 + i)))

@@ -5,7 +5,7 @@
 //! The shipped location files are used as they are, with only their two addresses rendered
 //! for loopback (Docker's resolver and the sidecar's service name).
 
-use e2e::config::SidecarConfig;
+use e2e::config::for_core;
 use e2e::nginx::{Nginx, closed_udp_port};
 use e2e::{RawResponse, Sidecar, StandinCore, raw_get};
 
@@ -146,7 +146,7 @@ fn start_nginx(core: &StandinCore, sidecar: &SidecarAddress) -> Nginx {
 }
 
 fn start_sidecar(core: &StandinCore) -> Sidecar {
-    Sidecar::start(&SidecarConfig::new(&core.url()))
+    Sidecar::start(&for_core(&core.url()))
 }
 
 fn digest() -> String {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e::Sidecar;
-use e2e::config::{Registry, SidecarConfig};
+use e2e::config::{Configure, for_core, registry};
 
 const RULES: &str = include_str!("../deploy/prometheus/rules.yaml");
 const DASHBOARD: &str = include_str!("../deploy/grafana/referrers-sidecar.json");
@@ -328,10 +328,10 @@ fn problems(expressions: &[(String, String)], exposition: &Exposition) -> Vec<St
 #[tokio::test]
 async fn every_metric_and_label_value_the_rules_and_dashboard_use_is_exported() {
     // One configured upstream registry, so the registry-labelled series exist.
-    let sidecar = Sidecar::start(
-        &SidecarConfig::new("http://127.0.0.1:9")
-            .registry("hub", Registry::new("hub", "registry-1.docker.io")),
-    );
+    let sidecar = Sidecar::start(&for_core("http://127.0.0.1:9").with(|s| {
+        s.registries
+            .insert("hub".into(), registry("hub", "registry-1.docker.io"));
+    }));
     let exposition = Exposition::parse(&sidecar.metrics().await);
 
     let rules = rule_expressions();

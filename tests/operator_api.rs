@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
+use e2e::config::{Configure, Settings};
 use e2e::harbor_double::DoubleProject;
 use e2e::redis::RedisServer;
 use e2e::upstreams::Pusher;
@@ -155,7 +156,7 @@ async fn the_status_says_why_each_project_is_or_is_not_served() {
         1.0
     );
     // A sidecar whose robot account Harbor refuses cannot read the project's facts.
-    let expired = world.sidecar_with(|config| config.robot(e2e::users::BOB));
+    let expired = world.sidecar_with(|s| s.robot(e2e::users::BOB));
     let (code, answer) = status(&expired, "hub-proxy", Some(ALICE)).await;
     assert_eq!(
         code, 200,
@@ -256,7 +257,7 @@ async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
         .account(PAM.project_admin(&["hub-proxy"]))
         .start();
     let redis = RedisServer::start();
-    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     let path = world.subject_path("hub-proxy");
@@ -337,7 +338,7 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
         .account(PAM.project_admin(&["hub-proxy"]))
         .start();
     let mut redis = RedisServer::start();
-    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     for replica in [&first, &second] {
@@ -380,10 +381,9 @@ async fn a_replica_listens_again_after_redis_froze_with_its_connection_open() {
         .user(ALICE, &["hub-proxy"])
         .start();
     let redis = RedisServer::start();
-    let sidecar = world.sidecar_with(|config| {
-        config
-            .redis(&redis.url(10))
-            .redis_timeout(Duration::from_millis(250))
+    let sidecar = world.sidecar_with(|s| {
+        s.redis(&redis.url(10));
+        s.cache.redis_timeout = Duration::from_millis(250);
     });
     wait_for_metric(&sidecar, SUBSCRIBED, 1.0).await;
     // Frozen, Redis keeps every connection open: only an unanswered PING tells.

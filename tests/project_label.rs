@@ -69,7 +69,7 @@ async fn a_labelled_project_is_served_and_its_label_read_once_per_ttl() {
 async fn a_removed_label_gives_cores_answer_after_the_ttl() {
     let world = unlisted_world().await;
     world.harbor.add_project_label("hub-proxy", LABEL);
-    let sidecar = world.sidecar_with(|config| config.project_info_ttl(Duration::from_secs(1)));
+    let sidecar = world.sidecar_with(|s| s.harbor.project_info_ttl = Duration::from_secs(1));
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");
     let served = ask(&sidecar, &path).await;

@@ -2,6 +2,7 @@
 //! a repository the project's allowlist excludes gets core's answer and causes no upstream
 //! call (nor does a pull webhook for it); a repository it allows is merged as before.
 
+use e2e::config::Configure;
 use e2e::harbor_webhook::{Format, artifact_event, post};
 use e2e::users::ALICE;
 use e2e::wait::wait_for_metric;
@@ -73,7 +74,7 @@ async fn a_regex_is_anchored_like_harbors() {
 async fn a_pull_webhook_for_an_excluded_repository_reaches_no_upstream() {
     const SECRET: &str = "Bearer webhook-s3cret";
     let world = allowlisted_world("library/**", None).await;
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
     let pulled = artifact_event(
         Format::Default,

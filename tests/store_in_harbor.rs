@@ -2,6 +2,7 @@
 //! referrer pulled by digest through a proxy-cache project becomes one of core's own local
 //! referrers), and what the sidecar's `projects.store_in_harbor` makes of it.
 
+use e2e::config::Configure;
 use e2e::harbor_webhook;
 use e2e::redis::RedisServer;
 use e2e::users::{ALICE, ROBOT};
@@ -154,7 +155,7 @@ async fn the_core_double_pulls_through_caches_and_records_a_referrer_as_harbor_d
 #[tokio::test]
 async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     let mut world = two_projects().await;
-    let sidecar = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let sidecar = world.sidecar_with(|s| s.projects.store_in_harbor = vec!["hub-proxy".into()]);
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
     // The sample's upstream referrers (a cosign signature and an SPDX SBOM, both of the
     // default artifact types) and Harbor's local one.
@@ -208,7 +209,7 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
 
     // The upstream gone, a sidecar with nothing cached still lists them: they are local now.
     world.mirror_mut("hub-proxy").front.stop();
-    let fresh = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let fresh = world.sidecar_with(|s| s.projects.store_in_harbor = vec!["hub-proxy".into()]);
     let after = ask(&fresh, &world.subject_path("hub-proxy")).await;
     assert_eq!((after.status, after.upstream.as_str()), (200, "error"));
     assert_eq!(sorted(after.digests), expected);
@@ -222,10 +223,9 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
         .add_project_label("other-proxy", "referrers-proxy-store");
     let redis = RedisServer::start();
     let replica = || {
-        world.sidecar_with(|config| {
-            config
-                .store_label("referrers-proxy-store")
-                .redis(&redis.url(10))
+        world.sidecar_with(|s| {
+            s.projects.store_label = Some("referrers-proxy-store".into());
+            s.redis(&redis.url(10));
         })
     };
     let (first, second) = (replica(), replica());
@@ -283,10 +283,9 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
 async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_signatures() {
     const SECRET: &str = "Bearer webhook-s3cret";
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|config| {
-        config
-            .webhook_auth_header(SECRET)
-            .store_in_harbor(&["hub-proxy"])
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.projects.store_in_harbor = vec!["hub-proxy".into()];
     });
     world
         .harbor

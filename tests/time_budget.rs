@@ -26,7 +26,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
     world
         .harbor
         .set_local_referrers("hub-proxy/team/app", SUBJECT, vec![world.local.clone()]);
-    let sidecar = world.sidecar_with(|c| c.deadline(BUDGET));
+    let sidecar = world.sidecar_with(|s| s.response.deadline = BUDGET);
     let path = referrers_path("hub-proxy/team/app", SUBJECT);
 
     let started = Instant::now();

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
+use e2e::config::Configure;
 use e2e::harbor_double::DoubleProject;
 use e2e::harbor_webhook::{self, Format, artifact_event, post};
 use e2e::scripted_upstream::ScriptedUpstream;
@@ -49,7 +50,7 @@ fn pull(world: &World, format: Format) -> serde_json::Value {
 
 async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
 
     assert_eq!(
@@ -99,7 +100,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
         .project(DoubleProject::local(9, "library"))
         .enable(&["other-proxy"])
         .start();
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
 
     // A proxy-cache project neither listed nor labelled, and a local project.
@@ -129,7 +130,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
 #[tokio::test]
 async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let payload = pull(&world, Format::Default);
 
     for wrong in [
@@ -187,7 +188,7 @@ async fn without_a_secret_configured_the_endpoint_does_not_exist() {
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
     let repository = format!("hub-proxy/{}", mirror.repository);
     let digest = &mirror.sample.subject.digest;
@@ -223,10 +224,10 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
     upstream.hold();
     let world = World::hub_proxy_over("scripted", &upstream.url());
     // Held fetches must outlast the test's waits rather than time out and fail.
-    let sidecar = world.sidecar_with(|c| {
-        c.webhook_auth_header(SECRET)
-            .webhook_queue_size(QUEUE)
-            .upstream_timeout(Duration::from_secs(120))
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.webhook.queue_size = QUEUE;
+        s.upstream.timeout = Duration::from_secs(120);
     });
     let pull_of = |n: usize| {
         artifact_event(
@@ -305,9 +306,10 @@ async fn second_warm_after(status: u16) -> (String, usize, usize) {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(status));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| {
-        c.webhook_auth_header(SECRET)
-            .registry_breaker(1, Duration::from_secs(600))
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.upstream.breaker_failures = 1;
+        s.upstream.breaker_cooldown = Duration::from_secs(600);
     });
     let pull_of = |n: u32| {
         artifact_event(
