@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use e2e::metrics::{self, CacheResult, Refresh, Target, Tier};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::users::ALICE;
 use e2e::wait::{eventually, wait_for_metric};
@@ -17,8 +18,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// A lifetime short enough to wait out, long enough that the request right after a miss still
 /// finds the entry on a loaded machine.
 const SHORT: Duration = Duration::from_secs(5);
-
-const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}";
 
 #[tokio::test]
 async fn miss_hit_stale_and_refresh() {
@@ -61,7 +60,7 @@ async fn miss_hit_stale_and_refresh() {
         mirror.referrers_requests() == 2
     })
     .await;
-    wait_for_metric(&sidecar, REFRESHED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::cache_refreshes(Refresh::Refreshed), 1.0).await;
     let fourth = ask(&sidecar, &path).await;
     assert_eq!(fourth.cache, "hit", "refreshed");
     assert_eq!(mirror.referrers_requests(), 2);
@@ -69,22 +68,19 @@ async fn miss_hit_stale_and_refresh() {
     assert_eq!(
         e2e::metric(
             &after,
-            "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}"
+            &metrics::cache_lookups(Tier::Memory, CacheResult::Hit)
         ),
         (2 + hits.len()) as f64
     );
     assert_eq!(
         e2e::metric(
             &after,
-            "harbor_referrers_cache_lookups_total{result=\"stale\",tier=\"memory\"}"
+            &metrics::cache_lookups(Tier::Memory, CacheResult::Stale)
         ),
         1.0
     );
     assert_eq!(
-        e2e::metric(
-            &after,
-            "harbor_referrers_cache_stores_total{tier=\"memory\"}"
-        ),
+        e2e::metric(&after, &metrics::cache_stores(Tier::Memory)),
         2.0
     );
 }
@@ -144,12 +140,7 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
         stale.digests, all,
         "the upstream's list from the cache, with the local one"
     );
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_cache_refreshes_total{outcome=\"failed\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::cache_refreshes(Refresh::Failed), 1.0).await;
     let again = ask(&sidecar, &path).await;
     assert_eq!(
         again.cache, "stale",
@@ -216,15 +207,9 @@ async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
     );
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 1);
     let metrics = sidecar.metrics().await;
+    assert_eq!(e2e::metric(&metrics, &metrics::cache_oversize()), 1.0);
     assert_eq!(
-        e2e::metric(&metrics, "harbor_referrers_cache_oversize_total"),
-        1.0
-    );
-    assert_eq!(
-        e2e::metric(
-            &metrics,
-            "harbor_referrers_cache_stores_total{tier=\"memory\"}"
-        ),
+        e2e::metric(&metrics, &metrics::cache_stores(Tier::Memory)),
         0.0
     );
 }
@@ -327,7 +312,7 @@ async fn the_registry_breaker_opens_on_5xx_and_stops_upstream_calls() {
     assert_eq!(upstream.requests(), asked);
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_breaker_state{target=\"scripted\"}")
+            .metric(&metrics::breaker_state(Target::Registry("scripted")))
             .await,
         1.0
     );
@@ -352,7 +337,7 @@ async fn client_errors_do_not_open_the_breaker() {
     );
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_breaker_state{target=\"scripted\"}")
+            .metric(&metrics::breaker_state(Target::Registry("scripted")))
             .await,
         0.0
     );

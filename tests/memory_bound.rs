@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e::metrics;
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::wait_for_metric;
 use e2e::world::{World, ask, referrers_path};
@@ -49,7 +50,7 @@ async fn twenty_huge_lists_at_once_stay_under_256_mib_and_are_not_downloaded_aga
     // Every listing has ended (those past the request's budget went on in the background).
     wait_for_metric(
         &sidecar,
-        "harbor_referrers_upstream_fetch_duration_seconds_count{registry=\"bulk\"}",
+        &metrics::upstream_fetches("bulk"),
         SUBJECTS as f64,
     )
     .await;

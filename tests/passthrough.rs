@@ -2,6 +2,7 @@
 //! the client unchanged, streamed both ways.
 
 use e2e::config::for_core;
+use e2e::metrics::{self, StatusClass};
 use e2e::standin_core::{Checksum, GZIP_BYTES, pattern_checksum, pattern_stream};
 use e2e::wait::eventually;
 use e2e::{Sidecar, StandinCore};
@@ -156,7 +157,7 @@ async fn large_bodies_stream_both_ways_in_bounded_memory() {
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_passthrough_requests_total{status_class=\"2xx\"} 3"),
+        metrics.contains(&format!("{} 3", metrics::passthrough(StatusClass::Success))),
         "{metrics}"
     );
 }

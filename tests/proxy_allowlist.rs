@@ -4,6 +4,7 @@
 
 use e2e::config::Configure;
 use e2e::harbor_webhook::{Format, artifact_event, post};
+use e2e::metrics::{self, WarmResult};
 use e2e::users::ALICE;
 use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask};
@@ -87,11 +88,6 @@ async fn a_pull_webhook_for_an_excluded_repository_reaches_no_upstream() {
         post(&sidecar, Some(SECRET), Format::Default, &pulled).await,
         202
     );
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_webhook_warms_total{result=\"unserved\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Unserved), 1.0).await;
     assert_eq!(mirror.front.seen_with("/v2/").len(), 0, "no upstream call");
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use e2e::Sidecar;
 use e2e::config::{Configure, Secret, registry};
 use e2e::harbor_double::{DoubleConfig, DoubleProject};
+use e2e::metrics::{self, Outcome};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::upstreams::{DockerRegistry, FerroOci, Pusher};
 use e2e::users::{ALICE, BOB, User};
@@ -474,7 +475,7 @@ async fn a_caller_without_access_gets_cores_401_and_no_upstream_request_is_made(
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_requests_total{outcome=\"denied\"} 2"),
+        metrics.contains(&format!("{} 2", metrics::requests(Outcome::Denied))),
         "{metrics}"
     );
 }
@@ -787,7 +788,7 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_requests_total{outcome=\"core_error\"} 1"),
+        metrics.contains(&format!("{} 1", metrics::requests(Outcome::CoreError))),
         "{metrics}"
     );
 

@@ -1,6 +1,7 @@
 //! What a client sees for malformed referrers requests, and that valid ones reach core.
 
 use e2e::config::{Configure, for_core};
+use e2e::metrics::{self, Outcome, StatusClass};
 use e2e::{Sidecar, StandinCore};
 
 fn digest() -> String {
@@ -97,15 +98,15 @@ async fn malformed_requests_get_oci_errors_and_never_reach_core() {
     );
 
     let metrics = sidecar.metrics().await;
-    let invalid = "harbor_referrers_requests_total{outcome=\"invalid\"} ";
+    let invalid = format!("{} ", metrics::requests(Outcome::Invalid));
     let counted: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix(invalid))
+        .find_map(|l| l.strip_prefix(&invalid))
         .and_then(|v| v.parse().ok())
         .expect("invalid counter");
     assert_eq!(counted, (cases.len() + junk.len()) as u64, "{metrics}");
     assert!(
-        metrics.contains("harbor_referrers_passthrough_requests_total{status_class=\"2xx\"} 0"),
+        metrics.contains(&format!("{} 0", metrics::passthrough(StatusClass::Success))),
         "no malformed request may reach core: {metrics}"
     );
 }

@@ -4,15 +4,12 @@
 
 use e2e::config::Configure;
 use e2e::harbor_webhook;
+use e2e::metrics::{self, PullResult, WarmResult};
 use e2e::redis::RedisServer;
 use e2e::users::{ALICE, ROBOT};
 use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask, digests, referrers_path};
 use serde_json::Value;
-
-const PULLED: &str = "harbor_referrers_store_pulls_total{result=\"pulled\"}";
-const ALREADY: &str = "harbor_referrers_store_pulls_total{result=\"already\"}";
-const WARMED: &str = "harbor_referrers_webhook_warms_total{result=\"fetched\"}";
 
 /// `hub-proxy` over a mirror with the referrers API, and `other-proxy` over the same upstream
 /// (with Harbor's local referrer too); [`ALICE`] may pull from both.
@@ -172,7 +169,7 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     );
     assert_eq!(sorted(first.digests.clone()), expected);
 
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     let pulls = manifest_pulls(&world, "hub-proxy");
     let mut pulled: Vec<String> = pulls
         .iter()
@@ -205,7 +202,12 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     let merged = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(merged.cache, "hit");
     assert_eq!(merged.digests, first.digests, "no duplicate");
-    assert_eq!(sidecar.metric(PULLED).await, 2.0);
+    assert_eq!(
+        sidecar
+            .metric(&metrics::store_pulls(PullResult::Pulled))
+            .await,
+        2.0
+    );
 
     // The upstream gone, a sidecar with nothing cached still lists them: they are local now.
     world.mirror_mut("hub-proxy").front.stop();
@@ -234,11 +236,16 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
 
     // Each replica fetches and offers the list; one pull per digest in all.
     ask(&first, &path).await;
-    wait_for_metric(&first, PULLED, 2.0).await;
+    wait_for_metric(&first, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     ask(&second, &path).await;
-    wait_for_metric(&second, ALREADY, 2.0).await;
+    wait_for_metric(&second, &metrics::store_pulls(PullResult::Already), 2.0).await;
     assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
-    assert_eq!(second.metric(PULLED).await, 0.0);
+    assert_eq!(
+        second
+            .metric(&metrics::store_pulls(PullResult::Pulled))
+            .await,
+        0.0
+    );
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
         sorted(core_referrers_of(&world, "other-proxy", &subject).await),
@@ -261,7 +268,7 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
     // hub-proxy's referrers (asked first) were offered and turned down.
     ask(&sidecar, &world.subject_path("hub-proxy")).await;
     ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
@@ -317,7 +324,7 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
     assert_eq!(pulled.headers()["docker-content-digest"], subject.as_str());
 
     // Harbor's PULL_ARTIFACT warms the cache: the first verification is a hit.
-    wait_for_metric(&sidecar, WARMED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 1.0).await;
     let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(
         (first.cache.as_str(), first.upstream.as_str()),
@@ -326,7 +333,7 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
     assert_eq!(sorted(first.digests.clone()), expected);
 
     // The warmed list had the signatures stored in Harbor; the answer stays without duplicates.
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     assert_eq!(sorted(core_referrers(&world, &subject).await), expected);
     let again = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(again.digests, first.digests);

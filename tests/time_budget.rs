@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use e2e::metrics::{self, Tier, UpstreamResult};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::wait_for_metric;
 use e2e::world::{World, ask, referrers_path};
@@ -45,12 +46,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
 
     // The fetch outlives the request that started it, and fills the cache.
     upstream.release();
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_cache_stores_total{tier=\"memory\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::cache_stores(Tier::Memory), 1.0).await;
     let second = ask(&sidecar, &path).await;
     assert_eq!(
         (
@@ -71,7 +67,10 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
         "two pages, each asked once"
     );
     let timeouts = sidecar
-        .metric("harbor_referrers_upstream_results_total{registry=\"scripted\",result=\"timeout\"}")
+        .metric(&metrics::upstream_results(
+            "scripted",
+            UpstreamResult::Timeout,
+        ))
         .await;
     assert!(
         (timeouts - 1.0).abs() < f64::EPSILON,

@@ -9,6 +9,7 @@ use e2e::Sidecar;
 use e2e::config::Configure;
 use e2e::harbor_double::DoubleProject;
 use e2e::harbor_webhook::{self, Format, artifact_event, post};
+use e2e::metrics::{self, EventResult, EventType, UpstreamResult, WarmResult};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask};
@@ -16,24 +17,9 @@ use e2e::world::{Mirror, World, ask};
 /// The auth header of the webhook policy in Harbor, and the sidecar's `webhook.auth_header`.
 const SECRET: &str = "Bearer webhook-s3cret";
 
-fn warms(result: &str) -> String {
-    format!("harbor_referrers_webhook_warms_total{{result=\"{result}\"}}")
-}
-
-fn events(event_type: &str, result: &str) -> String {
-    format!("harbor_referrers_webhook_events_total{{result=\"{result}\",type=\"{event_type}\"}}")
-}
-
-const QUEUE_DEPTH: &str = "harbor_referrers_webhook_queue_depth";
-
 /// Every warm fetch finished so far, whatever its result.
 async fn all_warms(sidecar: &Sidecar) -> f64 {
-    let metrics = sidecar.metrics().await;
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("harbor_referrers_webhook_warms_total{"))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    metrics::family_sum(&sidecar.metrics().await, metrics::WEBHOOK_WARMS)
 }
 
 /// A pull of the mirrored subject through `hub-proxy`, in `format`.
@@ -57,10 +43,15 @@ async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
         post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
         202
     );
-    wait_for_metric(&sidecar, &warms("fetched"), 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 1.0).await;
     assert_eq!(mirror.referrers_requests(), 1, "fetched in the background");
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::PullArtifact,
+                EventResult::Queued
+            ))
+            .await,
         1.0
     );
 
@@ -76,7 +67,7 @@ async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
         post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
         202
     );
-    wait_for_metric(&sidecar, &warms("fresh"), 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fresh), 1.0).await;
     assert_eq!(
         mirror.referrers_requests(),
         1,
@@ -117,7 +108,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
             202
         );
     }
-    wait_for_metric(&sidecar, &warms("unserved"), 2.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Unserved), 2.0).await;
     assert_eq!(all_warms(&sidecar).await, 2.0);
     assert_eq!(mirror.referrers_requests(), 0);
     assert_eq!(
@@ -156,11 +147,24 @@ async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     assert_eq!(body["errors"][0]["code"], "BAD_REQUEST");
 
     assert_eq!(
-        sidecar.metric(&events("unknown", "unauthorized")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::Unknown,
+                EventResult::Unauthorized
+            ))
+            .await,
         3.0
     );
-    assert_eq!(sidecar.metric(&events("unknown", "invalid")).await, 1.0);
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::Unknown,
+                EventResult::Invalid
+            ))
+            .await,
+        1.0
+    );
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 0.0);
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
     let logs = sidecar.logs().join("\n");
@@ -207,12 +211,25 @@ async fn other_event_types_are_acknowledged_and_ignored() {
         );
     }
     // Ignored in the answer itself: nothing is queued, so nothing can be fetched later.
-    assert_eq!(sidecar.metric(&events("other", "ignored")).await, 4.0);
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::Other,
+                EventResult::Ignored
+            ))
+            .await,
+        4.0
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::PullArtifact,
+                EventResult::Queued
+            ))
+            .await,
         0.0
     );
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 0.0);
     assert_eq!(mirror.referrers_requests(), 0);
 }
@@ -267,22 +284,40 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
         202
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::PullArtifact,
+                EventResult::Queued
+            ))
+            .await,
         8.0
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "dropped")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::PullArtifact,
+                EventResult::Dropped
+            ))
+            .await,
         42.0
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "duplicate")).await,
+        sidecar
+            .metric(&metrics::webhook_events(
+                EventType::PullArtifact,
+                EventResult::Duplicate
+            ))
+            .await,
         2.0
     );
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, QUEUE as f64);
+    assert_eq!(
+        sidecar.metric(&metrics::webhook_queue_depth()).await,
+        QUEUE as f64
+    );
 
     upstream.release();
-    wait_for_metric(&sidecar, &warms("fetched"), 8.0).await;
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 8.0).await;
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 8.0);
     assert_eq!(
         upstream.referrers_requests(),
@@ -292,17 +327,21 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
 }
 
 /// Warm results without a list.
-const FAILED_WARMS: [&str; 3] = ["error", "skipped", "rate_limited"];
+const FAILED_WARMS: [WarmResult; 3] = [
+    WarmResult::Upstream(UpstreamResult::Error),
+    WarmResult::Upstream(UpstreamResult::Skipped),
+    WarmResult::Upstream(UpstreamResult::RateLimited),
+];
 
 /// The counts of [`FAILED_WARMS`] on `sidecar`.
 async fn counts(sidecar: &Sidecar) -> [f64; 3] {
     let metrics = sidecar.metrics().await;
-    FAILED_WARMS.map(|result| e2e::metric(&metrics, &warms(result)))
+    FAILED_WARMS.map(|result| e2e::metric(&metrics, &metrics::webhook_warms(result)))
 }
 
 /// Two pulls of different artifacts through `hub-proxy` over `upstream`, which answers every
 /// request with `status`: what the second warm fetch was, and whether it reached the upstream.
-async fn second_warm_after(status: u16) -> (String, usize, usize) {
+async fn second_warm_after(status: u16) -> (WarmResult, usize, usize) {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(status));
     let world = World::hub_proxy_over("scripted", &upstream.url());
@@ -344,21 +383,28 @@ async fn second_warm_after(status: u16) -> (String, usize, usize) {
         .into_iter()
         .zip(first.into_iter().zip(then))
         .find_map(|(result, (before, after))| (after > before).then_some(result))
-        .expect("the second warm fetch is counted")
-        .to_owned();
+        .expect("the second warm fetch is counted");
     (second, after_first, upstream.requests())
 }
 
 #[tokio::test]
 async fn warming_obeys_the_registrys_breaker() {
     let (second, before, after) = second_warm_after(503).await;
-    assert_eq!(second, "skipped", "the breaker opened on the first failure");
+    assert_eq!(
+        second,
+        WarmResult::Upstream(UpstreamResult::Skipped),
+        "the breaker opened on the first failure"
+    );
     assert_eq!(after, before, "no upstream call while it is open");
 }
 
 #[tokio::test]
 async fn warming_obeys_the_registrys_rate_limit() {
     let (second, before, after) = second_warm_after(429).await;
-    assert_eq!(second, "rate_limited", "the registry rests after a 429");
+    assert_eq!(
+        second,
+        WarmResult::Upstream(UpstreamResult::RateLimited),
+        "the registry rests after a 429"
+    );
     assert_eq!(after, before, "no upstream call while it rests");
 }
