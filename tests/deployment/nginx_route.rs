@@ -10,8 +10,8 @@ use e2e::metrics;
 use e2e::nginx::{Nginx, closed_udp_port};
 use e2e::{RawResponse, Sidecar, StandinCore, raw_get};
 
-const HTTP_ROUTE: &str = include_str!("../deploy/compose/harbor.http.referrers.conf");
-const HTTPS_ROUTE: &str = include_str!("../deploy/compose/harbor.https.referrers.conf");
+const HTTP_ROUTE: &str = include_str!("../../deploy/compose/harbor.http.referrers.conf");
+const HTTPS_ROUTE: &str = include_str!("../../deploy/compose/harbor.https.referrers.conf");
 
 /// What the shipped files say, and so what the rendering below replaces.
 const SHIPPED_SIDECAR: &str = "\"http://referrers-sidecar:8080\"";

@@ -1,7 +1,7 @@
 //! One time budget per referrers request (`response.deadline`): an upstream that does not
 //! answer within it gives the local referrers at once, and its fetch goes on to fill the cache
 //! for the next request. (A core that does not answer within it is a row of the fault matrix,
-//! `tests/fault_matrix.rs`.)
+//! `tests/cache/fault_matrix.rs`.)
 
 use std::time::{Duration, Instant};
 

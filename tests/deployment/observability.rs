@@ -12,9 +12,9 @@ use e2e::Sidecar;
 use e2e::config::{Configure, for_core, registry};
 use e2e::metrics;
 
-const RULES: &str = include_str!("../deploy/prometheus/rules.yaml");
-const DASHBOARD: &str = include_str!("../deploy/grafana/referrers-sidecar.json");
-const OPERATIONS: &str = include_str!("../docs/operations.md");
+const RULES: &str = include_str!("../../deploy/prometheus/rules.yaml");
+const DASHBOARD: &str = include_str!("../../deploy/grafana/referrers-sidecar.json");
+const OPERATIONS: &str = include_str!("../../docs/operations.md");
 
 /// Metric names the files may use: ours, and the process collector's.
 const PREFIXES: &[&str] = &["harbor_referrers_", "process_"];
