@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+use e2e::config::Configure;
 use e2e::harbor_webhook::{self, Format};
 use e2e::users::User;
 use e2e::world::{Mirror, World};
@@ -29,7 +30,7 @@ async fn main() -> ExitCode {
         .mirror("demo-proxy", "upstream", Mirror::with_referrers_api().await)
         .user(DEMO, &["demo-proxy"])
         .start();
-    let sidecar = world.sidecar_with(|config| config.webhook_auth_header(WEBHOOK_SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(WEBHOOK_SECRET));
     let webhook = sidecar.url(harbor_webhook::PATH);
     // As a webhook policy in Harbor would: every pull through the project is announced.
     world.harbor.send_pull_webhooks(&webhook, WEBHOOK_SECRET);

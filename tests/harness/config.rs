@@ -1,445 +1,206 @@
-//! The sidecar's configuration file, typed: tests set what they need with setters, and this
-//! module alone knows the YAML keys it is written with.
+//! The sidecar's configuration in tests: the service's own [`Settings`], so a renamed or
+//! retyped key fails to compile here, written as the YAML file the binary reads.
+//!
+//! Tests change [`Settings`]' fields themselves (`s.cache.fresh_for = …`); [`Configure`] adds
+//! the few changes that take more than one key or a conversion (the robot's credentials, the
+//! Redis tier, a secret).
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr};
 
-use serde::{Serialize, Serializer};
+use referrers_sidecar::config::{CacheBackend, LogFormat, LogSettings};
+pub use referrers_sidecar::config::{RegistrySettings, Secret, Settings};
+use serde_yaml_ng::Value;
 
 use crate::users::User;
 
-/// A configuration for one sidecar. Unset keys keep the service's defaults; the listeners are
-/// always free loopback ports and the logs JSON, which [`crate::Sidecar`] reads.
-#[derive(Debug, Clone, Serialize)]
-pub struct SidecarConfig {
-    listen: &'static str,
-    metrics_listen: &'static str,
-    log: Log,
-    harbor: Harbor,
-    #[serde(skip_serializing_if = "is_default")]
-    projects: Projects,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    registries: BTreeMap<String, Registry>,
-    #[serde(skip_serializing_if = "is_default")]
-    upstream: Upstream,
-    #[serde(skip_serializing_if = "is_default")]
-    cache: Cache,
-    #[serde(skip_serializing_if = "is_default")]
-    response: Response,
-    #[serde(skip_serializing_if = "is_default")]
-    webhook: Webhook,
-}
+/// Listeners on free loopback ports; [`crate::Sidecar`] reads the ports from the logs.
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
-#[derive(Debug, Clone, Serialize)]
-struct Log {
-    format: &'static str,
-    level: &'static str,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-struct Harbor {
-    url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<String>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    timeout: Option<Duration>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    connect_timeout: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_connections: Option<usize>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    project_info_ttl: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-struct Projects {
-    enabled: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    label: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    store_in_harbor: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    store_label: Option<String>,
-}
-
-/// Credentials and facts for one upstream registry (`registries.<alias>`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Registry {
-    harbor_registry: String,
-    host: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<String>,
-}
-
-impl Registry {
-    /// The registry Harbor names `harbor_registry`, reached at `host`.
-    #[must_use]
-    pub fn new(harbor_registry: &str, host: &str) -> Self {
-        Self {
-            harbor_registry: harbor_registry.into(),
-            host: host.into(),
-            username: None,
-            password: None,
-        }
-    }
-
-    /// Credentials for the upstream, bound to `host`.
-    #[must_use]
-    pub fn credentials(mut self, username: &str, password: &str) -> Self {
-        self.username = Some(username.into());
-        self.password = Some(password.into());
-        self
+/// A sidecar's configuration: every key at the service's default, except the listeners (free
+/// loopback ports) and the logs (JSON at `info`), which [`crate::Sidecar`] reads.
+#[must_use]
+pub fn loopback() -> Settings {
+    Settings {
+        listen: LOOPBACK,
+        metrics_listen: LOOPBACK,
+        log: LogSettings {
+            format: LogFormat::Json,
+            level: "info".into(),
+        },
+        ..Settings::default()
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-struct Upstream {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    allow_private_realms: Option<bool>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    timeout: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_pages: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    breaker_failures: Option<u32>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    breaker_cooldown: Option<Duration>,
+/// [`loopback`] in front of Harbor core at `harbor_url`.
+#[must_use]
+pub fn for_core(harbor_url: &str) -> Settings {
+    let mut settings = loopback();
+    settings.harbor.url = harbor_url
+        .parse()
+        .unwrap_or_else(|e| panic!("Harbor's URL {harbor_url:?}: {e}"));
+    settings
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-struct Cache {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backend: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis_url: Option<String>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    redis_timeout: Option<Duration>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    fresh_for: Option<Duration>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    keep_stale_for: Option<Duration>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    keep_empty_for: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_entry_bytes: Option<usize>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    lock_ttl: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-struct Response {
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "human_duration"
-    )]
-    deadline: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_bytes: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_page_size: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-struct Webhook {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_header: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue_size: Option<usize>,
-}
-
-impl SidecarConfig {
-    /// A sidecar in front of Harbor core at `harbor_url`, everything else at its default.
-    #[must_use]
-    pub fn new(harbor_url: &str) -> Self {
-        Self {
-            listen: "127.0.0.1:0",
-            metrics_listen: "127.0.0.1:0",
-            log: Log {
-                format: "json",
-                level: "info",
-            },
-            harbor: Harbor {
-                url: harbor_url.into(),
-                ..Harbor::default()
-            },
-            projects: Projects::default(),
-            registries: BTreeMap::new(),
-            upstream: Upstream::default(),
-            cache: Cache::default(),
-            response: Response::default(),
-            webhook: Webhook::default(),
-        }
+/// `registries.<alias>`: the registry Harbor names `harbor_registry`, reached at `host`, no
+/// credentials.
+#[must_use]
+pub fn registry(harbor_registry: &str, host: &str) -> RegistrySettings {
+    RegistrySettings {
+        harbor_registry: harbor_registry.into(),
+        host: host.into(),
+        registry_type: None,
+        url: None,
+        insecure: false,
+        username: None,
+        password: None,
+        password_file: None,
     }
+}
 
-    /// The file's text.
+/// Changes to [`Settings`] that take more than one key or a conversion.
+pub trait Configure: Sized {
+    /// `self`, changed by `adjust`.
     #[must_use]
-    pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).expect("configuration YAML")
-    }
-
-    /// `harbor.url`.
-    #[must_use]
-    pub fn harbor_url(mut self, url: &str) -> Self {
-        self.harbor.url = url.into();
-        self
-    }
+    fn with(self, adjust: impl FnOnce(&mut Self)) -> Self;
 
     /// `harbor.username` and `harbor.password`: the sidecar's robot account.
-    #[must_use]
-    pub fn robot(mut self, robot: User) -> Self {
-        self.harbor.username = Some(robot.name.into());
-        self.harbor.password = Some(robot.password.into());
-        self
-    }
-
-    /// `harbor.timeout`.
-    #[must_use]
-    pub fn harbor_timeout(mut self, timeout: Duration) -> Self {
-        self.harbor.timeout = Some(timeout);
-        self
-    }
-
-    /// `harbor.connect_timeout`.
-    #[must_use]
-    pub fn harbor_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.harbor.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// `harbor.max_connections`.
-    #[must_use]
-    pub fn harbor_max_connections(mut self, connections: usize) -> Self {
-        self.harbor.max_connections = Some(connections);
-        self
-    }
-
-    /// `harbor.project_info_ttl`: how long Harbor's facts (and a project's labels) are kept.
-    #[must_use]
-    pub fn project_info_ttl(mut self, ttl: Duration) -> Self {
-        self.harbor.project_info_ttl = Some(ttl);
-        self
-    }
+    fn robot(&mut self, robot: User);
 
     /// `projects.enabled` (`*` enables every proxy-cache project).
-    #[must_use]
-    pub fn enable<S: AsRef<str>>(mut self, projects: &[S]) -> Self {
-        self.projects.enabled = projects.iter().map(|p| p.as_ref().to_owned()).collect();
-        self
-    }
-
-    /// `projects.store_in_harbor`: projects whose upstream signatures and SBOMs are pulled into
-    /// Harbor.
-    #[must_use]
-    pub fn store_in_harbor(mut self, projects: &[&str]) -> Self {
-        self.projects.store_in_harbor = projects.iter().map(|p| (*p).to_owned()).collect();
-        self
-    }
-
-    /// `projects.store_label`: the project label that does the same.
-    #[must_use]
-    pub fn store_label(mut self, label: &str) -> Self {
-        self.projects.store_label = Some(label.into());
-        self
-    }
-
-    /// `registries.<alias>`.
-    #[must_use]
-    pub fn registry(mut self, alias: &str, registry: Registry) -> Self {
-        self.registries.insert(alias.into(), registry);
-        self
-    }
-
-    /// `upstream.allow_private_realms: true`: upstreams (and their token realms) on loopback,
-    /// as every upstream of this suite is.
-    #[must_use]
-    pub fn allow_private_realms(mut self) -> Self {
-        self.upstream.allow_private_realms = Some(true);
-        self
-    }
-
-    /// `upstream.timeout`.
-    #[must_use]
-    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
-        self.upstream.timeout = Some(timeout);
-        self
-    }
-
-    /// `upstream.max_pages`.
-    #[must_use]
-    pub fn max_pages(mut self, pages: usize) -> Self {
-        self.upstream.max_pages = Some(pages);
-        self
-    }
-
-    /// `upstream.breaker_failures` and `upstream.breaker_cooldown`.
-    #[must_use]
-    pub fn registry_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
-        self.upstream.breaker_failures = Some(failures);
-        self.upstream.breaker_cooldown = Some(cooldown);
-        self
-    }
+    fn enable<S: AsRef<str>>(&mut self, projects: &[S]);
 
     /// `cache.backend: redis` with `cache.redis_url`.
-    #[must_use]
-    pub fn redis(mut self, url: &str) -> Self {
-        self.cache.backend = Some("redis");
-        self.cache.redis_url = Some(url.into());
-        self
-    }
-
-    /// `cache.redis_timeout`.
-    #[must_use]
-    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
-        self.cache.redis_timeout = Some(timeout);
-        self
-    }
-
-    /// `cache.fresh_for`.
-    #[must_use]
-    pub fn fresh_for(mut self, lifetime: Duration) -> Self {
-        self.cache.fresh_for = Some(lifetime);
-        self
-    }
-
-    /// `cache.keep_stale_for`.
-    #[must_use]
-    pub fn keep_stale_for(mut self, lifetime: Duration) -> Self {
-        self.cache.keep_stale_for = Some(lifetime);
-        self
-    }
-
-    /// `cache.keep_empty_for`.
-    #[must_use]
-    pub fn keep_empty_for(mut self, lifetime: Duration) -> Self {
-        self.cache.keep_empty_for = Some(lifetime);
-        self
-    }
-
-    /// `cache.max_entry_bytes`.
-    #[must_use]
-    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
-        self.cache.max_entry_bytes = Some(bytes);
-        self
-    }
-
-    /// `cache.lock_ttl`.
-    #[must_use]
-    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.cache.lock_ttl = Some(ttl);
-        self
-    }
-
-    /// `response.deadline`.
-    #[must_use]
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.response.deadline = Some(deadline);
-        self
-    }
+    fn redis(&mut self, url: &str);
 
     /// `webhook.auth_header`: the `Authorization` Harbor's webhooks must carry.
-    #[must_use]
-    pub fn webhook_auth_header(mut self, header: &str) -> Self {
-        self.webhook.auth_header = Some(header.into());
+    fn webhook_auth_header(&mut self, header: &str);
+}
+
+impl Configure for Settings {
+    fn with(mut self, adjust: impl FnOnce(&mut Self)) -> Self {
+        adjust(&mut self);
         self
     }
 
-    /// `webhook.queue_size`.
-    #[must_use]
-    pub fn webhook_queue_size(mut self, size: usize) -> Self {
-        self.webhook.queue_size = Some(size);
-        self
+    fn robot(&mut self, robot: User) {
+        self.harbor.username = Some(robot.name.into());
+        self.harbor.password = Some(Secret::new(robot.password));
     }
 
-    /// `response.max_bytes`.
-    #[must_use]
-    pub fn max_bytes(mut self, bytes: usize) -> Self {
-        self.response.max_bytes = Some(bytes);
-        self
+    fn enable<S: AsRef<str>>(&mut self, projects: &[S]) {
+        self.projects.enabled = projects.iter().map(|p| p.as_ref().to_owned()).collect();
     }
 
-    /// `response.max_page_size`.
-    #[must_use]
-    pub fn max_page_size(mut self, size: usize) -> Self {
-        self.response.max_page_size = Some(size);
-        self
+    fn redis(&mut self, url: &str) {
+        self.cache.backend = CacheBackend::Redis;
+        self.cache.redis_url = url
+            .parse()
+            .unwrap_or_else(|e| panic!("Redis URL {url:?}: {e}"));
+    }
+
+    fn webhook_auth_header(&mut self, header: &str) {
+        self.webhook.auth_header = Some(Secret::new(header));
     }
 }
 
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
-/// Durations as the service reads them (`250ms`, `2s`, `1h`).
-#[allow(clippy::ref_option)] // serde hands `serialize_with` a reference to the field.
-fn human_duration<S: Serializer>(
-    value: &Option<Duration>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(duration) => {
-            serializer.serialize_str(&humantime::format_duration(*duration).to_string())
-        }
-        None => serializer.serialize_none(),
+/// The configuration file's text. Secrets serialize masked (as `check-config` shows them), so
+/// their values are written in after serializing; a secret left masked fails here.
+#[must_use]
+pub fn to_yaml(settings: &Settings) -> String {
+    let mut tree = serde_yaml_ng::to_value(settings).expect("settings as YAML");
+    let secret = |value: &Option<Secret>| match value {
+        Some(secret) => Value::from(secret.expose()),
+        None => Value::Null,
+    };
+    tree["harbor"]["password"] = secret(&settings.harbor.password);
+    tree["webhook"]["auth_header"] = secret(&settings.webhook.auth_header);
+    for (alias, registry) in &settings.registries {
+        tree["registries"][alias.as_str()]["password"] = secret(&registry.password);
     }
+    if let Some(password) = settings.cache.redis_url.password() {
+        let encoded = percent_encoding::utf8_percent_encode(
+            password.expose(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let masked = tree["cache"]["redis_url"]
+            .as_str()
+            .expect("cache.redis_url")
+            .to_owned();
+        tree["cache"]["redis_url"] = masked.replacen(Secret::MASK, &encoded, 1).into();
+    }
+    let yaml = serde_yaml_ng::to_string(&tree).expect("configuration YAML");
+    assert!(
+        !yaml.contains(Secret::MASK),
+        "a secret would be written masked; write its value in `to_yaml`:\n{yaml}"
+    );
+    yaml
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    fn round_trip(settings: &Settings) -> (String, Settings) {
+        let yaml = to_yaml(settings);
+        let read =
+            Settings::from_yaml_with_env(&yaml, []).unwrap_or_else(|e| panic!("{e}:\n{yaml}"));
+        (yaml, read)
+    }
+
     #[test]
-    fn only_the_keys_set_are_written() {
-        let yaml = SidecarConfig::new("http://127.0.0.1:9")
-            .robot(crate::users::ROBOT)
-            .enable(&["hub-proxy"])
-            .fresh_for(Duration::from_secs(2))
-            .redis_timeout(Duration::from_millis(250))
-            .registry("hub", Registry::new("hub", "registry-1.docker.io"))
-            .to_yaml();
-        let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).expect("YAML");
-        assert_eq!(parsed["harbor"]["url"], "http://127.0.0.1:9");
-        assert_eq!(parsed["harbor"]["username"], crate::users::ROBOT.name);
-        assert!(parsed["harbor"].get("timeout").is_none(), "{yaml}");
-        assert_eq!(parsed["projects"]["enabled"][0], "hub-proxy");
+    fn the_service_reads_back_what_is_written() {
+        let settings = for_core("http://127.0.0.1:9").with(|s| {
+            s.robot(crate::users::ROBOT);
+            s.enable(&["hub-proxy"]);
+            s.redis("redis://:p%40ss+word@127.0.0.1:6390/10");
+            s.webhook_auth_header("Bearer s3cret");
+            s.cache.fresh_for = Duration::from_secs(2);
+            s.cache.redis_timeout = Duration::from_millis(250);
+            s.projects.label = None;
+            s.registries.insert(
+                "hub".into(),
+                RegistrySettings {
+                    username: Some("me".into()),
+                    password: Some(Secret::new("hunter2")),
+                    ..registry("hub", "registry-1.docker.io")
+                },
+            );
+        });
+        let (yaml, read) = round_trip(&settings);
+        assert_eq!(read.to_masked_yaml(), settings.to_masked_yaml(), "{yaml}");
+        let parsed: Value = serde_yaml_ng::from_str(&yaml).expect("YAML");
         assert_eq!(parsed["cache"]["fresh_for"], "2s");
         assert_eq!(parsed["cache"]["redis_timeout"], "250ms");
-        assert!(parsed["cache"].get("backend").is_none(), "{yaml}");
-        assert!(parsed.get("upstream").is_none(), "{yaml}");
-        assert_eq!(parsed["registries"]["hub"]["host"], "registry-1.docker.io");
         assert_eq!(parsed["listen"], "127.0.0.1:0");
+        assert_eq!(parsed["log"]["format"], "json");
+        let exposed = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_owned());
+        assert_eq!(
+            exposed(&read.harbor.password).as_deref(),
+            Some("robot-secret")
+        );
+        assert_eq!(
+            exposed(&read.webhook.auth_header).as_deref(),
+            Some("Bearer s3cret")
+        );
+        assert_eq!(
+            exposed(&read.registries["hub"].password).as_deref(),
+            Some("hunter2")
+        );
+        assert_eq!(
+            read.cache.redis_url.password().map(Secret::expose),
+            Some("p@ss+word")
+        );
+        assert_eq!(read.projects.label, None);
+    }
+
+    #[test]
+    fn the_defaults_round_trip() {
+        let settings = for_core("http://127.0.0.1:9");
+        let (yaml, read) = round_trip(&settings);
+        assert_eq!(read.to_masked_yaml(), settings.to_masked_yaml(), "{yaml}");
+        assert_eq!(read.harbor.password, None);
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod counting_proxy;
 pub mod harbor_double;
 pub mod harbor_webhook;
+pub mod metrics;
 pub mod nginx;
 pub mod ports;
 pub mod proxy_cache;

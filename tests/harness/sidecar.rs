@@ -6,7 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::config::SidecarConfig;
+use referrers_sidecar::config::Settings;
+
 use crate::users::User;
 
 /// Where `cargo build -p referrers-sidecar` put the binary (override: `REFERRERS_SIDECAR_BIN`).
@@ -38,10 +39,10 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// Starts the sidecar with `config` and waits until it listens.
-    pub fn start(config: &SidecarConfig) -> Self {
+    pub fn start(config: &Settings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, config.to_yaml()).expect("write config");
+        std::fs::write(&path, crate::config::to_yaml(config)).expect("write config");
         let mut child = Command::new(binary())
             .arg("--config")
             .arg(&path)

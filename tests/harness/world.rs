@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use referrers_sidecar::config::Settings;
 use serde_json::{Value, json};
 
 use crate::Sidecar;
-use crate::config::SidecarConfig;
+use crate::config::Configure;
 use crate::counting_proxy::CountingProxy;
 use crate::harbor_double::{DoubleConfig, DoubleProject, DoubleRegistry, HarborDouble};
 use crate::upstreams::{DockerRegistry, FerroOci, Pusher, Sample, Upstream};
@@ -74,7 +75,7 @@ pub struct WorldBuilder {
     harbor: DoubleConfig,
     mirrors: Vec<(String, Mirror)>,
     enabled: Vec<String>,
-    sidecar: SidecarConfig,
+    sidecar: Settings,
 }
 
 impl WorldBuilder {
@@ -144,8 +145,8 @@ impl WorldBuilder {
 
     /// Configuration every sidecar of the world starts from.
     #[must_use]
-    pub fn sidecar(mut self, adjust: impl FnOnce(SidecarConfig) -> SidecarConfig) -> Self {
-        self.sidecar = adjust(self.sidecar);
+    pub fn sidecar(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        adjust(&mut self.sidecar);
         self
     }
 
@@ -161,12 +162,13 @@ impl WorldBuilder {
                 vec![local.clone()],
             );
         }
-        let sidecar = self
-            .sidecar
-            .harbor_url(&harbor.url())
-            .robot(ROBOT)
-            .enable(&self.enabled)
-            .allow_private_realms();
+        let enabled = self.enabled;
+        let sidecar = self.sidecar.with(|s| {
+            s.harbor.url = harbor.url().parse().expect("Harbor's URL");
+            s.robot(ROBOT);
+            s.enable(&enabled);
+            s.upstream.allow_private_realms = true;
+        });
         World {
             harbor,
             local,
@@ -185,7 +187,7 @@ pub struct World {
     mirrors: Vec<(String, Mirror)>,
     /// What its sidecars start from: Harbor's URL, the robot, the enabled projects, upstreams
     /// on loopback allowed.
-    sidecar: SidecarConfig,
+    sidecar: Settings,
 }
 
 impl World {
@@ -199,7 +201,7 @@ impl World {
             },
             mirrors: Vec::new(),
             enabled: Vec::new(),
-            sidecar: SidecarConfig::new(""),
+            sidecar: crate::config::loopback(),
         }
     }
 
@@ -207,7 +209,7 @@ impl World {
     /// [`ALICE`] who may pull from it.
     pub fn hub_proxy(mirror: Mirror) -> Self {
         Self::hub_proxy_builder(mirror)
-            .sidecar(|config| config.upstream_timeout(Duration::from_secs(5)))
+            .sidecar(|s| s.upstream.timeout = Duration::from_secs(5))
             .start()
     }
 
@@ -311,8 +313,8 @@ impl World {
 
     /// A sidecar for this world, configured further by `adjust`.
     #[must_use]
-    pub fn sidecar_with(&self, adjust: impl FnOnce(SidecarConfig) -> SidecarConfig) -> Sidecar {
-        Sidecar::start(&adjust(self.sidecar.clone()))
+    pub fn sidecar_with(&self, adjust: impl FnOnce(&mut Settings)) -> Sidecar {
+        Sidecar::start(&self.sidecar.clone().with(adjust))
     }
 }
 

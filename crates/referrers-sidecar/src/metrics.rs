@@ -16,7 +16,7 @@ use crate::outcome::{
 pub const NAMESPACE: &str = "harbor_referrers";
 
 /// Failures of Harbor's REST API as the robot account sees them ([`HarborError::kind`]).
-const HARBOR_API_ERRORS: &[&str] = &[
+pub const HARBOR_API_ERRORS: &[&str] = &[
     "unreachable",
     "timeout",
     "unauthorized",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e::Sidecar;
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, for_core};
 
 const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -149,7 +149,7 @@ async fn oci_error(response: reqwest::Response) -> (String, String) {
 #[tokio::test]
 async fn core_down_answers_a_fixed_message_without_the_client_error_text() {
     let core_url = closed_port_url();
-    let sidecar = Sidecar::start(&SidecarConfig::new(&core_url));
+    let sidecar = Sidecar::start(&for_core(&core_url));
     for path in [
         "/v2/p/r/manifests/latest".to_owned(),
         format!("/v2/p/r/referrers/{DIGEST}"),
@@ -174,7 +174,7 @@ async fn core_down_answers_a_fixed_message_without_the_client_error_text() {
 async fn a_core_that_never_sends_its_head_gets_504_after_harbor_timeout() {
     let core = Core::start(Behaviour::Silent);
     let timeout = Duration::from_secs(1);
-    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()).harbor_timeout(timeout));
+    let sidecar = Sidecar::start(&for_core(&core.url()).with(|s| s.harbor.timeout = timeout));
     let started = Instant::now();
     let response = e2e::get(&sidecar.url("/v2/p/r/manifests/latest")).await;
     assert_eq!(response.status(), 504);
@@ -198,7 +198,7 @@ async fn a_body_that_keeps_flowing_passes_whole_though_it_outlasts_harbor_timeou
         pause: Duration::from_millis(250),
     });
     let sidecar =
-        Sidecar::start(&SidecarConfig::new(&core.url()).harbor_timeout(Duration::from_secs(1)));
+        Sidecar::start(&for_core(&core.url()).with(|s| s.harbor.timeout = Duration::from_secs(1)));
     let response = e2e::get(&sidecar.url("/v2/p/r/blobs/sha256:abc")).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.expect("the whole body");
@@ -210,13 +210,12 @@ async fn a_body_that_keeps_flowing_passes_whole_though_it_outlasts_harbor_timeou
 async fn a_full_pool_answers_503_with_retry_after_instead_of_queueing() {
     let core = Core::start(Behaviour::Silent);
     let connect_timeout = Duration::from_secs(1);
-    let sidecar = Sidecar::start(
-        &SidecarConfig::new(&core.url())
-            .harbor_max_connections(1)
-            .harbor_connect_timeout(connect_timeout)
-            // Held requests keep their connection long after the others were answered.
-            .harbor_timeout(Duration::from_secs(120)),
-    );
+    let sidecar = Sidecar::start(&for_core(&core.url()).with(|s| {
+        s.harbor.max_connections = 1;
+        s.harbor.connect_timeout = connect_timeout;
+        // Held requests keep their connection long after the others were answered.
+        s.harbor.timeout = Duration::from_secs(120);
+    }));
     let (workers, per_worker) = pool_layout(&sidecar);
     let capacity = workers * per_worker;
     let sent = capacity + 2;
@@ -256,7 +255,7 @@ async fn a_full_pool_answers_503_with_retry_after_instead_of_queueing() {
 #[tokio::test]
 async fn a_burst_of_sequential_requests_reuses_kept_alive_connections() {
     let core = Core::start(Behaviour::Answer);
-    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()));
+    let sidecar = Sidecar::start(&for_core(&core.url()));
     let (workers, _) = pool_layout(&sidecar);
     let burst = 40;
     for _ in 0..burst {

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, Settings};
 use e2e::harbor_double::{CORE_GARBAGE, CoreFault};
 use e2e::redis::{BlackHole, RedisServer};
 use e2e::scripted_upstream::{ScriptedUpstream, UpstreamFault};
@@ -207,14 +207,13 @@ async fn run(name: &str, row: Row) {
         .as_ref()
         .map(|redis| redis.url(10))
         .or_else(|| hole.as_ref().map(|hole| hole.url(10)));
-    let configure = |c: SidecarConfig| {
-        let c = c
-            .deadline(BUDGET)
-            .harbor_timeout(OWN_TIMEOUTS)
-            .upstream_timeout(OWN_TIMEOUTS);
-        match &redis_url {
-            Some(url) => c.redis(url).redis_timeout(Duration::from_millis(250)),
-            None => c,
+    let configure = |s: &mut Settings| {
+        s.response.deadline = BUDGET;
+        s.harbor.timeout = OWN_TIMEOUTS;
+        s.upstream.timeout = OWN_TIMEOUTS;
+        if let Some(url) = &redis_url {
+            s.redis(url);
+            s.cache.redis_timeout = Duration::from_millis(250);
         }
     };
     match (row.fault, redis.as_mut()) {
@@ -235,7 +234,10 @@ async fn run(name: &str, row: Row) {
         Fault::UpstreamDownWithAStaleEntry => Duration::from_secs(1),
         _ => Duration::from_secs(600),
     };
-    let sidecar = world.sidecar_with(|c| configure(c).fresh_for(fresh_for));
+    let sidecar = world.sidecar_with(|s| {
+        configure(s);
+        s.cache.fresh_for = fresh_for;
+    });
 
     match row.fault {
         Fault::Core(fault) => world.harbor.fail_referrers(fault),

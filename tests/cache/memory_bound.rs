@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e::metrics;
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::wait_for_metric;
 use e2e::world::{World, ask, referrers_path};
@@ -25,9 +26,9 @@ async fn twenty_huge_lists_at_once_stay_under_256_mib_and_are_not_downloaded_aga
     // A debug build decoding pages of megabytes on a loaded machine is slow: the listings get
     // the longest times there are, so that each one ends by refusal, never by a timeout
     // (which would not be remembered).
-    let sidecar = Arc::new(world.sidecar_with(|c| {
-        c.deadline(Duration::from_secs(60))
-            .upstream_timeout(Duration::from_secs(600))
+    let sidecar = Arc::new(world.sidecar_with(|s| {
+        s.response.deadline = Duration::from_secs(60);
+        s.upstream.timeout = Duration::from_secs(600);
     }));
     let paths: Vec<String> = (0..SUBJECTS)
         .map(|i| referrers_path("hub-proxy/team/app", &format!("sha256:{:064x}", 0xb000 + i)))
@@ -49,7 +50,7 @@ async fn twenty_huge_lists_at_once_stay_under_256_mib_and_are_not_downloaded_aga
     // Every listing has ended (those past the request's budget went on in the background).
     wait_for_metric(
         &sidecar,
-        "harbor_referrers_upstream_fetch_duration_seconds_count{registry=\"bulk\"}",
+        &metrics::upstream_fetches("bulk"),
         SUBJECTS as f64,
     )
     .await;

@@ -1,7 +1,8 @@
 //! Requests the sidecar does not answer itself reach core unchanged, and core's answers reach
 //! the client unchanged, streamed both ways.
 
-use e2e::config::SidecarConfig;
+use e2e::config::for_core;
+use e2e::metrics::{self, StatusClass};
 use e2e::standin_core::{Checksum, GZIP_BYTES, pattern_checksum, pattern_stream};
 use e2e::wait::eventually;
 use e2e::{Sidecar, StandinCore};
@@ -10,7 +11,7 @@ use futures_util::StreamExt;
 const MIB: u64 = 1024 * 1024;
 
 fn sidecar_for(core: &StandinCore) -> Sidecar {
-    Sidecar::start(&SidecarConfig::new(&core.url()))
+    Sidecar::start(&for_core(&core.url()))
 }
 
 fn client() -> reqwest::Client {
@@ -156,7 +157,7 @@ async fn large_bodies_stream_both_ways_in_bounded_memory() {
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_passthrough_requests_total{status_class=\"2xx\"} 3"),
+        metrics.contains(&format!("{} 3", metrics::passthrough(StatusClass::Success))),
         "{metrics}"
     );
 }
@@ -166,7 +167,7 @@ async fn core_down_gives_an_oci_502() {
     let core = StandinCore::start();
     let url = core.url();
     drop(core);
-    let sidecar = Sidecar::start(&SidecarConfig::new(&url));
+    let sidecar = Sidecar::start(&for_core(&url));
     let response = client()
         .get(sidecar.url("/v2/"))
         .send()

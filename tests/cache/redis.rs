@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, Settings};
+use e2e::metrics::{self, CacheResult, Lock, Refresh, Target, Tier};
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::{eventually, wait_for_metric};
@@ -15,15 +16,12 @@ use e2e::world::{Mirror, World, ask, ask_until, referrers_path};
 /// finds the entry on a loaded machine.
 const SHORT: Duration = Duration::from_secs(5);
 
-const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}";
-
 /// The Redis tier at `url`, with the service's timeout and freshness spelled out.
-fn redis_cache(url: &str) -> impl FnOnce(SidecarConfig) -> SidecarConfig {
-    move |config| {
-        config
-            .redis(url)
-            .redis_timeout(Duration::from_millis(250))
-            .fresh_for(Duration::from_secs(600))
+fn redis_cache(url: &str) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.redis(url);
+        s.cache.redis_timeout = Duration::from_millis(250);
+        s.cache.fresh_for = Duration::from_secs(600);
     }
 }
 
@@ -87,15 +85,12 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
     assert_eq!(
         e2e::metric(
             &metrics,
-            "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}"
+            &metrics::cache_lookups(Tier::Memory, CacheResult::Hit)
         ),
         0.0
     );
     assert_eq!(
-        e2e::metric(
-            &metrics,
-            "harbor_referrers_cache_stores_total{tier=\"redis\"}"
-        ),
+        e2e::metric(&metrics, &metrics::cache_stores(Tier::Redis)),
         0.0
     );
     assert_eq!(
@@ -135,12 +130,10 @@ async fn redis_killed_then_restarted_never_fails_a_request() {
         );
     }
     assert_eq!(
-        sidecar
-            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
-            .await,
+        sidecar.metric(&metrics::breaker_state(Target::Redis)).await,
         1.0
     );
-    assert!(sidecar.metric("harbor_referrers_redis_errors_total").await >= 1.0);
+    assert!(sidecar.metric(&metrics::redis_errors()).await >= 1.0);
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "down");
     assert!(
         sidecar
@@ -162,9 +155,7 @@ async fn redis_killed_then_restarted_never_fails_a_request() {
     })
     .await;
     assert_eq!(
-        sidecar
-            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
-            .await,
+        sidecar.metric(&metrics::breaker_state(Target::Redis)).await,
         0.0
     );
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "up");
@@ -188,9 +179,7 @@ async fn a_black_holed_redis_still_gets_answers() {
         );
     }
     assert_eq!(
-        sidecar
-            .metric("harbor_referrers_breaker_state{target=\"redis\"}")
-            .await,
+        sidecar.metric(&metrics::breaker_state(Target::Redis)).await,
         1.0
     );
     assert_eq!(readyz(&sidecar).await["redis"]["state"], "down");
@@ -233,10 +222,9 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
     let upstream = ScriptedUpstream::start(1);
     let redis = RedisServer::start();
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let cache = |config: SidecarConfig| {
-        config
-            .redis(&redis.url(10))
-            .lock_ttl(Duration::from_secs(10))
+    let cache = |s: &mut Settings| {
+        s.redis(&redis.url(10));
+        s.cache.lock_ttl = Duration::from_secs(10);
     };
     let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
     let path = cold(0x5555);
@@ -250,10 +238,8 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
         eventually("both replicas tried the lock", async || {
             let mut tried = 0.0;
             for sidecar in [&first, &second] {
-                for result in ["won", "lost"] {
-                    let series =
-                        format!("harbor_referrers_cache_locks_total{{result=\"{result}\"}}");
-                    tried += sidecar.metric(&series).await;
+                for result in Lock::ALL {
+                    tried += sidecar.metric(&metrics::cache_locks(*result)).await;
                 }
             }
             tried >= 2.0
@@ -277,12 +263,12 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
         1,
         "one fetch across both replicas"
     );
-    let locks = async |result: &str| {
-        let series = format!("harbor_referrers_cache_locks_total{{result=\"{result}\"}}");
+    let locks = async |result: Lock| {
+        let series = metrics::cache_locks(result);
         first.metric(&series).await + second.metric(&series).await
     };
     assert_eq!(
-        (locks("won").await, locks("lost").await),
+        (locks(Lock::Won).await, locks(Lock::Lost).await),
         (1.0, 1.0),
         "one replica fetched, the other waited for its entry"
     );
@@ -292,7 +278,10 @@ async fn replicas_sharing_redis_make_one_upstream_fetch_for_a_cold_key() {
 async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let redis = RedisServer::start();
-    let cache = |config: SidecarConfig| config.redis(&redis.url(10)).fresh_for(SHORT);
+    let cache = |s: &mut Settings| {
+        s.redis(&redis.url(10));
+        s.cache.fresh_for = SHORT;
+    };
     let (first, second) = (world.sidecar_with(cache), world.sidecar_with(cache));
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");
@@ -307,12 +296,12 @@ async fn a_refresh_takes_a_fresher_entry_another_replica_stored() {
     // The first replica refreshes its stale entry from the upstream and stores it in Redis.
     let (hits, _) = ask_until(&first, &path, "stale").await;
     assert!(hits.iter().all(|a| a.cache == "hit"), "{hits:?}");
-    wait_for_metric(&first, REFRESHED, 1.0).await;
+    wait_for_metric(&first, &metrics::cache_refreshes(Refresh::Refreshed), 1.0).await;
     assert_eq!(mirror.referrers_requests(), 2);
 
     // The second replica's copy is stale too; its refresh finds the first one's in Redis.
     assert_eq!(ask(&second, &path).await.cache, "stale");
-    wait_for_metric(&second, REFRESHED, 1.0).await;
+    wait_for_metric(&second, &metrics::cache_refreshes(Refresh::Refreshed), 1.0).await;
     assert_eq!(ask(&second, &path).await.cache, "hit");
     assert_eq!(
         mirror.referrers_requests(),

@@ -1,6 +1,7 @@
 //! What a client sees for malformed referrers requests, and that valid ones reach core.
 
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, for_core};
+use e2e::metrics::{self, Outcome, StatusClass};
 use e2e::{Sidecar, StandinCore};
 
 fn digest() -> String {
@@ -20,7 +21,7 @@ async fn get(sidecar: &Sidecar, path: &str) -> (u16, serde_json::Value) {
 #[tokio::test]
 async fn malformed_requests_get_oci_errors_and_never_reach_core() {
     let core = StandinCore::start();
-    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()).max_page_size(50));
+    let sidecar = Sidecar::start(&for_core(&core.url()).with(|s| s.response.max_page_size = 50));
     let d = digest();
     let cases = [
         (format!("/v2/Proxy/nginx/referrers/{d}"), "NAME_INVALID"),
@@ -97,15 +98,15 @@ async fn malformed_requests_get_oci_errors_and_never_reach_core() {
     );
 
     let metrics = sidecar.metrics().await;
-    let invalid = "harbor_referrers_requests_total{outcome=\"invalid\"} ";
+    let invalid = format!("{} ", metrics::requests(Outcome::Invalid));
     let counted: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix(invalid))
+        .find_map(|l| l.strip_prefix(&invalid))
         .and_then(|v| v.parse().ok())
         .expect("invalid counter");
     assert_eq!(counted, (cases.len() + junk.len()) as u64, "{metrics}");
     assert!(
-        metrics.contains("harbor_referrers_passthrough_requests_total{status_class=\"2xx\"} 0"),
+        metrics.contains(&format!("{} 0", metrics::passthrough(StatusClass::Success))),
         "no malformed request may reach core: {metrics}"
     );
 }
@@ -113,7 +114,7 @@ async fn malformed_requests_get_oci_errors_and_never_reach_core() {
 #[tokio::test]
 async fn a_valid_request_reaches_core_with_its_raw_query() {
     let core = StandinCore::start();
-    let sidecar = Sidecar::start(&SidecarConfig::new(&core.url()));
+    let sidecar = Sidecar::start(&for_core(&core.url()));
     let d = digest();
     let path = format!(
         "/v2/proxy/library/nginx/referrers/{d}?artifactType=application/vnd.cncf.notary.signature%2Bjson&ns=docker.io"

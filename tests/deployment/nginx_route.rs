@@ -5,12 +5,13 @@
 //! The shipped location files are used as they are, with only their two addresses rendered
 //! for loopback (Docker's resolver and the sidecar's service name).
 
-use e2e::config::SidecarConfig;
+use e2e::config::for_core;
+use e2e::metrics;
 use e2e::nginx::{Nginx, closed_udp_port};
 use e2e::{RawResponse, Sidecar, StandinCore, raw_get};
 
-const HTTP_ROUTE: &str = include_str!("../deploy/compose/harbor.http.referrers.conf");
-const HTTPS_ROUTE: &str = include_str!("../deploy/compose/harbor.https.referrers.conf");
+const HTTP_ROUTE: &str = include_str!("../../deploy/compose/harbor.http.referrers.conf");
+const HTTPS_ROUTE: &str = include_str!("../../deploy/compose/harbor.https.referrers.conf");
 
 /// What the shipped files say, and so what the rendering below replaces.
 const SHIPPED_SIDECAR: &str = "\"http://referrers-sidecar:8080\"";
@@ -146,7 +147,7 @@ fn start_nginx(core: &StandinCore, sidecar: &SidecarAddress) -> Nginx {
 }
 
 fn start_sidecar(core: &StandinCore) -> Sidecar {
-    Sidecar::start(&SidecarConfig::new(&core.url()))
+    Sidecar::start(&for_core(&core.url()))
 }
 
 fn digest() -> String {
@@ -193,14 +194,7 @@ fn assert_core_answered(response: &RawResponse, target: &str) {
 fn metric_sum(sidecar: &Sidecar, name: &str) -> f64 {
     let metrics = raw_get(sidecar.metrics_port, b"/metrics");
     assert_eq!(metrics.status, 200);
-    String::from_utf8_lossy(&metrics.body)
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metrics::family_sum(&String::from_utf8_lossy(&metrics.body), name)
 }
 
 #[test]
@@ -234,7 +228,7 @@ fn referrers_requests_reach_the_sidecar_and_every_other_v2_request_reaches_core(
         &raw_get(nginx.port, name_invalid.as_bytes()),
         "NAME_INVALID",
     );
-    assert!(metric_sum(&sidecar, "harbor_referrers_requests_total") >= 5.0);
+    assert!(metric_sum(&sidecar, metrics::REQUESTS) >= 5.0);
 
     let d = digest();
     let others = [
@@ -255,10 +249,7 @@ fn referrers_requests_reach_the_sidecar_and_every_other_v2_request_reaches_core(
         assert_core_answered(&raw_get(nginx.port, target.as_bytes()), target);
     }
     // None of them went through the sidecar's pass-through.
-    assert_eq!(
-        metric_sum(&sidecar, "harbor_referrers_passthrough_requests_total"),
-        0.0
-    );
+    assert_eq!(metric_sum(&sidecar, metrics::PASSTHROUGH), 0.0);
 }
 
 #[test]

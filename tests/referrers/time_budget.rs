@@ -1,10 +1,11 @@
 //! One time budget per referrers request (`response.deadline`): an upstream that does not
 //! answer within it gives the local referrers at once, and its fetch goes on to fill the cache
 //! for the next request. (A core that does not answer within it is a row of the fault matrix,
-//! `tests/fault_matrix.rs`.)
+//! `tests/cache/fault_matrix.rs`.)
 
 use std::time::{Duration, Instant};
 
+use e2e::metrics::{self, Tier, UpstreamResult};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::wait_for_metric;
 use e2e::world::{World, ask, referrers_path};
@@ -26,7 +27,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
     world
         .harbor
         .set_local_referrers("hub-proxy/team/app", SUBJECT, vec![world.local.clone()]);
-    let sidecar = world.sidecar_with(|c| c.deadline(BUDGET));
+    let sidecar = world.sidecar_with(|s| s.response.deadline = BUDGET);
     let path = referrers_path("hub-proxy/team/app", SUBJECT);
 
     let started = Instant::now();
@@ -45,12 +46,7 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
 
     // The fetch outlives the request that started it, and fills the cache.
     upstream.release();
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_cache_stores_total{tier=\"memory\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::cache_stores(Tier::Memory), 1.0).await;
     let second = ask(&sidecar, &path).await;
     assert_eq!(
         (
@@ -71,7 +67,10 @@ async fn an_upstream_slower_than_the_budget_gives_the_local_referrers_then_a_hit
         "two pages, each asked once"
     );
     let timeouts = sidecar
-        .metric("harbor_referrers_upstream_results_total{registry=\"scripted\",result=\"timeout\"}")
+        .metric(&metrics::upstream_results(
+            "scripted",
+            UpstreamResult::Timeout,
+        ))
         .await;
     assert!(
         (timeouts - 1.0).abs() < f64::EPSILON,

@@ -2,16 +2,14 @@
 //! referrer pulled by digest through a proxy-cache project becomes one of core's own local
 //! referrers), and what the sidecar's `projects.store_in_harbor` makes of it.
 
+use e2e::config::Configure;
 use e2e::harbor_webhook;
+use e2e::metrics::{self, PullResult, WarmResult};
 use e2e::redis::RedisServer;
 use e2e::users::{ALICE, ROBOT};
 use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask, digests, referrers_path};
 use serde_json::Value;
-
-const PULLED: &str = "harbor_referrers_store_pulls_total{result=\"pulled\"}";
-const ALREADY: &str = "harbor_referrers_store_pulls_total{result=\"already\"}";
-const WARMED: &str = "harbor_referrers_webhook_warms_total{result=\"fetched\"}";
 
 /// `hub-proxy` over a mirror with the referrers API, and `other-proxy` over the same upstream
 /// (with Harbor's local referrer too); [`ALICE`] may pull from both.
@@ -154,7 +152,7 @@ async fn the_core_double_pulls_through_caches_and_records_a_referrer_as_harbor_d
 #[tokio::test]
 async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     let mut world = two_projects().await;
-    let sidecar = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let sidecar = world.sidecar_with(|s| s.projects.store_in_harbor = vec!["hub-proxy".into()]);
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
     // The sample's upstream referrers (a cosign signature and an SPDX SBOM, both of the
     // default artifact types) and Harbor's local one.
@@ -171,7 +169,7 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     );
     assert_eq!(sorted(first.digests.clone()), expected);
 
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     let pulls = manifest_pulls(&world, "hub-proxy");
     let mut pulled: Vec<String> = pulls
         .iter()
@@ -204,11 +202,16 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     let merged = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(merged.cache, "hit");
     assert_eq!(merged.digests, first.digests, "no duplicate");
-    assert_eq!(sidecar.metric(PULLED).await, 2.0);
+    assert_eq!(
+        sidecar
+            .metric(&metrics::store_pulls(PullResult::Pulled))
+            .await,
+        2.0
+    );
 
     // The upstream gone, a sidecar with nothing cached still lists them: they are local now.
     world.mirror_mut("hub-proxy").front.stop();
-    let fresh = world.sidecar_with(|config| config.store_in_harbor(&["hub-proxy"]));
+    let fresh = world.sidecar_with(|s| s.projects.store_in_harbor = vec!["hub-proxy".into()]);
     let after = ask(&fresh, &world.subject_path("hub-proxy")).await;
     assert_eq!((after.status, after.upstream.as_str()), (200, "error"));
     assert_eq!(sorted(after.digests), expected);
@@ -222,10 +225,9 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
         .add_project_label("other-proxy", "referrers-proxy-store");
     let redis = RedisServer::start();
     let replica = || {
-        world.sidecar_with(|config| {
-            config
-                .store_label("referrers-proxy-store")
-                .redis(&redis.url(10))
+        world.sidecar_with(|s| {
+            s.projects.store_label = Some("referrers-proxy-store".into());
+            s.redis(&redis.url(10));
         })
     };
     let (first, second) = (replica(), replica());
@@ -234,11 +236,16 @@ async fn the_store_label_opts_a_project_in_and_replicas_sharing_redis_pull_once(
 
     // Each replica fetches and offers the list; one pull per digest in all.
     ask(&first, &path).await;
-    wait_for_metric(&first, PULLED, 2.0).await;
+    wait_for_metric(&first, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     ask(&second, &path).await;
-    wait_for_metric(&second, ALREADY, 2.0).await;
+    wait_for_metric(&second, &metrics::store_pulls(PullResult::Already), 2.0).await;
     assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
-    assert_eq!(second.metric(PULLED).await, 0.0);
+    assert_eq!(
+        second
+            .metric(&metrics::store_pulls(PullResult::Pulled))
+            .await,
+        0.0
+    );
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
         sorted(core_referrers_of(&world, "other-proxy", &subject).await),
@@ -261,7 +268,7 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
     // hub-proxy's referrers (asked first) were offered and turned down.
     ask(&sidecar, &world.subject_path("hub-proxy")).await;
     ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     assert_eq!(manifest_pulls(&world, "other-proxy").len(), 2);
     assert!(manifest_pulls(&world, "hub-proxy").is_empty());
     assert_eq!(
@@ -283,10 +290,9 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
 async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_signatures() {
     const SECRET: &str = "Bearer webhook-s3cret";
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|config| {
-        config
-            .webhook_auth_header(SECRET)
-            .store_in_harbor(&["hub-proxy"])
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.projects.store_in_harbor = vec!["hub-proxy".into()];
     });
     world
         .harbor
@@ -318,7 +324,7 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
     assert_eq!(pulled.headers()["docker-content-digest"], subject.as_str());
 
     // Harbor's PULL_ARTIFACT warms the cache: the first verification is a hit.
-    wait_for_metric(&sidecar, WARMED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 1.0).await;
     let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(
         (first.cache.as_str(), first.upstream.as_str()),
@@ -327,7 +333,7 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
     assert_eq!(sorted(first.digests.clone()), expected);
 
     // The warmed list had the signatures stored in Harbor; the answer stays without duplicates.
-    wait_for_metric(&sidecar, PULLED, 2.0).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
     assert_eq!(sorted(core_referrers(&world, &subject).await), expected);
     let again = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(again.digests, first.digests);

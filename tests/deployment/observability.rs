@@ -9,11 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e::Sidecar;
-use e2e::config::{Registry, SidecarConfig};
+use e2e::config::{Configure, for_core, registry};
+use e2e::metrics;
 
-const RULES: &str = include_str!("../deploy/prometheus/rules.yaml");
-const DASHBOARD: &str = include_str!("../deploy/grafana/referrers-sidecar.json");
-const OPERATIONS: &str = include_str!("../docs/operations.md");
+const RULES: &str = include_str!("../../deploy/prometheus/rules.yaml");
+const DASHBOARD: &str = include_str!("../../deploy/grafana/referrers-sidecar.json");
+const OPERATIONS: &str = include_str!("../../docs/operations.md");
 
 /// Metric names the files may use: ours, and the process collector's.
 const PREFIXES: &[&str] = &["harbor_referrers_", "process_"];
@@ -328,10 +329,10 @@ fn problems(expressions: &[(String, String)], exposition: &Exposition) -> Vec<St
 #[tokio::test]
 async fn every_metric_and_label_value_the_rules_and_dashboard_use_is_exported() {
     // One configured upstream registry, so the registry-labelled series exist.
-    let sidecar = Sidecar::start(
-        &SidecarConfig::new("http://127.0.0.1:9")
-            .registry("hub", Registry::new("hub", "registry-1.docker.io")),
-    );
+    let sidecar = Sidecar::start(&for_core("http://127.0.0.1:9").with(|s| {
+        s.registries
+            .insert("hub".into(), registry("hub", "registry-1.docker.io"));
+    }));
     let exposition = Exposition::parse(&sidecar.metrics().await);
 
     let rules = rule_expressions();
@@ -344,13 +345,14 @@ async fn every_metric_and_label_value_the_rules_and_dashboard_use_is_exported() 
         .flat_map(|(_, expr)| scan(expr).0)
         .collect();
     // The checks below must not be vacuous: the files name the metrics the alerts are about.
+    let duration_buckets = format!("{}_bucket", metrics::REQUEST_DURATION);
     for name in [
-        "harbor_referrers_upstream_results_total",
-        "harbor_referrers_breaker_state",
-        "harbor_referrers_cache_lookups_total",
-        "harbor_referrers_harbor_api_errors_total",
-        "harbor_referrers_request_duration_seconds_bucket",
-        "harbor_referrers_requests_total",
+        metrics::UPSTREAM_RESULTS,
+        metrics::BREAKER_STATE,
+        metrics::CACHE_LOOKUPS,
+        metrics::HARBOR_API_ERRORS,
+        &duration_buckets,
+        metrics::REQUESTS,
         "process_resident_memory_bytes",
     ] {
         assert!(used.contains(name), "{name} is used: {used:?}");

@@ -2,7 +2,9 @@
 //! a repository the project's allowlist excludes gets core's answer and causes no upstream
 //! call (nor does a pull webhook for it); a repository it allows is merged as before.
 
+use e2e::config::Configure;
 use e2e::harbor_webhook::{Format, artifact_event, post};
+use e2e::metrics::{self, WarmResult};
 use e2e::users::ALICE;
 use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask};
@@ -73,7 +75,7 @@ async fn a_regex_is_anchored_like_harbors() {
 async fn a_pull_webhook_for_an_excluded_repository_reaches_no_upstream() {
     const SECRET: &str = "Bearer webhook-s3cret";
     let world = allowlisted_world("library/**", None).await;
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
     let pulled = artifact_event(
         Format::Default,
@@ -86,11 +88,6 @@ async fn a_pull_webhook_for_an_excluded_repository_reaches_no_upstream() {
         post(&sidecar, Some(SECRET), Format::Default, &pulled).await,
         202
     );
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_webhook_warms_total{result=\"unserved\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Unserved), 1.0).await;
     assert_eq!(mirror.front.seen_with("/v2/").len(), 0, "no upstream call");
 }

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
+use e2e::config::Configure;
 use e2e::harbor_double::DoubleProject;
 use e2e::harbor_webhook::{self, Format, artifact_event, post};
+use e2e::metrics::{self, WarmResult, WebhookEvent};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask};
@@ -15,24 +17,9 @@ use e2e::world::{Mirror, World, ask};
 /// The auth header of the webhook policy in Harbor, and the sidecar's `webhook.auth_header`.
 const SECRET: &str = "Bearer webhook-s3cret";
 
-fn warms(result: &str) -> String {
-    format!("harbor_referrers_webhook_warms_total{{result=\"{result}\"}}")
-}
-
-fn events(event_type: &str, result: &str) -> String {
-    format!("harbor_referrers_webhook_events_total{{result=\"{result}\",type=\"{event_type}\"}}")
-}
-
-const QUEUE_DEPTH: &str = "harbor_referrers_webhook_queue_depth";
-
 /// Every warm fetch finished so far, whatever its result.
 async fn all_warms(sidecar: &Sidecar) -> f64 {
-    let metrics = sidecar.metrics().await;
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("harbor_referrers_webhook_warms_total{"))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    metrics::family_sum(&sidecar.metrics().await, metrics::WEBHOOK_WARMS)
 }
 
 /// A pull of the mirrored subject through `hub-proxy`, in `format`.
@@ -49,17 +36,19 @@ fn pull(world: &World, format: Format) -> serde_json::Value {
 
 async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
 
     assert_eq!(
         post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
         202
     );
-    wait_for_metric(&sidecar, &warms("fetched"), 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 1.0).await;
     assert_eq!(mirror.referrers_requests(), 1, "fetched in the background");
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::PullQueued))
+            .await,
         1.0
     );
 
@@ -75,7 +64,7 @@ async fn a_pull_warms_the_cache_and_the_first_request_is_a_hit(format: Format) {
         post(&sidecar, Some(SECRET), format, &pull(&world, format)).await,
         202
     );
-    wait_for_metric(&sidecar, &warms("fresh"), 1.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fresh), 1.0).await;
     assert_eq!(
         mirror.referrers_requests(),
         1,
@@ -99,7 +88,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
         .project(DoubleProject::local(9, "library"))
         .enable(&["other-proxy"])
         .start();
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
 
     // A proxy-cache project neither listed nor labelled, and a local project.
@@ -116,7 +105,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
             202
         );
     }
-    wait_for_metric(&sidecar, &warms("unserved"), 2.0).await;
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Unserved), 2.0).await;
     assert_eq!(all_warms(&sidecar).await, 2.0);
     assert_eq!(mirror.referrers_requests(), 0);
     assert_eq!(
@@ -129,7 +118,7 @@ async fn pulls_in_projects_not_served_reach_no_upstream() {
 #[tokio::test]
 async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let payload = pull(&world, Format::Default);
 
     for wrong in [
@@ -155,11 +144,18 @@ async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     assert_eq!(body["errors"][0]["code"], "BAD_REQUEST");
 
     assert_eq!(
-        sidecar.metric(&events("unknown", "unauthorized")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::UnknownUnauthorized))
+            .await,
         3.0
     );
-    assert_eq!(sidecar.metric(&events("unknown", "invalid")).await, 1.0);
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::UnknownInvalid))
+            .await,
+        1.0
+    );
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 0.0);
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 0);
     let logs = sidecar.logs().join("\n");
@@ -187,7 +183,7 @@ async fn without_a_secret_configured_the_endpoint_does_not_exist() {
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.webhook_auth_header(SECRET));
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
     let mirror = world.mirror("hub-proxy");
     let repository = format!("hub-proxy/{}", mirror.repository);
     let digest = &mirror.sample.subject.digest;
@@ -206,12 +202,19 @@ async fn other_event_types_are_acknowledged_and_ignored() {
         );
     }
     // Ignored in the answer itself: nothing is queued, so nothing can be fetched later.
-    assert_eq!(sidecar.metric(&events("other", "ignored")).await, 4.0);
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::OtherIgnored))
+            .await,
+        4.0
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::PullQueued))
+            .await,
         0.0
     );
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 0.0);
     assert_eq!(mirror.referrers_requests(), 0);
 }
@@ -223,10 +226,10 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
     upstream.hold();
     let world = World::hub_proxy_over("scripted", &upstream.url());
     // Held fetches must outlast the test's waits rather than time out and fail.
-    let sidecar = world.sidecar_with(|c| {
-        c.webhook_auth_header(SECRET)
-            .webhook_queue_size(QUEUE)
-            .upstream_timeout(Duration::from_secs(120))
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.webhook.queue_size = QUEUE;
+        s.upstream.timeout = Duration::from_secs(120);
     });
     let pull_of = |n: usize| {
         artifact_event(
@@ -266,22 +269,31 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
         202
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "queued")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::PullQueued))
+            .await,
         8.0
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "dropped")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::PullDropped))
+            .await,
         42.0
     );
     assert_eq!(
-        sidecar.metric(&events("pull_artifact", "duplicate")).await,
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::PullDuplicate))
+            .await,
         2.0
     );
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, QUEUE as f64);
+    assert_eq!(
+        sidecar.metric(&metrics::webhook_queue_depth()).await,
+        QUEUE as f64
+    );
 
     upstream.release();
-    wait_for_metric(&sidecar, &warms("fetched"), 8.0).await;
-    assert_eq!(sidecar.metric(QUEUE_DEPTH).await, 0.0);
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 8.0).await;
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
     assert_eq!(all_warms(&sidecar).await, 8.0);
     assert_eq!(
         upstream.referrers_requests(),
@@ -291,23 +303,28 @@ async fn a_flood_beyond_the_queue_is_counted_and_dropped() {
 }
 
 /// Warm results without a list.
-const FAILED_WARMS: [&str; 3] = ["error", "skipped", "rate_limited"];
+const FAILED_WARMS: [WarmResult; 3] = [
+    WarmResult::Error,
+    WarmResult::Skipped,
+    WarmResult::RateLimited,
+];
 
 /// The counts of [`FAILED_WARMS`] on `sidecar`.
 async fn counts(sidecar: &Sidecar) -> [f64; 3] {
     let metrics = sidecar.metrics().await;
-    FAILED_WARMS.map(|result| e2e::metric(&metrics, &warms(result)))
+    FAILED_WARMS.map(|result| e2e::metric(&metrics, &metrics::webhook_warms(result)))
 }
 
 /// Two pulls of different artifacts through `hub-proxy` over `upstream`, which answers every
 /// request with `status`: what the second warm fetch was, and whether it reached the upstream.
-async fn second_warm_after(status: u16) -> (String, usize, usize) {
+async fn second_warm_after(status: u16) -> (WarmResult, usize, usize) {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(status));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| {
-        c.webhook_auth_header(SECRET)
-            .registry_breaker(1, Duration::from_secs(600))
+    let sidecar = world.sidecar_with(|s| {
+        s.webhook_auth_header(SECRET);
+        s.upstream.breaker_failures = 1;
+        s.upstream.breaker_cooldown = Duration::from_secs(600);
     });
     let pull_of = |n: u32| {
         artifact_event(
@@ -342,21 +359,28 @@ async fn second_warm_after(status: u16) -> (String, usize, usize) {
         .into_iter()
         .zip(first.into_iter().zip(then))
         .find_map(|(result, (before, after))| (after > before).then_some(result))
-        .expect("the second warm fetch is counted")
-        .to_owned();
+        .expect("the second warm fetch is counted");
     (second, after_first, upstream.requests())
 }
 
 #[tokio::test]
 async fn warming_obeys_the_registrys_breaker() {
     let (second, before, after) = second_warm_after(503).await;
-    assert_eq!(second, "skipped", "the breaker opened on the first failure");
+    assert_eq!(
+        second,
+        WarmResult::Skipped,
+        "the breaker opened on the first failure"
+    );
     assert_eq!(after, before, "no upstream call while it is open");
 }
 
 #[tokio::test]
 async fn warming_obeys_the_registrys_rate_limit() {
     let (second, before, after) = second_warm_after(429).await;
-    assert_eq!(second, "rate_limited", "the registry rests after a 429");
+    assert_eq!(
+        second,
+        WarmResult::RateLimited,
+        "the registry rests after a 429"
+    );
     assert_eq!(after, before, "no upstream call while it rests");
 }

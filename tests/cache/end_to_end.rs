@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use e2e::metrics::{self, CacheResult, Refresh, Target, Tier};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::users::ALICE;
 use e2e::wait::{eventually, wait_for_metric};
@@ -18,13 +19,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// finds the entry on a loaded machine.
 const SHORT: Duration = Duration::from_secs(5);
 
-const REFRESHED: &str = "harbor_referrers_cache_refreshes_total{outcome=\"refreshed\"}";
-
 #[tokio::test]
 async fn miss_hit_stale_and_refresh() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
     let mirror = world.mirror("hub-proxy");
-    let sidecar = world.sidecar_with(|c| c.fresh_for(SHORT).keep_stale_for(HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = SHORT;
+        s.cache.keep_stale_for = HOUR;
+    });
     let path = world.subject_path("hub-proxy");
 
     let first = ask(&sidecar, &path).await;
@@ -58,7 +60,7 @@ async fn miss_hit_stale_and_refresh() {
         mirror.referrers_requests() == 2
     })
     .await;
-    wait_for_metric(&sidecar, REFRESHED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::cache_refreshes(Refresh::Refreshed), 1.0).await;
     let fourth = ask(&sidecar, &path).await;
     assert_eq!(fourth.cache, "hit", "refreshed");
     assert_eq!(mirror.referrers_requests(), 2);
@@ -66,22 +68,19 @@ async fn miss_hit_stale_and_refresh() {
     assert_eq!(
         e2e::metric(
             &after,
-            "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}"
+            &metrics::cache_lookups(Tier::Memory, CacheResult::Hit)
         ),
         (2 + hits.len()) as f64
     );
     assert_eq!(
         e2e::metric(
             &after,
-            "harbor_referrers_cache_lookups_total{result=\"stale\",tier=\"memory\"}"
+            &metrics::cache_lookups(Tier::Memory, CacheResult::Stale)
         ),
         1.0
     );
     assert_eq!(
-        e2e::metric(
-            &after,
-            "harbor_referrers_cache_stores_total{tier=\"memory\"}"
-        ),
+        e2e::metric(&after, &metrics::cache_stores(Tier::Memory)),
         2.0
     );
 }
@@ -89,7 +88,7 @@ async fn miss_hit_stale_and_refresh() {
 #[tokio::test]
 async fn two_hundred_concurrent_requests_for_a_cold_key_make_one_upstream_request() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.fresh_for(Duration::from_secs(600)));
+    let sidecar = world.sidecar_with(|s| s.cache.fresh_for = Duration::from_secs(600));
     let path = world.subject_path("hub-proxy");
     let client = e2e::http_client();
     let requests = (0..200).map(|_| {
@@ -118,10 +117,11 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
     let mut world = World::hub_proxy(Mirror::with_referrers_api().await);
     // Fresh for a second, then stale long enough to see a refresh fail; the registry breaker
     // stays closed so the last answer shows the upstream's error itself.
-    let sidecar = world.sidecar_with(|c| {
-        c.fresh_for(Duration::from_secs(1))
-            .keep_stale_for(Duration::from_secs(1) + SHORT)
-            .registry_breaker(1000, HOUR)
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = Duration::from_secs(1);
+        s.cache.keep_stale_for = Duration::from_secs(1) + SHORT;
+        s.upstream.breaker_failures = 1000;
+        s.upstream.breaker_cooldown = HOUR;
     });
     let path = world.subject_path("hub-proxy");
     let first = ask(&sidecar, &path).await;
@@ -140,12 +140,7 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
         stale.digests, all,
         "the upstream's list from the cache, with the local one"
     );
-    wait_for_metric(
-        &sidecar,
-        "harbor_referrers_cache_refreshes_total{outcome=\"failed\"}",
-        1.0,
-    )
-    .await;
+    wait_for_metric(&sidecar, &metrics::cache_refreshes(Refresh::Failed), 1.0).await;
     let again = ask(&sidecar, &path).await;
     assert_eq!(
         again.cache, "stale",
@@ -172,7 +167,10 @@ async fn a_stopped_upstream_serves_stale_until_the_entry_expires_then_local_only
 #[tokio::test]
 async fn an_empty_list_expires_after_keep_empty_for() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.fresh_for(HOUR).keep_empty_for(SHORT));
+    let sidecar = world.sidecar_with(|s| {
+        s.cache.fresh_for = HOUR;
+        s.cache.keep_empty_for = SHORT;
+    });
     // A subject without referrers upstream.
     let path = referrers_path("hub-proxy/team/app", &format!("sha256:{}", "9".repeat(64)));
     let first = ask(&sidecar, &path).await;
@@ -194,7 +192,7 @@ async fn an_empty_list_expires_after_keep_empty_for() {
 #[tokio::test]
 async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
     let world = World::hub_proxy(Mirror::with_referrers_api().await);
-    let sidecar = world.sidecar_with(|c| c.max_entry_bytes(64));
+    let sidecar = world.sidecar_with(|s| s.cache.max_entry_bytes = 64);
     let path = world.subject_path("hub-proxy");
     let answer = ask(&sidecar, &path).await;
     assert_eq!(
@@ -209,15 +207,9 @@ async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
     );
     assert_eq!(world.mirror("hub-proxy").referrers_requests(), 1);
     let metrics = sidecar.metrics().await;
+    assert_eq!(e2e::metric(&metrics, &metrics::cache_oversize()), 1.0);
     assert_eq!(
-        e2e::metric(&metrics, "harbor_referrers_cache_oversize_total"),
-        1.0
-    );
-    assert_eq!(
-        e2e::metric(
-            &metrics,
-            "harbor_referrers_cache_stores_total{tier=\"memory\"}"
-        ),
+        e2e::metric(&metrics, &metrics::cache_stores(Tier::Memory)),
         0.0
     );
 }
@@ -226,7 +218,7 @@ async fn an_oversize_list_is_served_once_and_not_downloaded_again() {
 async fn a_fallback_tag_list_is_cached_too() {
     let world = World::hub_proxy(Mirror::with_fallback_tag().await);
     let mirror = world.mirror("hub-proxy");
-    let sidecar = world.sidecar_with(|c| c.fresh_for(Duration::from_secs(600)));
+    let sidecar = world.sidecar_with(|s| s.cache.fresh_for = Duration::from_secs(600));
     let path = world.subject_path("hub-proxy");
     let first = ask(&sidecar, &path).await;
     assert_eq!(
@@ -260,7 +252,7 @@ fn subject(i: u32) -> String {
 async fn a_truncated_list_is_served_once_then_remembered_not_stored_as_whole() {
     let upstream = ScriptedUpstream::start(3);
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.max_pages(2));
+    let sidecar = world.sidecar_with(|s| s.upstream.max_pages = 2);
     let first = ask(&sidecar, &subject(1)).await;
     assert_eq!(
         (first.status, first.cache.as_str(), first.upstream.as_str()),
@@ -302,7 +294,10 @@ async fn the_registry_breaker_opens_on_5xx_and_stops_upstream_calls() {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(503));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.registry_breaker(2, HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.upstream.breaker_failures = 2;
+        s.upstream.breaker_cooldown = HOUR;
+    });
     for i in 0..2 {
         let answer = ask(&sidecar, &subject(i)).await;
         assert_eq!((answer.status, answer.upstream.as_str()), (200, "error"));
@@ -317,7 +312,7 @@ async fn the_registry_breaker_opens_on_5xx_and_stops_upstream_calls() {
     assert_eq!(upstream.requests(), asked);
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_breaker_state{target=\"scripted\"}")
+            .metric(&metrics::breaker_state(Target::Registry("scripted")))
             .await,
         1.0
     );
@@ -328,7 +323,10 @@ async fn client_errors_do_not_open_the_breaker() {
     let upstream = ScriptedUpstream::start(1);
     upstream.fail_with(Some(403));
     let world = World::hub_proxy_over("scripted", &upstream.url());
-    let sidecar = world.sidecar_with(|c| c.registry_breaker(1, HOUR));
+    let sidecar = world.sidecar_with(|s| {
+        s.upstream.breaker_failures = 1;
+        s.upstream.breaker_cooldown = HOUR;
+    });
     for i in 0..3 {
         let answer = ask(&sidecar, &subject(i)).await;
         assert_eq!((answer.status, answer.upstream.as_str()), (200, "error"));
@@ -339,7 +337,7 @@ async fn client_errors_do_not_open_the_breaker() {
     );
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_breaker_state{target=\"scripted\"}")
+            .metric(&metrics::breaker_state(Target::Registry("scripted")))
             .await,
         0.0
     );

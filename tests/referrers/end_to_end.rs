@@ -6,8 +6,9 @@
 use std::collections::BTreeSet;
 
 use e2e::Sidecar;
-use e2e::config::Registry;
+use e2e::config::{Configure, Secret, registry};
 use e2e::harbor_double::{DoubleConfig, DoubleProject};
+use e2e::metrics::{self, Outcome};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::upstreams::{DockerRegistry, FerroOci, Pusher};
 use e2e::users::{ALICE, BOB, User};
@@ -297,7 +298,7 @@ async fn a_page_asked_with_n_is_also_cut_at_response_max_bytes_with_a_link_to_th
     world
         .harbor
         .set_local_referrers("hub-proxy/team/app", &subject, local);
-    let sidecar = world.sidecar_with(|c| c.max_bytes(MAX_BYTES));
+    let sidecar = world.sidecar_with(|s| s.response.max_bytes = MAX_BYTES);
 
     let mut path = format!("{}?n=100", referrers_path("hub-proxy/team/app", &subject));
     let mut seen = Vec::new();
@@ -474,7 +475,7 @@ async fn a_caller_without_access_gets_cores_401_and_no_upstream_request_is_made(
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_requests_total{outcome=\"denied\"} 2"),
+        metrics.contains(&format!("{} 2", metrics::requests(Outcome::Denied))),
         "{metrics}"
     );
 }
@@ -698,11 +699,11 @@ async fn upstream_credentials_go_only_to_the_host_they_are_bound_to() {
         ("registry.example.com".to_owned(), "error", false),
     ] {
         front.clear();
-        let sidecar = world.sidecar_with(|config| {
-            config.registry(
-                "private",
-                Registry::new("private", &bound_host).credentials(MIRROR.name, MIRROR.password),
-            )
+        let sidecar = world.sidecar_with(|s| {
+            let mut private = registry("private", &bound_host);
+            private.username = Some(MIRROR.name.into());
+            private.password = Some(Secret::new(MIRROR.password));
+            s.registries.insert("private".into(), private);
         });
         let response = sidecar.get_as(&path, ALICE).await;
         assert_eq!(response.status(), 200);
@@ -747,7 +748,7 @@ async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
         .harbor
         .set_local_referrers("api-proxy-216/team/app", subject, vec![world.local.clone()]);
     // Enabled by the wildcard, but Harbor (>= 2.16) does its own merge for this project.
-    let sidecar = world.sidecar_with(|config| config.enable(&["*"]));
+    let sidecar = world.sidecar_with(|s| s.enable(&["*"]));
     let path = referrers_path("api-proxy-216/team/app", subject);
     for _ in 0..2 {
         let response = sidecar.get_as(&path, ALICE).await;
@@ -769,10 +770,9 @@ async fn a_project_harbor_merges_itself_gets_cores_answer_unchanged() {
 async fn a_slow_core_gives_504_and_no_upstream_call() {
     let world = world_with(|_| {}).await;
     world.harbor.hold_referrers();
-    let sidecar = world.sidecar_with(|config| {
-        config
-            .enable(&["api-proxy"])
-            .harbor_timeout(std::time::Duration::from_secs(1))
+    let sidecar = world.sidecar_with(|s| {
+        s.enable(&["api-proxy"]);
+        s.harbor.timeout = std::time::Duration::from_secs(1);
     });
     let path = referrers_path(
         "api-proxy/team/app",
@@ -788,7 +788,7 @@ async fn a_slow_core_gives_504_and_no_upstream_call() {
     );
     let metrics = sidecar.metrics().await;
     assert!(
-        metrics.contains("harbor_referrers_requests_total{outcome=\"core_error\"} 1"),
+        metrics.contains(&format!("{} 1", metrics::requests(Outcome::CoreError))),
         "{metrics}"
     );
 

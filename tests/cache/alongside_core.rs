@@ -4,20 +4,21 @@
 //! gets the hit, from either tier.
 
 use e2e::Sidecar;
-use e2e::config::SidecarConfig;
+use e2e::config::{Configure, Settings};
+use e2e::metrics::{self, CacheResult, Tier};
 use e2e::redis::RedisServer;
 use e2e::users::{ALICE, BOB, User};
 use e2e::world::{Mirror, World, ask, referrers_path};
 use serde_json::Value;
 
-const MEMORY_HITS: &str = "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"memory\"}";
-const MEMORY_MISSES: &str = "harbor_referrers_cache_lookups_total{result=\"miss\",tier=\"memory\"}";
-const REDIS_HITS: &str = "harbor_referrers_cache_lookups_total{result=\"hit\",tier=\"redis\"}";
-
 async fn lookups(sidecar: &Sidecar) -> (f64, f64) {
     (
-        sidecar.metric(MEMORY_HITS).await,
-        sidecar.metric(MEMORY_MISSES).await,
+        sidecar
+            .metric(&metrics::cache_lookups(Tier::Memory, CacheResult::Hit))
+            .await,
+        sidecar
+            .metric(&metrics::cache_lookups(Tier::Memory, CacheResult::Miss))
+            .await,
     )
 }
 
@@ -100,7 +101,7 @@ async fn a_replica_that_knows_the_project_reads_redis_alongside_core_and_only_us
         .user(BOB, &[])
         .start();
     let redis = RedisServer::start();
-    let shared = |config: SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     let path = world.subject_path("hub-proxy");
@@ -111,7 +112,8 @@ async fn a_replica_that_knows_the_project_reads_redis_alongside_core_and_only_us
     // The second replica learns the project's facts with another subject.
     let other = referrers_path("hub-proxy/team/app", &format!("sha256:{:064x}", 7));
     assert_eq!(ask(&second, &other).await.status, 200);
-    let redis_hits = || second.metric(REDIS_HITS);
+    let redis_hits_series = metrics::cache_lookups(Tier::Redis, CacheResult::Hit);
+    let redis_hits = || second.metric(&redis_hits_series);
     let (memory_before, redis_before) = (lookups(&second).await, redis_hits().await);
 
     let (status, _, body) = refused(&second, &path, Some(BOB)).await;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use e2e::metrics::{self, HarborApiError};
 use e2e::users::ALICE;
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask, referrers_path};
@@ -69,7 +70,7 @@ async fn a_labelled_project_is_served_and_its_label_read_once_per_ttl() {
 async fn a_removed_label_gives_cores_answer_after_the_ttl() {
     let world = unlisted_world().await;
     world.harbor.add_project_label("hub-proxy", LABEL);
-    let sidecar = world.sidecar_with(|config| config.project_info_ttl(Duration::from_secs(1)));
+    let sidecar = world.sidecar_with(|s| s.harbor.project_info_ttl = Duration::from_secs(1));
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");
     let served = ask(&sidecar, &path).await;
@@ -150,9 +151,9 @@ async fn a_robot_without_label_list_keeps_the_configured_projects_and_says_so() 
     );
     // One refusal per project and TTL: labelled-proxy's serve label, and hub-proxy's labels
     // read in the background for `projects.store_label` (on by default).
-    const FORBIDDEN: &str = "harbor_referrers_harbor_api_errors_total{kind=\"forbidden\"}";
-    wait_for_metric(&sidecar, FORBIDDEN, 2.0).await;
-    assert_eq!(sidecar.metric(FORBIDDEN).await, 2.0);
+    let forbidden = metrics::harbor_api_errors(HarborApiError::Forbidden);
+    wait_for_metric(&sidecar, &forbidden, 2.0).await;
+    assert_eq!(sidecar.metric(&forbidden).await, 2.0);
     let refused = sidecar
         .logs()
         .iter()

@@ -5,16 +5,15 @@
 use std::time::Duration;
 
 use e2e::Sidecar;
+use e2e::config::{Configure, Settings};
 use e2e::harbor_double::DoubleProject;
+use e2e::metrics::{self, CacheResult, Endpoint, OperatorResult, Purge, Switch, Tier};
 use e2e::redis::RedisServer;
 use e2e::upstreams::Pusher;
 use e2e::users::{ADMIN, ALICE, PAM, User};
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask};
 use serde_json::{Value, json};
-
-const SUBSCRIBED: &str = "harbor_referrers_cache_purge_subscribed";
-const RECEIVED: &str = "harbor_referrers_cache_purges_received_total";
 
 fn status_path(project: &str) -> String {
     format!("/referrers-sidecar/v1/projects/{project}")
@@ -138,24 +137,27 @@ async fn the_status_says_why_each_project_is_or_is_not_served() {
 
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_operator_requests_total{endpoint=\"status\",result=\"ok\"}")
+            .metric(&metrics::operator_requests(
+                Endpoint::Status,
+                OperatorResult::Ok
+            ))
             .await,
         8.0
     );
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_served_projects{switch=\"config\"}")
+            .metric(&metrics::served_projects(Switch::Config))
             .await,
         1.0
     );
     assert_eq!(
         sidecar
-            .metric("harbor_referrers_served_projects{switch=\"label\"}")
+            .metric(&metrics::served_projects(Switch::Label))
             .await,
         1.0
     );
     // A sidecar whose robot account Harbor refuses cannot read the project's facts.
-    let expired = world.sidecar_with(|config| config.robot(e2e::users::BOB));
+    let expired = world.sidecar_with(|s| s.robot(e2e::users::BOB));
     let (code, answer) = status(&expired, "hub-proxy", Some(ALICE)).await;
     assert_eq!(
         code, 200,
@@ -219,23 +221,24 @@ async fn harbor_decides_who_may_read_and_who_may_purge() {
     let (code, body) = purge(&sidecar, "hub-proxy", "?repository=Team/App", PAM).await;
     assert_eq!(code, 400, "{body}");
 
-    let count = async |result: &str| {
+    let count = async |result: OperatorResult| {
         sidecar
-            .metric(&format!(
-                "harbor_referrers_operator_requests_total{{endpoint=\"purge\",result=\"{result}\"}}"
-            ))
+            .metric(&metrics::operator_requests(Endpoint::Purge, result))
             .await
     };
     assert_eq!(
         (
-            count("ok").await,
-            count("unauthorized").await,
-            count("forbidden").await
+            count(OperatorResult::Ok).await,
+            count(OperatorResult::Unauthorized).await,
+            count(OperatorResult::Forbidden).await
         ),
         (2.0, 1.0, 1.0)
     );
     assert_eq!(
-        (count("not_found").await, count("invalid").await),
+        (
+            count(OperatorResult::NotFound).await,
+            count(OperatorResult::Invalid).await
+        ),
         (1.0, 2.0)
     );
     let logs = sidecar.logs().join("\n");
@@ -256,13 +259,13 @@ async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
         .account(PAM.project_admin(&["hub-proxy"]))
         .start();
     let redis = RedisServer::start();
-    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");
     for replica in [&first, &second] {
-        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+        wait_for_metric(replica, &metrics::cache_purge_subscribed(), 1.0).await;
     }
 
     // Both replicas hold the list in memory.
@@ -287,14 +290,14 @@ async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
 
     let (code, body) = purge(&first, "hub-proxy", "?repository=team/app", PAM).await;
     assert_eq!((code, body), (200, json!({"purged": 1})));
-    wait_for_metric(&second, RECEIVED, 1.0).await;
+    wait_for_metric(&second, &metrics::cache_purges_received(), 1.0).await;
     assert!(redis.client(10).keys("referrers-sidecar:v2:*").is_empty());
 
     // The next request on each replica finds no list in its memory; the first fetches from
     // the upstream, the second is served what that fetch stored in Redis.
     let memory_misses = async |replica: &Sidecar| {
         replica
-            .metric("harbor_referrers_cache_lookups_total{result=\"miss\",tier=\"memory\"}")
+            .metric(&metrics::cache_lookups(Tier::Memory, CacheResult::Miss))
             .await
     };
     let (first_misses, second_misses) = (memory_misses(&first).await, memory_misses(&second).await);
@@ -317,13 +320,11 @@ async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
     assert_eq!(memory_misses(&first).await, first_misses + 1.0);
     assert_eq!(memory_misses(&second).await, second_misses + 1.0);
     assert_eq!(
-        first
-            .metric("harbor_referrers_cache_purges_total{result=\"purged\"}")
-            .await,
+        first.metric(&metrics::cache_purges(Purge::Purged)).await,
         1.0
     );
     assert_eq!(
-        first.metric(RECEIVED).await,
+        first.metric(&metrics::cache_purges_received()).await,
         0.0,
         "its own purge is not counted twice"
     );
@@ -337,11 +338,11 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
         .account(PAM.project_admin(&["hub-proxy"]))
         .start();
     let mut redis = RedisServer::start();
-    let shared = |config: e2e::config::SidecarConfig| config.redis(&redis.url(10));
+    let shared = |s: &mut Settings| s.redis(&redis.url(10));
     let first = world.sidecar_with(shared);
     let second = world.sidecar_with(shared);
     for replica in [&first, &second] {
-        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+        wait_for_metric(replica, &metrics::cache_purge_subscribed(), 1.0).await;
     }
     redis.restart();
     for replica in [&first, &second] {
@@ -352,7 +353,7 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
                 .any(|line| line.contains("listening for purges again"))
         })
         .await;
-        wait_for_metric(replica, SUBSCRIBED, 1.0).await;
+        wait_for_metric(replica, &metrics::cache_purge_subscribed(), 1.0).await;
     }
     let path = world.subject_path("hub-proxy");
     let mirror = world.mirror("hub-proxy");
@@ -368,7 +369,7 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
     )
     .await;
     assert_eq!((code, body), (200, json!({"purged": 1})));
-    wait_for_metric(&first, RECEIVED, 1.0).await;
+    wait_for_metric(&first, &metrics::cache_purges_received(), 1.0).await;
     assert_eq!(ask(&first, &path).await.cache, "miss");
     assert_eq!(mirror.referrers_requests(), 2);
 }
@@ -380,16 +381,15 @@ async fn a_replica_listens_again_after_redis_froze_with_its_connection_open() {
         .user(ALICE, &["hub-proxy"])
         .start();
     let redis = RedisServer::start();
-    let sidecar = world.sidecar_with(|config| {
-        config
-            .redis(&redis.url(10))
-            .redis_timeout(Duration::from_millis(250))
+    let sidecar = world.sidecar_with(|s| {
+        s.redis(&redis.url(10));
+        s.cache.redis_timeout = Duration::from_millis(250);
     });
-    wait_for_metric(&sidecar, SUBSCRIBED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::cache_purge_subscribed(), 1.0).await;
     // Frozen, Redis keeps every connection open: only an unanswered PING tells.
     redis.pause();
     eventually("the subscription given up", async || {
-        sidecar.metric(SUBSCRIBED).await == 0.0
+        sidecar.metric(&metrics::cache_purge_subscribed()).await == 0.0
     })
     .await;
     redis.resume();
@@ -400,5 +400,5 @@ async fn a_replica_listens_again_after_redis_froze_with_its_connection_open() {
             .any(|line| line.contains("listening for purges again"))
     })
     .await;
-    wait_for_metric(&sidecar, SUBSCRIBED, 1.0).await;
+    wait_for_metric(&sidecar, &metrics::cache_purge_subscribed(), 1.0).await;
 }

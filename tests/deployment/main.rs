@@ -1,0 +1,9 @@
+//! The sidecar as it is deployed: the nginx route, connections to Harbor core, the alert rules
+//! and dashboard against the running binary, the Harbor core double's contract with Harbor's
+//! API definition, and `make demo`.
+
+mod core_connections;
+mod demo;
+mod harbor_double_contract;
+mod nginx_route;
+mod observability;

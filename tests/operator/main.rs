@@ -1,0 +1,8 @@
+//! What operators use: the operator API and the command line, Harbor's pull webhooks and their
+//! set-up, and upstream referrers stored in Harbor.
+
+mod api;
+mod cli;
+mod store_in_harbor;
+mod webhook;
+mod webhook_setup;

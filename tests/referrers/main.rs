@@ -1,0 +1,10 @@
+//! Referrers requests end to end: the merged list a client gets, malformed requests, what
+//! passes through to core, Harbor's proxy allowlist and project label, and the request's time
+//! budget.
+
+mod allowlist;
+mod end_to_end;
+mod label;
+mod passthrough;
+mod requests;
+mod time_budget;
