@@ -31,7 +31,7 @@ helm-check:
 	scripts/check-helm.sh
 
 ## The alert rules (promtool check and unit tests), the chart's copy of them, the dashboard's
-## JSON. tests/observability.rs checks their metric names against the running binary.
+## JSON. tests/deployment/observability.rs checks their metric names against the running binary.
 observability-check:
 	scripts/check-observability.sh
 

@@ -7,7 +7,7 @@
 #   - deploy/grafana/referrers-sidecar.json is valid JSON, and every query in it is valid PromQL
 #     (its expressions, Grafana variables replaced, as recording rules for promtool).
 # That every metric both files name is exported by the running binary is checked by
-# tests/observability.rs (cargo test -p e2e --test observability).
+# tests/deployment/observability.rs (cargo test -p e2e --test deployment observability).
 #
 #   scripts/check-observability.sh   (make observability-check; part of make test)
 set -Eeuo pipefail
