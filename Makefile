@@ -10,9 +10,13 @@ CONFIG ?= deploy/config.example.yaml
 setup:
 	scripts/setup.sh
 
-## Formatting and lints, warnings are errors; nothing tracked reaches outside the repository.
+## Formatting and lints, warnings are errors; nothing tracked reaches outside the repository;
+## the service's modules use only the layers below their own (and the check catches a planted
+## upward import and circle).
 lint:
 	scripts/check-self-contained.sh
+	scripts/check-layers.py
+	scripts/check-layers.py --self-test
 	shellcheck -x scripts/bench.sh scripts/soak.sh scripts/lib/loopback.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::app::{Application, StartupError};
 use crate::config::Settings;
-use crate::startup::{Application, StartupError};
 
 pub fn run(config: &Path) -> ExitCode {
     let settings = match Settings::load(config) {

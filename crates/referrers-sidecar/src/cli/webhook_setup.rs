@@ -12,7 +12,7 @@ use harbor_client::{BasicAuth, CoreClient, CoreTransport, HarborError};
 use url::Url;
 
 use crate::config::Settings;
-use crate::routes::webhook::PATH;
+use crate::http::webhook::PATH;
 
 /// The policy's name in the project: how a later run finds it.
 pub const POLICY_NAME: &str = "referrers-sidecar-warm";

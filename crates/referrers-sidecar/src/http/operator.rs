@@ -8,9 +8,9 @@ use harbor_client::{BasicAuth, CoreClient};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::state::AppState;
 use crate::operator::{self, Action, PurgeError, Refusal};
 use crate::outcome::{OperatorEndpoint, OperatorResult};
-use crate::state::AppState;
 
 /// Where the operator API lives; the chart's routes do not send it here from outside.
 pub const PREFIX: &str = "/referrers-sidecar/v1";

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use harbor_client::{CoreConnections, Slot};
 use url::Url;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outcome::StatusClass;
 

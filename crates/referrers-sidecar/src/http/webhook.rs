@@ -8,9 +8,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::state::AppState;
 use crate::outcome::WebhookEvent;
-use crate::state::AppState;
 use crate::webhook::{EventKind, HarborEvent, Offered, WarmQueue};
 
 /// Harbor's payload for one pulled artifact is well under a kilobyte.

@@ -8,11 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use harbor_client::{CoreAnswer, CoreClient};
 use oci_referrers::{INDEX_MEDIA_TYPE, build_next_link};
 
+use super::error::{API_VERSION_HEADER, ApiError};
 use super::passthrough::Forwarder;
-use crate::error::{API_VERSION_HEADER, ApiError};
+use super::state::AppState;
 use crate::outcome::RequestOutcome;
 use crate::referrers::{Answer, Caller, RawReferrersPath, ReferrersRequest, RelayReason, Served};
-use crate::state::AppState;
 use crate::telemetry;
 
 /// Recognises `/v2/<name>/referrers/<digest>` in a raw (not percent-decoded) path. A name may

@@ -1,10 +1,12 @@
-//! Building the application from settings: listeners, workers, routes, and the run loop.
+//! The composition root: builds every part from the settings (clients, the cache and its
+//! tiers, the serving decision, the workers in the background, the HTTP servers) and runs them
+//! until a signal stops them. The only module that sees the whole service.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 use harbor_client::{BasicAuth, CoreClient, CoreTransport};
 use registry_client::RegistryClient;
@@ -13,11 +15,10 @@ use tracing_actix_web::TracingLogger;
 use crate::cache::{CacheConfig, ReferrersCache, shared_store};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::http::{self, AppState, Forwarder};
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
-use crate::routes::{self, passthrough::Forwarder};
 use crate::serving::Serving;
-use crate::state::AppState;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
 use crate::upstream::{Upstream, UpstreamFetcher, UpstreamRequestMetrics};
@@ -201,16 +202,7 @@ impl Application {
                 .app_data(warm_queue.clone())
                 // Bodies are streamed to core; the sidecar itself reads only webhooks, bounded.
                 .app_data(web::PayloadConfig::new(usize::MAX))
-                .route("/healthz", web::get().to(routes::health::healthz))
-                .route("/readyz", web::get().to(routes::health::readyz))
-                .route(
-                    routes::webhook::PATH,
-                    web::post().to(routes::webhook::harbor),
-                )
-                // After every other route under the operator API's prefix: its scope answers 404
-                // for any path under the prefix that no route before it took.
-                .configure(routes::operator::configure)
-                .default_service(web::to(routes::dispatch))
+                .configure(http::configure)
         })
         .workers(workers)
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
@@ -229,7 +221,7 @@ impl Application {
         let metrics_server = HttpServer::new(move || {
             App::new()
                 .app_data(metrics_state.clone())
-                .route("/metrics", web::get().to(render_metrics))
+                .configure(http::configure_metrics)
         })
         .workers(1)
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
@@ -348,13 +340,6 @@ async fn shutdown_signal() -> &'static str {
             std::future::pending().await
         }
     }
-}
-
-async fn render_metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::operator::track_served_projects(&state.serving, &state.metrics).await;
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
 }
 
 /// Binds `address`; where IPv6 is unavailable, `[::]` falls back to `0.0.0.0`.
