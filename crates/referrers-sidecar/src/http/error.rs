@@ -13,14 +13,9 @@ pub const API_VERSION_HEADER: (&str, &str) = ("Docker-Distribution-Api-Version",
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("invalid repository name: {0}")]
-    NameInvalid(String),
-    #[error("invalid digest: {0}")]
-    DigestInvalid(String),
-    #[error("invalid pagination: {0}")]
-    PaginationNumberInvalid(String),
-    #[error("invalid query: {0}")]
-    QueryInvalid(String),
+    /// Not a valid referrers request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// The detail (awc's or the API client's text) is logged where it happens, never sent: it
     /// names core's internal address and the client library's internals.
     #[error("Harbor core is unreachable")]
@@ -48,27 +43,16 @@ impl ApiError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NameInvalid(_) => "NAME_INVALID",
-            Self::DigestInvalid(_) => "DIGEST_INVALID",
-            Self::PaginationNumberInvalid(_) => "PAGINATION_NUMBER_INVALID",
-            Self::QueryInvalid(_) => "UNSUPPORTED",
+            Self::Request(RequestError::NameInvalid(_)) => "NAME_INVALID",
+            Self::Request(RequestError::DigestInvalid(_)) => "DIGEST_INVALID",
+            Self::Request(RequestError::PaginationNumberInvalid(_)) => "PAGINATION_NUMBER_INVALID",
+            Self::Request(RequestError::QueryInvalid(_)) => "UNSUPPORTED",
             Self::CoreUnreachable | Self::CoreTimeout | Self::CoreBusy => "UNAVAILABLE",
             // Harbor's API codes: these answers go to Harbor's job service.
             Self::WebhookOff => "NOT_FOUND",
             Self::WebhookUnauthorized => "UNAUTHORIZED",
             Self::WebhookPayload(_) => "BAD_REQUEST",
             Self::WebhookTooLarge(_) => "PAYLOAD_TOO_LARGE",
-        }
-    }
-}
-
-impl From<RequestError> for ApiError {
-    fn from(error: RequestError) -> Self {
-        match error {
-            RequestError::NameInvalid(e) => Self::NameInvalid(e),
-            RequestError::DigestInvalid(e) => Self::DigestInvalid(e),
-            RequestError::PaginationNumberInvalid(e) => Self::PaginationNumberInvalid(e),
-            RequestError::QueryInvalid(e) => Self::QueryInvalid(e),
         }
     }
 }
@@ -108,11 +92,7 @@ struct ErrorEntry<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NameInvalid(_)
-            | Self::DigestInvalid(_)
-            | Self::PaginationNumberInvalid(_)
-            | Self::QueryInvalid(_)
-            | Self::WebhookPayload(_) => StatusCode::BAD_REQUEST,
+            Self::Request(_) | Self::WebhookPayload(_) => StatusCode::BAD_REQUEST,
             Self::WebhookOff => StatusCode::NOT_FOUND,
             Self::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
             Self::WebhookTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -135,5 +115,39 @@ impl ResponseError for ApiError {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each part of a referrers request that is wrong gets the OCI error code the distribution
+    /// spec gives it, as a 400.
+    #[test]
+    fn an_invalid_request_gets_its_oci_error_code() {
+        let cases = [
+            (RequestError::NameInvalid("p/R".into()), "NAME_INVALID"),
+            (
+                RequestError::DigestInvalid("sha256:abc".into()),
+                "DIGEST_INVALID",
+            ),
+            (
+                RequestError::PaginationNumberInvalid("n=0".into()),
+                "PAGINATION_NUMBER_INVALID",
+            ),
+            (RequestError::QueryInvalid("x".into()), "UNSUPPORTED"),
+        ];
+        for (request, code) in cases {
+            let message = request.to_string();
+            let error = ApiError::from(request);
+            assert_eq!(error.code(), code);
+            assert_eq!(error.status_code(), StatusCode::BAD_REQUEST);
+            assert_eq!(
+                error.to_string(),
+                message,
+                "the message is the request's own"
+            );
+        }
     }
 }
