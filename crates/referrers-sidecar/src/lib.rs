@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod operator;
 pub mod outcome;
 pub mod referrers;
+pub mod replicas;
 pub mod routes;
 pub mod serving;
 pub mod startup;

@@ -1,27 +1,28 @@
 //! The cache of upstream referrers lists: an in-process tier always, a tier shared by replicas
 //! (Redis) when configured, stale-while-revalidate, and one upstream fetch per key at a time
-//! (per process, and across replicas with a lock in the shared tier).
+//! (per process, and across replicas with a lock in the shared tier). Spreading a purge to
+//! other replicas is not its job: `crate::replicas` does it, through the narrow surface below.
 
-pub mod answer;
+mod answer;
+mod channel;
+mod claims;
 mod config;
-pub mod entry;
-pub mod memory;
-pub mod policy;
-pub mod purge;
-pub mod redis;
-pub mod shared;
-pub mod single_flight;
+mod entry;
+mod keys;
+mod memory;
+mod policy;
+mod redis;
+mod shared;
+mod single_flight;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
-pub mod unfetched;
+mod unfetched;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use oci_referrers::Digest;
 
 use crate::clock::Clock;
@@ -29,13 +30,18 @@ use crate::metrics::Metrics;
 use crate::outcome::{CacheResult, RefreshOutcome, Tier, UpstreamResult};
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 pub use answer::UpstreamAnswer;
+pub use channel::PurgeChannel;
+pub use claims::{Claim, Claims};
 pub use config::{CacheConfig, shared_store};
-use entry::{CachedList, EntryBounds, cache_key};
+pub use entry::CachedList;
+use entry::EntryBounds;
+pub use keys::PurgeScope;
+use keys::cache_key;
 use memory::MemoryTier;
 use policy::Freshness;
-pub use purge::PurgeScope;
-use purge::purge_channel;
-use shared::{Lock, REDIS_BREAKER, SharedRead, SharedReport, SharedStore, SharedTier};
+pub use redis::{RedisError, RedisTier};
+use shared::{Lock, REDIS_BREAKER, SharedRead, SharedTier};
+pub use shared::{SharedReport, SharedState, SharedStore};
 use single_flight::SingleFlight;
 use unfetched::Unfetched;
 
@@ -52,31 +58,6 @@ enum Fetched {
     RateLimited,
     /// Not downloaded (again): too large, truncated, or over the memory budget.
     Unfetched(UpstreamResult),
-}
-
-/// How long a replica waits before subscribing again to the purge channel, at first and at
-/// most (doubling in between while Redis stays away).
-const RESUBSCRIBE_FIRST_DELAY: Duration = Duration::from_millis(500);
-const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(5);
-
-/// What one purge did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Purged {
-    /// Lists dropped, each counted once: from the shared tier, and from this replica's
-    /// in-process tier.
-    pub lists: usize,
-    pub shared: SharedPurge,
-}
-
-/// What became of a purge in the shared tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SharedPurge {
-    /// No shared tier: only this replica's in-process tier was purged.
-    None,
-    /// Purged there, and published to every replica.
-    Done,
-    /// Redis did not answer: only this replica's in-process tier was purged.
-    Unavailable,
 }
 
 /// What one [`ReferrersCache::look_up`] found under its key, for
@@ -121,10 +102,9 @@ impl Misses {
 
 pub struct ReferrersCache {
     config: CacheConfig,
-    /// This process among the replicas: it skips its own purge messages.
-    origin: String,
     memory: MemoryTier,
-    shared: Option<SharedTier>,
+    /// Shared with the handles the cache gives out ([`Claims`], [`PurgeChannel`]): one breaker.
+    shared: Option<Arc<SharedTier>>,
     flights: Arc<SingleFlight<Fetched>>,
     unfetched: Unfetched,
     upstream: Arc<dyn Upstream>,
@@ -144,15 +124,14 @@ impl ReferrersCache {
         // Exported from the start, with or without a shared tier.
         metrics.set_breaker_state(REDIS_BREAKER, 0);
         Self {
-            origin: uuid::Uuid::new_v4().to_string(),
             memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
             shared: shared.map(|store| {
-                SharedTier::new(
+                Arc::new(SharedTier::new(
                     store,
                     EntryBounds::new(config.max_entry_bytes),
                     Arc::clone(&clock),
                     Arc::clone(&metrics),
-                )
+                ))
             }),
             unfetched: Unfetched::new(config.lifetimes.keep_empty_for),
             config,
@@ -277,110 +256,44 @@ impl ReferrersCache {
             .count_matching(|key| scope.matches(&self.config.namespace, key))
     }
 
-    /// Drops the lists of `scope` from the shared tier, then from this replica's in-process
-    /// tier, and publishes the purge so that every other replica drops them from its own.
-    pub async fn purge(&self, scope: &PurgeScope) -> Purged {
+    /// Removes the lists of `scope` from the shared tier; returns their keys. `None` when there
+    /// is no shared tier, or it did not answer.
+    pub async fn remove_shared(&self, scope: &PurgeScope) -> Option<Vec<String>> {
         let namespace = &self.config.namespace;
-        let mut dropped = HashSet::new();
-        let shared = match &self.shared {
-            None => SharedPurge::None,
-            Some(shared) => {
-                let removed = shared
-                    .remove_matching(&scope.pattern(namespace), |key| {
-                        scope.matches(namespace, key)
-                    })
-                    .await;
-                match removed {
-                    // Published after the shared tier is purged: a replica that drops its
-                    // entry must not read the old one back from Redis.
-                    Some(keys)
-                        if shared
-                            .publish(&purge_channel(namespace), &scope.to_message(&self.origin))
-                            .await =>
-                    {
-                        dropped.extend(keys);
-                        SharedPurge::Done
-                    }
-                    _ => SharedPurge::Unavailable,
-                }
-            }
-        };
-        dropped.extend(self.drop_local(scope).await);
-        Purged {
-            lists: dropped.len(),
-            shared,
-        }
+        self.shared
+            .as_ref()?
+            .remove_matching(&scope.pattern(namespace), |key| {
+                scope.matches(namespace, key)
+            })
+            .await
     }
 
-    /// Listens for other replicas' purges on the shared tier until the process ends,
-    /// subscribing again whenever the subscription ends (Redis restarted, a failover).
-    /// Without a shared tier, returns at once.
-    pub async fn listen_for_purges(self: Arc<Self>) {
-        let Some(shared) = &self.shared else {
-            return;
-        };
-        let channel = purge_channel(&self.config.namespace);
-        let mut delay = RESUBSCRIBE_FIRST_DELAY;
-        // Whether purges may have been published while this replica was not listening.
-        let mut missed = false;
-        loop {
-            match shared.store().subscribe(&channel).await {
-                Ok(mut messages) => {
-                    self.metrics.cache_purge_subscribed.set(1);
-                    delay = RESUBSCRIBE_FIRST_DELAY;
-                    if missed {
-                        // A purge missed would leave a purged list served here until it
-                        // expires: drop them all instead.
-                        let dropped = self.memory.remove_matching(|_| true).await;
-                        tracing::info!(
-                            dropped = dropped.len(),
-                            "listening for purges again; the in-process tier was cleared, as purges published meanwhile were missed"
-                        );
-                    } else {
-                        tracing::info!(channel, "listening for other replicas' purges");
-                    }
-                    while let Some(message) = messages.next().await {
-                        self.apply_purge_message(&message).await;
-                    }
-                    self.metrics.cache_purge_subscribed.set(0);
-                    tracing::warn!(
-                        "the purge subscription ended (Redis restarted or failed over); subscribing again"
-                    );
-                }
-                Err(error) => {
-                    if !missed {
-                        tracing::warn!(error = %error, "cannot listen for purges on Redis; trying again");
-                    }
-                }
-            }
-            missed = true;
-            self.clock.sleep(delay).await;
-            delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
-        }
+    /// Drops every list from this replica's in-process tier (what it remembers as not to be
+    /// fetched stays); returns how many.
+    pub async fn clear_in_process(&self) -> usize {
+        self.memory.remove_matching(|_| true).await.len()
     }
 
-    /// Applies a purge another replica published.
-    async fn apply_purge_message(&self, message: &[u8]) {
-        match PurgeScope::from_message(message) {
-            Some((origin, _)) if origin == self.origin => {}
-            Some((_, scope)) => {
-                let dropped = self.drop_local(&scope).await;
-                self.metrics.cache_purges_received.inc();
-                tracing::info!(
-                    registry_id = scope.registry_id,
-                    repository = scope.repository.as_deref(),
-                    digest = scope.digest.as_ref().map(ToString::to_string),
-                    dropped = dropped.len(),
-                    "purge from another replica applied"
-                );
-            }
-            None => tracing::warn!("unreadable message on the purge channel; ignored"),
-        }
+    /// The channel replicas publish their purges on, in the shared tier: `None` without one.
+    #[must_use]
+    pub fn purge_channel(&self) -> Option<PurgeChannel> {
+        self.shared.as_ref().map(|shared| {
+            PurgeChannel::new(
+                Arc::clone(shared),
+                keys::purge_channel(&self.config.namespace),
+            )
+        })
     }
 
-    /// Drops the lists of `scope` from the in-process tier, and forgets that any was too large
-    /// to fetch; returns their keys.
-    async fn drop_local(&self, scope: &PurgeScope) -> Vec<String> {
+    /// Claims in the shared tier, behind its breaker, on work one replica does for all.
+    #[must_use]
+    pub fn claims(&self) -> Claims {
+        Claims::new(self.shared.clone(), self.config.namespace.clone())
+    }
+
+    /// Drops the lists of `scope` from this replica's in-process tier, and forgets that any was
+    /// too large to fetch; returns their keys.
+    pub async fn drop_local(&self, scope: &PurgeScope) -> Vec<String> {
         let (namespace, forgotten) = (self.config.namespace.clone(), scope.clone());
         self.unfetched
             .forget_matching(move |key| forgotten.matches(&namespace, key));
@@ -392,7 +305,7 @@ impl ReferrersCache {
     /// The shared tier's address and state, for `/readyz`: `None` without one.
     #[must_use]
     pub fn redis_report(&self) -> Option<SharedReport> {
-        self.shared.as_ref().map(SharedTier::report)
+        self.shared.as_ref().map(|shared| shared.report())
     }
 
     /// The in-process tier first, then the shared one; an entry expired in either is not there.

@@ -9,7 +9,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
-use super::entry::{CachedList, EntryBounds, lock_key};
+use super::entry::{CachedList, EntryBounds};
+use super::keys::lock_key;
 use super::redis::{RedisError, RedisTier};
 use crate::breaker::{Breaker, BreakerState};
 use crate::clock::Clock;
@@ -128,7 +129,7 @@ pub enum SharedRead {
     Unavailable,
 }
 
-/// A cross-replica lock, as far as this replica got with it.
+/// A cross-replica lock or claim, as far as this replica got with it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lock {
     /// Held with this token until released or its TTL runs out.
@@ -235,26 +236,34 @@ impl SharedTier {
 
     /// Takes the cross-replica lock of `key` for `ttl`.
     pub async fn lock(&self, key: &str, ttl: Duration) -> Lock {
-        let token = uuid::Uuid::new_v4().to_string();
-        let lock = match self
-            .call(self.store.try_lock(&lock_key(key), &token, ttl))
-            .await
-        {
-            Some(true) => Lock::Won(token),
-            Some(false) => Lock::Lost,
-            None => return Lock::Unavailable,
-        };
-        self.metrics.count_lock(if matches!(lock, Lock::Won(_)) {
-            LockResult::Won
-        } else {
-            LockResult::Lost
-        });
+        let lock = self.take(&lock_key(key), ttl).await;
+        match lock {
+            Lock::Won(_) => self.metrics.count_lock(LockResult::Won),
+            Lock::Lost => self.metrics.count_lock(LockResult::Lost),
+            Lock::Unavailable => {}
+        }
         lock
     }
 
     /// Releases a lock this replica won; one another replica took after it expired stays.
     pub async fn unlock(&self, key: &str, token: &str) {
-        let _ = self.call(self.store.unlock(&lock_key(key), token)).await;
+        self.release(&lock_key(key), token).await;
+    }
+
+    /// Sets `key` (a lock or a claim, as [`super::keys`] names it) to a new token for `ttl`,
+    /// unless it exists.
+    pub async fn take(&self, key: &str, ttl: Duration) -> Lock {
+        let token = uuid::Uuid::new_v4().to_string();
+        match self.call(self.store.try_lock(key, &token, ttl)).await {
+            Some(true) => Lock::Won(token),
+            Some(false) => Lock::Lost,
+            None => Lock::Unavailable,
+        }
+    }
+
+    /// Deletes `key` while it holds `token`: what [`Self::take`] won.
+    pub async fn release(&self, key: &str, token: &str) {
+        let _ = self.call(self.store.unlock(key, token)).await;
     }
 
     /// Deletes the keys matching `pattern` that `matches` accepts (a `SCAN` pattern may take

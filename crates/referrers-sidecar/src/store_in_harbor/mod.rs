@@ -16,8 +16,7 @@ use moka::future::Cache;
 use oci_referrers::{ArtifactType, Digest, PreparedList, RepositoryName};
 use tokio::sync::mpsc;
 
-use crate::cache::UpstreamAnswer;
-use crate::cache::shared::SharedStore;
+use crate::cache::{Claim, Claims, UpstreamAnswer};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outcome::PullResult;
@@ -198,10 +197,8 @@ pub struct WorkerParts {
     pub core: CoreClient,
     pub serving: Arc<Serving>,
     pub upstream: Arc<dyn Upstream>,
-    /// The shared tier, where replicas remember what one of them pulled.
-    pub shared: Option<Arc<dyn SharedStore>>,
-    /// The shared tier's key namespace (`cache.namespace`).
-    pub namespace: String,
+    /// Claims in the shared tier, where replicas remember what one of them pulled.
+    pub claims: Claims,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     /// How long a project found not to store in Harbor is believed (`harbor.project_info_ttl`).
@@ -293,7 +290,9 @@ impl StoreWorker {
         if parts.upstream.admits(&job.registry) != Admission::Admitted {
             return Some(PullResult::Skipped);
         }
-        let claim = match self.claim(job).await {
+        // Taken for `remember_for`; without a shared tier (or with it unavailable),
+        // remembered in this process only.
+        let claim = match parts.claims.claim(&job.key, self.remember_for).await {
             Claim::Taken => return Some(PullResult::Already),
             claim => claim,
         };
@@ -314,46 +313,12 @@ impl StoreWorker {
             }
         };
         if result != PullResult::Pulled
-            && let (Claim::Won(token), Some(shared)) = (&claim, &parts.shared)
+            && let Claim::Won(token) = &claim
         {
-            let _ = shared.unlock(&self.claim_key(job), token).await;
+            parts.claims.release(&job.key, token).await;
         }
         Some(result)
     }
-
-    /// Takes `job`'s digest for this replica in the shared tier, for `remember_for`.
-    async fn claim(&self, job: &Job) -> Claim {
-        let Some(shared) = &self.parts.shared else {
-            return Claim::Alone;
-        };
-        let token = uuid::Uuid::new_v4().to_string();
-        match shared
-            .try_lock(&self.claim_key(job), &token, self.remember_for)
-            .await
-        {
-            Ok(true) => Claim::Won(token),
-            Ok(false) => Claim::Taken,
-            // Remembered in this process only, then.
-            Err(_) => Claim::Alone,
-        }
-    }
-
-    fn claim_key(&self, job: &Job) -> String {
-        format!(
-            "referrers-sidecar:v2:{}:stored:{}",
-            self.parts.namespace, job.key
-        )
-    }
-}
-
-/// Whether this replica pulls a digest.
-enum Claim {
-    /// Its own now, in the shared tier, under this token.
-    Won(String),
-    /// Another replica took it.
-    Taken,
-    /// No shared tier (or it failed): remembered in this process.
-    Alone,
 }
 
 #[cfg(test)]
@@ -364,7 +329,7 @@ mod tests {
     use registry_client::{ReferrersSource, Registry, RegistryKind};
 
     use super::*;
-    use crate::cache::entry::CachedList;
+    use crate::cache::CachedList;
     use crate::outcome::{CacheResult, UpstreamResult};
 
     /// When the first list was fetched, in milliseconds since the epoch.
