@@ -3,7 +3,7 @@
 //! replica's entry. Every failure is "no shared tier right now", never an error to the caller.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -12,7 +12,7 @@ use futures_util::stream::BoxStream;
 use super::entry::{CachedList, EntryBounds};
 use super::keys::lock_key;
 use super::redis::{RedisError, RedisTier};
-use crate::breaker::{Breaker, BreakerState};
+use crate::breaker::{Breaker, BreakerState, Change, Verdict};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outcome::{LockResult, Tier};
@@ -192,7 +192,8 @@ impl SharedTier {
             clock,
             metrics,
         };
-        tier.track_breaker();
+        tier.metrics
+            .set_breaker_state(REDIS_BREAKER, tier.breaker.state().gauge());
         tier
     }
 
@@ -314,22 +315,26 @@ impl SharedTier {
 
     /// Runs one call behind the breaker: `None` when the breaker is open or the call failed.
     async fn call<T>(&self, call: BoxFuture<'_, Result<T, RedisError>>) -> Option<T> {
-        let allowed = self.breaker.allow(self.now());
-        self.track_breaker();
-        if !allowed {
-            return None;
-        }
-        let result = call.await;
-        match &result {
-            Ok(_) => {
-                if self.breaker.state() != BreakerState::Closed {
-                    tracing::info!("Redis answers again: the shared cache tier is back");
-                }
-                self.breaker.record_success();
+        let called = self
+            .breaker
+            .call(
+                || self.clock.instant(),
+                |state| self.metrics.set_breaker_state(REDIS_BREAKER, state.gauge()),
+                call,
+                |result| match result {
+                    Ok(_) => Verdict::Healthy,
+                    Err(_) => Verdict::Failed,
+                },
+            )
+            .await?;
+        match &called.value {
+            Ok(_) if called.change == Some(Change::Closed) => {
+                tracing::info!("Redis answers again: the shared cache tier is back");
             }
+            Ok(_) => {}
             Err(error) => {
                 self.metrics.redis_errors.inc();
-                if self.breaker.record_failure(self.now()) {
+                if called.change == Some(Change::Opened) {
                     tracing::warn!(
                         error = %error,
                         cooldown = ?self.breaker.cooldown(),
@@ -340,17 +345,7 @@ impl SharedTier {
                 }
             }
         }
-        self.track_breaker();
-        result.ok()
-    }
-
-    fn now(&self) -> Instant {
-        self.clock.instant()
-    }
-
-    fn track_breaker(&self) {
-        self.metrics
-            .set_breaker_state(REDIS_BREAKER, self.breaker.state().gauge());
+        called.value.ok()
     }
 }
 

@@ -14,7 +14,7 @@ use registry_client::{
 
 use super::rest::Rests;
 use super::target::UpstreamTarget;
-use crate::breaker::{Breaker, BreakerState};
+use crate::breaker::{Breaker, BreakerState, Change, Verdict};
 use crate::clock::Clock;
 use crate::config::UpstreamSettings;
 use crate::metrics::Metrics;
@@ -114,32 +114,42 @@ impl UpstreamFetcher {
             return Fetch::RateLimited;
         }
         let breaker = self.breaker(name);
-        let allowed = breaker.allow(self.clock.instant());
-        self.track(name, &breaker);
-        if !allowed {
-            return Fetch::Skipped;
-        }
-        let started = Instant::now();
-        let result = self
-            .client
-            .list_referrers(
-                &target.registry,
-                &target.repository,
-                digest,
-                previous.as_ref(),
+        let listing = async {
+            let started = Instant::now();
+            let result = self
+                .client
+                .list_referrers(
+                    &target.registry,
+                    &target.repository,
+                    digest,
+                    previous.as_ref(),
+                )
+                .await;
+            self.metrics
+                .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
+            result
+        };
+        let Some(called) = breaker
+            .call(
+                || self.clock.instant(),
+                |state| self.metrics.set_breaker_state(name, state.gauge()),
+                listing,
+                |result| match result {
+                    Ok(_) => Verdict::Healthy,
+                    // It answered, and asked for a rest: no verdict on its health.
+                    Err(UpstreamError::RateLimited { .. }) => Verdict::Inconclusive,
+                    Err(error) if error.counts_against_breaker() => Verdict::Failed,
+                    Err(_) => Verdict::Healthy,
+                },
             )
-            .await;
-        self.metrics
-            .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
-        let fetch = match result {
-            Ok(list) => {
-                breaker.record_success();
-                Fetch::Listed(list)
-            }
+            .await
+        else {
+            return Fetch::Skipped;
+        };
+        match called.value {
+            Ok(list) => Fetch::Listed(list),
             Err(UpstreamError::RateLimited { retry_after }) => {
-                let now = self.clock.instant();
-                breaker.record_inconclusive(now);
-                let rest = self.rests.start(name, now, retry_after);
+                let rest = self.rests.start(name, self.clock.instant(), retry_after);
                 self.metrics.count_rate_limited(name);
                 tracing::warn!(
                     registry = name,
@@ -158,9 +168,7 @@ impl UpstreamFetcher {
                     error = %error,
                     "upstream referrers unavailable"
                 );
-                if !error.counts_against_breaker() {
-                    breaker.record_success();
-                } else if breaker.record_failure(self.clock.instant()) {
+                if called.change == Some(Change::Opened) {
                     tracing::warn!(
                         registry = name,
                         cooldown = ?self.breaker_cooldown,
@@ -173,9 +181,7 @@ impl UpstreamFetcher {
                     _ => Fetch::Failed,
                 }
             }
-        };
-        self.track(name, &breaker);
-        fetch
+        }
     }
 
     /// The breaker and rest of the registry labelled `name`, without changing either (a
