@@ -2,6 +2,9 @@
 //! fetched — and its compact, versioned, compressed encoding (shared by every tier and every
 //! replica).
 
+#[cfg(test)]
+mod tests;
+
 use std::io::{Read, Write};
 
 use flate2::Compression;
@@ -10,9 +13,6 @@ use flate2::write::ZlibEncoder;
 use oci_referrers::{Digest, PreparedList};
 use registry_client::{ReferrersSource, UpstreamReferrers};
 use serde::{Deserialize, Serialize};
-
-#[cfg(test)]
-mod tests;
 
 /// First bytes of every stored value: a foreign or older value is recognised, not misread.
 /// Version 2: the list in its prepared form; version 1 (deflated JSON descriptors) is a miss.

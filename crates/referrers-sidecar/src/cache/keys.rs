@@ -3,13 +3,13 @@
 //! purge takes (as a `SCAN` pattern and as a test on a key). Replicas of different versions
 //! share one Redis: these strings change only with the version in their prefix.
 
+#[cfg(test)]
+mod tests;
+
 use oci_referrers::Digest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use url::Url;
-
-#[cfg(test)]
-mod tests;
 
 /// What every key and channel starts with: the sidecar and the version of its key scheme.
 const PREFIX: &str = "referrers-sidecar:v2";

@@ -1,0 +1,49 @@
+//! What a purge asks of the cache, by [`PurgeScope`]: how many lists this replica holds, and
+//! dropping them here or in the shared tier. Spreading a purge to the other replicas is
+//! `crate::replicas`' job.
+
+use super::{PurgeScope, ReferrersCache};
+
+impl ReferrersCache {
+    /// How many lists of Harbor registry `registry_id` this replica holds in its in-process
+    /// tier (every project over it, every credential identity).
+    #[must_use]
+    pub fn cached_lists(&self, registry_id: i64) -> usize {
+        let scope = PurgeScope {
+            registry_id,
+            repository: None,
+            digest: None,
+        };
+        self.memory
+            .count_matching(|key| scope.matches(&self.config.namespace, key))
+    }
+
+    /// Removes the lists of `scope` from the shared tier; returns their keys. `None` when there
+    /// is no shared tier, or it did not answer.
+    pub async fn remove_shared(&self, scope: &PurgeScope) -> Option<Vec<String>> {
+        let namespace = &self.config.namespace;
+        self.shared
+            .as_ref()?
+            .remove_matching(&scope.pattern(namespace), |key| {
+                scope.matches(namespace, key)
+            })
+            .await
+    }
+
+    /// Drops every list from this replica's in-process tier (what it remembers as not to be
+    /// fetched stays); returns how many.
+    pub async fn clear_in_process(&self) -> usize {
+        self.memory.remove_matching(|_| true).await.len()
+    }
+
+    /// Drops the lists of `scope` from this replica's in-process tier, and forgets that any was
+    /// too large to fetch; returns their keys.
+    pub async fn drop_local(&self, scope: &PurgeScope) -> Vec<String> {
+        let (namespace, forgotten) = (self.config.namespace.clone(), scope.clone());
+        self.unfetched
+            .forget_matching(move |key| forgotten.matches(&namespace, key));
+        self.memory
+            .remove_matching(|key| scope.matches(&self.config.namespace, key))
+            .await
+    }
+}
