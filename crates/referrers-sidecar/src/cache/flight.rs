@@ -6,27 +6,12 @@ use std::sync::Arc;
 
 use oci_referrers::Digest;
 
-use super::ReferrersCache;
 use super::entry::{CachedList, EntryBounds};
 use super::policy::Freshness;
 use super::shared::{Lock, SharedRead};
-use crate::outcome::{RefreshOutcome, Tier, UpstreamResult};
+use super::{ReferrersCache, UpstreamAnswer};
+use crate::outcome::{CacheResult, Tier, UpstreamResult};
 use crate::upstream::{Admission, Fetch, UpstreamTarget};
-
-/// The result of one upstream fetch, shared by everyone who waited for it.
-#[derive(Debug, Clone)]
-pub(super) enum Fetched {
-    Complete(Arc<CachedList>),
-    /// Cut short by a cap: served, not stored as whole.
-    Truncated(Arc<CachedList>),
-    Failed,
-    /// The registry's breaker is open.
-    Skipped,
-    /// The registry rests after a rate limit.
-    RateLimited,
-    /// Not downloaded (again): too large, truncated, or over the memory budget.
-    Unfetched(UpstreamResult),
-}
 
 impl ReferrersCache {
     /// Keeps an entry read from the shared tier in memory for the time it has left; `None`
@@ -66,49 +51,48 @@ impl ReferrersCache {
                     fetcher.fetch(key, target, digest, Some(stale))
                 })
                 .await;
-            let outcome = match fetched {
-                Some(Fetched::Complete(_)) => RefreshOutcome::Refreshed,
-                Some(Fetched::Truncated(_)) => RefreshOutcome::Truncated,
-                Some(Fetched::Skipped) => RefreshOutcome::Skipped,
-                Some(Fetched::RateLimited) => RefreshOutcome::RateLimited,
-                Some(Fetched::Unfetched(UpstreamResult::TooLarge)) => RefreshOutcome::TooLarge,
-                Some(Fetched::Unfetched(UpstreamResult::OverBudget)) => RefreshOutcome::OverBudget,
-                Some(Fetched::Unfetched(UpstreamResult::Truncated)) => RefreshOutcome::Truncated,
-                Some(Fetched::Unfetched(_) | Fetched::Failed) | None => RefreshOutcome::Failed,
-            };
-            this.metrics.count_refresh(outcome);
+            let upstream = fetched.map_or(UpstreamResult::Error, |answer| answer.upstream);
+            this.metrics.count_refresh(upstream.refreshed());
         });
     }
 
-    /// One upstream fetch for `key`, run once however many callers wait for it.
+    /// One upstream fetch for `key`, run once however many callers wait for it: the answer to
+    /// a miss (a refresh counts what it says of the upstream).
     pub(super) async fn fetch(
         self: Arc<Self>,
         key: String,
         target: UpstreamTarget,
         digest: Digest,
         previous: Option<Arc<CachedList>>,
-    ) -> Fetched {
+    ) -> UpstreamAnswer {
         // A miss looked the key up before this flight began; a flight for the same key that
         // ended in between has stored a fresh entry, which is the answer.
         if previous.is_none()
             && let Some(list) = self.fresh_in_memory(&key).await
         {
-            return Fetched::Complete(list);
+            return UpstreamAnswer::served(list, CacheResult::Miss);
         }
         // A refresh first takes a fresher entry another replica already stored.
         if let Some(previous) = &previous
             && let Some(list) = self.fresher_in_shared(&key, previous).await
         {
-            return Fetched::Complete(list);
+            return UpstreamAnswer::served(list, CacheResult::Miss);
         }
         if let Some(why) = self.unfetched.why(&key, self.clock.instant()).await {
-            return Fetched::Unfetched(why);
+            return UpstreamAnswer::without_list(why, CacheResult::Miss);
         }
         // Checked before the lock: an open breaker or a rest costs the shared tier nothing.
         match self.upstream.admits(&target.registry.name) {
             Admission::Admitted => {}
-            Admission::BreakerOpen => return Fetched::Skipped,
-            Admission::Resting => return Fetched::RateLimited,
+            Admission::BreakerOpen => {
+                return UpstreamAnswer::without_list(UpstreamResult::Skipped, CacheResult::Miss);
+            }
+            Admission::Resting => {
+                return UpstreamAnswer::without_list(
+                    UpstreamResult::RateLimited,
+                    CacheResult::Miss,
+                );
+            }
         }
         let lock = match &self.shared {
             Some(shared) => shared.lock(&key, self.config.lock_ttl).await,
@@ -117,7 +101,7 @@ impl ReferrersCache {
         if lock == Lock::Lost
             && let Some(list) = self.winners_entry(&key).await
         {
-            return Fetched::Complete(list);
+            return UpstreamAnswer::served(list, CacheResult::Miss);
         }
         let previous = previous.map(|list| list.as_upstream());
         let fetched = match self.upstream.fetch(&target, &digest, previous).await {
@@ -127,24 +111,32 @@ impl ReferrersCache {
                 if truncated {
                     tracing::warn!(registry = %target.registry.name, repository = %target.repository, "upstream list cut short by a cap; served, not cached, not fetched again for cache.keep_empty_for");
                     self.remember(&key, UpstreamResult::Truncated).await;
-                    Fetched::Truncated(cached)
+                    UpstreamAnswer {
+                        list: Some(cached),
+                        upstream: UpstreamResult::Truncated,
+                        cache: CacheResult::Miss,
+                    }
                 } else {
                     if !self.store(&key, &cached).await {
                         self.remember(&key, UpstreamResult::TooLarge).await;
                     }
-                    Fetched::Complete(cached)
+                    UpstreamAnswer::served(cached, CacheResult::Miss)
                 }
             }
-            Fetch::Failed => Fetched::Failed,
-            Fetch::Skipped => Fetched::Skipped,
-            Fetch::RateLimited => Fetched::RateLimited,
+            Fetch::Failed => UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss),
+            Fetch::Skipped => {
+                UpstreamAnswer::without_list(UpstreamResult::Skipped, CacheResult::Miss)
+            }
+            Fetch::RateLimited => {
+                UpstreamAnswer::without_list(UpstreamResult::RateLimited, CacheResult::Miss)
+            }
             Fetch::TooLarge => {
                 self.remember(&key, UpstreamResult::TooLarge).await;
-                Fetched::Unfetched(UpstreamResult::TooLarge)
+                UpstreamAnswer::without_list(UpstreamResult::TooLarge, CacheResult::Miss)
             }
             Fetch::OverBudget => {
                 self.remember(&key, UpstreamResult::OverBudget).await;
-                Fetched::Unfetched(UpstreamResult::OverBudget)
+                UpstreamAnswer::without_list(UpstreamResult::OverBudget, CacheResult::Miss)
             }
         };
         if let (Lock::Won(token), Some(shared)) = (&lock, &self.shared) {

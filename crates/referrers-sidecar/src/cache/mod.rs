@@ -37,7 +37,6 @@ pub use claims::{Claim, Claims};
 pub use config::{CacheConfig, shared_store};
 pub use entry::CachedList;
 use entry::EntryBounds;
-use flight::Fetched;
 pub use keys::PurgeScope;
 use keys::cache_key;
 use memory::MemoryTier;
@@ -93,7 +92,8 @@ pub struct ReferrersCache {
     memory: MemoryTier,
     /// Shared with the handles the cache gives out ([`Claims`], [`PurgeChannel`]): one breaker.
     shared: Option<Arc<SharedTier>>,
-    flights: Arc<SingleFlight<Fetched>>,
+    /// Each flight gives everyone who waited for it the answer to a miss.
+    flights: Arc<SingleFlight<UpstreamAnswer>>,
     unfetched: Unfetched,
     upstream: Arc<dyn Upstream>,
     clock: Arc<dyn Clock>,
@@ -211,24 +211,10 @@ impl ReferrersCache {
         if waited {
             self.metrics.cache_coalesced_waits.inc();
         }
-        match fetched {
-            Some(Fetched::Complete(list)) => UpstreamAnswer::served(list, CacheResult::Miss),
-            Some(Fetched::Truncated(list)) => UpstreamAnswer {
-                list: Some(list),
-                upstream: UpstreamResult::Truncated,
-                cache: CacheResult::Miss,
-            },
-            Some(Fetched::Skipped) => {
-                UpstreamAnswer::without_list(UpstreamResult::Skipped, CacheResult::Miss)
-            }
-            Some(Fetched::RateLimited) => {
-                UpstreamAnswer::without_list(UpstreamResult::RateLimited, CacheResult::Miss)
-            }
-            Some(Fetched::Unfetched(why)) => UpstreamAnswer::without_list(why, CacheResult::Miss),
-            Some(Fetched::Failed) | None => {
-                UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
-            }
-        }
+        // A flight whose task panicked gave no answer.
+        fetched.unwrap_or_else(|| {
+            UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss)
+        })
     }
 
     /// The channel replicas publish their purges on, in the shared tier: `None` without one.
