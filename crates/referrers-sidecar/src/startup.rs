@@ -145,7 +145,7 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             serving,
-            cache,
+            cache: Arc::clone(&cache),
             replicas: Arc::clone(&replicas),
             upstream,
             operator: OperatorAccess::default(),

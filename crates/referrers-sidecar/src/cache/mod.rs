@@ -1,7 +1,7 @@
 //! The cache of upstream referrers lists: an in-process tier always, a tier shared by replicas
 //! (Redis) when configured, stale-while-revalidate, and one upstream fetch per key at a time
 //! (per process, and across replicas with a lock in the shared tier). Spreading a purge to
-//! other replicas is not its job: `crate::replicas` does it, through the narrow surface below.
+//! other replicas is not its job: the replicas module does it, through the narrow surface below.
 
 mod answer;
 mod channel;

@@ -1,6 +1,6 @@
 //! What a purge asks of the cache, by [`PurgeScope`]: how many lists this replica holds, and
 //! dropping them here or in the shared tier. Spreading a purge to the other replicas is
-//! `crate::replicas`' job.
+//! the replicas module's job.
 
 use super::{PurgeScope, ReferrersCache};
 
