@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
-use referrers_sidecar::cache::redis::{RedisError, RedisTier};
+use referrers_sidecar::cache::{RedisError, RedisTier};
 use referrers_sidecar::config::RedisUrl;
 
 /// What the sidecar is configured with by default.

@@ -1,7 +1,9 @@
 //! A circuit breaker: after enough consecutive failures, stop calling for a cool-down, then let
-//! one probe through; its success closes the breaker, its failure opens it again. A pure state
-//! machine: the caller passes the time, read from its clock.
+//! one probe through; its success closes the breaker, its failure opens it again. A state
+//! machine the caller passes the time to, read from its clock, and [`Breaker::call`], the one
+//! way a call goes out behind it.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,33 @@ impl BreakerState {
             Self::HalfOpen => 2,
         }
     }
+}
+
+/// What a call's result says about the callee's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It answered: a probe's success closes the breaker.
+    Healthy,
+    /// It failed: counted toward opening the breaker.
+    Failed,
+    /// An answer that says nothing about its health ([`Breaker::record_inconclusive`]).
+    Inconclusive,
+}
+
+/// How a call changed the breaker, for the caller to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its failure opened the breaker.
+    Opened,
+    /// Its success closed a breaker that was open or probing.
+    Closed,
+}
+
+/// A call the breaker let through: what it returned, and how it changed the breaker.
+#[derive(Debug)]
+pub struct Called<T> {
+    pub value: T,
+    pub change: Option<Change>,
 }
 
 #[derive(Debug)]
@@ -119,6 +148,39 @@ impl Breaker {
             *state = State::Closed { failures };
             false
         }
+    }
+
+    /// Runs `call` behind the breaker: asks [`Self::allow`] first (`None`: refused, and
+    /// `call` never runs), then records what `verdict` makes of its value. `now` reads the
+    /// caller's clock; `track` is told the state after the admission and after the verdict
+    /// (for a gauge).
+    pub async fn call<T>(
+        &self,
+        now: impl Fn() -> Instant,
+        track: impl Fn(BreakerState),
+        call: impl Future<Output = T>,
+        verdict: impl FnOnce(&T) -> Verdict,
+    ) -> Option<Called<T>> {
+        let allowed = self.allow(now());
+        track(self.state());
+        if !allowed {
+            return None;
+        }
+        let value = call.await;
+        let change = match verdict(&value) {
+            Verdict::Healthy => {
+                let was_open = self.state() != BreakerState::Closed;
+                self.record_success();
+                was_open.then_some(Change::Closed)
+            }
+            Verdict::Failed => self.record_failure(now()).then_some(Change::Opened),
+            Verdict::Inconclusive => {
+                self.record_inconclusive(now());
+                None
+            }
+        };
+        track(self.state());
+        Some(Called { value, change })
     }
 
     #[must_use]
@@ -220,6 +282,60 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
         assert!(!breaker.allow(probe + COOLDOWN - Duration::from_millis(1)));
         assert!(breaker.allow(probe + COOLDOWN), "the next probe");
+    }
+
+    #[tokio::test]
+    async fn a_call_behind_it_is_refused_when_open_and_its_verdict_is_recorded() {
+        use std::cell::{Cell, RefCell};
+        let breaker = Breaker::new(2, COOLDOWN);
+        let now = Cell::new(Instant::now());
+        let tracked = RefCell::new(Vec::new());
+        let call = |value: u32, verdict: Verdict| {
+            breaker.call(
+                || now.get(),
+                |state| tracked.borrow_mut().push(state),
+                async move { value },
+                move |_| verdict,
+            )
+        };
+
+        let called = call(1, Verdict::Healthy)
+            .await
+            .expect("closed: let through");
+        assert_eq!((called.value, called.change), (1, None));
+        assert!(call(2, Verdict::Failed).await.unwrap().change.is_none());
+        let opened = call(3, Verdict::Failed).await.unwrap();
+        assert_eq!(opened.change, Some(Change::Opened));
+        let mut expected = vec![BreakerState::Closed; 5];
+        expected.push(BreakerState::Open);
+        assert_eq!(
+            tracked.take(),
+            expected,
+            "after admission and after each verdict"
+        );
+
+        let ran = Cell::new(false);
+        let refused = breaker
+            .call(
+                || now.get(),
+                |state| tracked.borrow_mut().push(state),
+                async { ran.set(true) },
+                |()| Verdict::Healthy,
+            )
+            .await;
+        assert!(refused.is_none() && !ran.get(), "open: the call never runs");
+        assert_eq!(tracked.take(), [BreakerState::Open], "told once");
+
+        now.set(now.get() + COOLDOWN);
+        let probe = call(4, Verdict::Inconclusive).await.unwrap();
+        assert_eq!(probe.change, None);
+        assert_eq!(breaker.state(), BreakerState::Open, "an inconclusive probe");
+        assert_eq!(tracked.take(), [BreakerState::HalfOpen, BreakerState::Open]);
+
+        now.set(now.get() + COOLDOWN);
+        let closed = call(5, Verdict::Healthy).await.unwrap();
+        assert_eq!(closed.change, Some(Change::Closed));
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]

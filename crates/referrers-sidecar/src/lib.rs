@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod operator;
 pub mod outcome;
 pub mod referrers;
+pub mod replicas;
 pub mod serving;
 pub mod store_in_harbor;
 pub mod telemetry;

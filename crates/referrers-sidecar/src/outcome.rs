@@ -253,6 +253,20 @@ impl UpstreamResult {
             (_, Self::RateLimited) => WarmResult::RateLimited,
         }
     }
+
+    /// What a background refresh of a stale entry that got this answer did.
+    #[must_use]
+    pub const fn refreshed(self) -> RefreshOutcome {
+        match self {
+            Self::Api | Self::Tag | Self::None => RefreshOutcome::Refreshed,
+            Self::Error | Self::Timeout => RefreshOutcome::Failed,
+            Self::Truncated => RefreshOutcome::Truncated,
+            Self::TooLarge => RefreshOutcome::TooLarge,
+            Self::OverBudget => RefreshOutcome::OverBudget,
+            Self::Skipped => RefreshOutcome::Skipped,
+            Self::RateLimited => RefreshOutcome::RateLimited,
+        }
+    }
 }
 
 impl StatusClass {
@@ -329,5 +343,15 @@ mod tests {
             UpstreamResult::OverBudget.warmed(CacheResult::Miss),
             WarmResult::OverBudget
         );
+    }
+
+    #[test]
+    fn every_refresh_outcome_is_what_some_upstream_answer_gives() {
+        let outcomes: Vec<_> = UpstreamResult::ALL.iter().map(|r| r.refreshed()).collect();
+        for outcome in RefreshOutcome::ALL {
+            assert!(outcomes.contains(outcome), "{outcome:?}");
+        }
+        assert_eq!(UpstreamResult::Tag.refreshed(), RefreshOutcome::Refreshed);
+        assert_eq!(UpstreamResult::Error.refreshed(), RefreshOutcome::Failed);
     }
 }

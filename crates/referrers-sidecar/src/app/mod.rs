@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState, Forwarder};
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
+use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
@@ -42,7 +43,7 @@ pub enum StartupError {
     #[error("cannot set up the upstream client: {0}")]
     Upstream(#[from] registry_client::ClientError),
     #[error("cannot set up the Redis cache tier: {0}")]
-    Redis(#[from] crate::cache::redis::RedisError),
+    Redis(#[from] crate::cache::RedisError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the HTTP server: {0}")]
@@ -57,7 +58,7 @@ pub struct Application {
     version_probe: CoreClient,
     /// The warm fetches of pulled artifacts Harbor's webhooks queue.
     warming: LocalBoxFuture<'static, ()>,
-    cache: Arc<ReferrersCache>,
+    replicas: Arc<Replicas>,
     /// Pulls upstream referrers into Harbor, in the background (`projects.store_in_harbor`).
     store_worker: Option<StoreWorker>,
 }
@@ -95,12 +96,15 @@ impl Application {
             settings.upstream.timeout,
             &settings.harbor.url,
         );
-        let namespace = cache_config.namespace.clone();
-        let shared = shared_store(&settings.cache)?;
         let cache = Arc::new(ReferrersCache::new(
             cache_config,
-            shared.clone(),
+            shared_store(&settings.cache)?,
             Arc::clone(&upstream) as Arc<dyn Upstream>,
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+        ));
+        let replicas = Arc::new(Replicas::new(
+            Arc::clone(&cache),
             Arc::clone(&clock),
             Arc::clone(&metrics),
         ));
@@ -130,8 +134,7 @@ impl Application {
                     ),
                     serving: Arc::clone(&serving),
                     upstream: Arc::clone(&upstream) as Arc<dyn Upstream>,
-                    shared,
-                    namespace,
+                    claims: cache.claims(),
                     clock,
                     metrics: Arc::clone(&metrics),
                     facts_ttl: settings.harbor.project_info_ttl,
@@ -144,6 +147,7 @@ impl Application {
         let state = web::Data::new(AppState {
             serving,
             cache: Arc::clone(&cache),
+            replicas: Arc::clone(&replicas),
             upstream,
             operator: OperatorAccess::default(),
             store,
@@ -237,7 +241,7 @@ impl Application {
             metrics_server,
             version_probe,
             warming,
-            cache,
+            replicas,
             store_worker,
         })
     }
@@ -262,7 +266,7 @@ impl Application {
         actix_web::rt::spawn(log_harbor_version(self.version_probe));
         actix_web::rt::spawn(self.warming);
         // Purges other replicas publish reach this one's in-process tier (Redis tier only).
-        actix_web::rt::spawn(self.cache.listen_for_purges());
+        actix_web::rt::spawn(self.replicas.listen_for_purges());
         if let Some(worker) = self.store_worker {
             actix_web::rt::spawn(worker.run());
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::entry;
+use super::keys;
 use super::policy::Lifetimes;
 use super::redis::{RedisError, RedisTier};
 use super::shared::SharedStore;
@@ -33,7 +33,7 @@ impl CacheConfig {
     #[must_use]
     pub fn new(cache: &CacheSettings, upstream_timeout: Duration, harbor_url: &Url) -> Self {
         Self {
-            namespace: entry::namespace(cache.namespace.as_deref(), harbor_url),
+            namespace: keys::namespace(cache.namespace.as_deref(), harbor_url),
             lifetimes: Lifetimes {
                 fresh_for: cache.fresh_for,
                 keep_stale_for: cache.keep_stale_for,

@@ -1,21 +1,21 @@
 //! The shared Redis tier: a bounded connection pool to a plain, TLS or Sentinel-managed Redis,
 //! with get/set, a cross-replica lock, and every call cut off after `cache.redis_timeout`.
 
+mod connector;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, Timeouts};
+use deadpool::managed::{Object, Pool, PoolError, Timeouts};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Role,
-    aio::MultiplexedConnection,
-    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
-};
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::{RedisServers, RedisUrl};
+use crate::config::RedisUrl;
+use connector::Connector;
 
 /// Deletes the lock only while it still holds the caller's token, so a caller whose lock
 /// expired (and was taken by another replica) cannot release the other replica's lock.
@@ -26,9 +26,6 @@ const SUBSCRIPTION_PING: Duration = Duration::from_secs(10);
 
 /// Keys asked for per `SCAN` step, and deleted per `UNLINK`.
 const SCAN_COUNT: usize = 500;
-
-/// A pooled connection used this recently is handed out again without a check.
-const RECENTLY_USED: Duration = Duration::from_secs(5);
 
 /// Why a Redis call failed. The cache treats every one of them as "no shared tier right now".
 #[derive(Debug, thiserror::Error)]
@@ -76,50 +73,7 @@ impl RedisTier {
                 "cache.redis_pool_size must be at least 1".into(),
             ));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        // Harbor gives the database and credentials for the master only, not the sentinels.
-        let mut node = RedisConnectionInfo::default().set_db(i64::from(url.db()));
-        if let Some(username) = url.username() {
-            node = node.set_username(username);
-        }
-        if let Some(password) = url.password() {
-            node = node.set_password(password.expose());
-        }
-        let target = match url.servers() {
-            RedisServers::Direct { host, port, tls } => {
-                let addr = if *tls {
-                    ConnectionAddr::TcpTls {
-                        host: host.clone(),
-                        port: *port,
-                        insecure: false,
-                        tls_params: None,
-                    }
-                } else {
-                    ConnectionAddr::Tcp(host.clone(), *port)
-                };
-                let info = addr
-                    .into_connection_info()
-                    .map_err(|e| RedisError::Url(e.to_string()))?
-                    .set_redis_settings(node);
-                Target::Direct(
-                    redis::Client::open(info).map_err(|e| RedisError::Url(e.to_string()))?,
-                )
-            }
-            RedisServers::Sentinel { sentinels, master } => {
-                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
-                let client = SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )
-                .map_err(|e| RedisError::Url(e.to_string()))?;
-                Target::Sentinel(tokio::sync::Mutex::new(client))
-            }
-        };
-        let pool = Pool::builder(Connector { target, config })
+        let pool = Pool::builder(Connector::new(url, timeout)?)
             .max_size(pool_size)
             .runtime(deadpool::Runtime::Tokio1)
             .timeouts(Timeouts {
@@ -243,10 +197,7 @@ impl RedisTier {
         channel: &str,
     ) -> Result<BoxStream<'static, Vec<u8>>, RedisError> {
         let connect = async {
-            let client = match &self.pool.manager().target {
-                Target::Direct(client) => client.clone(),
-                Target::Sentinel(client) => client.lock().await.async_get_client().await?,
-            };
+            let client = self.pool.manager().client().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
@@ -327,110 +278,5 @@ fn command_error(error: &redis::RedisError) -> RedisError {
         RedisError::Timeout
     } else {
         RedisError::Command(error.to_string())
-    }
-}
-
-/// Where new connections go: one fixed server, or whichever master the Sentinels name now.
-enum Target {
-    Direct(redis::Client),
-    // The Sentinel client keeps its connections to the sentinels between look-ups and needs
-    // `&mut` for them; creating connections one at a time is fine for a pool this small.
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
-}
-
-/// deadpool's manager for both targets, so that plain and Sentinel set-ups share one pool type
-/// with the same connect and command timeouts.
-struct Connector {
-    target: Target,
-    config: AsyncConnectionConfig,
-}
-
-impl managed::Manager for Connector {
-    type Type = MultiplexedConnection;
-    type Error = redis::RedisError;
-
-    async fn create(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        match &self.target {
-            Target::Direct(client) => {
-                client
-                    .get_multiplexed_async_connection_with_config(&self.config)
-                    .await
-            }
-            // Asks the sentinels for the master each time, and checks its ROLE: after a
-            // failover, new connections reach the new master.
-            Target::Sentinel(client) => {
-                client
-                    .lock()
-                    .await
-                    .get_async_connection_with_config(&self.config)
-                    .await
-            }
-        }
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut MultiplexedConnection,
-        metrics: &Metrics,
-    ) -> managed::RecycleResult<redis::RedisError> {
-        // A connection in steady use is known good: checking it on every checkout would double
-        // every call's round trips on the hot path. One whose command fails is dropped anyway.
-        if metrics.last_used() < RECENTLY_USED {
-            return Ok(());
-        }
-        match &self.target {
-            Target::Direct(_) => {
-                let _pong: String = redis::cmd("PING").query_async(conn).await?;
-                Ok(())
-            }
-            // A master demoted by a failover may keep its clients connected; reads would still
-            // work but writes fail, so a pooled connection must still be talking to a master.
-            Target::Sentinel(_) => match redis::cmd("ROLE").query_async(conn).await? {
-                Role::Primary { .. } => Ok(()),
-                _ => Err(RecycleError::message("no longer connected to the master")),
-            },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tier(url: &str) -> RedisTier {
-        RedisTier::new(&url.parse().expect(url), 4, Duration::from_millis(250)).expect(url)
-    }
-
-    #[test]
-    fn rediss_tier_builds_with_rustls() {
-        assert_eq!(
-            tier("rediss://redis.example:6380/10").describe(),
-            "rediss://redis.example:6380/10"
-        );
-    }
-
-    #[test]
-    fn describe_masks_passwords() {
-        for (url, shown) in [
-            (
-                "redis://:s3cret@harbor-redis:6379/10",
-                "redis://:*****@harbor-redis:6379/10",
-            ),
-            (
-                "redis+sentinel://:s3cret@s1:26379,s2:26379/mymaster/10",
-                "redis+sentinel://:*****@s1:26379,s2:26379/mymaster/10",
-            ),
-        ] {
-            let tier = tier(url);
-            assert_eq!(tier.describe(), shown);
-            assert!(!format!("{tier:?}").contains("s3cret"));
-        }
-    }
-
-    #[test]
-    fn ttl_has_millisecond_precision_and_a_floor() {
-        assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
-        assert_eq!(ttl_millis(Duration::from_millis(1500)), 1500);
-        assert_eq!(ttl_millis(Duration::MAX), u64::MAX);
     }
 }

@@ -1,5 +1,6 @@
 //! Stand-ins for the cache's seams in unit tests: its configuration, an upstream that answers
-//! as told (and counts its fetches), shared by the cache's tests and the use cases' tests.
+//! as told (and counts its fetches), the stub shared store, and the key a list is stored
+//! under; shared by the cache's tests and its clients' tests.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,9 @@ use registry_client::{ReferrersSource, UpstreamReferrers};
 use tokio::sync::Semaphore;
 
 use super::CacheConfig;
+use super::keys::cache_key;
 use super::policy::Lifetimes;
+pub(crate) use super::shared::stub::{Fault, StubStore};
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 
 pub(crate) const FRESH_FOR: Duration = Duration::from_secs(600);
@@ -33,6 +36,18 @@ pub(crate) fn config() -> CacheConfig {
         lock_ttl: LOCK_TTL,
         lock_wait: LOCK_TTL,
     }
+}
+
+/// The key the list of `digest` in `target` of Harbor registry `registry_id` is stored under,
+/// with [`config`].
+pub(crate) fn key_of(registry_id: i64, target: &UpstreamTarget, digest: &Digest) -> String {
+    cache_key(
+        &config().namespace,
+        registry_id,
+        &target.cache_scope,
+        &target.repository,
+        digest,
+    )
 }
 
 /// What the stub upstream answers.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use registry_client::{Registry, RegistryKind, UpstreamReferrers};
 use sha2::Digest as _;
 
-use super::entry::{EntryBounds, lock_key};
+use super::entry::EntryBounds;
+use super::keys::lock_key;
 use super::shared::stub::{Fault, StubStore};
 use super::testing::*;
 use super::*;
@@ -693,7 +694,13 @@ async fn a_flight_started_after_another_stored_the_key_makes_no_upstream_call() 
     let fetched = Arc::clone(&replica.cache)
         .fetch(key(), target(), digest(), None)
         .await;
-    assert!(matches!(fetched, Fetched::Complete(list) if list.descriptors.len() == 2));
+    assert_eq!(
+        (
+            fetched.upstream,
+            fetched.list.map(|list| list.descriptors.len())
+        ),
+        (UpstreamResult::Api, Some(2))
+    );
     assert_eq!(replica.upstream.fetches(), 1, "no second upstream call");
 
     // Once the entry is stale, a miss flight does fetch again.
@@ -701,117 +708,6 @@ async fn a_flight_started_after_another_stored_the_key_makes_no_upstream_call() 
     let fetched = Arc::clone(&replica.cache)
         .fetch(key(), target(), digest(), None)
         .await;
-    assert!(matches!(fetched, Fetched::Complete(_)));
+    assert!(fetched.upstream == UpstreamResult::Api && fetched.list.is_some());
     assert_eq!(replica.upstream.fetches(), 2);
-}
-
-fn scope(repository: Option<&str>) -> PurgeScope {
-    PurgeScope {
-        registry_id: REGISTRY_ID,
-        repository: repository.map(str::to_owned),
-        digest: None,
-    }
-}
-
-#[tokio::test]
-async fn a_purge_drops_the_list_from_both_tiers_publishes_it_and_the_next_ask_fetches() {
-    let (clock, store) = (clock(), Arc::new(StubStore::default()));
-    let replica = Replica::new(
-        Some(&store),
-        StubUpstream::answering(Answer::Referrers(2)),
-        &clock,
-    );
-    replica.ask().await;
-    assert_eq!(replica.cache.cached_lists(REGISTRY_ID), 1);
-    assert_eq!(replica.cache.cached_lists(REGISTRY_ID + 1), 0);
-
-    let other = replica.cache.purge(&scope(Some("library/other"))).await;
-    assert_eq!(other.lists, 0);
-    assert!(store.value(&key()).is_some());
-
-    let purged = replica.cache.purge(&scope(Some("library/nginx"))).await;
-    assert_eq!(
-        purged,
-        Purged {
-            lists: 1,
-            shared: SharedPurge::Done
-        }
-    );
-    assert!(store.value(&key()).is_none());
-    assert_eq!(replica.cache.cached_lists(REGISTRY_ID), 0);
-    let published = store.published();
-    assert_eq!(published.len(), 2);
-    assert_eq!(published[1].0, "referrers-sidecar:v2:harbor-a:purge");
-    assert_eq!(
-        PurgeScope::from_message(&published[1].1).map(|(_, scope)| scope),
-        Some(scope(Some("library/nginx")))
-    );
-
-    let after = replica.ask().await;
-    assert_eq!(
-        (after.cache, replica.upstream.fetches()),
-        (CacheResult::Miss, 2)
-    );
-}
-
-#[tokio::test]
-async fn a_purge_message_from_another_replica_drops_the_in_process_list_and_its_own_is_skipped() {
-    let (clock, store) = (clock(), Arc::new(StubStore::default()));
-    let first = Replica::new(
-        Some(&store),
-        StubUpstream::answering(Answer::Referrers(2)),
-        &clock,
-    );
-    let second = Replica::new(
-        Some(&store),
-        StubUpstream::answering(Answer::Referrers(2)),
-        &clock,
-    );
-    first.ask().await;
-    second.ask().await;
-    assert_eq!(second.cache.cached_lists(REGISTRY_ID), 1);
-
-    first.cache.purge(&scope(None)).await;
-    let (_, message) = store.published().remove(0);
-    first.cache.apply_purge_message(&message).await;
-    assert_eq!(first.metrics.cache_purges_received.get(), 0, "its own");
-    second.cache.apply_purge_message(&message).await;
-    assert_eq!(second.metrics.cache_purges_received.get(), 1);
-    assert_eq!(second.cache.cached_lists(REGISTRY_ID), 0);
-    second.cache.apply_purge_message(b"not a purge").await;
-    assert_eq!(second.metrics.cache_purges_received.get(), 1);
-}
-
-#[tokio::test]
-async fn a_purge_with_redis_down_still_drops_the_in_process_list_and_forgets_a_too_large_one() {
-    let (clock, store) = (clock(), Arc::new(StubStore::default()));
-    let replica = Replica::new(
-        Some(&store),
-        StubUpstream::answering(Answer::TooLarge),
-        &clock,
-    );
-    replica.ask().await;
-    replica.ask().await;
-    assert_eq!(replica.upstream.fetches(), 1, "remembered too large");
-    replica.upstream.answer(Answer::Referrers(1));
-    store.inject(Fault::Down);
-    let purged = replica.cache.purge(&scope(None)).await;
-    assert_eq!(purged.shared, SharedPurge::Unavailable);
-    assert!(store.published().is_empty());
-    replica.ask().await;
-    assert_eq!(
-        replica.upstream.fetches(),
-        2,
-        "fetched again after the purge"
-    );
-
-    let alone = Replica::new(None, StubUpstream::answering(Answer::Referrers(1)), &clock);
-    alone.ask().await;
-    assert_eq!(
-        alone.cache.purge(&scope(None)).await,
-        Purged {
-            lists: 1,
-            shared: SharedPurge::None
-        }
-    );
 }

@@ -1,31 +1,35 @@
-//! The configuration: every key with its default (this file), loading from YAML and the
-//! environment (`load`), secrets (`secret`) and validation at start (`validate`).
+//! The configuration: every key with its default (this file, and `cache` and `upstream` for
+//! those sections), loading from YAML and the environment (`load`), secrets (`secret`) and
+//! validation at start (`validate`).
 //!
-//! Every key and its default lives in this file and nowhere else. The YAML file is read first,
+//! Every key and its default lives in these three files and nowhere else. The YAML file is read first,
 //! then `REFERRERS_SIDECAR__SECTION__KEY` environment variables override any key; secrets may be
 //! given inline or as `*_file`, and are resolved (read) once, at load time.
 
+mod cache;
 mod human_duration;
 mod load;
 mod redis_url;
 mod secret;
 #[cfg(test)]
 mod tests;
+mod upstream;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use registry_client::{ClientConfig, MemoryBudget, RegistryType, RequestObserver};
+use registry_client::RegistryType;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use cache::{CacheBackend, CacheSettings};
 pub use load::{ENV_PREFIX, ENV_SEPARATOR};
 pub use redis_url::{InvalidRedisUrl, RedisServers, RedisUrl};
 pub use secret::{Secret, mask_password};
+pub use upstream::UpstreamSettings;
 pub use validate::HARBOR_TAKEN_REDIS_DBS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,133 +187,6 @@ pub struct RegistrySettings {
     pub password: Option<Secret>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CacheBackend {
-    Memory,
-    Redis,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheSettings {
-    /// `memory` or `redis`; the in-process tier is always on.
-    pub backend: CacheBackend,
-    /// `redis://`, `rediss://` or Harbor's `redis+sentinel://h1:26379,h2:26379/<master>/<db>`.
-    pub redis_url: RedisUrl,
-    pub redis_pool_size: usize,
-    #[serde(with = "human_duration")]
-    pub redis_timeout: Duration,
-    #[serde(with = "human_duration")]
-    pub fresh_for: Duration,
-    #[serde(with = "human_duration")]
-    pub keep_stale_for: Duration,
-    #[serde(with = "human_duration")]
-    pub keep_empty_for: Duration,
-    pub max_entry_bytes: usize,
-    pub memory_max_bytes: u64,
-    #[serde(with = "human_duration")]
-    pub lock_ttl: Duration,
-    /// Keeps this Harbor's entries apart from another's sharing the Redis DB; `None`: a hash
-    /// of `harbor.url`.
-    pub namespace: Option<String>,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            backend: CacheBackend::Memory,
-            redis_url: "redis://harbor-redis:6379/10"
-                .parse()
-                .expect("the default Redis URL parses"),
-            redis_pool_size: 16,
-            redis_timeout: Duration::from_millis(250),
-            fresh_for: Duration::from_secs(10 * 60),
-            keep_stale_for: Duration::from_secs(7 * 24 * 3600),
-            keep_empty_for: Duration::from_secs(3600),
-            max_entry_bytes: 1024 * 1024,
-            memory_max_bytes: 64 * 1024 * 1024,
-            lock_ttl: Duration::from_secs(10),
-            namespace: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpstreamSettings {
-    /// Bounds the whole listing, all pages.
-    #[serde(with = "human_duration")]
-    pub timeout: Duration,
-    #[serde(with = "human_duration")]
-    pub connect_timeout: Duration,
-    pub max_pages: usize,
-    pub max_page_bytes: usize,
-    /// Bytes of upstream pages all listings may hold at once.
-    pub memory_budget_bytes: usize,
-    pub max_concurrent_per_registry: usize,
-    /// How long "no referrers API here" is remembered per registry and repository.
-    #[serde(with = "human_duration")]
-    pub api_absent_ttl: Duration,
-    pub breaker_failures: u32,
-    #[serde(with = "human_duration")]
-    pub breaker_cooldown: Duration,
-    /// Allow token realms and links on loopback or link-local addresses.
-    pub allow_private_realms: bool,
-    /// Extra CA bundle (PEM) trusted for upstream registries and their token realms, besides
-    /// the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Default: `referrers-sidecar/<version>`.
-    pub user_agent: Option<String>,
-}
-
-impl Default for UpstreamSettings {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            max_pages: 100,
-            max_page_bytes: 4 * 1024 * 1024,
-            memory_budget_bytes: 64 * 1024 * 1024,
-            max_concurrent_per_registry: 16,
-            api_absent_ttl: Duration::from_secs(3600),
-            breaker_failures: 5,
-            breaker_cooldown: Duration::from_secs(30),
-            allow_private_realms: false,
-            ca_file: None,
-            user_agent: None,
-        }
-    }
-}
-
-impl UpstreamSettings {
-    /// The `User-Agent` sent upstream.
-    #[must_use]
-    pub fn effective_user_agent(&self) -> String {
-        self.user_agent
-            .clone()
-            .unwrap_or_else(|| format!("referrers-sidecar/{}", env!("CARGO_PKG_VERSION")))
-    }
-
-    /// The upstream client's bounds from `upstream.*`, each request told to `observer`.
-    #[must_use]
-    pub fn client_config(&self, observer: Option<Arc<dyn RequestObserver>>) -> ClientConfig {
-        ClientConfig {
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            max_pages: self.max_pages,
-            max_page_bytes: self.max_page_bytes,
-            memory_budget: MemoryBudget::new(self.memory_budget_bytes),
-            max_concurrent_per_registry: self.max_concurrent_per_registry,
-            api_absent_ttl: self.api_absent_ttl,
-            allow_private_realms: self.allow_private_realms,
-            user_agent: self.effective_user_agent(),
-            extra_ca_file: self.ca_file.clone(),
-            observer,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

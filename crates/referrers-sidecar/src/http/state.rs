@@ -11,6 +11,7 @@ use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::operator::{OperatorAccess, PurgeTargets, StatusSources};
 use crate::referrers::Referrers;
+use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::StoreInHarbor;
 use crate::upstream::UpstreamFetcher;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub serving: Arc<Serving>,
     pub cache: Arc<ReferrersCache>,
+    /// Purges spread to and heard from the other replicas.
+    pub replicas: Arc<Replicas>,
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
     pub upstream: Arc<UpstreamFetcher>,
     pub operator: OperatorAccess,
@@ -57,7 +60,7 @@ impl AppState {
     pub fn purge_targets(&self) -> PurgeTargets<'_> {
         PurgeTargets {
             serving: &self.serving,
-            cache: &self.cache,
+            replicas: &self.replicas,
             metrics: &self.metrics,
         }
     }

@@ -3,10 +3,11 @@
 
 use oci_referrers::{Digest, RepositoryName};
 
-use crate::cache::{PurgeScope, Purged, ReferrersCache, SharedPurge};
+use crate::cache::PurgeScope;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::outcome::PurgeResult;
+use crate::replicas::{Purged, Replicas, SharedPurge};
 use crate::serving::{NoUpstream, Read, Serving};
 
 /// A purge that cannot be done as asked.
@@ -23,10 +24,10 @@ pub enum PurgeError {
 }
 
 /// What a purge uses: the serving decision (which registry, which upstream repository), the
-/// cache, the metrics.
+/// replicas' purge, the metrics.
 pub struct PurgeTargets<'a> {
     pub serving: &'a Serving,
-    pub cache: &'a ReferrersCache,
+    pub replicas: &'a Replicas,
     pub metrics: &'a Metrics,
 }
 
@@ -79,7 +80,7 @@ pub async fn purge(
         repository,
         digest,
     };
-    let purged = targets.cache.purge(&scope).await;
+    let purged = targets.replicas.purge(&scope).await;
     targets
         .metrics
         .count_purge(match (purged.shared, purged.lists) {

@@ -1,6 +1,9 @@
 //! The upstream fetch: one registry's referrers listing behind that registry's breaker and
 //! rate-limit rest, timed, counted and logged.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use registry_client::{
 
 use super::rest::Rests;
 use super::target::UpstreamTarget;
-use crate::breaker::{Breaker, BreakerState};
+use crate::breaker::{Breaker, BreakerState, Change, Verdict};
 use crate::clock::Clock;
 use crate::config::UpstreamSettings;
 use crate::metrics::Metrics;
@@ -114,32 +117,42 @@ impl UpstreamFetcher {
             return Fetch::RateLimited;
         }
         let breaker = self.breaker(name);
-        let allowed = breaker.allow(self.clock.instant());
-        self.track(name, &breaker);
-        if !allowed {
-            return Fetch::Skipped;
-        }
-        let started = Instant::now();
-        let result = self
-            .client
-            .list_referrers(
-                &target.registry,
-                &target.repository,
-                digest,
-                previous.as_ref(),
+        let listing = async {
+            let started = Instant::now();
+            let result = self
+                .client
+                .list_referrers(
+                    &target.registry,
+                    &target.repository,
+                    digest,
+                    previous.as_ref(),
+                )
+                .await;
+            self.metrics
+                .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
+            result
+        };
+        let Some(called) = breaker
+            .call(
+                || self.clock.instant(),
+                |state| self.metrics.set_breaker_state(name, state.gauge()),
+                listing,
+                |result| match result {
+                    Ok(_) => Verdict::Healthy,
+                    // It answered, and asked for a rest: no verdict on its health.
+                    Err(UpstreamError::RateLimited { .. }) => Verdict::Inconclusive,
+                    Err(error) if error.counts_against_breaker() => Verdict::Failed,
+                    Err(_) => Verdict::Healthy,
+                },
             )
-            .await;
-        self.metrics
-            .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
-        let fetch = match result {
-            Ok(list) => {
-                breaker.record_success();
-                Fetch::Listed(list)
-            }
+            .await
+        else {
+            return Fetch::Skipped;
+        };
+        match called.value {
+            Ok(list) => Fetch::Listed(list),
             Err(UpstreamError::RateLimited { retry_after }) => {
-                let now = self.clock.instant();
-                breaker.record_inconclusive(now);
-                let rest = self.rests.start(name, now, retry_after);
+                let rest = self.rests.start(name, self.clock.instant(), retry_after);
                 self.metrics.count_rate_limited(name);
                 tracing::warn!(
                     registry = name,
@@ -158,9 +171,7 @@ impl UpstreamFetcher {
                     error = %error,
                     "upstream referrers unavailable"
                 );
-                if !error.counts_against_breaker() {
-                    breaker.record_success();
-                } else if breaker.record_failure(self.clock.instant()) {
+                if called.change == Some(Change::Opened) {
                     tracing::warn!(
                         registry = name,
                         cooldown = ?self.breaker_cooldown,
@@ -173,9 +184,7 @@ impl UpstreamFetcher {
                     _ => Fetch::Failed,
                 }
             }
-        };
-        self.track(name, &breaker);
-        fetch
+        }
     }
 
     /// The breaker and rest of the registry labelled `name`, without changing either (a
@@ -248,239 +257,5 @@ impl RequestObserver for UpstreamRequestMetrics {
         };
         let class = status.map_or(StatusClass::Error, StatusClass::of);
         self.0.count_upstream_request(registry, kind, class);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::breaker::BreakerState;
-    use crate::clock::ManualClock;
-    use crate::outcome::{StatusClass, UpstreamKind};
-    use registry_client::{Registry, RegistryKind};
-
-    /// A registry on a port nothing listens on: every fetch is a refused connection, which
-    /// counts against the breaker.
-    fn refusing_target() -> UpstreamTarget {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        UpstreamTarget::new(
-            Registry {
-                name: "refusing".into(),
-                base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
-                kind: RegistryKind::Distribution,
-                insecure: true,
-                credentials: None,
-            },
-            "library/nginx".into(),
-            false,
-        )
-    }
-
-    /// A registry answering every request with the status in `status`, with `Retry-After:
-    /// 120` on a 429.
-    async fn registry_answering(status: Arc<std::sync::atomic::AtomicU16>) -> UpstreamTarget {
-        use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let status = status.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buffer = [0; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let retry_after = if status == 429 {
-                        "Retry-After: 120\r\n"
-                    } else {
-                        ""
-                    };
-                    let answer = format!(
-                        "HTTP/1.1 {status} X\r\n{retry_after}Content-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        UpstreamTarget::new(
-            Registry {
-                name: "limited".into(),
-                base_url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
-                kind: RegistryKind::Distribution,
-                insecure: true,
-                credentials: None,
-            },
-            "library/nginx".into(),
-            false,
-        )
-    }
-
-    fn fetcher(
-        settings: &UpstreamSettings,
-        clock: &Arc<ManualClock>,
-    ) -> (UpstreamFetcher, Arc<Metrics>) {
-        let metrics = Arc::new(Metrics::new(&[]).unwrap());
-        let observer: Arc<dyn RequestObserver> =
-            Arc::new(UpstreamRequestMetrics(Arc::clone(&metrics)));
-        let client = RegistryClient::new(settings.client_config(Some(observer))).unwrap();
-        let fetcher = UpstreamFetcher::new(
-            client,
-            settings,
-            Arc::clone(clock) as Arc<dyn Clock>,
-            Arc::clone(&metrics),
-        );
-        (fetcher, metrics)
-    }
-
-    #[tokio::test]
-    async fn a_rate_limit_rests_the_registry_until_retry_after_and_a_limited_probe_keeps_the_breaker_open()
-     {
-        use std::sync::atomic::{AtomicU16, Ordering};
-        let settings = UpstreamSettings {
-            breaker_failures: 1,
-            breaker_cooldown: Duration::from_secs(30),
-            ..UpstreamSettings::default()
-        };
-        let clock = Arc::new(ManualClock::at(1_700_000_000_000));
-        let (fetcher, metrics) = fetcher(&settings, &clock);
-        let status = Arc::new(AtomicU16::new(503));
-        let target = registry_answering(Arc::clone(&status)).await;
-        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
-        let requests = || {
-            UpstreamKind::ALL
-                .iter()
-                .flat_map(|kind| StatusClass::ALL.iter().map(move |class| (kind, class)))
-                .map(|(kind, class)| {
-                    metrics
-                        .upstream_requests
-                        .with_label_values(&["limited", kind.as_str(), class.as_str()])
-                        .get()
-                })
-                .sum::<u64>()
-        };
-        let limited = || {
-            metrics
-                .upstream_rate_limited
-                .with_label_values(&["limited"])
-                .get()
-        };
-
-        // A 503 without Retry-After is a failure: the breaker opens.
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::Failed
-        ));
-        assert_eq!(fetcher.breaker("limited").state(), BreakerState::Open);
-
-        // The probe after the cool-down is answered 429: the breaker stays open, and the
-        // registry rests for the 120 s it asked for.
-        clock.advance(settings.breaker_cooldown);
-        status.store(429, Ordering::SeqCst);
-        assert_eq!(fetcher.admits("limited"), Admission::Admitted);
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::RateLimited
-        ));
-        assert_eq!(fetcher.breaker("limited").state(), BreakerState::Open);
-        assert_eq!(
-            metrics.breaker_state.with_label_values(&["limited"]).get(),
-            1
-        );
-        assert_eq!(limited(), 1);
-        let made = requests();
-
-        // Resting: no call, even once the breaker's cool-down is over.
-        clock.advance(settings.breaker_cooldown);
-        assert_eq!(fetcher.admits("limited"), Admission::Resting);
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::RateLimited
-        ));
-        clock.advance(
-            Duration::from_secs(120) - settings.breaker_cooldown - Duration::from_millis(1),
-        );
-        assert_eq!(fetcher.admits("limited"), Admission::Resting);
-        assert_eq!(requests(), made, "no upstream call while resting");
-        assert_eq!(limited(), 1, "only an upstream answer counts");
-
-        // The rest is over: the next fetch is the breaker's probe, and calls the registry.
-        clock.advance(Duration::from_millis(1));
-        assert_eq!(fetcher.admits("limited"), Admission::Admitted);
-        status.store(503, Ordering::SeqCst);
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::Failed
-        ));
-        assert!(requests() > made);
-        assert_eq!(fetcher.admits("another"), Admission::Admitted);
-    }
-
-    #[tokio::test]
-    async fn the_registry_breaker_opens_skips_then_probes_after_its_cool_down() {
-        let settings = UpstreamSettings {
-            breaker_failures: 2,
-            breaker_cooldown: Duration::from_secs(30),
-            ..UpstreamSettings::default()
-        };
-        let clock = Arc::new(ManualClock::at(1_700_000_000_000));
-        let metrics = Arc::new(Metrics::new(&[]).unwrap());
-        let observer: Arc<dyn RequestObserver> =
-            Arc::new(UpstreamRequestMetrics(Arc::clone(&metrics)));
-        let client = RegistryClient::new(settings.client_config(Some(observer))).unwrap();
-        let fetcher = UpstreamFetcher::new(
-            client,
-            &settings,
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            Arc::clone(&metrics),
-        );
-        let target = refusing_target();
-        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
-        let requests = || {
-            metrics
-                .upstream_requests
-                .with_label_values(&["refusing", "api", "error"])
-                .get()
-        };
-        let gauge = || metrics.breaker_state.with_label_values(&["refusing"]).get();
-
-        for _ in 0..2 {
-            assert_eq!(fetcher.admits("refusing"), Admission::Admitted);
-            assert!(matches!(
-                fetcher.fetch(&target, &digest, None).await,
-                Fetch::Failed
-            ));
-        }
-        assert_eq!(fetcher.breaker("refusing").state(), BreakerState::Open);
-        assert_eq!(gauge(), 1);
-        let made = requests();
-        assert!(made >= 2, "each fetch reached the registry: {made}");
-
-        // Open: no call at all.
-        assert_eq!(fetcher.admits("refusing"), Admission::BreakerOpen);
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::Skipped
-        ));
-        assert_eq!(requests(), made);
-
-        // After the cool-down one probe goes; it fails, so the breaker opens again.
-        clock.advance(settings.breaker_cooldown);
-        assert_eq!(fetcher.admits("refusing"), Admission::Admitted);
-        assert!(matches!(
-            fetcher.fetch(&target, &digest, None).await,
-            Fetch::Failed
-        ));
-        assert!(requests() > made);
-        assert_eq!(gauge(), 1);
-        assert_eq!(fetcher.admits("refusing"), Admission::BreakerOpen);
-        // Another registry has a breaker of its own.
-        assert_eq!(fetcher.admits("another"), Admission::Admitted);
     }
 }

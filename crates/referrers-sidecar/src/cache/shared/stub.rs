@@ -1,0 +1,211 @@
+//! A shared store in process, with failure injection.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::*;
+
+/// How the stub store misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Refuses every call, as a stopped Redis does.
+    Down,
+    /// Every call runs into the timeout, as a frozen or black-holed Redis does.
+    Slow,
+    /// Every read returns bytes that are not an entry.
+    Corrupt,
+    /// Reads never answer: their caller gives up or goes away first.
+    Hang,
+}
+
+#[derive(Default)]
+struct State {
+    values: HashMap<String, Vec<u8>>,
+    ttls: HashMap<String, Duration>,
+    calls: HashMap<&'static str, usize>,
+    published: Vec<(String, Vec<u8>)>,
+    fault: Option<Fault>,
+}
+
+#[derive(Default)]
+pub struct StubStore {
+    state: Mutex<State>,
+}
+
+impl StubStore {
+    pub fn inject(&self, fault: Fault) {
+        self.lock().fault = Some(fault).filter(|f| *f != Fault::None);
+    }
+
+    /// Calls of a command so far (`get`, `set`, `try_lock`, `unlock`).
+    pub fn calls(&self, command: &'static str) -> usize {
+        self.lock().calls.get(command).copied().unwrap_or(0)
+    }
+
+    pub fn value(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock().values.get(key).cloned()
+    }
+
+    pub fn ttl(&self, key: &str) -> Option<Duration> {
+        self.lock().ttls.get(key).copied()
+    }
+
+    /// Writes as another replica would.
+    pub fn put(&self, key: &str, value: &[u8]) {
+        self.lock().values.insert(key.to_owned(), value.to_vec());
+    }
+
+    /// Messages published so far, by channel.
+    pub fn published(&self) -> Vec<(String, Vec<u8>)> {
+        self.lock().published.clone()
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.lock().values.remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn enter(&self, command: &'static str) -> Result<std::sync::MutexGuard<'_, State>, RedisError> {
+        let mut state = self.lock();
+        *state.calls.entry(command).or_default() += 1;
+        match state.fault {
+            Some(Fault::Down) => Err(RedisError::Pool("connection refused".into())),
+            Some(Fault::Slow) => Err(RedisError::Timeout),
+            _ => Ok(state),
+        }
+    }
+}
+
+// Each call does its work when polled, as Redis calls do: one the breaker stops never
+// reaches the store.
+impl SharedStore for StubStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>> {
+        async move {
+            let found = {
+                let state = self.enter("get")?;
+                match state.fault {
+                    Some(Fault::Hang) => None,
+                    Some(Fault::Corrupt) => Some(Some(b"RS\x02 not deflate".to_vec())),
+                    _ => Some(state.values.get(key).cloned()),
+                }
+            };
+            match found {
+                Some(value) => Ok(value),
+                None => futures_util::future::pending().await,
+            }
+        }
+        .boxed()
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), RedisError>> {
+        async move {
+            let mut state = self.enter("set")?;
+            state.values.insert(key.to_owned(), value.to_vec());
+            state.ttls.insert(key.to_owned(), ttl);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, RedisError>> {
+        async move {
+            let mut state = self.enter("try_lock")?;
+            if state.values.contains_key(key) {
+                return Ok(false);
+            }
+            state
+                .values
+                .insert(key.to_owned(), token.as_bytes().to_vec());
+            state.ttls.insert(key.to_owned(), ttl);
+            Ok(true)
+        }
+        .boxed()
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), RedisError>> {
+        async move {
+            let mut state = self.enter("unlock")?;
+            if state
+                .values
+                .get(key)
+                .is_some_and(|held| held == token.as_bytes())
+            {
+                state.values.remove(key);
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
+        async move {
+            // Prefix patterns only: what the purge tests need.
+            let prefix = pattern.split('*').next().unwrap_or_default();
+            let state = self.enter("scan")?;
+            Ok(state
+                .values
+                .keys()
+                .filter(|key| key.starts_with(prefix))
+                .cloned()
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>> {
+        async move {
+            let mut state = self.enter("delete")?;
+            Ok(keys
+                .iter()
+                .filter(|key| state.values.remove(key.as_str()).is_some())
+                .count() as u64)
+        }
+        .boxed()
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RedisError>> {
+        async move {
+            let mut state = self.enter("publish")?;
+            state.published.push((channel.to_owned(), message.to_vec()));
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        _channel: &'a str,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Vec<u8>>, RedisError>> {
+        async move {
+            drop(self.enter("subscribe")?);
+            Ok(futures_util::StreamExt::boxed(
+                futures_util::stream::pending::<Vec<u8>>(),
+            ))
+        }
+        .boxed()
+    }
+
+    fn describe(&self) -> String {
+        "redis://stub:6379/10".into()
+    }
+}
