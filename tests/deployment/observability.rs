@@ -19,8 +19,8 @@ const OPERATIONS: &str = include_str!("../../docs/operations.md");
 /// Metric names the files may use: ours, and the process collector's.
 const PREFIXES: &[&str] = &["harbor_referrers_", "process_"];
 
-/// Labels whose values exist from the start (metrics.rs initialises every value), so a
-/// selector on one of them can be checked against a fresh sidecar. `registry` depends on the
+/// Labels whose values exist from the start (the service initialises every value of its
+/// outcome enums), so a selector on one of them can be checked against a fresh sidecar. `registry` depends on the
 /// configuration, `le` on the buckets, `job` and `instance` on Prometheus.
 const INITIALISED_LABELS: &[&str] = &[
     "outcome",
