@@ -8,7 +8,7 @@ use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::outcome::PurgeResult;
 use crate::replicas::{Purged, Replicas, SharedPurge};
-use crate::serving::{NoUpstream, Read, Serving};
+use crate::serving::{Read, Serving};
 
 /// A purge that cannot be done as asked.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +114,6 @@ async fn upstream_repository(
     {
         Ok(target) => target.repository,
         Err(reason) => {
-            let reason = match reason {
-                NoUpstream::Unresolved(reason) => reason,
-                other => format!("{other:?}"),
-            };
             tracing::warn!(registry_id, repository, %reason, "purging the repository as named: the registry's facts cannot be had");
             repository.to_owned()
         }

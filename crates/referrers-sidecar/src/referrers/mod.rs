@@ -267,7 +267,7 @@ impl Referrers<'_> {
                 tracing::warn!(
                     project,
                     registry_id,
-                    ?reason,
+                    %reason,
                     "no upstream call for this project"
                 );
                 return Ok((Vec::new(), UpstreamAnswer::skipped()));

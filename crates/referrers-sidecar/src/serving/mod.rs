@@ -74,13 +74,16 @@ pub struct ServedProject {
 }
 
 /// Why a repository of a served project gets no upstream call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoUpstream {
     /// Harbor's proxy allowlist excludes it: the repository is core's alone.
+    #[error("Harbor's proxy allowlist excludes the repository")]
     NotInAllowlist,
     /// The registry's facts were not read lately ([`Read::Peek`]).
+    #[error("the registry's facts were not read from Harbor lately")]
     NotAtHand,
     /// The registry cannot be called: why.
+    #[error("{0}")]
     Unresolved(String),
 }
 

@@ -85,7 +85,7 @@ impl Warming {
                 tracing::warn!(
                     project,
                     registry_id = served.registry_id,
-                    ?reason,
+                    %reason,
                     "no upstream call for this project; not warming"
                 );
                 return WarmResult::HarborError;
