@@ -13,6 +13,7 @@ use e2e::metrics::{self, WarmResult, WebhookEvent};
 use e2e::scripted_upstream::ScriptedUpstream;
 use e2e::wait::{eventually, wait_for_metric};
 use e2e::world::{Mirror, World, ask};
+use referrers_sidecar::webhook::project_header;
 
 /// The auth header of the webhook policy in Harbor, and the sidecar's `webhook.auth_header`.
 const SECRET: &str = "Bearer webhook-s3cret";
@@ -162,6 +163,40 @@ async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     assert!(
         !logs.contains("webhook-s3cret"),
         "the secret is never logged"
+    );
+}
+
+#[tokio::test]
+async fn a_projects_own_header_signs_that_projects_events_and_no_others() {
+    let world = World::hub_proxy(Mirror::with_referrers_api().await);
+    let sidecar = world.sidecar_with(|s| s.webhook_auth_header(SECRET));
+    let payload = pull(&world, Format::Default);
+
+    // The header webhook-setup writes into another project's policy: refused, nothing fetched.
+    let others = project_header(SECRET, "ghcr-proxy");
+    assert_eq!(
+        post(&sidecar, Some(&others), Format::Default, &payload).await,
+        401
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::webhook_events(WebhookEvent::UnknownUnauthorized))
+            .await,
+        1.0
+    );
+    assert_eq!(sidecar.metric(&metrics::webhook_queue_depth()).await, 0.0);
+
+    // Its own: taken and warmed.
+    let own = project_header(SECRET, "hub-proxy");
+    assert_eq!(
+        post(&sidecar, Some(&own), Format::Default, &payload).await,
+        202
+    );
+    wait_for_metric(&sidecar, &metrics::webhook_warms(WarmResult::Fetched), 1.0).await;
+    assert_eq!(
+        world.mirror("hub-proxy").referrers_requests(),
+        1,
+        "only the event signed for its project reached the upstream"
     );
 }
 

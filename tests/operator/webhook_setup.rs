@@ -8,6 +8,7 @@ use e2e::harbor_webhook::PATH;
 use e2e::sidecar::binary;
 use e2e::users::{ALICE, PAM, User};
 use e2e::world::{Mirror, World};
+use referrers_sidecar::webhook::project_header;
 use serde_json::Value;
 
 const SECRET: &str = "Bearer webhook-s3cret";
@@ -89,7 +90,9 @@ async fn a_project_admin_creates_the_policy_and_a_second_run_finds_it() {
         target["address"],
         format!("http://sidecar.harbor.svc:8080{PATH}")
     );
-    assert_eq!(target["auth_header"], SECRET);
+    // The project's own header, derived from the master secret, which stays with the sidecar.
+    assert_eq!(target["auth_header"], project_header(SECRET, "hub-proxy"));
+    assert_ne!(target["auth_header"], SECRET);
     assert_eq!(target["payload_format"], "Default");
 
     let again = webhook_setup(PAM, config(&world, SECRET).as_deref(), &args);
@@ -103,7 +106,10 @@ async fn a_project_admin_creates_the_policy_and_a_second_run_finds_it() {
     let policies: Vec<Value> = world.harbor.webhook_policies("hub-proxy");
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0]["id"], policy["id"]);
-    assert_eq!(policies[0]["targets"][0]["auth_header"], "Bearer rotated");
+    assert_eq!(
+        policies[0]["targets"][0]["auth_header"],
+        project_header("Bearer rotated", "hub-proxy")
+    );
 }
 
 #[tokio::test]
@@ -138,7 +144,7 @@ async fn without_a_configuration_the_flags_say_where_harbor_is_and_the_secret() 
     assert!(run.success, "{}", run.stderr);
     let policies = world.harbor.webhook_policies("hub-proxy");
     let target = &policies[0]["targets"][0];
-    assert_eq!(target["auth_header"], SECRET);
+    assert_eq!(target["auth_header"], project_header(SECRET, "hub-proxy"));
     assert_eq!(
         target["address"],
         format!("http://referrers-sidecar:8080{PATH}"),

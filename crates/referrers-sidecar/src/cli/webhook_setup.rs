@@ -1,6 +1,8 @@
 //! `webhook-setup`: creates in a Harbor project the webhook policy that tells the sidecar about
-//! pulls (`PULL_ARTIFACT`, with `webhook.auth_header`), through Harbor's API with the caller's
-//! own credentials (a project admin's); run again, it updates the policy or says it is up to
+//! pulls (`PULL_ARTIFACT`, with the project's own auth header, derived from
+//! `webhook.auth_header`, which never leaves the sidecar), through Harbor's API with the
+//! caller's own credentials (a project admin's); run again, it updates the policy (a policy
+//! carrying the master secret, as earlier versions wrote it, is rewritten) or says it is up to
 //! date.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use url::Url;
 
 use crate::config::Settings;
 use crate::http::webhook::PATH;
+use crate::webhook::project_header;
 
 /// The policy's name in the project: how a later run finds it.
 pub const POLICY_NAME: &str = "referrers-sidecar-warm";
@@ -35,8 +38,8 @@ pub struct Args {
     /// Harbor's URL (its API). Default: `harbor.url` of the configuration.
     #[arg(long)]
     harbor_url: Option<Url>,
-    /// A file holding the auth header Harbor is to send. Default: `webhook.auth_header` of
-    /// the configuration.
+    /// A file holding the sidecar's master webhook secret, from which the project's auth
+    /// header is derived. Default: `webhook.auth_header` of the configuration.
     #[arg(long)]
     auth_header_file: Option<PathBuf>,
 }
@@ -166,7 +169,11 @@ fn setup(args: &Args, config: &Path) -> Result<String, SetupError> {
     };
     let (username, password) = super::operator::credentials().map_err(SetupError::Credentials)?;
     let caller = BasicAuth { username, password };
-    let wanted = wanted_policy(webhook_address(&args.url_for_harbor), auth_header);
+    // The master secret stays with the sidecar: the policy gets this project's own header.
+    let wanted = wanted_policy(
+        webhook_address(&args.url_for_harbor),
+        project_header(&auth_header, &args.project),
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     actix_web::rt::System::new().block_on(async {
         let transport = CoreTransport::new(ca_file.as_deref(), TIMEOUT)?;

@@ -30,7 +30,7 @@ pub enum ApiError {
     #[error("not found")]
     WebhookOff,
     /// Missing or wrong `Authorization` on a webhook.
-    #[error("the Authorization header does not match webhook.auth_header")]
+    #[error("the Authorization header is not the webhook secret of the event's project")]
     WebhookUnauthorized,
     #[error("{0}")]
     WebhookPayload(String),

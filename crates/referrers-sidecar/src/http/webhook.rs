@@ -1,17 +1,17 @@
 //! `POST /referrers-sidecar/v1/webhooks/harbor`: Harbor's webhook events, authenticated by the
-//! shared secret Harbor sends as `Authorization`; pulled artifacts are queued for a warm fetch
-//! and Harbor gets `202` at once (its job service never waits for an upstream).
+//! `Authorization` Harbor sends — the project's own header, derived from `webhook.auth_header`
+//! (see [`crate::webhook::secret`]), or that master secret itself; pulled artifacts are queued
+//! for a warm fetch and Harbor gets `202` at once (its job service never waits for an upstream).
 
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::state::AppState;
 use crate::outcome::WebhookEvent;
-use crate::webhook::{EventKind, HarborEvent, Offered, WarmQueue};
+use crate::webhook::{EventKind, HarborEvent, Offered, Signer, WarmQueue};
 
 /// Harbor's payload for one pulled artifact is well under a kilobyte.
 const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -32,20 +32,28 @@ pub async fn harbor(
     let Some(secret) = &state.settings.webhook.auth_header else {
         return ApiError::WebhookOff.error_response();
     };
+    let master = secret.expose();
     let sent = request
         .headers()
         .get(header::AUTHORIZATION)
         .map_or(&b""[..], |value| value.as_bytes());
-    if !bool::from(sent.ct_eq(secret.expose().as_bytes())) {
+    let signer = Signer::of(master, sent);
+    let refuse = || {
         tracing::warn!(
-            "webhook refused: its Authorization header does not match webhook.auth_header"
+            "webhook refused: its Authorization header is neither webhook.auth_header nor the header webhook-setup derives from it for the event's project"
         );
         count(WebhookEvent::UnknownUnauthorized);
-        return ApiError::WebhookUnauthorized.error_response();
+        ApiError::WebhookUnauthorized.error_response()
+    };
+    // A project's header is a Bearer value: anything else that is not the master secret is
+    // refused before the payload is read.
+    if signer == Signer::Other && !sent.starts_with(b"Bearer ") {
+        return refuse();
     }
     let read = tokio::time::timeout(PAYLOAD_TIMEOUT, payload.to_bytes_limited(MAX_PAYLOAD_BYTES));
     let body = match read.await {
         Ok(Ok(Ok(body))) => body,
+        _ if signer == Signer::Other => return refuse(),
         unread => {
             let error = match unread {
                 Ok(Err(_)) => ApiError::WebhookTooLarge(MAX_PAYLOAD_BYTES),
@@ -60,12 +68,30 @@ pub async fn harbor(
     };
     let event = match HarborEvent::parse(&body) {
         Ok(event) => event,
+        // Whom a header that is not the master secret speaks for is told by the event: an
+        // unreadable one is refused as unsigned.
+        Err(_) if signer == Signer::Other => return refuse(),
         Err(error) => {
             tracing::info!(error = %error, "webhook refused");
             count(error.event());
             return ApiError::WebhookPayload(error.to_string()).error_response();
         }
     };
+    // A project's header speaks for events of that project only, and for no event that names
+    // none.
+    let signed = match signer {
+        Signer::Master => true,
+        Signer::Other => {
+            !event.pulled.is_empty()
+                && event
+                    .pulled
+                    .iter()
+                    .all(|pulled| signer.may_speak_for(master, sent, pulled.name.project()))
+        }
+    };
+    if !signed {
+        return refuse();
+    }
     if event.kind != EventKind::PullArtifact {
         count(WebhookEvent::OtherIgnored);
         return HttpResponse::build(StatusCode::ACCEPTED).finish();
