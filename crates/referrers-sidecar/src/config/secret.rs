@@ -44,19 +44,62 @@ impl Serialize for Secret {
 
 /// `text` with the password of a URL's user info replaced by [`Secret::MASK`]; works for
 /// Harbor's Sentinel form too, which a URL parser rejects. Text that is not a URL is returned
-/// as it is.
+/// as it is. The user info is read up to the last `@` of the text, not the first `/`, `?` or
+/// `#`, so a password holding any of those unencoded is masked whole; a URL whose path or query
+/// holds an `@` loses its host in the masked text too, which is the safe way to be wrong.
 #[must_use]
 pub fn mask_password(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, hosts)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:{}@{hosts}{tail}", Secret::MASK),
+            Some((user, _)) => format!("{scheme}://{user}:{}@{hosts}", Secret::MASK),
             None => text.to_owned(),
         },
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::RedisUrl;
+
+    #[test]
+    fn a_password_holding_url_delimiters_is_masked_whole() {
+        for (text, masked) in [
+            ("redis://:p#ss@h:6379/0", "redis://:*****@h:6379/0"),
+            ("redis://:p/ss@h:6379/0", "redis://:*****@h:6379/0"),
+            ("redis://u:p?ss@h:6379/0", "redis://u:*****@h:6379/0"),
+            ("redis://u:p@ss@h:6379/0", "redis://u:*****@h:6379/0"),
+            (
+                "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0",
+                "redis+sentinel://:*****@s1:26379,s2:26379/mymaster/0",
+            ),
+            ("https://registry.example/v2", "https://registry.example/v2"),
+            (
+                "https://user@registry.example",
+                "https://user@registry.example",
+            ),
+        ] {
+            assert_eq!(mask_password(text), masked, "{text}");
+        }
+    }
+
+    proptest! {
+        /// Whatever a password holds, neither the masked text nor the error of a Redis URL that
+        /// carries it shows it.
+        #[test]
+        fn no_password_survives_masking(password in "[\\x20-\\x7e]{6,40}") {
+            prop_assume!(!password.contains("h:6379") && !password.contains("redis"));
+            let text = format!("redis://user:{password}@h:6379/0");
+            prop_assert!(!mask_password(&text).contains(&password));
+            if let Err(error) = text.parse::<RedisUrl>() {
+                prop_assert!(!error.to_string().contains(&password), "{}", error);
+            }
+        }
     }
 }
