@@ -198,6 +198,21 @@ async fn harbor_decides_who_may_read_and_who_may_purge() {
     assert_eq!(purge(&sidecar, "hub-proxy", "", wrong).await.0, 401);
     // A right password after a wrong one is not refused by a remembered decision.
     assert_eq!(status(&sidecar, "hub-proxy", Some(ALICE)).await.0, 200);
+    // A user name longer than Harbor's is refused before Harbor is asked or anything is kept.
+    let long = User {
+        name: Box::leak("a".repeat(20 * 1024).into_boxed_str()),
+        ..ALICE
+    };
+    assert_eq!(status(&sidecar, "hub-proxy", Some(long)).await.0, 401);
+    eventually(
+        "the long user name's refusal is logged by its length",
+        async || {
+            sidecar.logs().iter().any(|line| {
+                line.contains("\"user_bytes\":20480") && !line.contains(&"a".repeat(300))
+            })
+        },
+    )
+    .await;
     let (code, body) = status(&sidecar, "private-proxy", Some(ALICE)).await;
     assert_eq!(
         code, 403,

@@ -1,7 +1,9 @@
 //! Who may use the operator API, by Harbor's word: the caller's own credentials are checked
 //! with Harbor's API (`GET /api/v2.0/users/current`, `GET /api/v2.0/projects/{project}`);
 //! a member may read a project's status, a project admin or a system admin may purge. Every
-//! decision is logged with the user name, and remembered for a few seconds only.
+//! decision is logged with the user name, and remembered for a few seconds only, under a hash
+//! of the credentials, in a memory bounded in bytes; credentials Harbor refuses are not
+//! remembered, and a user name longer than Harbor's is refused before Harbor is asked.
 
 use std::time::Duration;
 
@@ -14,8 +16,13 @@ use sha2::{Digest as _, Sha256};
 /// changed password takes effect at once for a person.
 const DECISION_TTL: Duration = Duration::from_secs(5);
 
-/// Decisions remembered at most.
-const MAX_DECISIONS: u64 = 10_000;
+/// What the remembered decisions weigh at most, in bytes of their keys (a credentials hash and a
+/// project name, at most 255 bytes): whoever calls, the memory they take stays bounded.
+const MAX_DECISION_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Longest user name asked about: Harbor's are far shorter, and a longer one is refused before
+/// anything is asked or remembered.
+const MAX_USERNAME_BYTES: usize = 255;
 
 /// What the caller asks to do with a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +76,29 @@ pub enum Refusal {
     Unavailable(HarborError),
 }
 
+/// A remembered decision's key: a hash of the credentials (a wrong password never rides on a
+/// right one's decision, and no user name is kept), and the project.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DecisionKey {
-    user: String,
-    /// A hash of the credentials: a wrong password never rides on a right one's decision.
     credentials: [u8; 32],
     project: String,
+}
+
+impl DecisionKey {
+    /// What the key takes in memory, roughly: its hash and its project name.
+    fn weight(&self) -> u32 {
+        u32::try_from(32 + self.project.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Why a decision is not remembered.
+#[derive(Debug)]
+enum NotRemembered {
+    /// Harbor refuses the credentials: asked again next time, so that a flood of wrong
+    /// credentials takes no memory.
+    Refused,
+    /// Harbor could not be asked.
+    Unavailable(HarborError),
 }
 
 pub struct OperatorAccess {
@@ -85,7 +109,8 @@ impl Default for OperatorAccess {
     fn default() -> Self {
         Self {
             decisions: Cache::builder()
-                .max_capacity(MAX_DECISIONS)
+                .weigher(|key: &DecisionKey, _| key.weight())
+                .max_capacity(MAX_DECISION_BYTES)
                 .time_to_live(DECISION_TTL)
                 .build(),
         }
@@ -112,8 +137,17 @@ impl OperatorAccess {
             );
             return Err(Refusal::Unauthorized);
         };
+        if caller.username.len() > MAX_USERNAME_BYTES {
+            tracing::info!(
+                user_bytes = caller.username.len(),
+                project,
+                action = action.as_str(),
+                decision = "unauthorized",
+                "operator API authorization (a user name longer than Harbor's)"
+            );
+            return Err(Refusal::Unauthorized);
+        }
         let key = DecisionKey {
-            user: caller.username.clone(),
             credentials: Sha256::new()
                 .chain_update(caller.username.as_bytes())
                 .chain_update([0])
@@ -122,14 +156,26 @@ impl OperatorAccess {
                 .into(),
             project: project.to_owned(),
         };
-        let verdict = self
+        let asked = self
             .decisions
-            .try_get_with(key, ask_harbor(core, caller, project))
-            .await
-            .map_err(|error| {
-                tracing::warn!(user = %caller.username, project, action = action.as_str(), error = %error, "operator API: cannot ask Harbor about the caller");
-                Refusal::Unavailable(HarborError::clone(&error))
-            })?;
+            .try_get_with(key, async {
+                match ask_harbor(core, caller, project).await {
+                    Ok(Verdict::Unauthorized) => Err(NotRemembered::Refused),
+                    Ok(verdict) => Ok(verdict),
+                    Err(error) => Err(NotRemembered::Unavailable(error)),
+                }
+            })
+            .await;
+        let verdict = match asked {
+            Ok(verdict) => verdict,
+            Err(not) => match not.as_ref() {
+                NotRemembered::Refused => Verdict::Unauthorized,
+                NotRemembered::Unavailable(error) => {
+                    tracing::warn!(user = %caller.username, project, action = action.as_str(), error = %error, "operator API: cannot ask Harbor about the caller");
+                    return Err(Refusal::Unavailable(error.clone()));
+                }
+            },
+        };
         let decision = decide(verdict, action, project);
         let outcome = match &decision {
             Ok(_) => "allowed",
