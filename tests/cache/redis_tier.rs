@@ -8,6 +8,9 @@ use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
 use referrers_sidecar::cache::{RedisError, RedisTier};
 use referrers_sidecar::config::RedisUrl;
 
+/// The most a read takes of a value here: far above what these tests store.
+const VALUE_BOUND: usize = 1024;
+
 /// What the sidecar is configured with by default.
 const TIMEOUT: Duration = Duration::from_millis(250);
 /// Harbor leaves DB 10 free; the tier must write where the URL says.
@@ -39,12 +42,44 @@ async fn eventually<T, F: Future<Output = Result<T, RedisError>>>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_is_read_bounded_however_large_it_is_in_redis() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
+    // Planted by anyone who can write to the DB: 4 MiB under one key.
+    let planted = vec![b'x'; 4 * 1024 * 1024];
+    tier.set("planted", &planted, Duration::from_secs(60))
+        .await
+        .expect("set");
+    let read = tier
+        .get("planted", 1024)
+        .await
+        .expect("get")
+        .expect("a value");
+    assert_eq!(
+        read.len(),
+        1025,
+        "the bound and one byte more: told apart by length"
+    );
+    let small = tier.get("planted", 10 * 1024 * 1024).await.expect("get");
+    assert_eq!(
+        small.map(|v| v.len()),
+        Some(planted.len()),
+        "within the bound: whole"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_set_and_expiry_in_the_configured_database() {
     let server = RedisServer::start();
     let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     let inside = server.client(DB);
 
-    assert_eq!(tier.get("referrers-sidecar:v1:k").await.expect("get"), None);
+    assert_eq!(
+        tier.get("referrers-sidecar:v1:k", VALUE_BOUND)
+            .await
+            .expect("get"),
+        None
+    );
     tier.set(
         "referrers-sidecar:v1:k",
         b"\x00list\xff",
@@ -53,7 +88,9 @@ async fn get_set_and_expiry_in_the_configured_database() {
     .await
     .expect("set");
     assert_eq!(
-        tier.get("referrers-sidecar:v1:k").await.expect("get"),
+        tier.get("referrers-sidecar:v1:k", VALUE_BOUND)
+            .await
+            .expect("get"),
         Some(b"\x00list\xff".to_vec())
     );
     assert_eq!(inside.keys("*"), vec!["referrers-sidecar:v1:k".to_owned()]);
@@ -68,7 +105,10 @@ async fn get_set_and_expiry_in_the_configured_database() {
         .expect("set");
     tier.set("zero", b"v", Duration::ZERO).await.expect("set");
     eventually("short entries expiring", || async {
-        match (tier.get("short").await?, tier.get("zero").await?) {
+        match (
+            tier.get("short", VALUE_BOUND).await?,
+            tier.get("zero", VALUE_BOUND).await?,
+        ) {
             (None, None) => Ok(()),
             _ => Err(RedisError::Command("not expired yet".into())),
         }
@@ -159,7 +199,7 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
 
     server.kill();
     for _ in 0..3 {
-        let get = within_deadline(tier.get("k")).await;
+        let get = within_deadline(tier.get("k", VALUE_BOUND)).await;
         assert!(
             matches!(get, Err(RedisError::Pool(_) | RedisError::Command(_))),
             "killed Redis: {get:?}"
@@ -178,7 +218,12 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
 
     // Restarted empty on the same port: the same tier works again without being rebuilt.
     server.restart();
-    assert_eq!(within_deadline(tier.get("k")).await.expect("get"), None);
+    assert_eq!(
+        within_deadline(tier.get("k", VALUE_BOUND))
+            .await
+            .expect("get"),
+        None
+    );
     tier.set("k", b"after", Duration::from_secs(60))
         .await
         .expect("set");
@@ -190,7 +235,7 @@ async fn black_holed_redis_times_out_every_call() {
     let hole = BlackHole::start();
     let tier = RedisTier::new(&hole.url(DB).parse().expect("URL"), 2, TIMEOUT).expect("tier");
 
-    let get = within_deadline(tier.get("k")).await;
+    let get = within_deadline(tier.get("k", VALUE_BOUND)).await;
     assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
     let set = within_deadline(tier.set("k", b"v", Duration::from_secs(1))).await;
     assert!(matches!(set, Err(RedisError::Timeout)), "{set:?}");
@@ -202,7 +247,7 @@ async fn black_holed_redis_times_out_every_call() {
     // More callers than connections: the ones waiting for the pool are bounded too.
     let calls = (0..6).map(|i| {
         let tier = tier.clone();
-        tokio::spawn(async move { tier.get(&format!("k{i}")).await })
+        tokio::spawn(async move { tier.get(&format!("k{i}"), VALUE_BOUND).await })
     });
     for call in futures_util::future::join_all(calls).await {
         let result = call.expect("task");
@@ -221,11 +266,11 @@ async fn frozen_redis_times_out_on_pooled_connections_then_recovers() {
     // The pooled connections stay open, but nothing answers on them.
     server.pause();
     for _ in 0..3 {
-        let get = within_deadline(tier.get("k")).await;
+        let get = within_deadline(tier.get("k", VALUE_BOUND)).await;
         assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
     }
     server.resume();
-    let value = eventually("a get after the thaw", || tier.get("k")).await;
+    let value = eventually("a get after the thaw", || tier.get("k", VALUE_BOUND)).await;
     assert_eq!(value, Some(b"v".to_vec()));
 }
 
@@ -238,7 +283,10 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
     tier.set("before", b"1", Duration::from_secs(600))
         .await
         .expect("set through the master");
-    assert_eq!(tier.get("before").await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        tier.get("before", VALUE_BOUND).await.expect("get"),
+        Some(b"1".to_vec())
+    );
     assert_eq!(
         setup.master.client(DB).get_raw("before"),
         Some(b"1".to_vec())
@@ -264,7 +312,10 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
         setup.replica.client(DB).get_raw("after"),
         Some(b"2".to_vec())
     );
-    assert_eq!(tier.get("before").await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        tier.get("before", VALUE_BOUND).await.expect("get"),
+        Some(b"1".to_vec())
+    );
     assert!(
         tier.try_lock("lock", "t", Duration::from_secs(5))
             .await
@@ -336,7 +387,7 @@ fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_on_a_pooled_connection_is_one_get_and_no_ping() {
+async fn a_read_on_a_pooled_connection_is_one_bounded_getrange_and_no_ping() {
     let server = RedisServer::start();
     let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     tier.set("k", b"v", Duration::from_secs(60))
@@ -346,10 +397,14 @@ async fn a_read_on_a_pooled_connection_is_one_get_and_no_ping() {
     assert_eq!(reset.text().as_deref(), Some("OK"));
 
     for _ in 0..20 {
-        assert_eq!(tier.get("k").await.expect("get"), Some(b"v".to_vec()));
+        assert_eq!(
+            tier.get("k", VALUE_BOUND).await.expect("get"),
+            Some(b"v".to_vec())
+        );
     }
     let calls = command_calls(&server);
-    assert_eq!(calls.get("get"), Some(&20), "{calls:?}");
+    assert_eq!(calls.get("getrange"), Some(&20), "{calls:?}");
+    assert_eq!(calls.get("get"), None, "never an unbounded read: {calls:?}");
     assert_eq!(calls.get("ping"), None, "{calls:?}");
     assert_eq!(calls.get("role"), None, "{calls:?}");
 }

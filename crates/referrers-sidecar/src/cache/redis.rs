@@ -90,9 +90,15 @@ impl RedisTier {
         })
     }
 
-    /// The value under `key`, `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        self.run(redis::cmd("GET").arg(key)).await
+    /// The value under `key`, read bounded: at most `max_bytes` + 1 bytes come back
+    /// (`GETRANGE key 0 max_bytes`), so a longer value, planted or another writer's, costs no
+    /// more memory than that and is told by its length. `None` when there is none (the tier
+    /// never stores an empty value, and `GETRANGE` reads a missing key as one).
+    pub async fn get(&self, key: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, RedisError> {
+        let value: Vec<u8> = self
+            .run(redis::cmd("GETRANGE").arg(key).arg(0).arg(max_bytes))
+            .await?;
+        Ok((!value.is_empty()).then_some(value))
     }
 
     /// Stores `value` under `key` for `ttl` (`SET … PX`, millisecond precision, at least 1 ms).

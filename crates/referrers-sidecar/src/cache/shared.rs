@@ -30,12 +30,21 @@ const BREAKER_COOLDOWN: Duration = Duration::from_secs(10);
 /// How often a replica that lost the lock looks for the winner's entry.
 const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The most of a lock's value read to tell that it is there (its token is a UUID).
+const LOCK_TOKEN_BYTES: usize = 64;
+
 /// The breaker label of the shared tier.
 pub const REDIS_BREAKER: &str = "redis";
 
 /// The commands the cache needs from a shared store; Redis in production.
 pub trait SharedStore: Send + Sync {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>>;
+    /// The value under `key`, at most `max_bytes` + 1 bytes of it (a longer one is told by its
+    /// length); `None` when there is none.
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        max_bytes: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>>;
     fn set<'a>(
         &'a self,
         key: &'a str,
@@ -70,8 +79,12 @@ pub trait SharedStore: Send + Sync {
 }
 
 impl SharedStore for RedisTier {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>> {
-        RedisTier::get(self, key).boxed()
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        max_bytes: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>> {
+        RedisTier::get(self, key, max_bytes).boxed()
     }
 
     fn set<'a>(
@@ -216,12 +229,20 @@ impl SharedTier {
 
     /// The entry under `key`, decoded.
     pub async fn read(&self, key: &str) -> SharedRead {
-        let Some(found) = self.call(self.store.get(key)).await else {
+        let Some(found) = self.call(self.store.get(key, self.bounds.stored)).await else {
             return SharedRead::Unavailable;
         };
         let Some(bytes) = found else {
             return SharedRead::Missing;
         };
+        if bytes.len() > self.bounds.stored {
+            tracing::warn!(
+                key,
+                limit = self.bounds.stored,
+                "a value over cache.max_entry_bytes under a cache key (read no further); treated as a miss"
+            );
+            return SharedRead::Missing;
+        }
         match CachedList::decode(&bytes, self.bounds) {
             Some(list) => SharedRead::Found(list),
             None => {
@@ -313,7 +334,7 @@ impl SharedTier {
                 SharedRead::Missing => {}
             }
             // The winner let go without storing (failed, truncated or oversize): stop waiting.
-            self.call(self.store.get(&lock)).await??;
+            self.call(self.store.get(&lock, LOCK_TOKEN_BYTES)).await??;
         }
         None
     }

@@ -85,7 +85,11 @@ impl StubStore {
 // Each call does its work when polled, as Redis calls do: one the breaker stops never
 // reaches the store.
 impl SharedStore for StubStore {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        max_bytes: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>> {
         async move {
             let found = {
                 let state = self.enter("get")?;
@@ -96,7 +100,11 @@ impl SharedStore for StubStore {
                 }
             };
             match found {
-                Some(value) => Ok(value),
+                // As Redis's GETRANGE reads it: at most `max_bytes` + 1 bytes.
+                Some(value) => Ok(value.map(|mut value| {
+                    value.truncate(max_bytes.saturating_add(1));
+                    value
+                })),
                 None => futures_util::future::pending().await,
             }
         }
