@@ -248,3 +248,30 @@ async fn status_and_purge_ask_a_running_sidecar_in_words_or_json() {
         "library: not served (unknown_project: Harbor knows no such project)\n"
     );
 }
+
+#[tokio::test]
+async fn credentials_never_go_over_plain_http_outside_the_machine_unless_told() {
+    use e2e::users::ALICE;
+
+    // Refused before any request: without the guard it would try to reach the host.
+    let (ok, _, stderr) = operator_command(
+        &[
+            "status",
+            "--project",
+            "hub-proxy",
+            "--url",
+            "http://sidecar.example.com:8080",
+        ],
+        ALICE,
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("refusing to send Harbor credentials over plain http://"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--insecure"),
+        "it says how to go on: {stderr}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod check_config;
 mod operator;
+mod plain_http;
 mod serve;
 mod webhook_setup;
 

@@ -34,6 +34,10 @@ pub struct Target {
     /// Print the API's JSON answer instead of text (for scripts).
     #[arg(long)]
     json: bool,
+    /// Send the Harbor credentials over plain http:// to a host outside this machine and the
+    /// cluster too.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(clap::Args)]
@@ -60,6 +64,8 @@ enum CommandError {
     Credentials(std::io::Error),
     #[error("invalid sidecar URL: {0}")]
     Url(String),
+    #[error(transparent)]
+    PlainHttp(#[from] super::plain_http::PlainHttp),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
@@ -130,6 +136,7 @@ fn endpoint(config: &Path, target: &Target, tail: &str) -> Result<Url, CommandEr
     let mut url = base;
     url.set_path(&path);
     url.set_query(None);
+    super::plain_http::check(&url, "Harbor credentials", target.insecure)?;
     Ok(url)
 }
 
@@ -330,6 +337,7 @@ mod tests {
             project: "hub proxy".into(),
             url: Some("https://harbor.example/sidecar/?x=1".parse().unwrap()),
             json: false,
+            insecure: false,
         };
         assert_eq!(
             endpoint(Path::new("/nonexistent"), &target, "/cache")

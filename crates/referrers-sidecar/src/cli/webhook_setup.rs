@@ -42,6 +42,10 @@ pub struct Args {
     /// header is derived. Default: `webhook.auth_header` of the configuration.
     #[arg(long)]
     auth_header_file: Option<PathBuf>,
+    /// Send the Harbor credentials to Harbor's API, and have Harbor send the project's auth
+    /// header to the sidecar, over plain http:// outside this machine and the cluster too.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,8 @@ enum SetupError {
     },
     #[error("cannot read the Harbor credentials from the terminal: {0}")]
     Credentials(std::io::Error),
+    #[error(transparent)]
+    PlainHttp(#[from] super::plain_http::PlainHttp),
     #[error(transparent)]
     Transport(#[from] harbor_client::TransportError),
     #[error("Harbor refused the credentials of {0}")]
@@ -167,6 +173,12 @@ fn setup(args: &Args, config: &Path) -> Result<String, SetupError> {
             .unwrap_or_default(),
         (None, _) => return Err(SetupError::NoAuthHeader(why_not(&settings))),
     };
+    super::plain_http::check(&harbor_url, "Harbor credentials", args.insecure)?;
+    super::plain_http::check(
+        &args.url_for_harbor,
+        "the project's webhook auth header",
+        args.insecure,
+    )?;
     let (username, password) = super::operator::credentials().map_err(SetupError::Credentials)?;
     let caller = BasicAuth { username, password };
     // The master secret stays with the sidecar: the policy gets this project's own header.
