@@ -128,13 +128,16 @@ with open(os.path.join(out_dir, "config.yaml"), "w") as f:
 PY
 
 failures=0
-check_values() {  # check_values LABEL [values file]
-  local label="$1" values="${2:-}" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT"
+check_values() {  # check_values LABEL [values file | helm flags…]
+  local label="$1" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT"
+  shift
   mkdir -p "$out"
-  if [[ -n "$values" ]]; then
-    args=(-f "$values")
-    kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$values" | head -n1)"
+  if [[ $# == 1 && -f "$1" ]]; then
+    args=(-f "$1")
+    kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$1" | head -n1)"
     kube_min="${kube_min:-$KUBE_MIN_DEFAULT}"
+  else
+    args=("$@")
   fi
   echo "==> $label"
   if ! helm lint --strict --quiet "$CHART" "${args[@]}" >"$out/lint" 2>&1; then
@@ -142,6 +145,12 @@ check_values() {  # check_values LABEL [values file]
   fi
   if ! helm template referrers-sidecar "$CHART" --namespace harbor "${args[@]}" >"$out/rendered.yaml" 2>"$out/template.err"; then
     cat "$out/template.err"; echo "    FAIL helm template"; return 1
+  fi
+  # NOTES.txt is rendered by install only (helm template skips it); a client-side dry run
+  # needs no cluster.
+  if ! helm install referrers-sidecar "$CHART" --namespace harbor --dry-run=client "${args[@]}" \
+       >"$out/install.txt" 2>"$out/install.err" || ! grep -q '^NOTES:' "$out/install.txt"; then
+    cat "$out/install.err"; echo "    FAIL helm install --dry-run=client (NOTES.txt)"; return 1
   fi
   "$PY" "$WORK/validate.py" "$out/rendered.yaml" "$kube_min,$KUBE_LATEST" || return 1
   "$PY" "$WORK/extract_config.py" "$out/rendered.yaml" "$out" || return 1
@@ -154,6 +163,20 @@ check_values() {  # check_values LABEL [values file]
 check_values default || failures=$((failures + 1))
 for values in "$CHART"/ci/*.yaml; do
   check_values "$(basename "$values" .yaml)" "$values" || failures=$((failures + 1))
+done
+# A label-only install as an operator types it: null is the empty list, not the binary's default.
+check_values label-only-null --set config.projects.enabled=null || failures=$((failures + 1))
+for label in label-only label-only-null; do
+  if [[ -f "$WORK/$label/effective.yaml" ]]; then
+    if "$PY" - "$WORK/$label/config.yaml" "$WORK/$label/install.txt" <<'PY'
+import sys, yaml
+config, notes = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
+assert config["projects"]["enabled"] == [], config["projects"]
+assert 'gives it the project label "referrers-proxy"' in notes, "NOTES.txt says nothing of the label"
+PY
+    then echo "    ok   $label: enabled [] in config.yaml, NOTES.txt says how to label a project"
+    else echo "    FAIL $label: projects.enabled or NOTES.txt"; failures=$((failures + 1)); fi
+  fi
 done
 
 # Values the schema must refuse at install time.
