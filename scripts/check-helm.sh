@@ -23,7 +23,7 @@ KUBE_LATEST=1.37.0
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET_DIR/debug/referrers-sidecar"
 
-for tool in helm nginx "$PY"; do
+for tool in helm helm3 nginx "$PY"; do
   command -v "$tool" >/dev/null || { echo "check-helm: $tool missing: run make setup" >&2; exit 1; }
 done
 echo "==> cargo build -p referrers-sidecar (for check-config)"
@@ -211,7 +211,7 @@ done
 # The bundled-nginx post-renderer on a ConfigMap shaped like harbor-helm's, then nginx -t.
 echo "==> harbor-nginx post-renderer"
 if "$CHART/harbor-nginx/check.sh" "$WORK/post-render"; then
-  echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it"
+  echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it; Helm 3 and Helm 4 (a copied plugin) run it"
 else
   echo "    FAIL harbor-nginx post-renderer"; failures=$((failures + 1))
 fi
