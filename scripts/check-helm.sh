@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Helm chart, checked offline: `helm lint --strict` and `helm template` for the default
 # values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
-# the Kubernetes JSON schemas shipped with kubernetes-validate; the rendered configuration
-# accepted by `referrers-sidecar check-config`; a PrometheusRule carries exactly
+# the Kubernetes JSON schemas shipped with kubernetes-validate; the configuration
+# scripts/render-config.sh prints (the ConfigMap's, secret paths at placeholders) accepted by
+# `referrers-sidecar check-config`; NOTES.txt rendered by a client-side install; a PrometheusRule carries exactly
 # deploy/prometheus/rules.yaml; the bundled-nginx post-renderer run on a
 # Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
 # configuration accepted by check-config; the operator API routed only when asked.
@@ -95,36 +96,30 @@ for doc in docs:
 sys.exit(1 if failed else 0)
 PY
 
-# Writes the config.yaml of the rendered ConfigMap, with every *_file pointed at a
-# placeholder file under the work dir (the paths only exist in the pod).
-cat >"$WORK/extract_config.py" <<'PY'
+# scripts/render-config.sh (what the docs give operators) must print exactly the config.yaml of
+# the rendered ConfigMap, with only the *_file paths moved under its placeholder folder, and
+# each such file must exist.
+cat >"$WORK/same_config.py" <<'PY'
 import os, sys
 import yaml
 
-source, out_dir = sys.argv[1], sys.argv[2]
-with open(source) as f:
-    docs = [d for d in yaml.safe_load_all(f) if d]
+rendered, printed, root = sys.argv[1], sys.argv[2], sys.argv[3]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 configs = [d for d in docs if d.get("kind") == "ConfigMap" and "config.yaml" in d.get("data", {})]
 if len(configs) != 1:
     sys.exit(f"expected one ConfigMap with config.yaml, found {len(configs)}")
-text = configs[0]["data"]["config.yaml"]
-config = yaml.safe_load(text)
-root = os.path.join(out_dir, "root")
-def files(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key.endswith("_file") and isinstance(value, str):
-                yield value
-            else:
-                yield from files(value)
-for path in files(config):
-    local = os.path.join(root, path.lstrip("/"))
-    os.makedirs(os.path.dirname(local), exist_ok=True)
-    with open(local, "w") as f:
-        f.write("placeholder\n")
-    text = text.replace(path, local)
-with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-    f.write(text)
+expected = yaml.safe_load(configs[0]["data"]["config.yaml"])
+got = yaml.safe_load(open(printed))
+def walk(want, have, where):
+    if isinstance(want, dict) and isinstance(have, dict) and want.keys() == have.keys():
+        for key in want:
+            walk(want[key], have[key], f"{where}.{key}".lstrip("."))
+    elif where.endswith("_file") and isinstance(want, str):
+        if have != root + want or not os.path.isfile(have):
+            sys.exit(f"{where}: {have!r} is not a placeholder file for {want!r}")
+    elif want != have:
+        sys.exit(f"{where}: printed {have!r}, the ConfigMap has {want!r}")
+walk(expected, got, "")
 PY
 
 failures=0
@@ -153,11 +148,16 @@ check_values() {  # check_values LABEL [values file | helm flags…]
     cat "$out/install.err"; echo "    FAIL helm install --dry-run=client (NOTES.txt)"; return 1
   fi
   "$PY" "$WORK/validate.py" "$out/rendered.yaml" "$kube_min,$KUBE_LATEST" || return 1
-  "$PY" "$WORK/extract_config.py" "$out/rendered.yaml" "$out" || return 1
+  if ! scripts/render-config.sh --placeholders "$out/root" --namespace harbor "${args[@]}" \
+       >"$out/config.yaml" 2>"$out/render-config.err"; then
+    cat "$out/render-config.err"; echo "    FAIL scripts/render-config.sh"; return 1
+  fi
+  "$PY" "$WORK/same_config.py" "$out/rendered.yaml" "$out/config.yaml" "$out/root" \
+    || { echo "    FAIL scripts/render-config.sh printed another configuration than the ConfigMap's"; return 1; }
   if ! "$BIN" check-config --config "$out/config.yaml" >"$out/effective.yaml" 2>"$out/check.err"; then
     cat "$out/check.err"; echo "    FAIL referrers-sidecar check-config"; return 1
   fi
-  echo "    ok   check-config accepts the rendered configuration"
+  echo "    ok   check-config accepts the configuration scripts/render-config.sh prints"
 }
 
 check_values default || failures=$((failures + 1))
