@@ -122,13 +122,59 @@ def walk(want, have, where):
 walk(expected, got, "")
 PY
 
+# One scrape per pod: harbor-helm's own ServiceMonitor (tests/fixtures/harbor-helm, rendered for
+# release "harbor"; its internal-TLS variant looks for another port) and ours never select the
+# same Service port. A ServiceMonitor without namespaceSelector selects in its own namespace.
+cat >"$WORK/one_scrape.py" <<'PY'
+import sys
+from urllib.parse import urlsplit
+import yaml
+
+rendered, release_ns, fixture = sys.argv[1], sys.argv[2], sys.argv[3]
+# The Harbor release the values name (harbor.releaseName, harbor.name: harbor-helm's release and
+# nameOverride, what its selector is made of).
+values = (yaml.safe_load(open(sys.argv[4])) or {}) if len(sys.argv) > 4 else {}
+harbor_values = {"releaseName": "harbor", "name": "harbor", **(values.get("harbor") or {})}
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+core = urlsplit(config["harbor"]["url"])
+# Harbor's namespace and internal TLS, as the chart derived them for core's URL.
+host = core.hostname.split(".")
+harbor_ns = host[1] if len(host) > 2 else release_ns
+harbor_sms = [d for d in yaml.safe_load_all(open(fixture)) if d]
+harbor_sm = harbor_sms[1 if core.scheme == "https" else 0]
+harbor_sm["metadata"]["namespace"] = harbor_ns
+assert harbor_sm["spec"]["selector"]["matchLabels"] == {"release": "harbor", "app": "harbor"}, fixture
+harbor_sm["spec"]["selector"]["matchLabels"] = {
+    "release": harbor_values["releaseName"], "app": harbor_values["name"]}
+
+def selects(sm, svc):
+    sm_ns = sm["metadata"].get("namespace") or release_ns
+    names = (sm["spec"].get("namespaceSelector") or {}).get("matchNames") or [sm_ns]
+    if svc["metadata"].get("namespace", release_ns) not in names:
+        return set()
+    labels = svc["metadata"].get("labels") or {}
+    if any(labels.get(k) != str(v) for k, v in sm["spec"]["selector"]["matchLabels"].items()):
+        return set()
+    ports = {p["name"] for p in svc["spec"]["ports"]}
+    return {(svc["metadata"]["name"], e["port"]) for e in sm["spec"]["endpoints"] if e["port"] in ports}
+
+services = [d for d in docs if d["kind"] == "Service"]
+ours = [d for d in docs if d["kind"] == "ServiceMonitor"]
+theirs = set().union(*(selects(harbor_sm, s) for s in services))
+mine = set().union(*(selects(sm, s) for sm in ours for s in services))
+if theirs & mine:
+    sys.exit(f"both Harbor's ServiceMonitor and ours scrape {sorted(theirs & mine)}")
+print("Harbor's ServiceMonitor" if theirs else "ours" if mine else "none")
+PY
+
 failures=0
 check_values() {  # check_values LABEL [values file | helm flags…]
-  local label="$1" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT"
+  local label="$1" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT" values_file=""
   shift
   mkdir -p "$out"
   if [[ $# == 1 && -f "$1" ]]; then
-    args=(-f "$1")
+    args=(-f "$1") values_file="$1"
     kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$1" | head -n1)"
     kube_min="${kube_min:-$KUBE_MIN_DEFAULT}"
   else
@@ -141,6 +187,13 @@ check_values() {  # check_values LABEL [values file | helm flags…]
   if ! helm template referrers-sidecar "$CHART" --namespace harbor "${args[@]}" >"$out/rendered.yaml" 2>"$out/template.err"; then
     cat "$out/template.err"; echo "    FAIL helm template"; return 1
   fi
+  local scrape
+  if ! scrape="$("$PY" "$WORK/one_scrape.py" "$out/rendered.yaml" harbor \
+                 tests/fixtures/harbor-helm/servicemonitor.yaml ${values_file:+"$values_file"})"; then
+    echo "    FAIL one scrape per pod"; return 1
+  fi
+  echo "$scrape" >"$out/scrape"
+  echo "    ok   one scrape per pod at most; scraped by: $scrape"
   # NOTES.txt is rendered by install only (helm template skips it); a client-side dry run
   # needs no cluster.
   if ! helm install referrers-sidecar "$CHART" --namespace harbor --dry-run=client "${args[@]}" \
@@ -178,6 +231,31 @@ PY
     else echo "    FAIL $label: projects.enabled or NOTES.txt"; failures=$((failures + 1)); fi
   fi
 done
+
+# Harbor's labels by default, ours alone with serviceMonitor.enabled; and the check itself sees a
+# double scrape (our Service given Harbor's labels beside our ServiceMonitor).
+echo "==> one scrape per pod"
+for expect in "default:Harbor's ServiceMonitor" "ingress-nginx:ours" "internal-tls:ours"; do
+  label="${expect%%:*}"
+  if [[ "$(cat "$WORK/$label/scrape" 2>/dev/null)" == "${expect#*:}" ]]; then
+    echo "    ok   $label: scraped by ${expect#*:} only"
+  else
+    echo "    FAIL $label: scraped by $(cat "$WORK/$label/scrape" 2>/dev/null), expected ${expect#*:}"; failures=$((failures + 1))
+  fi
+done
+"$PY" - "$WORK/ingress-nginx/rendered.yaml" "$WORK/double.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "Service":
+        d["metadata"]["labels"].update({"release": "harbor", "app": "harbor"})
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+if "$PY" "$WORK/one_scrape.py" "$WORK/double.yaml" harbor tests/fixtures/harbor-helm/servicemonitor.yaml >/dev/null 2>&1; then
+  echo "    FAIL the check missed a double scrape"; failures=$((failures + 1))
+else
+  echo "    ok   the check sees a double scrape when the Service carries Harbor's labels beside our ServiceMonitor"
+fi
 
 # Values the schema must refuse at install time.
 echo "==> values.schema.json refuses bad values"

@@ -6,12 +6,14 @@
 #   check.sh WORK_DIR
 set -Eeuo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# harbor-helm's nginx ConfigMaps as it renders them (origin and versions: README.md there).
+fixtures="$here/../../../tests/fixtures/harbor-helm"
 work="$1"; mkdir -p "$work"
 TOOLS="${REFERRERS_SIDECAR_TOOLS:-$HOME/.cache/referrers-sidecar/tools}"
 PY="$TOOLS/venv/bin/python"
 
 for variant in http https; do
-  fixture="$here/fixture/harbor-nginx-$variant.yaml"
+  fixture="$fixtures/nginx-$variant.yaml"
   out="$work/$variant"; mkdir -p "$out/prefix"
   "$here/post-render.sh" --resolver 127.0.0.1 \
     --sidecar http://referrers-sidecar.harbor.svc.cluster.local:8080 <"$fixture" >"$out/rendered.yaml"
@@ -32,9 +34,10 @@ import os, sys, yaml
 rendered, prefix = sys.argv[1], sys.argv[2]
 docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["nginx.conf"]
-for old, new in [('"harbor-core:443"', "127.0.0.1:9"), ('"harbor-portal:443"', "127.0.0.1:9"),
-                 ("harbor-core;", "127.0.0.1:9;"), ("harbor-portal;", "127.0.0.1:9;"),
-                 ("/tmp/", prefix + "/"), ("/etc/nginx/cert/", prefix + "/"),
+import re
+conf = re.sub(r'server "?harbor-(core|portal):\d+"?;', "server 127.0.0.1:9;", conf)
+conf = re.sub(r"listen \[::\]:\d+( ssl)?;", "", conf)
+for old, new in [("/tmp/", prefix + "/"), ("/etc/nginx/cert/", prefix + "/"),
                  ("listen 8443", "listen 127.0.0.1:18443"), ("listen 8080", "listen 127.0.0.1:18080")]:
     conf = conf.replace(old, new)
 open(os.path.join(prefix, "nginx.conf"), "w").write(conf)
@@ -57,7 +60,7 @@ fi
 # A chart that renders the fixture as harbor-helm renders its nginx ConfigMap.
 mkdir -p "$work/chart/templates"
 printf 'apiVersion: v2\nname: harbor-shaped\nversion: 0.0.1\n' >"$work/chart/Chart.yaml"
-sed 's/{{/{{`{{`}}/g' "$here/fixture/harbor-nginx-http.yaml" >"$work/chart/templates/nginx.yaml"
+sed 's/{{/{{`{{`}}/g' "$fixtures/nginx-http.yaml" >"$work/chart/templates/nginx.yaml"
 routed() {  # routed FILE WHO: the post-rendered output carries the route with the given resolver
   grep -q 'resolver 10.96.0.10 valid=10s' "$1" || { echo "    $2: route not in the output" >&2; exit 1; }
 }
