@@ -3,10 +3,13 @@
 # values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
 # the Kubernetes JSON schemas shipped with kubernetes-validate; the configuration
 # scripts/render-config.sh prints (the ConfigMap's, secret paths at placeholders) accepted by
-# `referrers-sidecar check-config`; NOTES.txt rendered by a client-side install; a PrometheusRule carries exactly
-# deploy/prometheus/rules.yaml; the bundled-nginx post-renderer run on a
-# Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
-# configuration accepted by check-config; the operator API routed only when asked.
+# `referrers-sidecar check-config`; NOTES.txt rendered by a client-side install; a
+# PrometheusRule carries exactly deploy/prometheus/rules.yaml; one scrape per pod beside
+# harbor-helm's ServiceMonitor; each routing mode's route ranks above harbor-helm's own Ingress or
+# HTTPRoute where it should (scripts/lib/route_order.py), the operator API routed only when
+# asked; the bundled-nginx post-renderer run on harbor-helm's nginx ConfigMaps, its output
+# accepted by `nginx -t` and serving a live request matrix (harbor-nginx/check.sh); the
+# docker-compose add-on's configuration accepted by check-config.
 #
 #   scripts/check-helm.sh            (make helm-check; part of make test)
 #
@@ -291,10 +294,11 @@ for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projec
   fi
 done
 
-# The bundled-nginx post-renderer on a ConfigMap shaped like harbor-helm's, then nginx -t.
+# The bundled-nginx post-renderer on harbor-helm's own nginx ConfigMaps (HTTP, and TLS with
+# internal TLS), then nginx -t and a live request matrix on loopback.
 echo "==> harbor-nginx post-renderer"
-if "$CHART/harbor-nginx/check.sh" "$WORK/post-render"; then
-  echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it; Helm 3 and Helm 4 (a copied plugin) run it"
+if "$CHART/harbor-nginx/check.sh" "$WORK/post-render" "$BIN"; then
+  echo "    ok   route inserted once before Harbor's location /v2/, nginx -t accepts it; Helm 3 and Helm 4 (a copied plugin) run it"
 else
   echo "    FAIL harbor-nginx post-renderer"; failures=$((failures + 1))
 fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Checks post-render.sh (called by scripts/check-helm.sh): on Harbor-shaped ConfigMaps it adds
-# the route once, before core's `location /v2/`, the result passes `nginx -t` (with Harbor's
-# service names pointed at loopback), Helm 4 runs it as a post-renderer plugin installed as a
-# copy (the source folder moved away after the install), and Helm 3 runs it as --post-renderer.
-#   check.sh WORK_DIR
+# the route once, before core's `location /v2/`; the result passes `nginx -t` and serves a
+# live request matrix (scripts/lib/harbor_nginx_live.py); Helm 4 runs it as a post-renderer
+# plugin installed as a copy (the source folder moved away after the install), and Helm 3 runs
+# it as --post-renderer.
+#   check.sh WORK_DIR SIDECAR_BINARY
 set -Eeuo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+sidecar_bin="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
 # harbor-helm's nginx ConfigMaps as it renders them (origin and versions: README.md there).
 fixtures="$here/../../../tests/fixtures/harbor-helm"
 work="$1"; mkdir -p "$work"
@@ -14,7 +16,7 @@ PY="$TOOLS/venv/bin/python"
 
 for variant in http https; do
   fixture="$fixtures/nginx-$variant.yaml"
-  out="$work/$variant"; mkdir -p "$out/prefix"
+  out="$work/$variant"; mkdir -p "$out"
   "$here/post-render.sh" --resolver 127.0.0.1 \
     --sidecar http://referrers-sidecar.harbor.svc.cluster.local:8080 <"$fixture" >"$out/rendered.yaml"
   # Everything but the inserted lines is unchanged.
@@ -27,29 +29,10 @@ for variant in http https; do
   # Idempotent: a second pass leaves the output as it is.
   "$here/post-render.sh" --resolver 127.0.0.1 <"$out/rendered.yaml" 2>/dev/null | cmp -s - "$out/rendered.yaml" \
     || { echo "    $variant: a second pass changed the output" >&2; exit 1; }
-  # nginx -t (which only parses: it binds no port) on the rendered nginx.conf, with Harbor's
-  # names and paths pointed at loopback and the temp prefix.
-  "$PY" - "$out/rendered.yaml" "$out/prefix" <<'PY'
-import os, sys, yaml
-rendered, prefix = sys.argv[1], sys.argv[2]
-docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
-conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["nginx.conf"]
-import re
-conf = re.sub(r'server "?harbor-(core|portal):\d+"?;', "server 127.0.0.1:9;", conf)
-conf = re.sub(r"listen \[::\]:\d+( ssl)?;", "", conf)
-for old, new in [("/tmp/", prefix + "/"), ("/etc/nginx/cert/", prefix + "/"),
-                 ("listen 8443", "listen 127.0.0.1:18443"), ("listen 8080", "listen 127.0.0.1:18080")]:
-    conf = conf.replace(old, new)
-open(os.path.join(prefix, "nginx.conf"), "w").write(conf)
-PY
-  if grep -q 'ssl_certificate ' "$out/prefix/nginx.conf"; then
-    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=harbor -days 1 \
-      -keyout "$out/prefix/tls.key" -out "$out/prefix/tls.crt" >/dev/null 2>&1
-  fi
-  if ! nginx -t -q -p "$out/prefix" -c "$out/prefix/nginx.conf" -e "$out/prefix/error.log" 2>"$out/nginx-t.err"; then
-    cat "$out/nginx-t.err" "$out/prefix/error.log" >&2 2>/dev/null || true
-    echo "    $variant: nginx -t refused the post-rendered configuration" >&2; exit 1
-  fi
+  # nginx -t, then a live request matrix on loopback: Harbor's core and portal stand-ins, the
+  # real sidecar (stopped, then unresolvable), with and without --operator-api.
+  "$PY" "$here/../../../scripts/lib/harbor_nginx_live.py" "$fixture" "$here/post-render.sh" "$sidecar_bin" \
+    "$(command -v nginx)" "$out/live" || { echo "    $variant: the live request matrix failed" >&2; exit 1; }
 done
 
 # No location /v2/ to core (e.g. Harbor exposed by Ingress): a loud failure, not a silent no-op.
