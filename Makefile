@@ -17,7 +17,9 @@ lint:
 	scripts/check-self-contained.sh
 	scripts/check-layers.py
 	scripts/check-layers.py --self-test
-	shellcheck -x scripts/bench.sh scripts/soak.sh scripts/lib/loopback.sh
+	shellcheck -x scripts/bench.sh scripts/soak.sh scripts/lib/loopback.sh scripts/check-helm.sh \
+	  scripts/render-config.sh helm/referrers-sidecar/harbor-nginx/post-render.sh \
+	  helm/referrers-sidecar/harbor-nginx/install-plugin.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

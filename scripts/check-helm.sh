@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The Helm chart, checked offline: `helm lint --strict` and `helm template` for the default
 # values and every helm/referrers-sidecar/ci/*.yaml; every rendered manifest validated against
-# the Kubernetes JSON schemas shipped with kubernetes-validate; the rendered configuration
-# accepted by `referrers-sidecar check-config`; a PrometheusRule carries exactly
-# deploy/prometheus/rules.yaml; the bundled-nginx post-renderer run on a
-# Harbor-shaped ConfigMap and its output accepted by `nginx -t`; the docker-compose add-on's
-# configuration accepted by check-config; the operator API routed only when asked.
+# the Kubernetes JSON schemas shipped with kubernetes-validate; the configuration
+# scripts/render-config.sh prints (the ConfigMap's, secret paths at placeholders) accepted by
+# `referrers-sidecar check-config`; NOTES.txt rendered by a client-side install; a
+# PrometheusRule carries exactly deploy/prometheus/rules.yaml; one scrape per pod beside
+# harbor-helm's ServiceMonitor; each routing mode's route ranks above harbor-helm's own Ingress or
+# HTTPRoute where it should (scripts/lib/route_order.py), the operator API routed only when
+# asked; the bundled-nginx post-renderer run on harbor-helm's nginx ConfigMaps, its output
+# accepted by `nginx -t` and serving a live request matrix (harbor-nginx/check.sh); the
+# docker-compose add-on's configuration accepted by check-config.
 #
 #   scripts/check-helm.sh            (make helm-check; part of make test)
 #
@@ -23,7 +27,7 @@ KUBE_LATEST=1.37.0
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 BIN="$TARGET_DIR/debug/referrers-sidecar"
 
-for tool in helm nginx "$PY"; do
+for tool in helm helm3 nginx "$PY"; do
   command -v "$tool" >/dev/null || { echo "check-helm: $tool missing: run make setup" >&2; exit 1; }
 done
 echo "==> cargo build -p referrers-sidecar (for check-config)"
@@ -95,46 +99,89 @@ for doc in docs:
 sys.exit(1 if failed else 0)
 PY
 
-# Writes the config.yaml of the rendered ConfigMap, with every *_file pointed at a
-# placeholder file under the work dir (the paths only exist in the pod).
-cat >"$WORK/extract_config.py" <<'PY'
+# scripts/render-config.sh (what the docs give operators) must print exactly the config.yaml of
+# the rendered ConfigMap, with only the *_file paths moved under its placeholder folder, and
+# each such file must exist.
+cat >"$WORK/same_config.py" <<'PY'
 import os, sys
 import yaml
 
-source, out_dir = sys.argv[1], sys.argv[2]
-with open(source) as f:
-    docs = [d for d in yaml.safe_load_all(f) if d]
+rendered, printed, root = sys.argv[1], sys.argv[2], sys.argv[3]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 configs = [d for d in docs if d.get("kind") == "ConfigMap" and "config.yaml" in d.get("data", {})]
 if len(configs) != 1:
     sys.exit(f"expected one ConfigMap with config.yaml, found {len(configs)}")
-text = configs[0]["data"]["config.yaml"]
-config = yaml.safe_load(text)
-root = os.path.join(out_dir, "root")
-def files(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key.endswith("_file") and isinstance(value, str):
-                yield value
-            else:
-                yield from files(value)
-for path in files(config):
-    local = os.path.join(root, path.lstrip("/"))
-    os.makedirs(os.path.dirname(local), exist_ok=True)
-    with open(local, "w") as f:
-        f.write("placeholder\n")
-    text = text.replace(path, local)
-with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-    f.write(text)
+expected = yaml.safe_load(configs[0]["data"]["config.yaml"])
+got = yaml.safe_load(open(printed))
+def walk(want, have, where):
+    if isinstance(want, dict) and isinstance(have, dict) and want.keys() == have.keys():
+        for key in want:
+            walk(want[key], have[key], f"{where}.{key}".lstrip("."))
+    elif where.endswith("_file") and isinstance(want, str):
+        if have != root + want or not os.path.isfile(have):
+            sys.exit(f"{where}: {have!r} is not a placeholder file for {want!r}")
+    elif want != have:
+        sys.exit(f"{where}: printed {have!r}, the ConfigMap has {want!r}")
+walk(expected, got, "")
+PY
+
+# One scrape per pod: harbor-helm's own ServiceMonitor (tests/fixtures/harbor-helm, rendered for
+# release "harbor"; its internal-TLS variant looks for another port) and ours never select the
+# same Service port. A ServiceMonitor without namespaceSelector selects in its own namespace.
+cat >"$WORK/one_scrape.py" <<'PY'
+import sys
+from urllib.parse import urlsplit
+import yaml
+
+rendered, release_ns, fixture = sys.argv[1], sys.argv[2], sys.argv[3]
+# The Harbor release the values name (harbor.releaseName, harbor.name: harbor-helm's release and
+# nameOverride, what its selector is made of).
+values = (yaml.safe_load(open(sys.argv[4])) or {}) if len(sys.argv) > 4 else {}
+harbor_values = {"releaseName": "harbor", "name": "harbor", **(values.get("harbor") or {})}
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+core = urlsplit(config["harbor"]["url"])
+# Harbor's namespace and internal TLS, as the chart derived them for core's URL.
+host = core.hostname.split(".")
+harbor_ns = host[1] if len(host) > 2 else release_ns
+harbor_sms = [d for d in yaml.safe_load_all(open(fixture)) if d]
+harbor_sm = harbor_sms[1 if core.scheme == "https" else 0]
+harbor_sm["metadata"]["namespace"] = harbor_ns
+assert harbor_sm["spec"]["selector"]["matchLabels"] == {"release": "harbor", "app": "harbor"}, fixture
+harbor_sm["spec"]["selector"]["matchLabels"] = {
+    "release": harbor_values["releaseName"], "app": harbor_values["name"]}
+
+def selects(sm, svc):
+    sm_ns = sm["metadata"].get("namespace") or release_ns
+    names = (sm["spec"].get("namespaceSelector") or {}).get("matchNames") or [sm_ns]
+    if svc["metadata"].get("namespace", release_ns) not in names:
+        return set()
+    labels = svc["metadata"].get("labels") or {}
+    if any(labels.get(k) != str(v) for k, v in sm["spec"]["selector"]["matchLabels"].items()):
+        return set()
+    ports = {p["name"] for p in svc["spec"]["ports"]}
+    return {(svc["metadata"]["name"], e["port"]) for e in sm["spec"]["endpoints"] if e["port"] in ports}
+
+services = [d for d in docs if d["kind"] == "Service"]
+ours = [d for d in docs if d["kind"] == "ServiceMonitor"]
+theirs = set().union(*(selects(harbor_sm, s) for s in services))
+mine = set().union(*(selects(sm, s) for sm in ours for s in services))
+if theirs & mine:
+    sys.exit(f"both Harbor's ServiceMonitor and ours scrape {sorted(theirs & mine)}")
+print("Harbor's ServiceMonitor" if theirs else "ours" if mine else "none")
 PY
 
 failures=0
-check_values() {  # check_values LABEL [values file]
-  local label="$1" values="${2:-}" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT"
+check_values() {  # check_values LABEL [values file | helm flags…]
+  local label="$1" out="$WORK/$1" args=() kube_min="$KUBE_MIN_DEFAULT" values_file=""
+  shift
   mkdir -p "$out"
-  if [[ -n "$values" ]]; then
-    args=(-f "$values")
-    kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$values" | head -n1)"
+  if [[ $# == 1 && -f "$1" ]]; then
+    args=(-f "$1") values_file="$1"
+    kube_min="$(sed -n 's/^# kube-min: *\([0-9.]*\).*/\1/p' "$1" | head -n1)"
     kube_min="${kube_min:-$KUBE_MIN_DEFAULT}"
+  else
+    args=("$@")
   fi
   echo "==> $label"
   if ! helm lint --strict --quiet "$CHART" "${args[@]}" >"$out/lint" 2>&1; then
@@ -143,18 +190,98 @@ check_values() {  # check_values LABEL [values file]
   if ! helm template referrers-sidecar "$CHART" --namespace harbor "${args[@]}" >"$out/rendered.yaml" 2>"$out/template.err"; then
     cat "$out/template.err"; echo "    FAIL helm template"; return 1
   fi
+  local scrape
+  # The route ranks above harbor-helm's /v2/ where it should, on each controller the docs name.
+  if ! "$PY" scripts/lib/route_order.py "$out/rendered.yaml" tests/fixtures/harbor-helm "$(command -v nginx)"; then
+    echo "    FAIL route order"; return 1
+  fi
+  if ! scrape="$("$PY" "$WORK/one_scrape.py" "$out/rendered.yaml" harbor \
+                 tests/fixtures/harbor-helm/servicemonitor.yaml ${values_file:+"$values_file"})"; then
+    echo "    FAIL one scrape per pod"; return 1
+  fi
+  echo "$scrape" >"$out/scrape"
+  echo "    ok   one scrape per pod at most; scraped by: $scrape"
+  # NOTES.txt is rendered by install only (helm template skips it); a client-side dry run
+  # needs no cluster.
+  if ! helm install referrers-sidecar "$CHART" --namespace harbor --dry-run=client "${args[@]}" \
+       >"$out/install.txt" 2>"$out/install.err" || ! grep -q '^NOTES:' "$out/install.txt"; then
+    cat "$out/install.err"; echo "    FAIL helm install --dry-run=client (NOTES.txt)"; return 1
+  fi
   "$PY" "$WORK/validate.py" "$out/rendered.yaml" "$kube_min,$KUBE_LATEST" || return 1
-  "$PY" "$WORK/extract_config.py" "$out/rendered.yaml" "$out" || return 1
+  if ! scripts/render-config.sh --placeholders "$out/root" --namespace harbor "${args[@]}" \
+       >"$out/config.yaml" 2>"$out/render-config.err"; then
+    cat "$out/render-config.err"; echo "    FAIL scripts/render-config.sh"; return 1
+  fi
+  "$PY" "$WORK/same_config.py" "$out/rendered.yaml" "$out/config.yaml" "$out/root" \
+    || { echo "    FAIL scripts/render-config.sh printed another configuration than the ConfigMap's"; return 1; }
   if ! "$BIN" check-config --config "$out/config.yaml" >"$out/effective.yaml" 2>"$out/check.err"; then
     cat "$out/check.err"; echo "    FAIL referrers-sidecar check-config"; return 1
   fi
-  echo "    ok   check-config accepts the rendered configuration"
+  echo "    ok   check-config accepts the configuration scripts/render-config.sh prints"
 }
 
 check_values default || failures=$((failures + 1))
 for values in "$CHART"/ci/*.yaml; do
   check_values "$(basename "$values" .yaml)" "$values" || failures=$((failures + 1))
 done
+# A label-only install as an operator types it: null is the empty list, not the binary's default.
+check_values label-only-null --set config.projects.enabled=null || failures=$((failures + 1))
+# Every routing mode and scope the docs name, with and without the operator API.
+for mode in ingress traefik gateway; do
+  for scope in referrers allOfV2; do
+    for expose in false true; do
+      check_values "route-$mode-$scope-operatorApi-$expose" --set routing.mode="$mode" --set routing.scope="$scope" \
+        --set routing.host=harbor.example.com --set 'routing.gateway.parentRefs[0].name=harbor' \
+        --set routing.operatorApi="$expose" --set-json 'config.projects.enabled=["dockerhub-proxy","ghcr-proxy"]' \
+        || { failures=$((failures + 1)); continue; }
+      # The operator API is routed from outside only when routing.operatorApi asks for it.
+      routed=false
+      grep -q '/referrers-sidecar/v1/' "$WORK/route-$mode-$scope-operatorApi-$expose/rendered.yaml" && routed=true
+      if [[ "$routed" == "$expose" ]]; then
+        echo "    ok   /referrers-sidecar/v1/ routed: $routed"
+      else
+        echo "    FAIL /referrers-sidecar/v1/ routed: $routed"; failures=$((failures + 1))
+      fi
+    done
+  done
+done
+for label in label-only label-only-null; do
+  if [[ -f "$WORK/$label/effective.yaml" ]]; then
+    if "$PY" - "$WORK/$label/config.yaml" "$WORK/$label/install.txt" <<'PY'
+import sys, yaml
+config, notes = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
+assert config["projects"]["enabled"] == [], config["projects"]
+assert 'gives it the project label "referrers-proxy"' in notes, "NOTES.txt says nothing of the label"
+PY
+    then echo "    ok   $label: enabled [] in config.yaml, NOTES.txt says how to label a project"
+    else echo "    FAIL $label: projects.enabled or NOTES.txt"; failures=$((failures + 1)); fi
+  fi
+done
+
+# Harbor's labels by default, ours alone with serviceMonitor.enabled; and the check itself sees a
+# double scrape (our Service given Harbor's labels beside our ServiceMonitor).
+echo "==> one scrape per pod"
+for expect in "default:Harbor's ServiceMonitor" "ingress-nginx:ours" "internal-tls:ours"; do
+  label="${expect%%:*}"
+  if [[ "$(cat "$WORK/$label/scrape" 2>/dev/null)" == "${expect#*:}" ]]; then
+    echo "    ok   $label: scraped by ${expect#*:} only"
+  else
+    echo "    FAIL $label: scraped by $(cat "$WORK/$label/scrape" 2>/dev/null), expected ${expect#*:}"; failures=$((failures + 1))
+  fi
+done
+"$PY" - "$WORK/ingress-nginx/rendered.yaml" "$WORK/double.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "Service":
+        d["metadata"]["labels"].update({"release": "harbor", "app": "harbor"})
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+if "$PY" "$WORK/one_scrape.py" "$WORK/double.yaml" harbor tests/fixtures/harbor-helm/servicemonitor.yaml >/dev/null 2>&1; then
+  echo "    FAIL the check missed a double scrape"; failures=$((failures + 1))
+else
+  echo "    ok   the check sees a double scrape when the Service carries Harbor's labels beside our ServiceMonitor"
+fi
 
 # Values the schema must refuse at install time.
 echo "==> values.schema.json refuses bad values"
@@ -167,28 +294,11 @@ for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projec
   fi
 done
 
-# The operator API is routed from outside only when routing.operatorApi asks for it.
-echo "==> routes carry /referrers-sidecar/v1/ only with routing.operatorApi"
-for mode in ingress traefik gateway; do
-  for expose in false true; do
-    if ! helm template x "$CHART" --set routing.mode="$mode" --set 'routing.gateway.parentRefs[0].name=harbor' \
-         --set routing.operatorApi="$expose" >"$WORK/operator-api.yaml" 2>"$WORK/operator-api.err"; then
-      cat "$WORK/operator-api.err"; echo "    FAIL $mode operatorApi=$expose"; failures=$((failures + 1)); continue
-    fi
-    routed=false
-    grep -q '/referrers-sidecar/v1/' "$WORK/operator-api.yaml" && routed=true
-    if [[ "$routed" == "$expose" ]]; then
-      echo "    ok   $mode, operatorApi=$expose: routed=$routed"
-    else
-      echo "    FAIL $mode, operatorApi=$expose: routed=$routed"; failures=$((failures + 1))
-    fi
-  done
-done
-
-# The bundled-nginx post-renderer on a ConfigMap shaped like harbor-helm's, then nginx -t.
+# The bundled-nginx post-renderer on harbor-helm's own nginx ConfigMaps (HTTP, and TLS with
+# internal TLS), then nginx -t and a live request matrix on loopback.
 echo "==> harbor-nginx post-renderer"
-if "$CHART/harbor-nginx/check.sh" "$WORK/post-render"; then
-  echo "    ok   route inserted before Harbor's location /v2/, nginx -t accepts it"
+if "$CHART/harbor-nginx/check.sh" "$WORK/post-render" "$BIN"; then
+  echo "    ok   route inserted once before Harbor's location /v2/, nginx -t accepts it; Helm 3 and Helm 4 (a copied plugin) run it"
 else
   echo "    FAIL harbor-nginx post-renderer"; failures=$((failures + 1))
 fi

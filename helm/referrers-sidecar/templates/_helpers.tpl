@@ -123,6 +123,12 @@ app: {{ .Values.harbor.name | quote }}
 {{- if or .Values.webhook.authHeader .Values.webhook.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* The projects served whatever their labels (config.projects.enabled; null is none). */}}
+{{- define "referrers-sidecar.enabledProjects" -}}
+{{- $projects := default dict .Values.config.projects -}}
+{{- default list $projects.enabled | toJson -}}
+{{- end -}}
+
 {{- define "referrers-sidecar.secretDir" -}}/etc/referrers-sidecar/secrets{{- end -}}
 
 {{/* The configuration file: the values' `config`, with everything the chart derives. */}}
@@ -149,6 +155,9 @@ app: {{ .Values.harbor.name | quote }}
 {{- $_ := set $projects $key nil -}}
 {{- end -}}
 {{- end -}}
+{{- /* `enabled: null` (or none) is an empty list here: served by the label alone, not the
+     binary's own default. */ -}}
+{{- $_ := set $projects "enabled" (default list $projects.enabled) -}}
 {{- $_ := set $cfg "projects" $projects -}}
 {{- $cache := default dict $cfg.cache -}}
 {{- $_ := set $cache "redis_url" (include "referrers-sidecar.redisURL" .) -}}
