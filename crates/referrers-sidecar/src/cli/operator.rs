@@ -66,8 +66,13 @@ enum CommandError {
     Client(reqwest::Error),
     #[error("cannot reach the sidecar at {url}: {source}")]
     Unreachable { url: Url, source: reqwest::Error },
-    #[error("the sidecar answered {status}: {message}")]
-    Refused { status: u16, message: String },
+    /// `request`: the id the sidecar's log holds the detail under.
+    #[error("the sidecar answered {status}: {message}{request}")]
+    Refused {
+        status: u16,
+        message: String,
+        request: String,
+    },
     #[error("the sidecar sent an unreadable answer: {0}")]
     Invalid(String),
 }
@@ -197,11 +202,16 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             ))
         })?;
         if status != 200 {
-            let message = json["errors"][0]["message"]
+            let error = &json["errors"][0];
+            let message = error["message"].as_str().unwrap_or("no message").to_owned();
+            let request = error["request_id"]
                 .as_str()
-                .unwrap_or("no message")
-                .to_owned();
-            return Err(CommandError::Refused { status, message });
+                .map_or_else(String::new, |id| format!(" (request id {id})"));
+            return Err(CommandError::Refused {
+                status,
+                message,
+                request,
+            });
         }
         Ok(Answer { json, raw })
     })
