@@ -546,3 +546,50 @@ async fn a_purge_whose_project_cannot_be_read_answers_no_robot_side_text() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn the_status_reports_an_unreachable_registry_by_its_state_code() {
+    let down = format!("http://127.0.0.1:{}/", e2e::ports::free_port());
+    let world = World::hub_proxy_over("down", &down);
+    let sidecar = world.sidecar();
+
+    let (code, answer) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["registry"]["state"], "ok",
+        "not called yet: {answer}"
+    );
+
+    // A referrers request: the upstream refuses the connection.
+    let subject = format!("sha256:{}", "a".repeat(64));
+    let reply = e2e::world::reply(
+        &sidecar,
+        &e2e::world::referrers_path("hub-proxy/library/nginx", &subject),
+    )
+    .await;
+    assert_eq!(reply.upstream, "error", "{reply:?}");
+
+    let (_, answer) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    let registry = &answer["registry"];
+    assert_eq!(
+        (&registry["state"], &registry["breaker"], &registry["name"]),
+        (&json!("unreachable"), &json!("closed"), &json!("down")),
+        "{answer}"
+    );
+    assert!(registry.get("error").is_none(), "no error text: {answer}");
+
+    // Harbor's facts about the registry cannot be read with the robot: it cannot be called.
+    world
+        .harbor
+        .configure(|harbor| harbor.registries_api_readable = false);
+    let blind = world.sidecar();
+    let (code, answer) = status(&blind, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(code, 200, "{answer}");
+    let registry = &answer["registry"];
+    assert_eq!(registry["state"], "unreachable", "{answer}");
+    assert!(registry.get("name").is_none(), "{answer}");
+    let text = answer.to_string();
+    for internal in ["robot", "registries", "facts for"] {
+        assert!(!text.contains(internal), "{internal:?} in {text}");
+    }
+}

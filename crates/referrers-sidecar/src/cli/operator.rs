@@ -274,18 +274,22 @@ fn describe_status(answer: &Answer) -> Reported {
     let registry = &status["registry"];
     if registry.is_object() {
         let field = |key: &str| registry[key].as_str().unwrap_or("?");
-        match registry["error"].as_str() {
-            Some(error) => lines.push(format!(
-                "registry: Harbor id {}, facts unavailable: {error}",
-                registry["id"]
-            )),
-            None => lines.push(format!(
+        if registry["name"].is_string() {
+            lines.push(format!(
                 "registry: {} ({}) {}, Harbor id {}",
                 field("name"),
                 field("type"),
                 field("url"),
                 registry["id"]
-            )),
+            ));
+        } else {
+            lines.push(format!(
+                "registry: Harbor id {}, facts unavailable (the sidecar's log says why)",
+                registry["id"]
+            ));
+        }
+        if let Some(state) = registry["state"].as_str().filter(|state| *state != "ok") {
+            lines.push(format!("upstream: {state}"));
         }
         let rest = match registry["rate_limited_for_seconds"].as_u64() {
             Some(0) | None => "not rate-limited".to_owned(),
@@ -361,6 +365,16 @@ mod tests {
         assert_eq!(
             describe_status(&served).text,
             "hub: served (switch: label)\nregistry: dockerhub (docker-hub) https://hub.docker.com/, Harbor id 1\nbreaker: open; rate-limited for 42 s more; lists cached in this replica: 3"
+        );
+        let unreachable = Answer {
+            json: serde_json::json!({"project": "hub", "served": true, "switch": "config",
+                "registry": {"id": 2, "state": "unreachable", "breaker": "closed",
+                    "rate_limited_for_seconds": 0, "cached_lists": 0}}),
+            raw: String::new(),
+        };
+        assert_eq!(
+            describe_status(&unreachable).text,
+            "hub: served (switch: config)\nregistry: Harbor id 2, facts unavailable (the sidecar's log says why)\nupstream: unreachable\nbreaker: closed; not rate-limited; lists cached in this replica: 0"
         );
         let local = Answer {
             json: serde_json::json!({"project": "lib", "served": false, "reason": "not_proxy_cache"}),
