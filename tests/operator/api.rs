@@ -417,3 +417,179 @@ async fn a_replica_listens_again_after_redis_froze_with_its_connection_open() {
     .await;
     wait_for_metric(&sidecar, &metrics::cache_purge_subscribed(), 1.0).await;
 }
+
+/// The `errors[0]` of an error body, with its request id: a fixed message and the id, in
+/// Harbor's shape.
+fn error_of(body: &Value) -> (&str, &str, &str) {
+    let error = &body["errors"][0];
+    let text = |key: &str| {
+        error[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {body}"))
+    };
+    (text("code"), text("message"), text("request_id"))
+}
+
+/// An error body's text without its request id (a random id may hold any digits).
+fn text_without_id(body: &Value) -> String {
+    let mut body = body.clone();
+    if let Some(error) = body["errors"][0].as_object_mut() {
+        error.remove("request_id");
+    }
+    body.to_string()
+}
+
+/// The sidecar's log lines in the span of request `id`.
+fn lines_of(sidecar: &Sidecar, id: &str) -> Vec<Value> {
+    sidecar
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["request_id"] == id)
+        .collect()
+}
+
+#[tokio::test]
+async fn with_core_down_an_operator_error_shows_no_address_and_carries_the_request_id() {
+    // Nothing listens on core's port.
+    let port = e2e::ports::free_port().to_string();
+    let core = format!("http://127.0.0.1:{port}");
+    let sidecar = Sidecar::start(&e2e::config::for_core(&core).with(|s| s.enable(&["hub-proxy"])));
+
+    let (code, body) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    let (code_purge, body_purge) = purge(&sidecar, "hub-proxy", "", PAM).await;
+    for (code, body) in [(code, &body), (code_purge, &body_purge)] {
+        assert_eq!(code, 502, "{body}");
+        let (error, message, id) = error_of(body);
+        assert_eq!(error, "UNAVAILABLE", "{body}");
+        assert!(message.contains("log"), "says where the detail is: {body}");
+        let text = text_without_id(body);
+        for internal in ["127.0.0.1", &port, "unreachable", "connect", "send"] {
+            assert!(!text.contains(internal), "{internal:?} in {text}");
+        }
+        // The detail is in the log, under the same id.
+        eventually(
+            "the detail is logged under the answer's request id",
+            async || {
+                lines_of(&sidecar, id).iter().any(|line| {
+                    line["message"] == "operator API: cannot ask Harbor about the caller"
+                        && line["error"]
+                            .as_str()
+                            .is_some_and(|error| error.contains("Harbor core"))
+                })
+            },
+        )
+        .await;
+    }
+    assert_ne!(
+        error_of(&body).2,
+        error_of(&body_purge).2,
+        "each call has its own id"
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::operator_requests(
+                Endpoint::Status,
+                OperatorResult::Unavailable
+            ))
+            .await,
+        1.0
+    );
+
+    // A request id the caller sent is the answer's.
+    let response = e2e::http_client()
+        .get(sidecar.url(&status_path("hub-proxy")))
+        .basic_auth(ALICE.name, Some(ALICE.password))
+        .header("x-request-id", "operator-call-1")
+        .send()
+        .await
+        .expect("status request");
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(error_of(&body).2, "operator-call-1", "{body}");
+}
+
+#[tokio::test]
+async fn a_purge_whose_project_cannot_be_read_answers_no_robot_side_text() {
+    let world = World::builder()
+        .mirror("hub-proxy", "upstream", Mirror::with_referrers_api().await)
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .start();
+    // Harbor refuses the sidecar's robot account: the project's facts cannot be read.
+    let sidecar = world.sidecar_with(|s| s.robot(e2e::users::BOB));
+
+    let (code, body) = purge(&sidecar, "hub-proxy", "?repository=library/nginx", PAM).await;
+    assert_eq!(code, 502, "{body}");
+    let (error, _, id) = error_of(&body);
+    assert_eq!(error, "UNAVAILABLE", "{body}");
+    let text = text_without_id(&body);
+    for internal in ["127.0.0.1", "robot", "credentials", "expired", "401"] {
+        assert!(!text.contains(internal), "{internal:?} in {text}");
+    }
+    eventually(
+        "the purge's failure is logged under its request id",
+        async || {
+            lines_of(&sidecar, id)
+                .iter()
+                .any(|line| line["message"] == "operator API: purge failed")
+        },
+    )
+    .await;
+
+    // A query that is not repository and digest: 400 as before, without serde's text.
+    let (code, body) = purge(&sidecar, "hub-proxy", "?repo=library/nginx", PAM).await;
+    assert_eq!(code, 400, "{body}");
+    let (error, message, _) = error_of(&body);
+    assert_eq!(error, "BAD_REQUEST");
+    assert!(
+        !message.contains("unknown field") && !message.contains('`'),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_status_reports_an_unreachable_registry_by_its_state_code() {
+    let down = format!("http://127.0.0.1:{}/", e2e::ports::free_port());
+    let world = World::hub_proxy_over("down", &down);
+    let sidecar = world.sidecar();
+
+    let (code, answer) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["registry"]["state"], "ok",
+        "not called yet: {answer}"
+    );
+
+    // A referrers request: the upstream refuses the connection.
+    let subject = format!("sha256:{}", "a".repeat(64));
+    let reply = e2e::world::reply(
+        &sidecar,
+        &e2e::world::referrers_path("hub-proxy/library/nginx", &subject),
+    )
+    .await;
+    assert_eq!(reply.upstream, "error", "{reply:?}");
+
+    let (_, answer) = status(&sidecar, "hub-proxy", Some(ALICE)).await;
+    let registry = &answer["registry"];
+    assert_eq!(
+        (&registry["state"], &registry["breaker"], &registry["name"]),
+        (&json!("unreachable"), &json!("closed"), &json!("down")),
+        "{answer}"
+    );
+    assert!(registry.get("error").is_none(), "no error text: {answer}");
+
+    // Harbor's facts about the registry cannot be read with the robot: it cannot be called.
+    world
+        .harbor
+        .configure(|harbor| harbor.registries_api_readable = false);
+    let blind = world.sidecar();
+    let (code, answer) = status(&blind, "hub-proxy", Some(ALICE)).await;
+    assert_eq!(code, 200, "{answer}");
+    let registry = &answer["registry"];
+    assert_eq!(registry["state"], "unreachable", "{answer}");
+    assert!(registry.get("name").is_none(), "{answer}");
+    let text = answer.to_string();
+    for internal in ["robot", "registries", "facts for"] {
+        assert!(!text.contains(internal), "{internal:?} in {text}");
+    }
+}

@@ -143,6 +143,28 @@ async fn a_wrong_or_missing_secret_gets_401_and_a_bad_payload_400() {
     assert_eq!(garbage.status(), 400);
     let body: serde_json::Value = garbage.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "BAD_REQUEST");
+    // A fixed message and the request's id; the parser's text is in the log under that id.
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    for detail in ["EOF", "line", "column"] {
+        assert!(!message.contains(detail), "{detail:?} in {body}");
+    }
+    let id = body["errors"][0]["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_owned();
+    eventually(
+        "the parse error is logged under the answer's request id",
+        async || {
+            sidecar.logs().iter().any(|line| {
+                serde_json::from_str::<serde_json::Value>(line).is_ok_and(|line| {
+                    line["span"]["request_id"] == id.as_str()
+                        && line["message"] == "webhook refused"
+                        && line["error"].as_str().is_some_and(|e| e.contains("EOF"))
+                })
+            })
+        },
+    )
+    .await;
 
     assert_eq!(
         sidecar

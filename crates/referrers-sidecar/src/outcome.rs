@@ -178,6 +178,22 @@ outcomes! {
         Unavailable => "unavailable",
     }
 
+    /// An upstream registry's state as the operator API's status reports it: what keeps the
+    /// sidecar from listing its referrers now, as this replica sees it.
+    pub enum UpstreamState {
+        /// Nothing does: its last call answered (or it was not called yet).
+        Ok => "ok",
+        /// Its breaker is open: no call until the cool-down is over.
+        BreakerOpen => "breaker_open",
+        /// It rests after a rate limit.
+        RateLimited => "rate_limited",
+        /// Its last call got no usable answer (no connection, no TLS, no answer in time, a
+        /// 5xx), or it cannot be called: Harbor's facts about it cannot be read.
+        Unreachable => "unreachable",
+        /// It, or its token endpoint, refused the credentials.
+        AuthFailed => "auth_failed",
+    }
+
     /// Kinds of upstream requests.
     pub enum UpstreamKind {
         Api => "api",

@@ -72,8 +72,13 @@ enum CommandError {
     Client(reqwest::Error),
     #[error("cannot reach the sidecar at {url}: {source}")]
     Unreachable { url: Url, source: reqwest::Error },
-    #[error("the sidecar answered {status}: {message}")]
-    Refused { status: u16, message: String },
+    /// `request`: the id the sidecar's log holds the detail under.
+    #[error("the sidecar answered {status}: {message}{request}")]
+    Refused {
+        status: u16,
+        message: String,
+        request: String,
+    },
     #[error("the sidecar sent an unreadable answer: {0}")]
     Invalid(String),
 }
@@ -204,11 +209,16 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             ))
         })?;
         if status != 200 {
-            let message = json["errors"][0]["message"]
+            let error = &json["errors"][0];
+            let message = error["message"].as_str().unwrap_or("no message").to_owned();
+            let request = error["request_id"]
                 .as_str()
-                .unwrap_or("no message")
-                .to_owned();
-            return Err(CommandError::Refused { status, message });
+                .map_or_else(String::new, |id| format!(" (request id {id})"));
+            return Err(CommandError::Refused {
+                status,
+                message,
+                request,
+            });
         }
         Ok(Answer { json, raw })
     })
@@ -271,18 +281,22 @@ fn describe_status(answer: &Answer) -> Reported {
     let registry = &status["registry"];
     if registry.is_object() {
         let field = |key: &str| registry[key].as_str().unwrap_or("?");
-        match registry["error"].as_str() {
-            Some(error) => lines.push(format!(
-                "registry: Harbor id {}, facts unavailable: {error}",
-                registry["id"]
-            )),
-            None => lines.push(format!(
+        if registry["name"].is_string() {
+            lines.push(format!(
                 "registry: {} ({}) {}, Harbor id {}",
                 field("name"),
                 field("type"),
                 field("url"),
                 registry["id"]
-            )),
+            ));
+        } else {
+            lines.push(format!(
+                "registry: Harbor id {}, facts unavailable (the sidecar's log says why)",
+                registry["id"]
+            ));
+        }
+        if let Some(state) = registry["state"].as_str().filter(|state| *state != "ok") {
+            lines.push(format!("upstream: {state}"));
         }
         let rest = match registry["rate_limited_for_seconds"].as_u64() {
             Some(0) | None => "not rate-limited".to_owned(),
@@ -359,6 +373,16 @@ mod tests {
         assert_eq!(
             describe_status(&served).text,
             "hub: served (switch: label)\nregistry: dockerhub (docker-hub) https://hub.docker.com/, Harbor id 1\nbreaker: open; rate-limited for 42 s more; lists cached in this replica: 3"
+        );
+        let unreachable = Answer {
+            json: serde_json::json!({"project": "hub", "served": true, "switch": "config",
+                "registry": {"id": 2, "state": "unreachable", "breaker": "closed",
+                    "rate_limited_for_seconds": 0, "cached_lists": 0}}),
+            raw: String::new(),
+        };
+        assert_eq!(
+            describe_status(&unreachable).text,
+            "hub: served (switch: config)\nregistry: Harbor id 2, facts unavailable (the sidecar's log says why)\nupstream: unreachable\nbreaker: closed; not rate-limited; lists cached in this replica: 0"
         );
         let local = Answer {
             json: serde_json::json!({"project": "lib", "served": false, "reason": "not_proxy_cache"}),

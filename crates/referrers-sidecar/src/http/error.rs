@@ -1,12 +1,21 @@
 //! Every error a client can see, mapped to its HTTP answer in this one place: an OCI error body
-//! (`{"errors":[{"code","message"}]}`) as the distribution spec defines it.
+//! (`{"errors":[{"code","message"}]}`) as the distribution spec defines it, which is also
+//! Harbor's API error shape.
+//!
+//! The operator API and the webhook endpoint answer with a fixed message per error and the
+//! request's id (`{"errors":[{"code","message","request_id"}]}`: Harbor's clients and the OCI
+//! ones read `code` and `message` and ignore another field); whatever detail there is — the
+//! Harbor client's text, which can name core's internal address, or a parse error — goes to the
+//! log only, in the request's span, which carries the same id.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use harbor_client::{HarborError, SendError};
 use serde::Serialize;
 
+use crate::operator::{PurgeError, Refusal};
 use crate::referrers::RequestError;
+use crate::webhook::EventError;
 
 /// The header every registry answer carries.
 pub const API_VERSION_HEADER: (&str, &str) = ("Docker-Distribution-Api-Version", "registry/2.0");
@@ -32,8 +41,10 @@ pub enum ApiError {
     /// Missing or wrong `Authorization` on a webhook.
     #[error("the Authorization header is not the webhook secret of the event's project")]
     WebhookUnauthorized,
+    /// A payload that could not be read or is no usable event: a fixed message, the detail is
+    /// logged.
     #[error("{0}")]
-    WebhookPayload(String),
+    WebhookPayload(&'static str),
     #[error("webhook payloads are at most {0} bytes")]
     WebhookTooLarge(usize),
 }
@@ -54,6 +65,20 @@ impl ApiError {
             Self::WebhookPayload(_) => "BAD_REQUEST",
             Self::WebhookTooLarge(_) => "PAYLOAD_TOO_LARGE",
         }
+    }
+}
+
+/// A webhook payload that is no usable event, by a fixed message per failure: the parser's
+/// text (a `serde` position, the name it read) is logged, not sent.
+impl From<&EventError> for ApiError {
+    fn from(error: &EventError) -> Self {
+        Self::WebhookPayload(match error {
+            EventError::Json(_) => "not a Harbor webhook payload",
+            EventError::Data(_) => "a pull event's data is not readable",
+            EventError::NoRepository => "a pull event without a repository",
+            EventError::Repository { .. } => "a pull event names an invalid repository",
+            EventError::NoDigest => "a pull event names no valid digest",
+        })
     }
 }
 
@@ -78,6 +103,121 @@ impl From<&SendError> for ApiError {
     }
 }
 
+/// Every error the operator API answers: Harbor's status and code, a fixed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorError {
+    /// A path under the API's prefix that is no endpoint.
+    NoEndpoint,
+    InvalidProject,
+    /// A purge's query that is not `repository` and `digest`, once each.
+    InvalidQuery,
+    InvalidRepository,
+    InvalidDigest,
+    DigestWithoutRepository,
+    /// No credentials, or credentials Harbor refuses.
+    Unauthorized,
+    /// Harbor accepts the credentials and they do not allow this (why: a fixed sentence).
+    Forbidden(&'static str),
+    /// A purge of a project Harbor does not know.
+    UnknownProject,
+    /// Harbor could not be asked who the caller is.
+    CoreUnavailable,
+    /// Harbor's facts about the project could not be read with the sidecar's robot.
+    FactsUnavailable,
+}
+
+impl OperatorError {
+    #[must_use]
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NoEndpoint | Self::UnknownProject => StatusCode::NOT_FOUND,
+            Self::InvalidProject
+            | Self::InvalidQuery
+            | Self::InvalidRepository
+            | Self::InvalidDigest
+            | Self::DigestWithoutRepository => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::CoreUnavailable | Self::FactsUnavailable => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Harbor's error code of the body.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self.status() {
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::BAD_REQUEST => "BAD_REQUEST",
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            StatusCode::FORBIDDEN => "FORBIDDEN",
+            _ => "UNAVAILABLE",
+        }
+    }
+
+    /// The message: fixed, whatever the detail was.
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NoEndpoint => "no such operator endpoint",
+            Self::InvalidProject => "invalid project name",
+            Self::InvalidQuery => "invalid query: it takes repository and digest, once each",
+            Self::InvalidRepository => "invalid repository name",
+            Self::InvalidDigest => "invalid digest",
+            Self::DigestWithoutRepository => {
+                "a digest names a subject of one repository: give the repository too"
+            }
+            Self::Unauthorized => "Harbor credentials (Basic) are required",
+            Self::Forbidden(why) => why,
+            Self::UnknownProject => "Harbor knows no such project",
+            Self::CoreUnavailable => {
+                "cannot ask Harbor who the caller is: the sidecar's log has the detail under this request id"
+            }
+            Self::FactsUnavailable => {
+                "cannot read the project from Harbor: the sidecar's log has the detail under this request id"
+            }
+        }
+    }
+
+    /// The answer: Harbor's error shape with the request's id; a 401 says how to authenticate.
+    #[must_use]
+    pub fn answer(self, request_id: &str) -> HttpResponse {
+        let body = ErrorBody {
+            errors: [ErrorEntry {
+                code: self.code(),
+                message: self.message().to_owned(),
+                request_id: Some(request_id),
+            }],
+        };
+        let mut response = HttpResponse::build(self.status());
+        if self == Self::Unauthorized {
+            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"harbor\""));
+        }
+        response.json(body)
+    }
+}
+
+impl From<&Refusal> for OperatorError {
+    fn from(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthorized => Self::Unauthorized,
+            Refusal::Forbidden(why) => Self::Forbidden(why),
+            Refusal::UnknownProject(_) => Self::UnknownProject,
+            Refusal::Unavailable(_) => Self::CoreUnavailable,
+        }
+    }
+}
+
+impl From<&PurgeError> for OperatorError {
+    fn from(error: &PurgeError) -> Self {
+        match error {
+            PurgeError::InvalidRepository(_) => Self::InvalidRepository,
+            PurgeError::InvalidDigest(_) => Self::InvalidDigest,
+            PurgeError::DigestWithoutRepository => Self::DigestWithoutRepository,
+            PurgeError::FactsUnavailable(_) => Self::FactsUnavailable,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     errors: [ErrorEntry<'a>; 1],
@@ -87,6 +227,26 @@ struct ErrorBody<'a> {
 struct ErrorEntry<'a> {
     code: &'a str,
     message: String,
+    /// The request's id, under which the log holds the detail (operator API and webhook).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl ApiError {
+    /// The answer with the request's id in its body: the webhook endpoint's answers.
+    #[must_use]
+    pub fn answer(&self, request_id: &str) -> HttpResponse {
+        let body = ErrorBody {
+            errors: [ErrorEntry {
+                code: self.code(),
+                message: self.to_string(),
+                request_id: Some(request_id),
+            }],
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header(API_VERSION_HEADER);
+        response.json(body)
+    }
 }
 
 impl ResponseError for ApiError {
@@ -107,6 +267,7 @@ impl ResponseError for ApiError {
             errors: [ErrorEntry {
                 code: self.code(),
                 message: self.to_string(),
+                request_id: None,
             }],
         };
         let mut response = HttpResponse::build(self.status_code());
@@ -148,6 +309,131 @@ mod tests {
                 message,
                 "the message is the request's own"
             );
+        }
+    }
+
+    async fn body_of(response: HttpResponse) -> serde_json::Value {
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+
+    /// Harbor failing gets the operator API's 502 with `UNAVAILABLE` as before, and a fixed
+    /// message with the request's id: the client's text, which names core's address, is not
+    /// in it.
+    #[tokio::test]
+    async fn an_operator_error_answers_a_fixed_message_and_the_request_id() {
+        let address = "10.96.0.12:8080";
+        let refusal = Refusal::Unavailable(HarborError::Unreachable(format!(
+            "cannot send to Harbor core: connect to {address}: connection refused"
+        )));
+        let failed = PurgeError::FactsUnavailable(format!(
+            "Harbor core answered 500 for GET http://{address}/api/v2.0/projects/p"
+        ));
+        for (error, detail) in [
+            (OperatorError::from(&refusal), refusal.to_string()),
+            (OperatorError::from(&failed), failed.to_string()),
+        ] {
+            assert!(detail.contains(address), "the log's detail: {detail}");
+            let response = error.answer("request-7");
+            assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+            let body = body_of(response).await;
+            assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+            assert_eq!(body["errors"][0]["message"], error.message(), "{body}");
+            assert_eq!(body["errors"][0]["request_id"], "request-7", "{body}");
+            let text = body.to_string();
+            assert!(
+                !text.contains(address) && !text.contains("refused") && !text.contains("500"),
+                "{text}"
+            );
+        }
+    }
+
+    /// Every operator error keeps its status and code; only a 401 says how to authenticate;
+    /// a message names nothing the caller sent.
+    #[tokio::test]
+    async fn operator_errors_keep_their_status_and_code() {
+        let cases = [
+            (OperatorError::NoEndpoint, 404, "NOT_FOUND"),
+            (OperatorError::InvalidProject, 400, "BAD_REQUEST"),
+            (OperatorError::InvalidQuery, 400, "BAD_REQUEST"),
+            (
+                OperatorError::from(&PurgeError::InvalidRepository("Team/App".into())),
+                400,
+                "BAD_REQUEST",
+            ),
+            (
+                OperatorError::from(&PurgeError::InvalidDigest("sha256:abc".into())),
+                400,
+                "BAD_REQUEST",
+            ),
+            (
+                OperatorError::from(&PurgeError::DigestWithoutRepository),
+                400,
+                "BAD_REQUEST",
+            ),
+            (
+                OperatorError::from(&Refusal::Unauthorized),
+                401,
+                "UNAUTHORIZED",
+            ),
+            (
+                OperatorError::from(&Refusal::Forbidden("purging needs an admin")),
+                403,
+                "FORBIDDEN",
+            ),
+            (
+                OperatorError::from(&Refusal::UnknownProject("no-such".into())),
+                404,
+                "NOT_FOUND",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let response = error.answer("id");
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            assert_eq!(
+                response.headers().contains_key(header::WWW_AUTHENTICATE),
+                status == 401,
+                "{error:?}"
+            );
+            let body = body_of(response).await;
+            assert_eq!(body["errors"][0]["code"], code, "{body}");
+            let text = body.to_string();
+            for sent in ["Team/App", "sha256:abc", "no-such"] {
+                assert!(!text.contains(sent), "{text}");
+            }
+        }
+        assert_eq!(
+            OperatorError::from(&Refusal::Forbidden("purging needs an admin")).message(),
+            "purging needs an admin",
+            "a refusal's own fixed sentence"
+        );
+    }
+
+    /// A webhook payload that is no event gets 400 `BAD_REQUEST` with a fixed message and the
+    /// request's id, not the parser's text.
+    #[tokio::test]
+    async fn a_webhook_payload_error_names_no_parse_detail() {
+        let payloads: [&[u8]; 3] = [
+            b"{\"type\": ",
+            b"{\"type\":\"PULL_ARTIFACT\",\"event_data\":7}",
+            b"{\"type\":\"PULL_ARTIFACT\",\"event_data\":{\"resources\":[],\"repository\":{\"repo_full_name\":\"p/Bad Name\"}}}",
+        ];
+        for payload in payloads {
+            let parsed = crate::webhook::HarborEvent::parse(payload).expect_err("no usable event");
+            let detail = parsed.to_string();
+            let error = ApiError::from(&parsed);
+            assert_eq!(error.code(), "BAD_REQUEST");
+            let response = error.answer("hook-1");
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            let body = body_of(response).await;
+            assert_eq!(body["errors"][0]["request_id"], "hook-1", "{body}");
+            let message = body["errors"][0]["message"].as_str().expect("message");
+            assert_ne!(message, detail);
+            for leak in ["line", "column", "expected", "Bad Name", "invalid type"] {
+                assert!(!message.contains(leak), "{message} (detail: {detail})");
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The operator API under `/referrers-sidecar/v1/` on the main listener: a project's status
-//! and the purge of its cached lists. Harbor's credentials (Basic) authorize each call.
+//! and the purge of its cached lists. Harbor's credentials (Basic) authorize each call. Its
+//! errors are [`OperatorError`]s: a fixed message and the request's id, the detail logged.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,9 +9,11 @@ use harbor_client::{BasicAuth, CoreClient};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::OperatorError;
 use super::state::AppState;
-use crate::operator::{self, Action, PurgeError, Refusal};
+use crate::operator::{self, Action};
 use crate::outcome::{OperatorEndpoint, OperatorResult};
+use crate::telemetry;
 
 /// Where the operator API lives; the chart's routes do not send it here from outside.
 pub const PREFIX: &str = "/referrers-sidecar/v1";
@@ -22,12 +25,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         web::scope(PREFIX)
             .service(web::resource("/projects/{project}").route(web::get().to(status)))
             .service(web::resource("/projects/{project}/cache").route(web::delete().to(purge)))
-            .default_service(web::to(|| async {
-                error(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    "no such operator endpoint",
-                )
+            .default_service(web::to(|request: HttpRequest| async move {
+                OperatorError::NoEndpoint.answer(&telemetry::request_id_of(&request))
             })),
     );
 }
@@ -50,7 +49,7 @@ async fn status(
             )
             .await,
         ),
-        Err(refused) => refused,
+        Err(refused) => refused.answer(&telemetry::request_id_of(&request)),
     };
     count(&state, Action::Status, &response);
     response
@@ -73,78 +72,64 @@ async fn purge(
     core: web::Data<CoreClient>,
 ) -> HttpResponse {
     let project = project.into_inner();
-    let response = match web::Query::<PurgeQuery>::from_query(request.query_string()) {
-        Err(rejected) => error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            &rejected.to_string(),
-        ),
-        Ok(query) => match authorize(&request, &state, &core, &project, Action::Purge).await {
-            Err(refused) => refused,
-            Ok(_) => match operator::purge(
-                &state.purge_targets(),
-                core.get_ref(),
-                &project,
-                query.repository.as_deref(),
-                query.digest.as_deref(),
-            )
-            .await
-            {
-                Ok(purged) => HttpResponse::Ok().json(json!({ "purged": purged.lists })),
-                Err(failed @ PurgeError::FactsUnavailable(_)) => {
-                    error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &failed.to_string())
-                }
-                Err(invalid) => error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &invalid.to_string()),
-            },
-        },
-    };
+    let answered = purge_answer(&request, &state, &core, &project).await;
+    let response =
+        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
     count(&state, Action::Purge, &response);
     response
 }
 
-/// The caller's verdict from Harbor, or the answer that refuses it.
+/// A purge's answer, or the error it gets (its detail logged here or where it happened).
+async fn purge_answer(
+    request: &HttpRequest,
+    state: &AppState,
+    core: &CoreClient,
+    project: &str,
+) -> Result<HttpResponse, OperatorError> {
+    let query =
+        web::Query::<PurgeQuery>::from_query(request.query_string()).map_err(|rejected| {
+            tracing::info!(error = %rejected, "operator API: purge query refused");
+            OperatorError::InvalidQuery
+        })?;
+    authorize(request, state, core, project, Action::Purge).await?;
+    let purged = operator::purge(
+        &state.purge_targets(),
+        core,
+        project,
+        query.repository.as_deref(),
+        query.digest.as_deref(),
+    )
+    .await
+    .map_err(|failed| {
+        let error = OperatorError::from(&failed);
+        if error == OperatorError::FactsUnavailable {
+            tracing::warn!(project, error = %failed, "operator API: purge failed");
+        } else {
+            tracing::info!(project, error = %failed, "operator API: purge refused");
+        }
+        error
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "purged": purged.lists })))
+}
+
+/// The caller's verdict from Harbor, or the error that refuses it (the decision, and Harbor's
+/// failure when it could not be asked, are logged by the use case).
 async fn authorize(
     request: &HttpRequest,
     state: &AppState,
     core: &CoreClient,
     project: &str,
     action: Action,
-) -> Result<operator::Authorized, HttpResponse> {
+) -> Result<operator::Authorized, OperatorError> {
     if !operator::is_project_name(project) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "invalid project name",
-        ));
+        return Err(OperatorError::InvalidProject);
     }
     let caller = basic_credentials(request);
     state
         .operator
         .authorize(core, caller.as_ref(), project, action)
         .await
-        .map_err(|refusal| match refusal {
-            Refusal::Unauthorized => {
-                let mut response = error(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHORIZED",
-                    &refusal.to_string(),
-                );
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"harbor\""),
-                );
-                response
-            }
-            Refusal::Forbidden(_) => {
-                error(StatusCode::FORBIDDEN, "FORBIDDEN", &refusal.to_string())
-            }
-            Refusal::UnknownProject(_) => {
-                error(StatusCode::NOT_FOUND, "NOT_FOUND", &refusal.to_string())
-            }
-            Refusal::Unavailable(_) => {
-                error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &refusal.to_string())
-            }
-        })
+        .map_err(|refusal| OperatorError::from(&refusal))
 }
 
 /// The caller's Basic credentials, if it sent readable ones.
@@ -167,11 +152,6 @@ fn basic_credentials(request: &HttpRequest) -> Option<BasicAuth> {
         username: username.to_owned(),
         password: password.to_owned(),
     })
-}
-
-/// An error in Harbor's shape: `{"errors":[{"code","message"}]}`.
-fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"errors": [{"code": code, "message": message}]}))
 }
 
 /// Counts one call by its answer.

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::ApiError;
 use super::state::AppState;
 use crate::outcome::WebhookEvent;
+use crate::telemetry;
 use crate::webhook::{EventKind, HarborEvent, Offered, Signer, WarmQueue};
 
 /// Harbor's payload for one pulled artifact is well under a kilobyte.
@@ -28,9 +29,11 @@ pub async fn harbor(
     queue: web::Data<WarmQueue>,
 ) -> HttpResponse {
     let count = |event: WebhookEvent| state.metrics.count_webhook_event(event);
+    // Every error answer carries the request's id, under which the log holds the detail.
+    let answer = |error: ApiError| error.answer(&telemetry::request_id_of(&request));
     // Off unless a secret is configured: the endpoint does not exist.
     let Some(secret) = &state.settings.webhook.auth_header else {
-        return ApiError::WebhookOff.error_response();
+        return answer(ApiError::WebhookOff);
     };
     let master = secret.expose();
     let sent = request
@@ -43,7 +46,7 @@ pub async fn harbor(
             "webhook refused: its Authorization header is neither webhook.auth_header nor the header webhook-setup derives from it for the event's project"
         );
         count(WebhookEvent::UnknownUnauthorized);
-        ApiError::WebhookUnauthorized.error_response()
+        answer(ApiError::WebhookUnauthorized)
     };
     // A project's header is a Bearer value: anything else that is not the master secret is
     // refused before the payload is read.
@@ -58,12 +61,13 @@ pub async fn harbor(
             let error = match unread {
                 Ok(Err(_)) => ApiError::WebhookTooLarge(MAX_PAYLOAD_BYTES),
                 Ok(Ok(Err(error))) => {
-                    ApiError::WebhookPayload(format!("cannot read the payload: {error}"))
+                    tracing::info!(error = %error, "webhook refused: the payload could not be read");
+                    ApiError::WebhookPayload("cannot read the payload")
                 }
-                _ => ApiError::WebhookPayload("the payload did not arrive in time".into()),
+                _ => ApiError::WebhookPayload("the payload did not arrive in time"),
             };
             count(WebhookEvent::UnknownInvalid);
-            return error.error_response();
+            return answer(error);
         }
     };
     let event = match HarborEvent::parse(&body) {
@@ -74,7 +78,7 @@ pub async fn harbor(
         Err(error) => {
             tracing::info!(error = %error, "webhook refused");
             count(error.event());
-            return ApiError::WebhookPayload(error.to_string()).error_response();
+            return answer(ApiError::from(&error));
         }
     };
     // A project's header speaks for events of that project only, and for no event that names

@@ -1,15 +1,17 @@
 //! Why a project is or is not served, as an operator asks it: the decision a referrers request
 //! would get (with its stable reason code, or the switch that serves it), and the project's
-//! upstream registry with its breaker, rate-limit rest and cached lists.
+//! upstream registry with its state (a code: the detail is logged, never answered), breaker,
+//! rate-limit rest and cached lists.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::breaker::BreakerState;
 use crate::cache::ReferrersCache;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
+use crate::outcome::UpstreamState;
 use crate::serving::{NotServed, PassThrough, Read, Serving};
-use crate::upstream::UpstreamFetcher;
+use crate::upstream::{RegistryState, Trouble, UpstreamFetcher};
 
 /// `GET /referrers-sidecar/v1/projects/{project}`.
 #[derive(Debug, Clone, Serialize)]
@@ -40,9 +42,10 @@ pub struct RegistryStatus {
     /// The registry's URL as Harbor stores it, without credentials.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Why name, type and URL are missing: Harbor's registry facts could not be had.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// What keeps the sidecar from listing the registry's referrers now, as a code (name,
+    /// type and URL are missing when Harbor's facts about it could not be had: `unreachable`).
+    #[serde(serialize_with = "label")]
+    pub state: UpstreamState,
     /// `closed`, `open` or `half_open`.
     pub breaker: &'static str,
     /// Seconds the registry still rests after a rate limit; 0 when it does not.
@@ -101,7 +104,7 @@ pub async fn project_status(
 
 async fn registry_status(sources: &StatusSources<'_>, core: &dyn Core, id: i64) -> RegistryStatus {
     let facts = sources.serving.registry(Read::Load(core), id).await;
-    let (name, registry_type, url, error) = match facts {
+    let (name, registry_type, url) = match facts {
         Ok(registry) => {
             let mut url = registry.url;
             // Only fails for URLs that cannot carry credentials anyway.
@@ -111,31 +114,58 @@ async fn registry_status(sources: &StatusSources<'_>, core: &dyn Core, id: i64) 
                 Some(registry.name),
                 Some(registry.registry_type.to_string()),
                 Some(url.to_string()),
-                None,
             )
         }
-        Err(error) => (None, None, None, Some(error)),
+        Err(error) => {
+            tracing::warn!(registry_id = id, error = %error, "operator API: the registry's facts cannot be had");
+            (None, None, None)
+        }
     };
-    let (breaker, rest_left) = name
+    let now = name
         .as_deref()
-        .map_or((BreakerState::Closed, None), |name| {
-            let now = sources.upstream.registry_state(name);
-            (now.breaker, now.rest_left)
-        });
+        .map(|name| sources.upstream.registry_state(name));
     RegistryStatus {
         id,
         name,
         registry_type,
         url,
-        error,
-        breaker: match breaker {
+        state: upstream_state(now.as_ref()),
+        breaker: match now.map_or(BreakerState::Closed, |now| now.breaker) {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
             BreakerState::HalfOpen => "half_open",
         },
-        rate_limited_for_seconds: rest_left.map_or(0, |left| left.as_secs().max(1)),
+        rate_limited_for_seconds: now
+            .and_then(|now| now.rest_left)
+            .map_or(0, |left| left.as_secs().max(1)),
         cached_lists: sources.cache.cached_lists(id),
     }
+}
+
+/// The registry's state code from its breaker, rest and last call (`None`: its facts cannot be
+/// had, so it cannot be called). An open breaker or a rest says why no call is made now, before
+/// what the last call found.
+fn upstream_state(now: Option<&RegistryState>) -> UpstreamState {
+    let Some(now) = now else {
+        return UpstreamState::Unreachable;
+    };
+    if now.breaker == BreakerState::Open {
+        UpstreamState::BreakerOpen
+    } else if now.rest_left.is_some() {
+        UpstreamState::RateLimited
+    } else {
+        match now.trouble {
+            None => UpstreamState::Ok,
+            Some(Trouble::Unreachable) => UpstreamState::Unreachable,
+            Some(Trouble::AuthFailed) => UpstreamState::AuthFailed,
+        }
+    }
+}
+
+/// An outcome as its label.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` passes a reference
+fn label<S: Serializer>(state: &UpstreamState, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(state.as_str())
 }
 
 /// Sets `harbor_referrers_served_projects{switch}` from the projects this replica read from
@@ -143,5 +173,74 @@ async fn registry_status(sources: &StatusSources<'_>, core: &dyn Core, id: i64) 
 pub async fn track_served_projects(serving: &Serving, metrics: &Metrics) {
     for (switch, count) in serving.served_projects().await {
         metrics.set_served_projects(switch, count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The registry's state is a code: an open breaker, then a rest, then what its last call
+    /// found; a registry whose facts cannot be had cannot be called.
+    #[test]
+    fn the_registry_state_is_a_code() {
+        let state = |breaker, rest_left, trouble| RegistryState {
+            breaker,
+            rest_left,
+            trouble,
+        };
+        let resting = Some(Duration::from_secs(30));
+        let cases = [
+            (Some(state(BreakerState::Closed, None, None)), "ok"),
+            (
+                Some(state(
+                    BreakerState::Open,
+                    resting,
+                    Some(Trouble::Unreachable),
+                )),
+                "breaker_open",
+            ),
+            (
+                Some(state(
+                    BreakerState::Closed,
+                    resting,
+                    Some(Trouble::AuthFailed),
+                )),
+                "rate_limited",
+            ),
+            (
+                Some(state(
+                    BreakerState::HalfOpen,
+                    None,
+                    Some(Trouble::Unreachable),
+                )),
+                "unreachable",
+            ),
+            (
+                Some(state(BreakerState::Closed, None, Some(Trouble::AuthFailed))),
+                "auth_failed",
+            ),
+            (None, "unreachable"),
+        ];
+        for (now, code) in cases {
+            assert_eq!(upstream_state(now.as_ref()).as_str(), code, "{now:?}");
+        }
+        let status = RegistryStatus {
+            id: 1,
+            name: None,
+            registry_type: None,
+            url: None,
+            state: UpstreamState::Unreachable,
+            breaker: "closed",
+            rate_limited_for_seconds: 0,
+            cached_lists: 0,
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({"id": 1, "state": "unreachable", "breaker": "closed",
+                "rate_limited_for_seconds": 0, "cached_lists": 0})
+        );
     }
 }

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use oci_referrers::Digest;
 use registry_client::{
-    RegistryClient, RequestKind, RequestObserver, UpstreamError, UpstreamReferrers,
+    AuthError, RegistryClient, RequestKind, RequestObserver, UpstreamError, UpstreamReferrers,
 };
 
 use super::rest::Rests;
@@ -51,12 +51,69 @@ pub enum Admission {
     Resting,
 }
 
-/// A registry's breaker and rate-limit rest as they are now, for operators.
+/// A registry's breaker and rate-limit rest as they are now, and what its last call said of it,
+/// for operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistryState {
     pub breaker: BreakerState,
     /// How long the registry still rests after a rate limit; `None` when it does not.
     pub rest_left: Option<Duration>,
+    /// The trouble the last call that said anything of the registry found; `None` when it
+    /// answered (or was never called).
+    pub trouble: Option<Trouble>,
+}
+
+/// What a failed call says is wrong with a registry (the error's text is logged where it
+/// happens, never kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// No usable answer: no connection, no TLS, no answer in time, a 5xx (of the registry or
+    /// its token endpoint), or a registry that cannot be called as configured.
+    Unreachable,
+    /// The registry or its token endpoint refused the credentials, or its challenge could not
+    /// be answered.
+    AuthFailed,
+}
+
+/// What a failed call says of its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// The registry is in trouble.
+    Trouble(Trouble),
+    /// It answered; the failure was this request's (a 4xx, an unusable or oversized answer, a
+    /// redirect not followed).
+    Answered,
+    /// Nothing of the registry: this replica's memory budget, or a rate limit (its rest says
+    /// so).
+    Nothing,
+}
+
+impl Heard {
+    fn of(error: &UpstreamError) -> Self {
+        match error {
+            UpstreamError::Connect { .. }
+            | UpstreamError::Tls { .. }
+            | UpstreamError::Timeout(_)
+            | UpstreamError::Config(_)
+            | UpstreamError::Auth(AuthError::TokenEndpoint { .. }) => {
+                Self::Trouble(Trouble::Unreachable)
+            }
+            UpstreamError::Api { status } | UpstreamError::Fallback { status }
+                if *status >= 500 =>
+            {
+                Self::Trouble(Trouble::Unreachable)
+            }
+            UpstreamError::Api { status: 401 | 403 }
+            | UpstreamError::Fallback { status: 401 | 403 }
+            | UpstreamError::Auth(_) => Self::Trouble(Trouble::AuthFailed),
+            UpstreamError::OverBudget(_) | UpstreamError::RateLimited { .. } => Self::Nothing,
+            UpstreamError::Api { .. }
+            | UpstreamError::Fallback { .. }
+            | UpstreamError::Decode { .. }
+            | UpstreamError::Limit { .. }
+            | UpstreamError::Redirect { .. } => Self::Answered,
+        }
+    }
 }
 
 /// Where the cache gets upstream lists from.
@@ -81,6 +138,9 @@ pub struct UpstreamFetcher {
     client: RegistryClient,
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     rests: Rests,
+    /// Per registry label, the trouble its last call found (one entry per registry, as the
+    /// breakers).
+    troubles: Mutex<HashMap<String, Trouble>>,
     breaker_failures: u32,
     breaker_cooldown: Duration,
     clock: Arc<dyn Clock>,
@@ -99,6 +159,7 @@ impl UpstreamFetcher {
             client,
             breakers: Mutex::new(HashMap::new()),
             rests: Rests::default(),
+            troubles: Mutex::new(HashMap::new()),
             breaker_failures: settings.breaker_failures,
             breaker_cooldown: settings.breaker_cooldown,
             clock,
@@ -149,6 +210,13 @@ impl UpstreamFetcher {
         else {
             return Fetch::Skipped;
         };
+        self.hear(
+            name,
+            match &called.value {
+                Ok(_) => Heard::Answered,
+                Err(error) => Heard::of(error),
+            },
+        );
         match called.value {
             Ok(list) => Fetch::Listed(list),
             Err(UpstreamError::RateLimited { retry_after }) => {
@@ -200,6 +268,29 @@ impl UpstreamFetcher {
         RegistryState {
             breaker,
             rest_left: self.rests.rest_left(name, self.clock.instant()),
+            trouble: self.troubles().get(name).copied(),
+        }
+    }
+
+    fn troubles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Trouble>> {
+        self.troubles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps what a call to the registry labelled `name` said of it.
+    fn hear(&self, name: &str, heard: Heard) {
+        match heard {
+            Heard::Trouble(trouble) => {
+                let mut troubles = self.troubles();
+                if troubles.get(name) != Some(&trouble) {
+                    troubles.insert(name.to_owned(), trouble);
+                }
+            }
+            Heard::Answered => {
+                self.troubles().remove(name);
+            }
+            Heard::Nothing => {}
         }
     }
 

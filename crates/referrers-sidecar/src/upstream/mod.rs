@@ -7,6 +7,6 @@ mod rest;
 mod target;
 
 pub use fetch::{
-    Admission, Fetch, RegistryState, Upstream, UpstreamFetcher, UpstreamRequestMetrics,
+    Admission, Fetch, RegistryState, Trouble, Upstream, UpstreamFetcher, UpstreamRequestMetrics,
 };
 pub use target::{UpstreamTarget, registry_scope};

@@ -227,3 +227,105 @@ async fn the_registry_breaker_opens_skips_then_probes_after_its_cool_down() {
     // Another registry has a breaker of its own.
     assert_eq!(fetcher.admits("another"), Admission::Admitted);
 }
+
+/// What the last call said of a registry is kept for the status, per registry: a refused
+/// connection or a 5xx makes it unreachable, a 401 an authentication failure, and an answer
+/// (a 404: no referrers API, no fallback tag) clears it.
+#[tokio::test]
+async fn the_last_call_tells_whether_a_registry_is_unreachable_or_refuses_the_credentials() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let settings = UpstreamSettings {
+        breaker_failures: 100,
+        ..UpstreamSettings::default()
+    };
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let (fetcher, _) = fetcher(&settings, &clock);
+    let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+    let trouble = |name: &str| fetcher.registry_state(name).trouble;
+
+    assert_eq!(trouble("refusing"), None, "never called");
+    let refusing = refusing_target();
+    assert!(matches!(
+        fetcher.fetch(&refusing, &digest, None).await,
+        Fetch::Failed
+    ));
+    assert_eq!(trouble("refusing"), Some(Trouble::Unreachable));
+
+    let status = Arc::new(AtomicU16::new(401));
+    let answering = registry_answering(Arc::clone(&status)).await;
+    assert!(matches!(
+        fetcher.fetch(&answering, &digest, None).await,
+        Fetch::Failed
+    ));
+    assert_eq!(trouble("limited"), Some(Trouble::AuthFailed));
+    status.store(502, Ordering::SeqCst);
+    fetcher.fetch(&answering, &digest, None).await;
+    assert_eq!(trouble("limited"), Some(Trouble::Unreachable));
+    status.store(404, Ordering::SeqCst);
+    assert!(matches!(
+        fetcher.fetch(&answering, &digest, None).await,
+        Fetch::Listed(_)
+    ));
+    assert_eq!(trouble("limited"), None, "it answered");
+    assert_eq!(
+        trouble("refusing"),
+        Some(Trouble::Unreachable),
+        "each registry its own"
+    );
+}
+
+#[test]
+fn each_failure_says_what_it_says_of_the_registry() {
+    let cases = [
+        (
+            UpstreamError::Timeout(Duration::from_secs(1)),
+            Heard::Trouble(Trouble::Unreachable),
+        ),
+        (
+            UpstreamError::Tls {
+                origin: "https://r".into(),
+                detail: "unknown CA".into(),
+            },
+            Heard::Trouble(Trouble::Unreachable),
+        ),
+        (
+            UpstreamError::Api { status: 503 },
+            Heard::Trouble(Trouble::Unreachable),
+        ),
+        (
+            UpstreamError::Auth(AuthError::TokenEndpoint { status: 500 }),
+            Heard::Trouble(Trouble::Unreachable),
+        ),
+        (
+            UpstreamError::Auth(AuthError::TokenRefused { status: 401 }),
+            Heard::Trouble(Trouble::AuthFailed),
+        ),
+        (
+            UpstreamError::Auth(AuthError::Denied { status: 403 }),
+            Heard::Trouble(Trouble::AuthFailed),
+        ),
+        (
+            UpstreamError::Fallback { status: 401 },
+            Heard::Trouble(Trouble::AuthFailed),
+        ),
+        (UpstreamError::Api { status: 400 }, Heard::Answered),
+        (
+            UpstreamError::Decode {
+                what: "referrers page",
+                reason: "not JSON".into(),
+            },
+            Heard::Answered,
+        ),
+        (
+            UpstreamError::RateLimited { retry_after: None },
+            Heard::Nothing,
+        ),
+        (
+            UpstreamError::OverBudget(registry_client::OverBudget { limit: 1 }),
+            Heard::Nothing,
+        ),
+    ];
+    for (error, heard) in cases {
+        assert_eq!(Heard::of(&error), heard, "{error}");
+    }
+}
