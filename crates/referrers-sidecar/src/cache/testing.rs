@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use oci_referrers::{Descriptor, Digest};
-use registry_client::{ReferrersSource, UpstreamReferrers};
+use registry_client::{ReferrersSource, Registry, RegistryKind, UpstreamReferrers};
 use tokio::sync::Semaphore;
 
 use super::CacheConfig;
@@ -158,4 +158,24 @@ pub(crate) fn listed(referrers: usize, truncated: bool) -> UpstreamReferrers {
         })
         .collect();
     list
+}
+
+/// The repository the cache's tests list: `library/nginx` on registry `hub`.
+pub(crate) fn target() -> UpstreamTarget {
+    UpstreamTarget::new(
+        Registry {
+            name: "hub".into(),
+            base_url: "https://registry.example/".parse().unwrap(),
+            kind: RegistryKind::Distribution,
+            insecure: false,
+            credentials: None,
+        },
+        "library/nginx".into(),
+        false,
+    )
+}
+
+/// The subject whose list the cache's tests ask for.
+pub(crate) fn digest() -> Digest {
+    format!("sha256:{}", "d".repeat(64)).parse().unwrap()
 }

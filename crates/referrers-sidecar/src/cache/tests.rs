@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use registry_client::{Registry, RegistryKind, UpstreamReferrers};
+use registry_client::UpstreamReferrers;
 use sha2::Digest as _;
 
 use super::entry::EntryBounds;
@@ -68,24 +68,6 @@ impl Replica {
             .with_label_values(&[outcome])
             .get()
     }
-}
-
-fn target() -> UpstreamTarget {
-    UpstreamTarget::new(
-        Registry {
-            name: "hub".into(),
-            base_url: "https://registry.example/".parse().unwrap(),
-            kind: RegistryKind::Distribution,
-            insecure: false,
-            credentials: None,
-        },
-        "library/nginx".into(),
-        false,
-    )
-}
-
-fn digest() -> Digest {
-    format!("sha256:{}", "d".repeat(64)).parse().unwrap()
 }
 
 fn key() -> String {

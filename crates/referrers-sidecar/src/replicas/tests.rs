@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use oci_referrers::Digest;
-use registry_client::{Registry, RegistryKind};
-
 use super::*;
 use crate::cache::UpstreamAnswer;
-use crate::cache::testing::{Answer, Fault, StubStore, StubUpstream, config, key_of};
+use crate::cache::testing::{
+    Answer, Fault, StubStore, StubUpstream, config, digest, key_of, target,
+};
 use crate::clock::ManualClock;
-use crate::upstream::{Upstream, UpstreamTarget};
+use crate::upstream::Upstream;
 
 const T0: u64 = 1_700_000_000_000;
 const REGISTRY_ID: i64 = 7;
@@ -55,24 +54,6 @@ impl Replica {
             .upstream_referrers(&target(), REGISTRY_ID, &digest())
             .await
     }
-}
-
-fn target() -> UpstreamTarget {
-    UpstreamTarget::new(
-        Registry {
-            name: "hub".into(),
-            base_url: "https://registry.example/".parse().unwrap(),
-            kind: RegistryKind::Distribution,
-            insecure: false,
-            credentials: None,
-        },
-        "library/nginx".into(),
-        false,
-    )
-}
-
-fn digest() -> Digest {
-    format!("sha256:{}", "d".repeat(64)).parse().unwrap()
 }
 
 fn key() -> String {
