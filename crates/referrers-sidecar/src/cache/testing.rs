@@ -12,10 +12,12 @@ use oci_referrers::{Descriptor, Digest};
 use registry_client::{ReferrersSource, Registry, RegistryKind, UpstreamReferrers};
 use tokio::sync::Semaphore;
 
-use super::CacheConfig;
 use super::keys::cache_key;
 use super::policy::Lifetimes;
 pub(crate) use super::shared::stub::{Fault, StubStore};
+use super::{CacheConfig, ReferrersCache, SharedStore};
+use crate::clock::{Clock, ManualClock};
+use crate::metrics::Metrics;
 use crate::upstream::{Admission, Fetch, Upstream, UpstreamTarget};
 
 pub(crate) const FRESH_FOR: Duration = Duration::from_secs(600);
@@ -178,4 +180,22 @@ pub(crate) fn target() -> UpstreamTarget {
 /// The subject whose list the cache's tests ask for.
 pub(crate) fn digest() -> Digest {
     format!("sha256:{}", "d".repeat(64)).parse().unwrap()
+}
+
+/// A cache as one replica holds it: over `shared` (if any), `upstream` and `clock`, with metrics
+/// of its own.
+pub(crate) fn replica_cache(
+    shared: Option<&Arc<StubStore>>,
+    upstream: &Arc<StubUpstream>,
+    clock: &Arc<ManualClock>,
+) -> (Arc<ReferrersCache>, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new(&[]).unwrap());
+    let cache = Arc::new(ReferrersCache::new(
+        config(),
+        shared.map(|store| Arc::clone(store) as Arc<dyn SharedStore>),
+        Arc::clone(upstream) as Arc<dyn Upstream>,
+        Arc::clone(clock) as Arc<dyn Clock>,
+        Arc::clone(&metrics),
+    ));
+    (cache, metrics)
 }

@@ -30,14 +30,7 @@ impl Replica {
         upstream: Arc<StubUpstream>,
         clock: &Arc<ManualClock>,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new(&[]).unwrap());
-        let cache = Arc::new(ReferrersCache::new(
-            config(),
-            shared.map(|store| Arc::clone(store) as Arc<dyn SharedStore>),
-            Arc::clone(&upstream) as Arc<dyn Upstream>,
-            Arc::clone(clock) as Arc<dyn Clock>,
-            Arc::clone(&metrics),
-        ));
+        let (cache, metrics) = replica_cache(shared, &upstream, clock);
         Self {
             cache,
             upstream,

@@ -18,12 +18,11 @@ use harbor_client::{CoreAnswer, Project, RegistryInfo};
 use oci_referrers::Digest;
 
 use super::*;
-use crate::cache::testing::{Answer as UpstreamAnswers, FRESH_FOR, StubUpstream, config};
-use crate::clock::{Clock, ManualClock};
+use crate::cache::testing::{Answer as UpstreamAnswers, FRESH_FOR, StubUpstream, replica_cache};
+use crate::clock::ManualClock;
 use crate::config::ProjectsSettings;
 use crate::outcome::{CacheResult, Tier, UpstreamResult};
 use crate::serving::NotServed;
-use crate::upstream::Upstream;
 
 const T0: u64 = 1_700_000_000_000;
 const PROJECT_ID: i64 = 4;
@@ -250,15 +249,8 @@ impl World {
     }
 
     fn with(projects: ProjectsSettings, upstream: Arc<StubUpstream>) -> Self {
-        let metrics = Arc::new(Metrics::new(&[]).unwrap());
         let clock = Arc::new(ManualClock::at(T0));
-        let cache = Arc::new(ReferrersCache::new(
-            config(),
-            None,
-            Arc::clone(&upstream) as Arc<dyn Upstream>,
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            Arc::clone(&metrics),
-        ));
+        let (cache, metrics) = replica_cache(None, &upstream, &clock);
         let serving = Serving::new(
             projects,
             BTreeMap::new(),

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use super::*;
 use crate::cache::UpstreamAnswer;
 use crate::cache::testing::{
-    Answer, Fault, StubStore, StubUpstream, config, digest, key_of, target,
+    Answer, Fault, StubStore, StubUpstream, digest, key_of, replica_cache, target,
 };
 use crate::clock::ManualClock;
-use crate::upstream::Upstream;
 
 const T0: u64 = 1_700_000_000_000;
 const REGISTRY_ID: i64 = 7;
@@ -28,14 +27,7 @@ impl Replica {
         upstream: Arc<StubUpstream>,
         clock: &Arc<ManualClock>,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new(&[]).unwrap());
-        let cache = Arc::new(ReferrersCache::new(
-            config(),
-            shared.map(|store| Arc::clone(store) as Arc<dyn crate::cache::SharedStore>),
-            Arc::clone(&upstream) as Arc<dyn Upstream>,
-            Arc::clone(clock) as Arc<dyn Clock>,
-            Arc::clone(&metrics),
-        ));
+        let (cache, metrics) = replica_cache(shared, &upstream, clock);
         let replicas = Replicas::new(
             Arc::clone(&cache),
             Arc::clone(clock) as Arc<dyn Clock>,
