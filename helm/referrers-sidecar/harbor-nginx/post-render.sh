@@ -37,6 +37,15 @@ done
 
 awk -v resolver="$resolver" -v sidecar="$sidecar" -v operator_api="$operator_api" '
 BEGIN { proto = "$scheme" }
+# What every location that proxies passes on, as the locations Harbor writes do.
+function proxied(indent) {
+  print indent "  proxy_set_header Host $http_host;"
+  print indent "  proxy_set_header X-Real-IP $remote_addr;"
+  print indent "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+  print indent "  proxy_set_header X-Forwarded-Proto " proto ";"
+  print indent "  proxy_buffering off;"
+  print indent "  proxy_request_buffering off;"
+}
 function route(indent, scheme) {
   print indent "# referrers-sidecar: OCI referrers requests to the sidecar, falling back to core."
   print indent "location ~ ^/v2/.+/referrers/[^/]+$ {"
@@ -44,12 +53,7 @@ function route(indent, scheme) {
   print indent "  resolver_timeout 2s;"
   print indent "  set $referrers_sidecar_upstream \"" sidecar "\";"
   print indent "  proxy_pass $referrers_sidecar_upstream;"
-  print indent "  proxy_set_header Host $http_host;"
-  print indent "  proxy_set_header X-Real-IP $remote_addr;"
-  print indent "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
-  print indent "  proxy_set_header X-Forwarded-Proto " proto ";"
-  print indent "  proxy_buffering off;"
-  print indent "  proxy_request_buffering off;"
+  proxied(indent)
   print indent "  proxy_connect_timeout 2s;"
   print indent "  proxy_read_timeout 60s;"
   print indent "  proxy_intercept_errors on;"
@@ -61,12 +65,7 @@ function route(indent, scheme) {
     print indent "  proxy_ssl_verify off;"
     print indent "  proxy_ssl_session_reuse on;"
   }
-  print indent "  proxy_set_header Host $http_host;"
-  print indent "  proxy_set_header X-Real-IP $remote_addr;"
-  print indent "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
-  print indent "  proxy_set_header X-Forwarded-Proto " proto ";"
-  print indent "  proxy_buffering off;"
-  print indent "  proxy_request_buffering off;"
+  proxied(indent)
   print indent "}"
   if (operator_api) {
     print indent "# referrers-sidecar: its operator API and webhook receiver (--operator-api)."
@@ -75,12 +74,7 @@ function route(indent, scheme) {
     print indent "  resolver_timeout 2s;"
     print indent "  set $referrers_sidecar_operator \"" sidecar "\";"
     print indent "  proxy_pass $referrers_sidecar_operator;"
-    print indent "  proxy_set_header Host $http_host;"
-    print indent "  proxy_set_header X-Real-IP $remote_addr;"
-    print indent "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
-    print indent "  proxy_set_header X-Forwarded-Proto " proto ";"
-    print indent "  proxy_buffering off;"
-    print indent "  proxy_request_buffering off;"
+    proxied(indent)
     print indent "}"
   }
   print ""
