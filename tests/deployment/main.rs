@@ -7,3 +7,4 @@ mod demo;
 mod harbor_double_contract;
 mod nginx_route;
 mod observability;
+mod secrets;

@@ -75,6 +75,7 @@ impl Default for Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct HarborSettings {
     /// Core's internal URL (https with Harbor's internal TLS).
+    #[serde(with = "secret::url_key")]
     pub url: Url,
     /// CA bundle for core's internal TLS.
     pub ca_file: Option<PathBuf>,
@@ -177,7 +178,7 @@ pub struct RegistrySettings {
     #[serde(default, rename = "type")]
     pub registry_type: Option<RegistryType>,
     /// Registry URL; likewise.
-    #[serde(default)]
+    #[serde(default, with = "secret::url_key::option")]
     pub url: Option<Url>,
     #[serde(default)]
     pub insecure: bool,

@@ -61,6 +61,57 @@ pub fn mask_password(text: &str) -> String {
     }
 }
 
+/// Reads a URL key (`harbor.url`, `registries.<alias>.url`) without echoing it: the URL
+/// parser's own error quotes the text whole, password included, so a text that does not parse
+/// is named masked. Written as it is (validation refuses one that carries credentials).
+pub(super) mod url_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use url::Url;
+
+    use super::mask_password;
+
+    fn parse<E: serde::de::Error>(text: &str) -> Result<Url, E> {
+        Url::parse(text).map_err(|reason| {
+            E::custom(format!("{:?} is not a URL: {reason}", mask_password(text)))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(url: &Url, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(url.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
+        parse(&String::deserialize(deserializer)?)
+    }
+
+    /// The same for an optional URL.
+    pub mod option {
+        use super::{Deserialize, Deserializer, Serializer, Url};
+
+        #[expect(
+            clippy::ref_option,
+            reason = "serde's `with` hands the field by reference"
+        )]
+        pub fn serialize<S: Serializer>(
+            url: &Option<Url>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match url {
+                Some(url) => serializer.serialize_some(url.as_str()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Url>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| super::parse(&text))
+                .transpose()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -188,6 +188,30 @@ fn storing_in_harbor_is_opted_into_by_label_unless_turned_off() {
 }
 
 #[test]
+fn a_url_key_carrying_credentials_is_refused_and_named_masked() {
+    for (yaml, key) in [
+        ("harbor:\n  url: http://robot:s3cret@core\n", "harbor.url"),
+        (
+            "registries:\n  hub:\n    harbor_registry: hub\n    host: r.example\n    url: https://me:s3cret@r.example\n",
+            "registries.hub.url",
+        ),
+    ] {
+        let error = load(yaml, &[]).expect_err(yaml).to_string();
+        assert!(error.contains(key), "{error}");
+        assert!(error.contains("must not carry credentials"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+    // The URL parser's own error quotes its input: a URL that does not parse is named masked.
+    let error = load("harbor:\n  url: 'http://robot:s3cret@[core'\n", &[])
+        .expect_err("no URL")
+        .to_string();
+    assert!(
+        error.contains("not a URL") && !error.contains("s3cret"),
+        "{error}"
+    );
+}
+
+#[test]
 fn bad_values_name_the_key() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[

@@ -366,7 +366,18 @@ impl StoreSettings {
     }
 }
 
+/// An http(s) URL with a host and no credentials: a password in a URL would be shown wherever
+/// the URL is (logs, `check-config`), and would compete with the key that holds it.
 fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "{:?} must not carry credentials: give them as the username and password keys beside it",
+                super::mask_password(url.as_str())
+            ),
+        ));
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::invalid(
             key,
