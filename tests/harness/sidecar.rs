@@ -104,13 +104,24 @@ impl Sidecar {
     /// Peak resident memory of the process so far (`VmHWM`), in bytes.
     #[must_use]
     pub fn peak_rss_bytes(&self) -> u64 {
+        self.memory("VmHWM:")
+    }
+
+    /// Resident memory of the process now (`VmRSS`), in bytes.
+    #[must_use]
+    pub fn rss_bytes(&self) -> u64 {
+        self.memory("VmRSS:")
+    }
+
+    /// A memory line of `/proc/<pid>/status` (`field` with its colon), in bytes.
+    fn memory(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         let kib: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM");
+            .unwrap_or_else(|| panic!("{field} in /proc/{}/status", self.pid()));
         kib * 1024
     }
 
