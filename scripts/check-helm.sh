@@ -283,6 +283,50 @@ else
   echo "    ok   the check sees a double scrape when the Service carries Harbor's labels beside our ServiceMonitor"
 fi
 
+# The NetworkPolicy, on by default, admits exactly the front proxy of each routing mode, Harbor's
+# job service when the webhook is on, and Prometheus: no rule admits any pod unless asked.
+echo "==> NetworkPolicy admits the route's front proxy, the job service and Prometheus only"
+cat >"$WORK/network_policy.py" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+expected = {port: [yaml.safe_load(p) for p in peers.split(";") if p] for port, peers in
+            (arg.split("=", 1) for arg in sys.argv[2:])}
+policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+assert len(policies) == 1, f"{len(policies)} NetworkPolicies"
+admitted = {}
+for rule in policies[0]["spec"]["ingress"]:
+    assert rule.get("from"), f"a rule admits any pod: {rule}"
+    for port in rule["ports"]:
+        admitted.setdefault(port["port"], []).extend(rule["from"])
+assert admitted == expected, f"admitted {admitted}\nexpected {expected}"
+PY
+HARBOR_NS='{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: harbor}}, podSelector: {matchLabels: {release: harbor, app: harbor, component: '
+PROMETHEUS='{namespaceSelector: {}, podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}}'
+for expect in \
+  "default|http=${HARBOR_NS}nginx}}}" \
+  "route-ingress-referrers-operatorApi-false|http={namespaceSelector: {}, podSelector: {matchLabels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}}}" \
+  "route-traefik-referrers-operatorApi-false|http={namespaceSelector: {}, podSelector: {matchLabels: {app.kubernetes.io/name: traefik}}}" \
+  "route-gateway-referrers-operatorApi-false|http={namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: harbor}}, podSelector: {matchLabels: {gateway.networking.k8s.io/gateway-name: harbor}}}" \
+  "existing-secrets|http=${HARBOR_NS}nginx}}};${HARBOR_NS}jobservice}}}"; do
+  label="${expect%%|*}"
+  if "$PY" "$WORK/network_policy.py" "$WORK/$label/rendered.yaml" "${expect#*|}" "http-metrics=$PROMETHEUS" 2>"$WORK/np.err"; then
+    echo "    ok   $label"
+  else
+    cat "$WORK/np.err"; echo "    FAIL $label"; failures=$((failures + 1))
+  fi
+done
+# An ingress controller the chart cannot name, or a Redis outside Harbor's pods, must be named.
+for unnamed in "routing.mode=ingress,routing.ingress.controller=other,routing.scope=allOfV2,routing.host=h.example" \
+               "config.cache.backend=redis,harbor.redis.host=redis.example"; do
+  if helm template x "$CHART" --set "$unnamed" >/dev/null 2>"$WORK/np.err"; then
+    echo "    FAIL rendered without naming the peer: --set $unnamed"; failures=$((failures + 1))
+  elif grep -q "networkPolicy" "$WORK/np.err"; then
+    echo "    ok   refused, naming networkPolicy: --set $unnamed"
+  else
+    cat "$WORK/np.err"; echo "    FAIL refused for another reason: --set $unnamed"; failures=$((failures + 1))
+  fi
+done
+
 # Values the schema must refuse at install time.
 echo "==> values.schema.json refuses bad values"
 for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projects.enabled=" \

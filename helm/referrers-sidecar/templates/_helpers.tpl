@@ -189,3 +189,74 @@ app: {{ .Values.harbor.name | quote }}
 {{- with .Values.egressProxy.noProxy }}{{- $list = append $list . -}}{{- end -}}
 {{- join "," $list -}}
 {{- end -}}
+
+{{/* NetworkPolicy peers: `value` when it is a list ([] is any pod, rendered as no `from`),
+     else the chart's default for it. Called with (list $value $defaultTemplate $). */}}
+{{- define "referrers-sidecar.peers" -}}
+{{- $value := index . 0 -}}
+{{- if kindIs "slice" $value -}}
+{{- with $value }}
+from:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- else }}
+from:
+  {{- include (index . 1) (index . 2) | trim | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* The front proxy of routing.mode, as NetworkPolicy peers (networkPolicy.ingressFrom: null). */}}
+{{- define "referrers-sidecar.frontProxyPeers" -}}
+{{- $mode := .Values.routing.mode -}}
+{{- if eq $mode "ingress" -}}
+{{- if ne .Values.routing.ingress.controller "ingress-nginx" -}}
+{{- fail "networkPolicy: no default front proxy for routing.ingress.controller other; name its pods in networkPolicy.ingressFrom (or [] to admit any pod)" -}}
+{{- end -}}
+- namespaceSelector: {}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: ingress-nginx
+      app.kubernetes.io/component: controller
+{{- else if eq $mode "traefik" -}}
+- namespaceSelector: {}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: traefik
+{{- else if eq $mode "gateway" -}}
+{{- range .Values.routing.gateway.parentRefs }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .namespace | default $.Release.Namespace | quote }}
+  podSelector:
+    matchLabels:
+      gateway.networking.k8s.io/gateway-name: {{ .name | quote }}
+{{- end }}
+{{- else -}}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ include "referrers-sidecar.harborNamespace" . | quote }}
+  podSelector:
+    matchLabels:
+      {{- include "referrers-sidecar.harborMatchLabels" . | nindent 6 }}
+      component: nginx
+{{- end -}}
+{{- end -}}
+
+{{/* Harbor's job service, as NetworkPolicy peers (networkPolicy.jobserviceFrom: null). */}}
+{{- define "referrers-sidecar.jobservicePeers" -}}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ include "referrers-sidecar.harborNamespace" . | quote }}
+  podSelector:
+    matchLabels:
+      {{- include "referrers-sidecar.harborMatchLabels" . | nindent 6 }}
+      component: jobservice
+{{- end -}}
+
+{{/* Prometheus, as NetworkPolicy peers (networkPolicy.metricsFrom: null). */}}
+{{- define "referrers-sidecar.prometheusPeers" -}}
+- namespaceSelector: {}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: prometheus
+{{- end -}}
