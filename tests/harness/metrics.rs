@@ -39,6 +39,8 @@ pub const CACHE_OVERSIZE: &str = "harbor_referrers_cache_oversize_total";
 pub const CACHE_REFRESHES: &str = "harbor_referrers_cache_refreshes_total";
 /// `harbor_referrers_cache_locks_total{result}`.
 pub const CACHE_LOCKS: &str = "harbor_referrers_cache_locks_total";
+/// `harbor_referrers_core_calls_coalesced_total`.
+pub const CORE_CALLS_COALESCED: &str = "harbor_referrers_core_calls_coalesced_total";
 /// `harbor_referrers_cache_purges_total{result}`.
 pub const CACHE_PURGES: &str = "harbor_referrers_cache_purges_total";
 /// `harbor_referrers_cache_purges_received_total`.

@@ -3,6 +3,7 @@
 //! budget.
 
 mod allowlist;
+mod bursts;
 mod end_to_end;
 mod label;
 mod passthrough;

@@ -43,7 +43,7 @@ pub struct CoreAnswer {
 }
 
 /// What core said about the caller's referrers request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CoreReferrers {
     /// `200` with an index: the caller may read the repository; these are its local referrers
     /// (every page), and `first` is core's first answer, unchanged.

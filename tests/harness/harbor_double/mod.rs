@@ -321,10 +321,15 @@ impl HarborDouble {
             .collect()
     }
 
-    /// Authorized referrers requests get no answer from now on, until the double stops (a
-    /// stuck core).
+    /// Authorized referrers requests get no answer from now on, until released or the double
+    /// stops (a stuck core).
     pub fn hold_referrers(&self) {
         self.shared.referrers_gate.hold();
+    }
+
+    /// Held referrers requests get their answers, and later ones do not wait.
+    pub fn release_referrers(&self) {
+        self.shared.referrers_gate.release();
     }
 
     /// Authorized referrers requests get `fault` from now on instead of their answer.

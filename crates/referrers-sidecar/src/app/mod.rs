@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState, Forwarder};
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
+use crate::referrers::CoreCalls;
 use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
@@ -203,6 +204,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::Data::new(forwarder))
                 .app_data(web::Data::new(core))
+                .app_data(web::Data::new(CoreCalls::default()))
                 .app_data(warm_queue.clone())
                 // Bodies are streamed to core; the sidecar itself reads only webhooks, bounded.
                 .app_data(web::PayloadConfig::new(usize::MAX))

@@ -14,9 +14,14 @@ pub mod webhook;
 pub use passthrough::Forwarder;
 pub use state::AppState;
 
+use std::sync::Arc;
+
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use harbor_client::CoreClient;
+
+use crate::harbor::Core;
+use crate::referrers::CoreCalls;
 
 /// The sidecar's routes. Each worker's app data holds the [`AppState`], a [`Forwarder`] and a
 /// [`CoreClient`] of its own, and the webhook queue.
@@ -44,11 +49,22 @@ async fn dispatch(
     state: web::Data<AppState>,
     forwarder: web::Data<Forwarder>,
     core: web::Data<CoreClient>,
+    core_calls: web::Data<CoreCalls>,
 ) -> HttpResponse {
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     match referrers::match_path(request.uri().path()) {
         Some(path) if is_read => {
-            referrers::handle(&request, payload, path, &state, &forwarder, &core).await
+            let core: Arc<dyn Core> = core.into_inner();
+            referrers::handle(
+                &request,
+                payload,
+                path,
+                &state,
+                &forwarder,
+                &core,
+                &core_calls,
+            )
+            .await
         }
         _ => forwarder.forward(&request, payload, &state.metrics).await,
     }

@@ -3,16 +3,21 @@
 
 use std::time::Instant;
 
-use actix_web::http::{Method, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use harbor_client::{CoreAnswer, CoreClient};
+use std::sync::Arc;
+
+use harbor_client::CoreAnswer;
 use oci_referrers::{INDEX_MEDIA_TYPE, build_next_link};
 
 use super::error::{API_VERSION_HEADER, ApiError};
 use super::passthrough::Forwarder;
 use super::state::AppState;
+use crate::harbor::Core;
 use crate::outcome::RequestOutcome;
-use crate::referrers::{Answer, Caller, RawReferrersPath, ReferrersRequest, RelayReason, Served};
+use crate::referrers::{
+    Answer, Caller, CoreCalls, RawReferrersPath, ReferrersRequest, RelayReason, Served,
+};
 use crate::telemetry;
 
 /// Recognises `/v2/<name>/referrers/<digest>` in a raw (not percent-decoded) path. A name may
@@ -35,7 +40,8 @@ pub async fn handle(
     path: RawReferrersPath<'_>,
     state: &AppState,
     forwarder: &Forwarder,
-    core: &CoreClient,
+    core: &Arc<dyn Core>,
+    core_calls: &CoreCalls,
 ) -> HttpResponse {
     let started = Instant::now();
     let raw_query = request.uri().query();
@@ -48,11 +54,16 @@ pub async fn handle(
         Ok(parsed) => {
             let request_id = telemetry::request_id_of(request);
             let caller = Caller {
+                method: request.method().as_str(),
+                raw_path: request.uri().path(),
+                raw_query,
                 headers: request.headers(),
                 request_id: &request_id,
-                plain_get: request.method() == Method::GET && raw_query.is_none(),
             };
-            let answer = state.referrers(core).answer(&parsed, caller).await;
+            let answer = state
+                .referrers(core, core_calls)
+                .answer(&parsed, caller)
+                .await;
             translate(answer, &parsed, request, payload, state, forwarder).await
         }
         Err(error) => {

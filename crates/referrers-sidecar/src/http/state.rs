@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::operator::{OperatorAccess, PurgeTargets, StatusSources};
-use crate::referrers::Referrers;
+use crate::referrers::{CoreCalls, Referrers};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::StoreInHarbor;
@@ -32,11 +32,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The referrers use case, asking core through `core`.
+    /// The referrers use case, asking core through `core`, sharing the worker's identical
+    /// calls in flight (`core_calls`).
     #[must_use]
-    pub fn referrers<'a>(&'a self, core: &'a dyn Core) -> Referrers<'a> {
+    pub fn referrers<'a>(
+        &'a self,
+        core: &'a Arc<dyn Core>,
+        core_calls: &'a CoreCalls,
+    ) -> Referrers<'a> {
         Referrers {
             core,
+            core_calls,
             serving: &self.serving,
             cache: &self.cache,
             store: self.store.as_deref(),

@@ -19,6 +19,11 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts one referrers request that shared an identical request's call to core.
+    pub fn count_core_call_coalesced(&self) {
+        self.core_calls_coalesced.inc();
+    }
+
     /// Counts one request passed through to core, by its answer's status class.
     pub fn count_passthrough(&self, class: StatusClass) {
         self.passthrough.with_label_values(&[class.as_str()]).inc();

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub cache_refreshes: IntCounterVec,
     /// `harbor_referrers_cache_coalesced_waits_total`: requests that waited for another's fetch.
     pub cache_coalesced_waits: IntCounter,
+    /// `harbor_referrers_core_calls_coalesced_total`: referrers requests that shared another
+    /// identical request's call to core instead of making their own.
+    pub core_calls_coalesced: IntCounter,
     /// `harbor_referrers_cache_locks_total{result}`: cross-replica fetch locks won or lost.
     pub cache_locks: IntCounterVec,
     /// `harbor_referrers_cache_memory_entries` and `_bytes`: the in-process tier's size.
@@ -219,6 +222,10 @@ impl Metrics {
             cache_coalesced_waits: plain_counter(
                 "cache_coalesced_waits_total",
                 "Requests that waited for another request's upstream fetch of the same list.",
+            )?,
+            core_calls_coalesced: plain_counter(
+                "core_calls_coalesced_total",
+                "Referrers requests that shared an identical request's call to Harbor core in flight instead of making their own.",
             )?,
             cache_locks: counter(
                 "cache_locks_total",

@@ -2,15 +2,18 @@
 //! enabled proxy-cache project the upstream's referrers are merged in, filtered and paged.
 
 mod answer;
+mod core_calls;
 mod early;
 mod request;
 #[cfg(test)]
 mod tests;
 
 pub use answer::{Answer, RelayReason, Served};
+pub use core_calls::{CallKey, CoreCalls};
 pub use request::{RawReferrersPath, ReferrersRequest, RequestError};
 
 use actix_web::http::header::HeaderMap;
+use futures_util::FutureExt as _;
 use std::sync::Arc;
 
 use harbor_client::{CoreReferrers, HarborError};
@@ -33,18 +36,29 @@ type OpenedCacheLookup<'a> = OpenedLookup<'a, (UpstreamTarget, Looked)>;
 /// What the use case needs of the HTTP request besides its parsed form.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
+    pub method: &'a str,
+    /// The path and query as they came (not decoded).
+    pub raw_path: &'a str,
+    pub raw_query: Option<&'a str>,
     /// The caller's headers: core authorizes the caller from them.
     pub headers: &'a HeaderMap,
     pub request_id: &'a str,
-    /// A `GET` without a query asks exactly what core is asked, so core's listing can be
-    /// relayed as this request's answer.
-    pub plain_get: bool,
 }
 
-/// The referrers use case, with what it uses: one worker's connection to Harbor core, the
-/// serving decision, the cache, the store offer and the answer's bounds.
+impl Caller<'_> {
+    /// A `GET` without a query asks exactly what core is asked, so core's listing can be
+    /// relayed as this request's answer.
+    #[must_use]
+    pub fn plain_get(&self) -> bool {
+        self.method == "GET" && self.raw_query.is_none()
+    }
+}
+
+/// The referrers use case, with what it uses: one worker's connection to Harbor core and its
+/// calls in flight, the serving decision, the cache, the store offer and the answer's bounds.
 pub struct Referrers<'a> {
-    pub core: &'a dyn Core,
+    pub core: &'a Arc<dyn Core>,
+    pub core_calls: &'a CoreCalls,
     pub serving: &'a Serving,
     pub cache: &'a Arc<ReferrersCache>,
     /// `None` when no project may store upstream referrers in Harbor.
@@ -80,20 +94,31 @@ impl Referrers<'_> {
 
         // Core authorizes the caller and lists the local referrers in one call; when the budget
         // runs out first, the caller gets a 504 and nothing else is asked.
-        let listed = timeout_at(
-            deadline,
-            alongside(
-                self.core.local_referrers(
-                    &request.name,
-                    &request.digest,
-                    caller.headers,
-                    caller.request_id,
-                ),
-                early.as_mut(),
-            ),
-        )
-        .await
-        .unwrap_or(Err(HarborError::Timeout));
+        // An identical request's call in flight is shared: each caller waits within its own
+        // budget, and one giving up does not cancel it for the others.
+        let key = CallKey::new(
+            caller.method,
+            caller.raw_path,
+            caller.raw_query,
+            caller.headers,
+        );
+        let joined = self.core_calls.join(key.clone(), || {
+            let core = Arc::clone(self.core);
+            let (name, digest) = (request.name.clone(), request.digest.clone());
+            let (headers, request_id) = (caller.headers.clone(), caller.request_id.to_owned());
+            async move {
+                core.local_referrers(&name, &digest, &headers, &request_id)
+                    .await
+            }
+            .boxed_local()
+        });
+        if joined.shared {
+            self.metrics.count_core_call_coalesced();
+        }
+        let listed = timeout_at(deadline, alongside(joined.call, early.as_mut()))
+            .await
+            .unwrap_or(Err(HarborError::Timeout));
+        self.core_calls.settle(&key);
         let opened = match (early, &listed) {
             (Some(early), Ok(core)) => early.open(core),
             _ => None,
@@ -136,7 +161,7 @@ impl Referrers<'_> {
         match served {
             Ok(served) => Answer::Served(served),
             // Core's own answer: the one already read when it was asked exactly that.
-            Err(reason) if caller.plain_get => {
+            Err(reason) if caller.plain_get() => {
                 Answer::Relay(first, RelayReason::PassThrough(reason))
             }
             Err(reason) => Answer::Forward(reason),
@@ -173,7 +198,11 @@ impl Referrers<'_> {
     /// Whether `project` is served, from Harbor's facts (read when not at hand), or why its
     /// referrers are core's alone.
     async fn served_project(&self, project: &str) -> Result<ServedProject, PassThrough> {
-        match self.serving.project(Read::Load(self.core), project).await {
+        match self
+            .serving
+            .project(Read::Load(&**self.core), project)
+            .await
+        {
             Ok(decision) => decision.map_err(PassThrough::Project),
             Err(error) => {
                 tracing::warn!(project, error = %error, "cannot read the project from Harbor; passing core's answer through");
@@ -255,7 +284,7 @@ impl Referrers<'_> {
             None => timeout_at(
                 deadline,
                 self.serving
-                    .upstream(Read::Load(self.core), served, repository),
+                    .upstream(Read::Load(&**self.core), served, repository),
             )
             .await
             .map(|resolved| resolved.map(|target| (target, None))),

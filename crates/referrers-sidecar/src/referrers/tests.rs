@@ -49,6 +49,8 @@ enum Listing {
     Fails,
     /// Never answers.
     Hangs,
+    /// Lists these once the stub's gate opens.
+    Gated(Vec<(char, Option<&'static str>)>),
 }
 
 /// Harbor core as the sidecar sees it, with what each call was asked.
@@ -58,6 +60,8 @@ struct StubCore {
     registries: RefCell<HashMap<i64, Fact<Option<RegistryInfo>>>>,
     labels: RefCell<HashMap<i64, HashSet<String>>>,
     asked: RefCell<Vec<String>>,
+    /// Open: `Listing::Gated` answers.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl StubCore {
@@ -70,6 +74,7 @@ impl StubCore {
             registries: RefCell::default(),
             labels: RefCell::default(),
             asked: RefCell::default(),
+            gate: tokio::sync::watch::Sender::new(false),
         };
         core.project("hub", Fact::Is(Some(proxy(BTreeMap::new()))));
         core.registry(Fact::Is(Some(registry("docker-registry"))));
@@ -132,7 +137,15 @@ impl Core for StubCore {
         self.log(format!("referrers {name}"));
         let listing = self.listings.borrow().get(name.as_str()).cloned();
         let listing = listing.unwrap_or_else(|| Listing::Lists(vec![('c', None)]));
+        let mut gate = self.gate.subscribe();
         async move {
+            let listing = match listing {
+                Listing::Gated(referrers) => {
+                    let _open = gate.wait_for(|open| *open).await;
+                    Listing::Lists(referrers)
+                }
+                other => other,
+            };
             match listing {
                 Listing::Lists(referrers) => {
                     let descriptors: Vec<Descriptor> = referrers
@@ -156,6 +169,7 @@ impl Core for StubCore {
                 ))),
                 Listing::Fails => Err(HarborError::Unreachable("connection refused".into())),
                 Listing::Hangs => std::future::pending().await,
+                Listing::Gated(_) => unreachable!("opened above"),
             }
         }
         .boxed_local()
@@ -227,7 +241,10 @@ fn subject() -> Digest {
 
 /// Everything the use case uses, each part a stand-in but the cache and the serving decision.
 struct World {
-    core: StubCore,
+    core: Arc<StubCore>,
+    /// The same stub, as the use case holds it.
+    seam: Arc<dyn Core>,
+    core_calls: CoreCalls,
     serving: Serving,
     cache: Arc<ReferrersCache>,
     upstream: Arc<StubUpstream>,
@@ -257,8 +274,15 @@ impl World {
             Duration::from_secs(30),
             Arc::clone(&metrics),
         );
+        #[expect(
+            clippy::arc_with_non_send_sync,
+            reason = "one worker's core, as the use case holds it"
+        )]
+        let core = Arc::new(StubCore::new());
         Self {
-            core: StubCore::new(),
+            seam: Arc::clone(&core) as Arc<dyn Core>,
+            core,
+            core_calls: CoreCalls::default(),
             serving,
             cache,
             upstream,
@@ -270,7 +294,8 @@ impl World {
 
     fn referrers(&self) -> Referrers<'_> {
         Referrers {
-            core: &self.core,
+            core: &self.seam,
+            core_calls: &self.core_calls,
             serving: &self.serving,
             cache: &self.cache,
             store: None,
@@ -285,6 +310,17 @@ impl World {
     }
 
     async fn ask(&self, name: &str, query: &str, digest: &Digest) -> Answer {
+        self.ask_as(&HeaderMap::new(), name, query, digest).await
+    }
+
+    /// [`ask`](Self::ask) with the caller's `headers`.
+    async fn ask_as(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        query: &str,
+        digest: &Digest,
+    ) -> Answer {
         let digest = digest.to_string();
         let request = ReferrersRequest::parse(
             RawReferrersPath {
@@ -295,11 +331,13 @@ impl World {
             self.response.max_page_size,
         )
         .unwrap();
-        let headers = HeaderMap::new();
+        let path = format!("/v2/{name}/referrers/{digest}");
         let caller = Caller {
-            headers: &headers,
+            method: "GET",
+            raw_path: &path,
+            raw_query: (!query.is_empty()).then_some(query),
+            headers,
             request_id: "request",
-            plain_get: query.is_empty(),
         };
         self.referrers().answer(&request, caller).await
     }
@@ -368,6 +406,77 @@ async fn a_caller_core_refuses_gets_cores_answer_and_nothing_else_is_asked() {
         assert_eq!(world.core.asked(), ["referrers hub/team/app"], "{status}");
         assert_eq!(world.upstream.fetches(), 0);
     }
+}
+
+#[tokio::test]
+async fn identical_requests_in_flight_share_one_call_to_core_and_other_credentials_make_their_own()
+{
+    let world = World::new(UpstreamAnswers::Referrers(2));
+    world
+        .core
+        .lists("hub/team/app", Listing::Gated(vec![('c', None)]));
+    let credentials = |value: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::HeaderValue::from_static(value),
+        );
+        headers
+    };
+    let (alice, bob) = (
+        credentials("Basic YWxpY2U6cA=="),
+        credentials("Basic Ym9iOnA="),
+    );
+    let subject = subject();
+    let ask = |headers| world.ask_as(headers, "hub/team/app", "", &subject);
+    let open_when_both_asked = async {
+        while world.core.was_asked("referrers hub/team/app") < 2 {
+            tokio::task::yield_now().await;
+        }
+        world.core.gate.send_replace(true);
+    };
+    let (first, second, third, ()) =
+        tokio::join!(ask(&alice), ask(&alice), ask(&bob), open_when_both_asked);
+
+    assert_eq!(
+        world.core.was_asked("referrers hub/team/app"),
+        2,
+        "one call for alice's two requests, one for bob's"
+    );
+    assert_eq!(world.metrics.core_calls_coalesced.get(), 1);
+    let pages: Vec<_> = [first, second, third].into_iter().map(served).collect();
+    assert_eq!(pages[0], pages[1], "the shared answer is the same page");
+    assert_eq!(pages[0], pages[2]);
+    assert!(
+        world.core_calls.is_empty(),
+        "nothing kept once core answered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_budget_runs_out_leaves_the_shared_call_to_the_others() {
+    let world = World::new(UpstreamAnswers::Referrers(2));
+    world
+        .core
+        .lists("hub/team/app", Listing::Gated(vec![('c', None)]));
+    let late = async {
+        // Starts after the first request's budget has half gone: it waits past that budget.
+        tokio::time::sleep(world.response.deadline / 2).await;
+        world.get("hub/team/app").await
+    };
+    let open_after_the_first_gave_up = async {
+        tokio::time::sleep(world.response.deadline + Duration::from_millis(1)).await;
+        world.core.gate.send_replace(true);
+    };
+    let (first, second, ()) = tokio::join!(
+        world.get("hub/team/app"),
+        late,
+        open_after_the_first_gave_up
+    );
+    assert!(matches!(first, Answer::CoreFailed(HarborError::Timeout)));
+    served(second);
+    assert_eq!(world.core.was_asked("referrers hub/team/app"), 1);
+    assert_eq!(world.metrics.core_calls_coalesced.get(), 1);
 }
 
 #[tokio::test]
