@@ -4,6 +4,7 @@
 
 mod allowlist;
 mod bursts;
+mod compression;
 mod end_to_end;
 mod label;
 mod passthrough;

@@ -52,6 +52,8 @@ pub enum CoreReferrers {
         /// Invalid descriptors dropped from core's list.
         rejected: usize,
         first: CoreAnswer,
+        /// Core's whole list is in `first`'s body (core did not page it).
+        one_page: bool,
     },
     /// Anything else (401 with its challenge, 400, 404, 5xx…): to be relayed verbatim, and
     /// nothing else done.
@@ -121,6 +123,7 @@ impl CoreClient {
             descriptors,
             rejected,
             first,
+            one_page: visited.len() == 1,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState, Forwarder};
 use crate::metrics::Metrics;
 use crate::operator::OperatorAccess;
-use crate::referrers::CoreCalls;
+use crate::referrers::{AnswerMemo, CoreCalls};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
@@ -148,6 +148,7 @@ impl Application {
         let state = web::Data::new(AppState {
             serving,
             cache: Arc::clone(&cache),
+            memo: AnswerMemo::new(settings.cache.answer_memo_bytes),
             replicas: Arc::clone(&replicas),
             upstream,
             operator: OperatorAccess::default(),

@@ -33,6 +33,8 @@ pub struct CacheSettings {
     pub keep_empty_for: Duration,
     pub max_entry_bytes: usize,
     pub memory_max_bytes: u64,
+    /// Written answers kept for identical requests (and their gzip form), in bytes; 0: none.
+    pub answer_memo_bytes: u64,
     #[serde(with = "human_duration")]
     pub lock_ttl: Duration,
     /// Keeps this Harbor's entries apart from another's sharing the Redis DB; `None`: a hash
@@ -54,6 +56,7 @@ impl Default for CacheSettings {
             keep_empty_for: Duration::from_secs(3600),
             max_entry_bytes: 1024 * 1024,
             memory_max_bytes: 64 * 1024 * 1024,
+            answer_memo_bytes: 16 * 1024 * 1024,
             lock_ttl: Duration::from_secs(10),
             namespace: None,
         }

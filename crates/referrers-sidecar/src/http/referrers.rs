@@ -16,7 +16,8 @@ use super::state::AppState;
 use crate::harbor::Core;
 use crate::outcome::RequestOutcome;
 use crate::referrers::{
-    Answer, Caller, CoreCalls, RawReferrersPath, ReferrersRequest, RelayReason, Served,
+    Answer, Caller, CoreCalls, GZIP_MIN_BYTES, RawReferrersPath, ReferrersRequest, RelayReason,
+    Served,
 };
 use crate::telemetry;
 
@@ -107,7 +108,10 @@ async fn translate(
                 response,
             )
         }
-        Answer::Served(served) => (RequestOutcome::Served, respond(parsed, served)),
+        Answer::Served(served) => (
+            RequestOutcome::Served,
+            respond(parsed, &served, accepts_gzip(request)),
+        ),
         Answer::CoreFailed(error) => (
             RequestOutcome::CoreError,
             ApiError::from(error).error_response(),
@@ -115,24 +119,55 @@ async fn translate(
     }
 }
 
-/// A served page as the OCI distribution spec's referrers answer.
-fn respond(parsed: &ReferrersRequest, served: Served) -> HttpResponse {
+/// A served page as the OCI distribution spec's referrers answer; gzip-compressed (made once
+/// per written page) when the caller accepts it and the page is at least
+/// [`GZIP_MIN_BYTES`](crate::referrers::GZIP_MIN_BYTES). A `HEAD` gets the same headers.
+fn respond(parsed: &ReferrersRequest, served: &Served, gzip: bool) -> HttpResponse {
     let types = &parsed.query.artifact_types;
+    let page = &served.page.page;
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, INDEX_MEDIA_TYPE))
         .insert_header(API_VERSION_HEADER)
-        .insert_header(("X-Total-Count", served.total.to_string()))
+        .insert_header(("X-Total-Count", page.total.to_string()))
         .insert_header(("X-Referrers-Upstream", served.upstream.as_str()))
         .insert_header(("X-Referrers-Cache", served.cache.as_str()));
     if !types.is_empty() {
         response.insert_header(("OCI-Filters-Applied", "artifactType"));
     }
-    if let Some(next) = &served.page.next {
+    if let Some(next) = &page.next {
         let link = build_next_link(&parsed.name, &parsed.digest, parsed.query.n, next, types);
         response.insert_header((header::LINK, link));
     }
-    response.body(served.page.body)
+    if page.body.len() >= GZIP_MIN_BYTES {
+        response.insert_header((header::VARY, "Accept-Encoding"));
+        if gzip && let Some(compressed) = served.page.gzip() {
+            response.insert_header((header::CONTENT_ENCODING, "gzip"));
+            return response.body(compressed.clone());
+        }
+    }
+    response.body(page.body.clone())
+}
+
+/// Whether `Accept-Encoding` accepts gzip (`gzip` or `x-gzip`, with no `q=0`).
+fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .or_else(|| param.strip_prefix("Q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip")) && !refused
+        })
 }
 
 /// Core's answer as it came: status, headers, body.
@@ -147,6 +182,25 @@ fn relay(answer: CoreAnswer) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_accepted_when_named_without_q_zero() {
+        let accepts = |values: &[&str]| {
+            let mut request = actix_web::test::TestRequest::default();
+            for value in values {
+                request = request.append_header((header::ACCEPT_ENCODING, *value));
+            }
+            accepts_gzip(&request.to_http_request())
+        };
+        assert!(accepts(&["gzip"]));
+        assert!(accepts(&["deflate, GZIP;q=0.5"]));
+        assert!(accepts(&["br", "x-gzip"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["gzip; q=0.0, br"]));
+        assert!(!accepts(&["gzipped"]));
+    }
 
     #[test]
     fn matches_only_referrers_paths() {

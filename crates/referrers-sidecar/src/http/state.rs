@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::operator::{OperatorAccess, PurgeTargets, StatusSources};
-use crate::referrers::{CoreCalls, Referrers};
+use crate::referrers::{AnswerMemo, CoreCalls, Referrers};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::StoreInHarbor;
@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub serving: Arc<Serving>,
     pub cache: Arc<ReferrersCache>,
+    /// Pages written for earlier identical requests (`cache.answer_memo_bytes`).
+    pub memo: AnswerMemo,
     /// Purges spread to and heard from the other replicas.
     pub replicas: Arc<Replicas>,
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
@@ -43,6 +45,7 @@ impl AppState {
         Referrers {
             core,
             core_calls,
+            memo: &self.memo,
             serving: &self.serving,
             cache: &self.cache,
             store: self.store.as_deref(),

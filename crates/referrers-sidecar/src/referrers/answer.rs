@@ -1,8 +1,11 @@
 //! What the referrers use case decided for one request, with a reason for everything it leaves
 //! to core: the route only turns this into HTTP.
 
+use std::sync::Arc;
+
 use harbor_client::{CoreAnswer, HarborError};
-use oci_referrers::PreparedPage;
+
+use super::memo::WrittenPage;
 
 use crate::outcome::{CacheResult, UpstreamResult};
 use crate::serving::PassThrough;
@@ -34,10 +37,9 @@ pub enum RelayReason {
 /// A page the sidecar serves itself.
 #[derive(Debug)]
 pub struct Served {
-    /// The page of the merged, filtered list, encoded as an OCI image index.
-    pub page: PreparedPage,
-    /// How many descriptors the whole filtered list holds, over every page.
-    pub total: usize,
+    /// The page of the merged, filtered list, encoded as an OCI image index (perhaps written
+    /// for an earlier, identical request), with its total over every page.
+    pub page: Arc<WrittenPage>,
     /// What the upstream contributed (`X-Referrers-Upstream`).
     pub upstream: UpstreamResult,
     /// What the cache did (`X-Referrers-Cache`).

@@ -135,6 +135,7 @@ mod tests {
             descriptors: Vec::new(),
             rejected: 0,
             first: core_answer(StatusCode::OK),
+            one_page: true,
         };
         let core = alongside(core_after_a_while(listed), Some(&mut early)).await;
         assert!(looked.get(), "the lookup started before core answered");
@@ -165,6 +166,7 @@ mod tests {
             descriptors: Vec::new(),
             rejected: 0,
             first: core_answer(StatusCode::OK),
+            one_page: true,
         };
         let core = alongside(async { listed }, Some(&mut early)).await;
         let opened = early.open(&core).expect("opened");

@@ -4,15 +4,18 @@
 mod answer;
 mod core_calls;
 mod early;
+mod memo;
 mod request;
 #[cfg(test)]
 mod tests;
 
 pub use answer::{Answer, RelayReason, Served};
 pub use core_calls::{CallKey, CoreCalls};
+pub use memo::{AnswerMemo, GZIP_MIN_BYTES, WrittenPage};
 pub use request::{RawReferrersPath, ReferrersRequest, RequestError};
 
 use actix_web::http::header::HeaderMap;
+use bytes::Bytes;
 use futures_util::FutureExt as _;
 use std::sync::Arc;
 
@@ -28,10 +31,18 @@ use crate::serving::{NoUpstream, PassThrough, Read, ServedProject, Serving};
 use crate::store_in_harbor::StoreInHarbor;
 use crate::upstream::UpstreamTarget;
 use early::{EarlyLookup, OpenedLookup, alongside};
+use memo::{EntryIdentity, MemoKey};
 
 /// The cache lookup started alongside core's call: the target it looked up, and what it found.
 type CacheLookup<'a> = EarlyLookup<'a, (UpstreamTarget, Looked)>;
 type OpenedCacheLookup<'a> = OpenedLookup<'a, (UpstreamTarget, Looked)>;
+
+/// Core's local referrers for a served request, and core's body when it held them all.
+struct CoreList<'a> {
+    descriptors: Vec<Descriptor>,
+    /// `None` when core paged its answer: the first body is not the whole list.
+    body: Option<&'a Bytes>,
+}
 
 /// What the use case needs of the HTTP request besides its parsed form.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +70,8 @@ impl Caller<'_> {
 pub struct Referrers<'a> {
     pub core: &'a Arc<dyn Core>,
     pub core_calls: &'a CoreCalls,
+    /// Pages written for earlier identical requests.
+    pub memo: &'a AnswerMemo,
     pub serving: &'a Serving,
     pub cache: &'a Arc<ReferrersCache>,
     /// `None` when no project may store upstream referrers in Harbor.
@@ -123,10 +136,13 @@ impl Referrers<'_> {
             (Some(early), Ok(core)) => early.open(core),
             _ => None,
         };
-        let (local, first) = match listed {
+        let (local, first, one_page) = match listed {
             Ok(CoreReferrers::Listed {
-                descriptors, first, ..
-            }) => (descriptors, first),
+                descriptors,
+                first,
+                one_page,
+                ..
+            }) => (descriptors, first, one_page),
             Ok(CoreReferrers::Relayed(answer)) => {
                 return Answer::Relay(answer, RelayReason::CoreVerdict);
             }
@@ -153,7 +169,11 @@ impl Referrers<'_> {
         };
         let served = match served {
             Ok(project) => {
-                self.serve(request, caller, local, &project, opened, deadline)
+                let core = CoreList {
+                    descriptors: local,
+                    body: one_page.then_some(&first.body),
+                };
+                self.serve(request, caller, core, &project, opened, deadline)
                     .await
             }
             Err(reason) => Err(reason),
@@ -219,7 +239,7 @@ impl Referrers<'_> {
         &self,
         request: &ReferrersRequest,
         caller: Caller<'_>,
-        mut local: Vec<Descriptor>,
+        core: CoreList<'_>,
         project: &ServedProject,
         early: Option<OpenedCacheLookup<'_>>,
         deadline: Instant,
@@ -227,6 +247,28 @@ impl Referrers<'_> {
         let (library_local, upstream_answer) = self
             .upstream_part(request, caller, project, early, deadline)
             .await?;
+        // The page an identical request got, when it was made of the same upstream entry and
+        // the same list from core (read whole, and nothing from `library/`).
+        let key = core.body.filter(|_| library_local.is_empty()).map(|body| {
+            let upstream = upstream_answer.list.as_deref().map(|list| EntryIdentity {
+                registry_id: project.registry_id,
+                fetched_at_ms: list.fetched_at_ms,
+                descriptors: list.descriptors.len(),
+            });
+            let (name, subject) = (request.name.as_str(), request.digest.as_str());
+            MemoKey::new(name, subject, caller.raw_query, upstream, body)
+        });
+        if let Some(page) = key.as_ref().and_then(|key| self.memo.get(key)) {
+            self.metrics
+                .descriptors_served
+                .observe(page.page.count as f64);
+            return Ok(Served {
+                page,
+                upstream: upstream_answer.upstream,
+                cache: upstream_answer.cache,
+            });
+        }
+        let mut local = core.descriptors;
         local.extend(library_local);
         // The cached list is served as stored, its bytes copied into the page as they are;
         // core's list, small, is sorted and encoded per request.
@@ -250,8 +292,11 @@ impl Referrers<'_> {
             limit,
         );
         self.metrics.descriptors_served.observe(page.count as f64);
+        let page = Arc::new(WrittenPage::new(page));
+        if let Some(key) = key {
+            self.memo.insert(key, Arc::clone(&page));
+        }
         Ok(Served {
-            total: page.total,
             page,
             upstream: upstream_answer.upstream,
             cache: upstream_answer.cache,

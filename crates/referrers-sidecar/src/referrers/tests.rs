@@ -161,6 +161,7 @@ impl Core for StubCore {
                         descriptors,
                         rejected: 0,
                         first: core_answer(StatusCode::OK, body.to_string()),
+                        one_page: true,
                     })
                 }
                 Listing::Status(status) => Ok(CoreReferrers::Relayed(core_answer(
@@ -245,6 +246,7 @@ struct World {
     /// The same stub, as the use case holds it.
     seam: Arc<dyn Core>,
     core_calls: CoreCalls,
+    memo: AnswerMemo,
     serving: Serving,
     cache: Arc<ReferrersCache>,
     upstream: Arc<StubUpstream>,
@@ -283,6 +285,7 @@ impl World {
             seam: Arc::clone(&core) as Arc<dyn Core>,
             core,
             core_calls: CoreCalls::default(),
+            memo: AnswerMemo::new(1024 * 1024),
             serving,
             cache,
             upstream,
@@ -296,6 +299,7 @@ impl World {
         Referrers {
             core: &self.seam,
             core_calls: &self.core_calls,
+            memo: &self.memo,
             serving: &self.serving,
             cache: &self.cache,
             store: None,
@@ -356,7 +360,11 @@ fn served(answer: Answer) -> (Vec<char>, UpstreamResult, CacheResult) {
     let Answer::Served(served) = answer else {
         panic!("not served: {answer:?}");
     };
-    (digits(&served.page.body), served.upstream, served.cache)
+    (
+        digits(&served.page.page.body),
+        served.upstream,
+        served.cache,
+    )
 }
 
 /// The first hex digit of each descriptor's digest in an index body, in order.
@@ -708,6 +716,46 @@ async fn a_second_request_is_a_hit_without_another_fetch() {
 }
 
 #[tokio::test]
+async fn a_repeated_answer_is_the_page_written_before_byte_for_byte() {
+    let world = World::new(UpstreamAnswers::Referrers(2));
+    let page = |answer| match answer {
+        Answer::Served(served) => served.page,
+        other => panic!("not served: {other:?}"),
+    };
+    let first = page(world.get("hub/team/app").await);
+    let again = page(world.get("hub/team/app").await);
+    assert!(Arc::ptr_eq(&first, &again), "no merge, filter or encode");
+    // What the unmemoised path writes for the same request.
+    let unmemoised = World::new(UpstreamAnswers::Referrers(2));
+    let unmemoised = World {
+        memo: AnswerMemo::new(0),
+        ..unmemoised
+    };
+    for _ in 0..2 {
+        let written = page(unmemoised.get("hub/team/app").await);
+        assert_eq!(written.page.body, again.page.body);
+        assert_eq!((written.page.next.clone(), written.page.total), (None, 3));
+    }
+    // Another query is another page.
+    let other = page(world.ask("hub/team/app", "n=1", &subject()).await);
+    assert!(!Arc::ptr_eq(&other, &first));
+    assert_eq!(other.page.count, 1);
+}
+
+#[tokio::test]
+async fn a_change_in_cores_list_writes_a_new_page() {
+    let world = World::new(UpstreamAnswers::Referrers(2));
+    let (before, ..) = served(world.get("hub/team/app").await);
+    world.core.lists(
+        "hub/team/app",
+        Listing::Lists(vec![('c', None), ('d', Some(SBOM))]),
+    );
+    let (after, ..) = served(world.get("hub/team/app").await);
+    assert_eq!((before.len(), after.len()), (3, 4));
+    assert!(after.contains(&'d'));
+}
+
+#[tokio::test]
 async fn a_stale_list_is_served_at_once_and_refreshed_behind() {
     let world = World::new(UpstreamAnswers::Referrers(2));
     served(world.get("hub/team/app").await);
@@ -845,8 +893,8 @@ async fn an_artifact_type_filter_keeps_only_that_type() {
     let Answer::Served(page) = world.ask("hub/team/app", &query, &subject()).await else {
         panic!("not served");
     };
-    assert_eq!(digits(&page.page.body), ['d']);
-    assert_eq!(page.total, 1);
+    assert_eq!(digits(&page.page.page.body), ['d']);
+    assert_eq!(page.page.page.total, 1);
 }
 
 #[tokio::test]
@@ -855,18 +903,20 @@ async fn n_pages_the_merged_list_and_the_last_page_has_no_next() {
     let Answer::Served(first) = world.ask("hub/team/app", "n=2", &subject()).await else {
         panic!("not served");
     };
-    assert_eq!((first.page.count, first.total), (2, 4));
-    let last = first.page.next.clone().expect("a next page");
+    let (first, second_query) = (&first.page.page, first.page.page.next.clone());
+    assert_eq!((first.count, first.total), (2, 4));
+    let last = second_query.expect("a next page");
     let Answer::Served(second) = world
         .ask("hub/team/app", &format!("n=2&last={last}"), &subject())
         .await
     else {
         panic!("not served");
     };
-    assert_eq!((second.page.count, second.total), (2, 4));
-    assert!(second.page.next.is_none());
-    let mut all = digits(&first.page.body);
-    all.extend(digits(&second.page.body));
+    let second = &second.page.page;
+    assert_eq!((second.count, second.total), (2, 4));
+    assert!(second.next.is_none());
+    let mut all = digits(&first.body);
+    all.extend(digits(&second.body));
     all.sort_unstable();
     all.dedup();
     assert_eq!(all.len(), 4, "every referrer once over the pages");
