@@ -198,6 +198,8 @@ outcomes! {
     pub enum UpstreamKind {
         Api => "api",
         Tag => "tag",
+        /// A referrer's manifest, read to check it before it is stored in Harbor.
+        Manifest => "manifest",
         Token => "token",
     }
 

@@ -98,17 +98,21 @@ impl Heard {
             | UpstreamError::Auth(AuthError::TokenEndpoint { .. }) => {
                 Self::Trouble(Trouble::Unreachable)
             }
-            UpstreamError::Api { status } | UpstreamError::Fallback { status }
+            UpstreamError::Api { status }
+            | UpstreamError::Fallback { status }
+            | UpstreamError::Manifest { status }
                 if *status >= 500 =>
             {
                 Self::Trouble(Trouble::Unreachable)
             }
             UpstreamError::Api { status: 401 | 403 }
             | UpstreamError::Fallback { status: 401 | 403 }
+            | UpstreamError::Manifest { status: 401 | 403 }
             | UpstreamError::Auth(_) => Self::Trouble(Trouble::AuthFailed),
             UpstreamError::OverBudget(_) | UpstreamError::RateLimited { .. } => Self::Nothing,
             UpstreamError::Api { .. }
             | UpstreamError::Fallback { .. }
+            | UpstreamError::Manifest { .. }
             | UpstreamError::Decode { .. }
             | UpstreamError::Limit { .. }
             | UpstreamError::Redirect { .. } => Self::Answered,
@@ -344,6 +348,7 @@ impl RequestObserver for UpstreamRequestMetrics {
         let kind = match kind {
             RequestKind::Api => UpstreamKind::Api,
             RequestKind::Tag => UpstreamKind::Tag,
+            RequestKind::Manifest => UpstreamKind::Manifest,
             RequestKind::Token => UpstreamKind::Token,
         };
         let class = status.map_or(StatusClass::Error, StatusClass::of);
