@@ -158,8 +158,8 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     // default artifact types) and Harbor's local one.
     let expected = world.merged("hub-proxy");
 
-    // A project that does not store in Harbor first: pulls go one at a time, in order, so
-    // once hub-proxy's are seen, none of other-proxy's is coming.
+    // A project that does not store in Harbor first: the facts its request just read say so,
+    // so nothing of its list is queued, and none of other-proxy's pulls is coming.
     let other = ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
     assert_eq!(sorted(other.digests), expected);
     let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
@@ -264,8 +264,8 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
     let sidecar = world.sidecar();
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
 
-    // One store task works through the queue in order: once other-proxy's pulls are counted,
-    // hub-proxy's referrers (asked first) were offered and turned down.
+    // hub-proxy's request read its facts (asked first): it does not store, so nothing of its
+    // list is queued, and once other-proxy's pulls are counted none of hub-proxy's is coming.
     ask(&sidecar, &world.subject_path("hub-proxy")).await;
     ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
     wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
