@@ -118,10 +118,14 @@ struct Memory {
 }
 
 impl Memory {
-    /// `job` was not decided (dropped, skipped, failed): counted, offered again after `wait`,
-    /// and its subject's place given back.
+    /// `job` was not decided (dropped, skipped, failed): counted, and set aside for `wait`.
     async fn undecided(&self, job: &Job, result: PullResult, wait: Duration) {
         self.metrics.count_store_pull(result);
+        self.set_aside(job, wait).await;
+    }
+
+    /// `job` is offered again after `wait`, and gives its subject's place back until then.
+    async fn set_aside(&self, job: &Job, wait: Duration) {
         self.remembered.keep(&job.key, wait).await;
         self.budgets.give_back(&job.subject_key).await;
     }

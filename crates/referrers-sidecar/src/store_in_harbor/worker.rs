@@ -167,8 +167,7 @@ impl Puller {
             Ok(true) => {}
             Ok(false) => {
                 // Asked again once the project's facts may have changed (a label added).
-                self.memory.remembered.keep(&job.key, parts.facts_ttl).await;
-                self.memory.budgets.give_back(&job.subject_key).await;
+                self.memory.set_aside(job, parts.facts_ttl).await;
                 return None;
             }
             Err(error) => {
