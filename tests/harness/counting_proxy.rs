@@ -1,20 +1,25 @@
 //! A counting front for a real upstream registry: forwards every request unchanged and records
-//! it, so a test can assert what reached the upstream (and that nothing did).
+//! it, so a test can assert what reached the upstream (and that nothing did); it can hold some
+//! requests in flight, a registry slow to answer them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::seen::Seen;
-use crate::server::TestServer;
+use crate::server::{Gate, TestServer};
 
 struct Front {
     upstream: String,
     client: reqwest::Client,
+    /// Requests whose target contains this wait at `gate` before they are forwarded.
+    held: Mutex<Option<String>>,
+    gate: Gate,
 }
 
 pub struct CountingProxy {
     pub port: u16,
+    front: Arc<Front>,
     server: TestServer,
 }
 
@@ -24,15 +29,31 @@ impl CountingProxy {
         let front = Arc::new(Front {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: crate::http_client(),
+            held: Mutex::new(None),
+            gate: Gate::default(),
         });
-        let data = web::Data::from(front);
+        let data = web::Data::from(Arc::clone(&front));
         let server = TestServer::start(1, move |app| {
             app.app_data(data.clone()).default_service(web::to(forward));
         });
         Self {
             port: server.port,
+            front,
             server,
         }
+    }
+
+    /// Holds requests whose target (path and query) contains `needle` from now on: they are
+    /// seen, and forwarded only once [`release`](Self::release)d.
+    pub fn hold(&self, needle: &str) {
+        *self.front.held.lock().expect("held") = Some(needle.to_owned());
+        self.front.gate.hold();
+    }
+
+    /// Forwards the held requests, and holds none from now on.
+    pub fn release(&self) {
+        *self.front.held.lock().expect("held") = None;
+        self.front.gate.release();
     }
 
     #[must_use]
@@ -68,6 +89,15 @@ async fn forward(request: HttpRequest, body: web::Bytes, front: web::Data<Front>
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let held = front
+        .held
+        .lock()
+        .expect("held")
+        .as_deref()
+        .is_some_and(|needle| target.contains(needle));
+    if held {
+        front.gate.pass().await;
+    }
     let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).expect("method");
     let mut outgoing = front
         .client

@@ -11,7 +11,7 @@ use std::ops::Deref;
 pub use referrers_sidecar::outcome::{
     CacheResult, LockResult as Lock, OperatorEndpoint as Endpoint, OperatorResult, PullResult,
     PurgeResult as Purge, RefreshOutcome as Refresh, RequestOutcome as Outcome, StatusClass,
-    Switch, Tier, UpstreamResult, WarmResult, WebhookEvent,
+    Switch, Tier, UpstreamKind, UpstreamResult, WarmResult, WebhookEvent,
 };
 
 /// `harbor_referrers_requests_total{outcome}`.
@@ -168,6 +168,19 @@ pub fn requests(outcome: Outcome) -> Series {
 #[must_use]
 pub fn passthrough(class: StatusClass) -> Series {
     Series::new(PASSTHROUGH, &[("status_class", class.as_str())])
+}
+
+/// `harbor_referrers_upstream_requests_total{registry,kind,status_class}`.
+#[must_use]
+pub fn upstream_requests(registry: &str, kind: UpstreamKind, class: StatusClass) -> Series {
+    Series::new(
+        UPSTREAM_REQUESTS,
+        &[
+            ("registry", registry),
+            ("kind", kind.as_str()),
+            ("status_class", class.as_str()),
+        ],
+    )
 }
 
 /// `harbor_referrers_upstream_results_total{registry,result}`.

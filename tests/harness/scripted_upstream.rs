@@ -121,6 +121,11 @@ impl ScriptedUpstream {
         }));
     }
 
+    /// Serves `descriptors` for every subject from now on, one per page.
+    pub fn serve(&self, descriptors: Vec<Value>) {
+        self.shared.script.lock().expect("script").descriptors = descriptors;
+    }
+
     /// Misbehaves as `fault` says from now on (`None`: serve the list again).
     pub fn fail(&self, fault: Option<UpstreamFault>) {
         self.shared.script.lock().expect("script").fault = fault;

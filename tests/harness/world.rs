@@ -168,6 +168,8 @@ impl WorldBuilder {
             s.robot(ROBOT);
             s.enable(&enabled);
             s.upstream.allow_private_realms = true;
+            // Registries on loopback: a manifest GET every 10 ms, not Docker Hub's pace.
+            s.store.pulls_per_hour = 360_000;
         });
         World {
             harbor,
@@ -186,7 +188,7 @@ pub struct World {
     pub local: Value,
     mirrors: Vec<(String, Mirror)>,
     /// What its sidecars start from: Harbor's URL, the robot, the enabled projects, upstreams
-    /// on loopback allowed.
+    /// on loopback allowed and paced for loopback.
     sidecar: Settings,
 }
 

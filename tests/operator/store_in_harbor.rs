@@ -1,15 +1,19 @@
 //! Upstream signatures stored in Harbor: what the Harbor core double does as a proxy cache (a
 //! referrer pulled by digest through a proxy-cache project becomes one of core's own local
-//! referrers), and what the sidecar's `projects.store_in_harbor` makes of it.
+//! referrers), what the sidecar's `projects.store_in_harbor` makes of it, and what it refuses
+//! to have Harbor pull: referrers whose manifest is not what the list said or declares too
+//! much, lists cut short; and a slow registry that holds only its own pulls.
 
 use e2e::config::Configure;
 use e2e::harbor_webhook;
-use e2e::metrics::{self, PullResult, WarmResult};
+use e2e::metrics::{self, PullResult, StatusClass, UpstreamKind, WarmResult};
 use e2e::redis::RedisServer;
+use e2e::scripted_upstream::ScriptedUpstream;
+use e2e::upstreams::{MANIFEST_MEDIA_TYPE, Pushed, Pusher, sha256_digest};
 use e2e::users::{ALICE, ROBOT};
-use e2e::wait::wait_for_metric;
-use e2e::world::{Mirror, World, ask, digests, referrers_path};
-use serde_json::Value;
+use e2e::wait::{eventually, wait_for_metric};
+use e2e::world::{Mirror, World, ask, digests, referrers_path, reply};
+use serde_json::{Value, json};
 
 /// `hub-proxy` over a mirror with the referrers API, and `other-proxy` over the same upstream
 /// (with Harbor's local referrer too); [`ALICE`] may pull from both.
@@ -158,8 +162,8 @@ async fn with_store_in_harbor_upstream_signatures_become_cores_own_referrers() {
     // default artifact types) and Harbor's local one.
     let expected = world.merged("hub-proxy");
 
-    // A project that does not store in Harbor first: pulls go one at a time, in order, so
-    // once hub-proxy's are seen, none of other-proxy's is coming.
+    // A project that does not store in Harbor first: the facts its request just read say so,
+    // so nothing of its list is queued, and none of other-proxy's pulls is coming.
     let other = ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
     assert_eq!(sorted(other.digests), expected);
     let first = ask(&sidecar, &world.subject_path("hub-proxy")).await;
@@ -264,8 +268,8 @@ async fn a_configured_project_carrying_the_default_store_label_stores_from_one_l
     let sidecar = world.sidecar();
     let subject = world.mirror("hub-proxy").sample.subject.digest.clone();
 
-    // One store task works through the queue in order: once other-proxy's pulls are counted,
-    // hub-proxy's referrers (asked first) were offered and turned down.
+    // hub-proxy's request read its facts (asked first): it does not store, so nothing of its
+    // list is queued, and once other-proxy's pulls are counted none of hub-proxy's is coming.
     ask(&sidecar, &world.subject_path("hub-proxy")).await;
     ask(&sidecar, &referrers_path("other-proxy/team/app", &subject)).await;
     wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
@@ -337,4 +341,271 @@ async fn a_pull_through_the_route_warms_the_cache_by_webhook_and_stores_the_sign
     assert_eq!(sorted(core_referrers(&world, &subject).await), expected);
     let again = ask(&sidecar, &world.subject_path("hub-proxy")).await;
     assert_eq!(again.digests, first.digests);
+}
+
+/// How a referrer pushed for [`referrers_of_all_kinds`] lies about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Its `subject` is another image, though the list names it under ours.
+    OtherSubject,
+    /// Its layer declares 1 GiB (the blob itself is small: only the declared size counts).
+    Gigabyte,
+    /// A signature of our subject, a few bytes.
+    Valid,
+}
+
+/// Pushes, for `subject` in `team/app` at `base`, 40 referrers whose manifest names another
+/// subject, 30 whose layer declares 1 GiB and 30 valid ones, all cosign signatures, and lists
+/// them all as the subject's referrers (the fallback tag, which distribution reads for it).
+async fn referrers_of_all_kinds(base: &str, subject: &Pushed) -> Vec<(Kind, Pushed)> {
+    const COSIGN: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+    let pusher = Pusher::new(base);
+    let config = pusher.push_blob("team/app", b"{}").await;
+    let payload = b"a signature";
+    let layer = pusher.push_blob("team/app", payload).await;
+    let other_subject = json!({
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "digest": format!("sha256:{}", "f".repeat(64)),
+        "size": 300,
+    });
+    let ours = json!({
+        "mediaType": subject.media_type,
+        "digest": subject.digest,
+        "size": subject.size,
+    });
+    let kinds = [
+        (Kind::OtherSubject, 40),
+        (Kind::Gigabyte, 30),
+        (Kind::Valid, 30),
+    ];
+    let mut pushed = Vec::new();
+    for (kind, count) in kinds {
+        for n in 0..count {
+            let (subject, layer_size) = match kind {
+                Kind::OtherSubject => (&other_subject, payload.len()),
+                Kind::Gigabyte => (&ours, 1 << 30),
+                Kind::Valid => (&ours, payload.len()),
+            };
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "artifactType": COSIGN,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": layer, "size": layer_size}],
+                "subject": subject,
+                "annotations": {"org.example.kind": format!("{kind:?} {n}")},
+            });
+            let bytes = serde_json::to_vec(&manifest).expect("manifest JSON");
+            let digest = sha256_digest(&bytes);
+            // Distribution checks that the blobs exist, not the sizes declared.
+            pusher
+                .push_manifest("team/app", &digest, MANIFEST_MEDIA_TYPE, &bytes)
+                .await;
+            let referrer = Pushed {
+                digest,
+                size: bytes.len(),
+                media_type: MANIFEST_MEDIA_TYPE.into(),
+                artifact_type: Some(COSIGN.into()),
+                annotations: manifest["annotations"].clone(),
+            };
+            pushed.push((kind, referrer));
+        }
+    }
+    let listed: Vec<Pushed> = pushed
+        .iter()
+        .map(|(_, referrer)| referrer.clone())
+        .collect();
+    pusher
+        .push_fallback_index("team/app", subject, &listed)
+        .await;
+    pushed
+}
+
+fn digests_of(pushed: &[(Kind, Pushed)], kind: Kind) -> Vec<String> {
+    sorted(
+        pushed
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, referrer)| referrer.digest.clone())
+            .collect(),
+    )
+}
+
+/// Manifest GETs by digest that reached the upstream behind `project`.
+fn upstream_manifest_gets(world: &World, project: &str) -> Vec<e2e::seen::Seen> {
+    world.mirror(project).front.seen_with("/manifests/sha256:")
+}
+
+#[tokio::test]
+async fn referrers_whose_manifest_names_another_subject_or_declares_a_gigabyte_are_never_pulled() {
+    let world = World::hub_proxy(Mirror::with_fallback_tag().await);
+    let subject = world.mirror("hub-proxy").sample.subject.clone();
+    let pushed = referrers_of_all_kinds(&world.mirror("hub-proxy").url(), &subject).await;
+    world.mirror("hub-proxy").front.clear();
+    let sidecar = world.sidecar_with(|s| {
+        s.projects.store_in_harbor = vec!["hub-proxy".into()];
+        // Every one of the hundred is checked (the budget has its own test).
+        s.store.max_per_subject = 100;
+    });
+
+    let answer = ask(&sidecar, &world.subject_path("hub-proxy")).await;
+    assert_eq!(
+        (answer.upstream.as_str(), answer.digests.len()),
+        ("tag", 101),
+        "the hundred and Harbor's own: served, whatever they are"
+    );
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 30.0).await;
+    wait_for_metric(
+        &sidecar,
+        &metrics::store_pulls(PullResult::WrongSubject),
+        40.0,
+    )
+    .await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::TooLarge), 30.0).await;
+
+    // Core was asked for the thirty valid ones, each once, and for none of the seventy.
+    let pulled: Vec<String> = manifest_pulls(&world, "hub-proxy")
+        .iter()
+        .map(|seen| seen.path.rsplit('/').next().expect("digest").to_owned())
+        .collect();
+    assert_eq!(sorted(pulled), digests_of(&pushed, Kind::Valid));
+    for (result, count) in [
+        (PullResult::Pulled, 30.0),
+        (PullResult::WrongSubject, 40.0),
+        (PullResult::TooLarge, 30.0),
+        (PullResult::DigestMismatch, 0.0),
+        (PullResult::Invalid, 0.0),
+        (PullResult::WrongType, 0.0),
+        (PullResult::CheckFailed, 0.0),
+        (PullResult::SubjectBudget, 0.0),
+    ] {
+        assert_eq!(
+            sidecar.metric(&metrics::store_pulls(result)).await,
+            count,
+            "{result:?}"
+        );
+    }
+    // Each of the hundred read once to be checked, and the thirty once more by core: a stored
+    // referrer costs two upstream manifest GETs, a refused one one.
+    let gets = upstream_manifest_gets(&world, "hub-proxy");
+    assert_eq!(gets.len(), 130, "{gets:?}");
+    assert_eq!(
+        sidecar
+            .metric(&metrics::upstream_requests(
+                "upstream",
+                UpstreamKind::Manifest,
+                StatusClass::Success
+            ))
+            .await,
+        100.0
+    );
+    // Refusals are logged once per subject and reason, not once per referrer.
+    let refusals = sidecar
+        .logs()
+        .iter()
+        .filter(|line| line.contains("upstream referrer not stored in Harbor"))
+        .count();
+    assert_eq!(refusals, 2, "one line for wrong_subject, one for too_large");
+}
+
+#[tokio::test]
+async fn a_list_cut_short_stores_nothing() {
+    const TYPE: &str = "application/vnd.example.page+json";
+    // Five referrers, one per page; two pages are read.
+    let upstream = ScriptedUpstream::start(5);
+    let world = World::hub_proxy_over("scripted", &upstream.url());
+    let sidecar = world.sidecar_with(|s| {
+        s.projects.store_in_harbor = vec!["hub-proxy".into()];
+        s.store.artifact_types = vec![TYPE.into()];
+        s.upstream.max_pages = 2;
+    });
+    let path = |digit: char| {
+        referrers_path(
+            "hub-proxy/team/app",
+            &format!("sha256:{}", digit.to_string().repeat(64)),
+        )
+    };
+    let cut_short = reply(&sidecar, &path('a')).await;
+    assert_eq!(
+        (cut_short.status, cut_short.upstream.as_str()),
+        (200, "truncated")
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::store_pulls(PullResult::TruncatedList))
+            .await,
+        2.0,
+        "each referrer read from the pages, counted"
+    );
+
+    // A whole list from the same registry afterwards: its referrer goes through the same
+    // lane, behind anything the cut list had queued.
+    let whole = format!("sha256:{:064x}", 0xdef0);
+    upstream.serve(vec![json!({
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "digest": whole,
+        "size": 100,
+        "artifactType": TYPE,
+    })]);
+    let complete = reply(&sidecar, &path('b')).await;
+    assert_eq!(complete.upstream, "api");
+    // The scripted registry keeps no manifests: the check finds none, and nothing is pulled.
+    wait_for_metric(
+        &sidecar,
+        &metrics::store_pulls(PullResult::CheckFailed),
+        1.0,
+    )
+    .await;
+    let manifests: Vec<String> = upstream
+        .targets()
+        .into_iter()
+        .filter(|target| target.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifests,
+        [format!("GET /v2/team/app/manifests/{whole}")],
+        "only the whole list's referrer was read"
+    );
+    assert!(manifest_pulls(&world, "hub-proxy").is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_registry_holds_its_own_store_pulls_only() {
+    let world = World::builder()
+        .mirror("slow-proxy", "slow", Mirror::with_referrers_api().await)
+        .mirror("fast-proxy", "fast", Mirror::with_referrers_api().await)
+        .user(ALICE, &["slow-proxy", "fast-proxy"])
+        .start();
+    let sidecar = world.sidecar_with(|s| {
+        s.projects.store_in_harbor = vec!["*".into()];
+        // A held manifest GET outlasts every wait of this test.
+        s.upstream.timeout = std::time::Duration::from_secs(300);
+    });
+    let slow = &world.mirror("slow-proxy").front;
+    slow.hold("/manifests/sha256:");
+
+    ask(&sidecar, &world.subject_path("slow-proxy")).await;
+    eventually("the slow registry's first check is held", async || {
+        upstream_manifest_gets(&world, "slow-proxy").len() == 1
+    })
+    .await;
+    ask(&sidecar, &world.subject_path("fast-proxy")).await;
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 2.0).await;
+    assert_eq!(manifest_pulls(&world, "fast-proxy").len(), 2);
+    assert!(manifest_pulls(&world, "slow-proxy").is_empty());
+    assert_eq!(
+        upstream_manifest_gets(&world, "slow-proxy").len(),
+        1,
+        "the slow registry's check is still the one held"
+    );
+    assert_eq!(
+        sidecar
+            .metric(&metrics::store_pulls(PullResult::CheckFailed))
+            .await,
+        0.0
+    );
+
+    slow.release();
+    wait_for_metric(&sidecar, &metrics::store_pulls(PullResult::Pulled), 4.0).await;
+    assert_eq!(manifest_pulls(&world, "slow-proxy").len(), 2);
 }

@@ -137,7 +137,7 @@ outcomes! {
     pub enum PullResult {
         /// Core answered the pull: Harbor stores the referrer.
         Pulled => "pulled",
-        /// Another replica (or this one before a restart) pulled it already.
+        /// Another replica (or this one before a restart) pulled or refused it already.
         Already => "already",
         /// Core refused the robot account (it needs pull on the project).
         Refused => "refused",
@@ -147,6 +147,25 @@ outcomes! {
         Skipped => "skipped",
         /// The queue was full: not pulled now.
         Dropped => "dropped",
+        /// Its manifest could not be read from the upstream (no usable answer, or none by
+        /// that digest): not pulled now.
+        CheckFailed => "check_failed",
+        /// Its manifest's bytes are not what its digest names.
+        DigestMismatch => "digest_mismatch",
+        /// Its manifest is not an OCI image manifest that can be read.
+        Invalid => "invalid",
+        /// Its manifest's `subject` is not the subject whose list named it.
+        WrongSubject => "wrong_subject",
+        /// Its manifest's artifact type is not what the list said, or not a storable one.
+        WrongType => "wrong_type",
+        /// Its manifest is over its bound, or declares more than `store.max_artifact_bytes`.
+        TooLarge => "too_large",
+        /// Its subject had `store.max_per_subject` referrers taken on already.
+        SubjectBudget => "subject_budget",
+        /// The list naming it was cut short by a cap: nothing of it is stored.
+        TruncatedList => "truncated_list",
+        /// The list naming it is over `cache.max_entry_bytes`: nothing of it is stored.
+        OversizeList => "oversize_list",
     }
 
     /// What a purge asked through the operator API did.
@@ -198,6 +217,8 @@ outcomes! {
     pub enum UpstreamKind {
         Api => "api",
         Tag => "tag",
+        /// A referrer's manifest, read to check it before it is stored in Harbor.
+        Manifest => "manifest",
         Token => "token",
     }
 

@@ -64,6 +64,8 @@ pub enum LimitKind {
     FallbackIndex,
     /// A token endpoint's answer.
     TokenAnswer,
+    /// A manifest read by digest.
+    Manifest,
 }
 
 impl LimitKind {
@@ -74,6 +76,7 @@ impl LimitKind {
             Self::ReferrersPage => "referrers page",
             Self::FallbackIndex => "fallback index",
             Self::TokenAnswer => "token answer",
+            Self::Manifest => "manifest",
         }
     }
 }
@@ -97,8 +100,8 @@ pub enum UpstreamError {
         /// What went wrong.
         detail: String,
     },
-    /// The whole listing did not finish within `upstream.timeout`.
-    #[error("upstream listing did not finish within {0:?}")]
+    /// The whole call (a listing, a manifest read) did not finish within `upstream.timeout`.
+    #[error("upstream call did not finish within {0:?}")]
     Timeout(Duration),
     /// Authentication failed.
     #[error(transparent)]
@@ -112,6 +115,12 @@ pub enum UpstreamError {
     /// The fallback tag answered a status that is neither an index nor "no such tag".
     #[error("fallback tag answered {status}")]
     Fallback {
+        /// HTTP status.
+        status: u16,
+    },
+    /// A manifest `GET` answered a status other than `200`.
+    #[error("manifest GET answered {status}")]
+    Manifest {
         /// HTTP status.
         status: u16,
     },
@@ -164,6 +173,7 @@ impl UpstreamError {
             Self::Auth(_) => "auth",
             Self::Api { .. } => "api",
             Self::Fallback { .. } => "fallback",
+            Self::Manifest { .. } => "manifest",
             Self::Decode { .. } => "decode",
             Self::Limit { .. } => "limit",
             Self::OverBudget(_) => "budget",
@@ -179,7 +189,9 @@ impl UpstreamError {
     pub fn counts_against_breaker(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Timeout(_) => true,
-            Self::Api { status } | Self::Fallback { status } => *status >= 500,
+            Self::Api { status } | Self::Fallback { status } | Self::Manifest { status } => {
+                *status >= 500
+            }
             Self::Auth(AuthError::TokenEndpoint { status }) => *status >= 500,
             _ => false,
         }
@@ -245,6 +257,7 @@ mod tests {
             UpstreamError::Timeout(Duration::from_secs(1)),
             UpstreamError::Api { status: 503 },
             UpstreamError::Fallback { status: 500 },
+            UpstreamError::Manifest { status: 502 },
             UpstreamError::Auth(AuthError::TokenEndpoint { status: 502 }),
         ];
         for error in counted {
@@ -253,6 +266,7 @@ mod tests {
         let not_counted = [
             UpstreamError::Api { status: 403 },
             UpstreamError::Fallback { status: 401 },
+            UpstreamError::Manifest { status: 404 },
             UpstreamError::RateLimited { retry_after: None },
             UpstreamError::OverBudget(OverBudget { limit: 1 }),
             UpstreamError::Auth(AuthError::TokenRefused { status: 401 }),

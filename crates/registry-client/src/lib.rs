@@ -1,6 +1,7 @@
 //! Upstream OCI registry client: the complete referrers list of a subject on any registry,
-//! through the referrers API (with `Link` pagination) or the referrers tag schema, with
-//! token auth, egress proxy, custom CA, and guards against hostile or broken upstreams.
+//! through the referrers API (with `Link` pagination) or the referrers tag schema, and a
+//! referrer's manifest by digest, with token auth, egress proxy, custom CA, and guards
+//! against hostile or broken upstreams.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

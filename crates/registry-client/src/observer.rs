@@ -9,17 +9,20 @@ pub enum RequestKind {
     Api,
     /// The fallback tag (`HEAD`/`GET /v2/<repo>/manifests/<alg>-<hex>`).
     Tag,
+    /// A manifest by digest (`GET /v2/<repo>/manifests/<digest>`).
+    Manifest,
     /// A token endpoint.
     Token,
 }
 
 impl RequestKind {
-    /// `api`, `tag` or `token`.
+    /// `api`, `tag`, `manifest` or `token`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Api => "api",
             Self::Tag => "tag",
+            Self::Manifest => "manifest",
             Self::Token => "token",
         }
     }

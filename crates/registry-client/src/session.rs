@@ -25,6 +25,7 @@ use crate::transport::{Answer, Call, Transport};
 pub(crate) enum Step {
     Api,
     Fallback,
+    Manifest,
 }
 
 pub(crate) struct Session<'a> {
@@ -152,6 +153,7 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, step: Step) 
         status => match step {
             Step::Api => UpstreamError::Api { status },
             Step::Fallback => UpstreamError::Fallback { status },
+            Step::Manifest => UpstreamError::Manifest { status },
         },
     }
 }

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use e2e::upstreams::{DockerRegistry, FerroOci, Pusher, Sample};
 use oci_referrers::Digest;
 use registry_client::{
-    AuthError, ClientConfig, Credentials, ReferrersSource, Registry, RegistryClient, RegistryKind,
-    RequestKind, RequestObserver, UpstreamError,
+    AuthError, ClientConfig, Credentials, LimitKind, ReferrersSource, Registry, RegistryClient,
+    RegistryKind, RequestKind, RequestObserver, UpstreamError,
 };
 
 /// Records every request the client reports.
@@ -245,6 +245,67 @@ async fn distribution_behind_htpasswd_needs_credentials_bound_to_its_host() {
         .await
         .unwrap_err();
     assert_eq!(wrong.step(), "auth");
+}
+
+#[tokio::test]
+async fn a_manifest_is_read_by_digest_with_the_registrys_credentials_within_its_bound() {
+    let upstream = DockerRegistry::start_with_htpasswd("alice", "s3cret");
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let sample = Pusher::new(&upstream.url())
+        .with_authorization(&format!("Basic {basic}"))
+        .push_sample("team/app", false)
+        .await;
+    let registry = registry(
+        &upstream.url(),
+        Some(Credentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+            bound_host: format!("127.0.0.1:{}", upstream.port),
+        }),
+    );
+    let signature = &sample.referrers[0];
+    let recorder = Arc::new(Recorder::default());
+    let client = client(&recorder);
+
+    let bytes = client
+        .get_manifest(&registry, "team/app", &digest(&signature.digest), 4096)
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), signature.size);
+    assert_eq!(e2e::upstreams::sha256_digest(&bytes), signature.digest);
+    assert_eq!(recorder.count(RequestKind::Manifest), 1);
+
+    // One byte over the bound: refused, nothing kept.
+    let over = client
+        .get_manifest(
+            &registry,
+            "team/app",
+            &digest(&signature.digest),
+            signature.size - 1,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            over,
+            UpstreamError::Limit {
+                kind: LimitKind::Manifest,
+                ..
+            }
+        ),
+        "{over}"
+    );
+    let unknown = client
+        .get_manifest(
+            &registry,
+            "team/app",
+            &digest(&format!("sha256:{}", "0".repeat(64))),
+            4096,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown, UpstreamError::Manifest { status: 404 });
+    assert!(!unknown.counts_against_breaker());
 }
 
 #[tokio::test]

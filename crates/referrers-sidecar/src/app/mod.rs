@@ -23,11 +23,16 @@ use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
-use crate::upstream::{Upstream, UpstreamFetcher, UpstreamRequestMetrics};
+use crate::upstream::{Manifests, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
 use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+
+/// Connections to core of the store's own pool: each registry's lane pulls one referrer at a
+/// time, and a pull from a slow registry (core fetching from it) holds its connection, so the
+/// other lanes need some of their own.
+const STORE_CORE_CONNECTIONS: usize = 8;
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECONDS: u64 = 30;
@@ -119,22 +124,20 @@ impl Application {
             settings.harbor.project_info_ttl,
             Arc::clone(&metrics),
         ));
-        // Its own small pool: pulls go one at a time, and never take a request's connection.
+        // Its own small pool: pulls never take a request's connection.
         let (store, store_worker) = if settings.projects.may_store_in_harbor() {
             let (store, worker) = store_in_harbor::channel(
-                settings.store.parsed_artifact_types(),
-                settings.store.queue_size,
-                settings.store.pulls_per_minute,
+                &settings.store,
                 settings.cache.keep_stale_for,
                 WorkerParts {
                     core: CoreClient::new(
-                        transport.connections(2, core_timeout),
+                        transport.connections(STORE_CORE_CONNECTIONS, core_timeout),
                         core_url.clone(),
                         core_timeout,
                         core_credentials.clone(),
                     ),
                     serving: Arc::clone(&serving),
-                    upstream: Arc::clone(&upstream) as Arc<dyn Upstream>,
+                    upstream: Arc::clone(&upstream) as Arc<dyn Manifests>,
                     claims: cache.claims(),
                     clock,
                     metrics: Arc::clone(&metrics),

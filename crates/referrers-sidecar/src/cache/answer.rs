@@ -24,6 +24,9 @@ pub struct UpstreamAnswer {
     pub list: Option<Arc<CachedList>>,
     pub upstream: UpstreamResult,
     pub cache: CacheResult,
+    /// Whether the list is one the cache keeps (served from it, or stored): a list cut short
+    /// by a cap, or over `cache.max_entry_bytes`, is served this once and not kept.
+    pub kept: bool,
 }
 
 impl UpstreamAnswer {
@@ -44,6 +47,22 @@ impl UpstreamAnswer {
             upstream: upstream_result_of(list.source),
             list: Some(list),
             cache,
+            kept: true,
+        }
+    }
+
+    /// A list just fetched that the cache does not keep, served this once: one cut short by a
+    /// cap (`truncated`), or one over `cache.max_entry_bytes` (as what it is, `api` or `tag`).
+    pub(super) fn served_once(list: Arc<CachedList>, truncated: bool) -> Self {
+        Self {
+            upstream: if truncated {
+                UpstreamResult::Truncated
+            } else {
+                upstream_result_of(list.source)
+            },
+            list: Some(list),
+            cache: CacheResult::Miss,
+            kept: false,
         }
     }
 
@@ -52,6 +71,7 @@ impl UpstreamAnswer {
             list: None,
             upstream,
             cache,
+            kept: false,
         }
     }
 }

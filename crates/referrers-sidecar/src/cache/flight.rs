@@ -111,16 +111,12 @@ impl ReferrersCache {
                 if truncated {
                     tracing::warn!(registry = %target.registry.name, repository = %target.repository, "upstream list cut short by a cap; served, not cached, not fetched again for cache.keep_empty_for");
                     self.remember(&key, UpstreamResult::Truncated).await;
-                    UpstreamAnswer {
-                        list: Some(cached),
-                        upstream: UpstreamResult::Truncated,
-                        cache: CacheResult::Miss,
-                    }
-                } else {
-                    if !self.store(&key, &cached).await {
-                        self.remember(&key, UpstreamResult::TooLarge).await;
-                    }
+                    UpstreamAnswer::served_once(cached, true)
+                } else if self.store(&key, &cached).await {
                     UpstreamAnswer::served(cached, CacheResult::Miss)
+                } else {
+                    self.remember(&key, UpstreamResult::TooLarge).await;
+                    UpstreamAnswer::served_once(cached, false)
                 }
             }
             Fetch::Failed => UpstreamAnswer::without_list(UpstreamResult::Error, CacheResult::Miss),

@@ -194,6 +194,7 @@ impl ReferrersCache {
                     list: Some(list),
                     upstream: UpstreamResult::RateLimited,
                     cache: CacheResult::Stale,
+                    kept: true,
                 };
             }
             self.refresh_in_background(key, target, digest, &list);

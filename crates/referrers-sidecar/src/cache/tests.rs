@@ -106,12 +106,15 @@ async fn a_miss_fetches_then_hits_while_fresh() {
 
     let first = replica.ask().await;
     assert_eq!(
-        (first.cache, first.upstream, served(&first)),
-        (CacheResult::Miss, UpstreamResult::Api, 2)
+        (first.cache, first.upstream, served(&first), first.kept),
+        (CacheResult::Miss, UpstreamResult::Api, 2, true)
     );
     clock.advance(FRESH_FOR - Duration::from_millis(1));
     let second = replica.ask().await;
-    assert_eq!((second.cache, served(&second)), (CacheResult::Hit, 2));
+    assert_eq!(
+        (second.cache, served(&second), second.kept),
+        (CacheResult::Hit, 2, true)
+    );
     assert_eq!(replica.upstream.fetches(), 1);
     assert_eq!(replica.lookups("memory", "hit"), 1);
 }
@@ -178,8 +181,8 @@ async fn a_truncated_list_is_served_once_then_not_fetched_for_keep_empty_for() {
     let replica = Replica::new(None, StubUpstream::answering(Answer::Truncated(2)), &clock);
     let answer = replica.ask().await;
     assert_eq!(
-        (answer.cache, answer.upstream, served(&answer)),
-        (CacheResult::Miss, UpstreamResult::Truncated, 2)
+        (answer.cache, answer.upstream, served(&answer), answer.kept),
+        (CacheResult::Miss, UpstreamResult::Truncated, 2, false)
     );
     clock.advance(KEEP_EMPTY_FOR - Duration::from_millis(1));
     let again = replica.ask().await;
@@ -245,7 +248,11 @@ async fn a_list_over_max_entry_bytes_is_served_once_then_not_fetched_for_keep_em
     let (target, digest) = (target(), digest());
     let ask = || cache.upstream_referrers(&target, REGISTRY_ID, &digest);
     let first = ask().await;
-    assert_eq!((first.upstream, served(&first)), (UpstreamResult::Api, 3));
+    assert_eq!(
+        (first.upstream, served(&first), first.kept),
+        (UpstreamResult::Api, 3, false),
+        "served as what it is, and not kept"
+    );
     let again = ask().await;
     assert_eq!(
         (again.upstream, served(&again)),

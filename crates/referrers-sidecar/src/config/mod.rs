@@ -246,11 +246,24 @@ pub struct StoreSettings {
     /// what Harbor's UI and policies (or a verifier reading Harbor) look for. Empty: none.
     #[serde(deserialize_with = "load::list_or_comma_separated")]
     pub artifact_types: Vec<String>,
-    /// Pulls through core per upstream registry and minute, at most.
-    pub pulls_per_minute: u32,
-    /// Pulls waiting at most; when full, new ones are dropped (and offered again later).
+    /// Upstream manifest `GET`s per registry and hour, at most, in each replica: the check of a
+    /// referrer and core's pull of it are one each, and Docker Hub counts each as a pull. The
+    /// default is half of what Docker Hub allows an anonymous address (10 an hour).
+    pub pulls_per_hour: u32,
+    /// Referrers waiting per registry at most; when full, new ones are dropped (and offered
+    /// again later).
     pub queue_size: usize,
+    /// The bytes a referrer's config and layers may declare in all: one declaring more is not
+    /// pulled (Harbor would download and store that much).
+    pub max_artifact_bytes: u64,
+    /// Referrers of one subject queued, checked or stored within `cache.keep_stale_for`, at
+    /// most: the rest of its list is not pulled.
+    pub max_per_subject: u32,
 }
+
+/// `store.pulls_per_hour`'s default: Docker Hub allows an anonymous address 10 manifest
+/// `GET`s an hour; the store takes half, the other half is left to Harbor's own pulls.
+pub const DEFAULT_STORE_PULLS_PER_HOUR: u32 = 5;
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -269,8 +282,10 @@ impl Default for StoreSettings {
             ]
             .map(str::to_owned)
             .to_vec(),
-            pulls_per_minute: 60,
+            pulls_per_hour: DEFAULT_STORE_PULLS_PER_HOUR,
             queue_size: 1000,
+            max_artifact_bytes: 8 * 1024 * 1024,
+            max_per_subject: 32,
         }
     }
 }

@@ -160,7 +160,9 @@ fn storing_in_harbor_is_opted_into_by_label_unless_turned_off() {
         Some("referrers-proxy-store")
     );
     assert!(defaults.projects.may_store_in_harbor());
-    assert_eq!(defaults.store.pulls_per_minute, 60);
+    assert_eq!(defaults.store.pulls_per_hour, 5);
+    assert_eq!(defaults.store.max_artifact_bytes, 8 * 1024 * 1024);
+    assert_eq!(defaults.store.max_per_subject, 32);
     assert_eq!(defaults.store.parsed_artifact_types().len(), 6);
     let off = load("projects:\n  store_label: null\n", &[]).unwrap();
     assert!(!off.projects.may_store_in_harbor());
@@ -283,11 +285,18 @@ fn bad_values_name_the_key() {
             &[],
             "store.artifact_types",
         ),
+        ("store:\n  pulls_per_hour: 0\n", &[], "store.pulls_per_hour"),
         (
-            "store:\n  pulls_per_minute: 0\n",
+            "store:\n  max_artifact_bytes: 0\n",
             &[],
-            "store.pulls_per_minute",
+            "store.max_artifact_bytes",
         ),
+        (
+            "store:\n  max_per_subject: 0\n",
+            &[],
+            "store.max_per_subject",
+        ),
+        ("store:\n  pulls_per_minute: 60\n", &[], "pulls_per_minute"),
         ("store:\n  queue_size: 0\n", &[], "store.queue_size"),
     ];
     for (yaml, env, key) in cases {

@@ -350,11 +350,15 @@ impl StoreSettings {
                     ConfigError::invalid("store.artifact_types", format!("{artifact_type:?}: {e}"))
                 })?;
         }
-        if self.pulls_per_minute == 0 {
-            return Err(ConfigError::invalid(
-                "store.pulls_per_minute",
-                "must be at least 1 (turn storing off with an empty projects.store_in_harbor and projects.store_label: null)",
-            ));
+        let off = "must be at least 1 (turn storing off with an empty projects.store_in_harbor and projects.store_label: null)";
+        if self.pulls_per_hour == 0 {
+            return Err(ConfigError::invalid("store.pulls_per_hour", off));
+        }
+        if self.max_artifact_bytes == 0 {
+            return Err(ConfigError::invalid("store.max_artifact_bytes", off));
+        }
+        if self.max_per_subject == 0 {
+            return Err(ConfigError::invalid("store.max_per_subject", off));
         }
         if self.queue_size == 0 {
             return Err(ConfigError::invalid(

@@ -129,6 +129,14 @@ impl Metrics {
 
     /// Counts one referrer offered for storing in Harbor.
     pub fn count_store_pull(&self, result: PullResult) {
-        self.store_pulls.with_label_values(&[result.as_str()]).inc();
+        self.count_store_pulls(result, 1);
+    }
+
+    /// Counts `count` referrers offered for storing in Harbor, all with `result` (the
+    /// referrers of one list refused whole).
+    pub fn count_store_pulls(&self, result: PullResult, count: u64) {
+        self.store_pulls
+            .with_label_values(&[result.as_str()])
+            .inc_by(count);
     }
 }

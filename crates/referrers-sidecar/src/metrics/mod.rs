@@ -98,8 +98,8 @@ pub struct Metrics {
     /// `harbor_referrers_cache_purge_subscribed`: 1 while this replica listens for other
     /// replicas' purges (Redis tier only).
     pub cache_purge_subscribed: IntGauge,
-    /// `harbor_referrers_store_pulls_total{result}`: upstream referrers pulled through core for
-    /// projects that store them in Harbor (`projects.store_in_harbor`), by result.
+    /// `harbor_referrers_store_pulls_total{result}`: upstream referrers offered for storing in
+    /// Harbor (`projects.store_in_harbor`), by result: pulled through core, or why not.
     pub store_pulls: IntCounterVec,
 }
 
@@ -296,7 +296,7 @@ impl Metrics {
             )?,
             store_pulls: counter(
                 "store_pulls_total",
-                "Upstream referrers pulled through Harbor core so that Harbor stores them, by result.",
+                "Upstream referrers offered for storing in Harbor, by result: pulled through Harbor core, or why not.",
                 &["result"],
             )?,
             registry,

@@ -1,48 +1,63 @@
 //! Upstream signatures and SBOMs stored in Harbor (`projects.store_in_harbor`, or the project
 //! label `projects.store_label`): each upstream referrer of a listed artifact type is pulled by
 //! digest through core with the robot account, so that Harbor's own proxy path stores it as an
-//! accessory of its subject (Harbor's UI and signature policy then see it). Once per digest
-//! (remembered in process, and across replicas in the shared tier when there is one), paced per
-//! registry, from a bounded queue, by one background task: never on the request path.
+//! accessory of its subject (Harbor's UI and signature policy then see it).
+//!
+//! Nothing an upstream lists is taken on trust: a list cut short or too large to cache stores
+//! nothing, a subject takes `store.max_per_subject` referrers at most, and each referrer's
+//! manifest is read from the upstream and checked (`check`) before core is asked to pull it.
+//! Once per digest (remembered in process, and across replicas in the shared tier when there
+//! is one), in the background (`worker`): a bounded queue and a pace per registry, never on the
+//! request path.
 
+mod budget;
+mod check;
 mod pace;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harbor_client::{CoreClient, HarborError};
 use moka::Expiry;
 use moka::future::Cache;
 use oci_referrers::{ArtifactType, Digest, PreparedList, RepositoryName};
 use tokio::sync::mpsc;
 
-use crate::cache::{Claim, Claims, UpstreamAnswer};
-use crate::clock::Clock;
+use crate::cache::UpstreamAnswer;
+use crate::config::StoreSettings;
 use crate::metrics::Metrics;
-use crate::outcome::PullResult;
+use crate::outcome::{PullResult, UpstreamResult};
 use crate::serving::{Read, Serving};
-use crate::upstream::{Admission, Upstream, UpstreamTarget};
-use pace::Pace;
+use crate::upstream::UpstreamTarget;
+use budget::Budgets;
+use check::{Allowed, Listed};
+pub use worker::{StoreWorker, WorkerParts};
 
-/// How long a pull that failed, or was refused or skipped, waits before it is offered again.
+/// How long a referrer nothing was decided of (a pull that failed, was skipped or dropped)
+/// waits before it is offered again.
 const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// How many digests are remembered at most.
 const MAX_REMEMBERED: u64 = 100_000;
 
-/// One referrer to pull through core.
+/// One referrer to check, then pull through core.
 #[derive(Debug)]
 struct Job {
     /// `<repository>@<digest>`: what is remembered.
     key: String,
+    /// `<repository>@<subject>`: whose budget it takes.
+    subject_key: String,
     project: String,
     /// Where Harbor keeps the subject's content (`<project>/library/<name>` for Docker Hub's
     /// single-segment names).
     repository: RepositoryName,
-    digest: Digest,
-    registry: String,
+    /// What its list said of it.
+    listed: Listed,
+    /// Where its manifest is read: the registry, with its credentials, and the repository
+    /// there.
+    target: UpstreamTarget,
 }
 
 /// Each key kept for the time it was inserted with.
@@ -92,26 +107,78 @@ impl Remembered {
     }
 }
 
-/// What the referrers use case offers: the queue's sending end.
+/// What the use case and the background task share: the digests offered lately, each
+/// subject's budget, and the count of what became of each referrer.
+#[derive(Clone)]
+struct Memory {
+    remembered: Remembered,
+    budgets: Budgets,
+    remember_for: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Memory {
+    /// `job` was not decided (dropped, skipped, failed): counted, and set aside for `wait`.
+    async fn undecided(&self, job: &Job, result: PullResult, wait: Duration) {
+        self.metrics.count_store_pull(result);
+        self.set_aside(job, wait).await;
+    }
+
+    /// `job` is offered again after `wait`, and gives its subject's place back until then.
+    async fn set_aside(&self, job: &Job, wait: Duration) {
+        self.remembered.keep(&job.key, wait).await;
+        self.budgets.give_back(&job.subject_key).await;
+    }
+
+    /// `count` referrers of the subject `subject_key` refused with `result` (the first of
+    /// them `digest`): counted each, logged once per subject and reason.
+    async fn refused(&self, subject_key: &str, digest: &Digest, result: PullResult, count: u64) {
+        self.metrics.count_store_pulls(result, count);
+        if self.budgets.first(subject_key, result).await {
+            tracing::warn!(
+                subject = subject_key,
+                %digest,
+                reason = result.as_str(),
+                "upstream referrer not stored in Harbor (logged once per subject and reason; harbor_referrers_store_pulls_total counts each)"
+            );
+        }
+    }
+}
+
+/// What the use cases offer to: the queue's sending end.
 pub struct StoreInHarbor {
     jobs: mpsc::Sender<Job>,
     artifact_types: Vec<ArtifactType>,
-    remembered: Remembered,
-    remember_for: Duration,
+    memory: Memory,
     /// The list last offered per subject (`<name>@<digest>` → its fetch time): a cache hit
     /// serves the same list again and again, and is offered once, not on every request.
     offered_lists: Cache<String, u64>,
     /// Peeked only: whether a project stores in Harbor is known without a call once a request
     /// or the worker has read the project's facts.
     serving: Arc<Serving>,
-    metrics: Arc<Metrics>,
+}
+
+/// A subject's list offered: where Harbor keeps the subject, and where the list came from.
+struct Offered<'a> {
+    project: &'a str,
+    repository: &'a RepositoryName,
+    subject: &'a Digest,
+    target: &'a UpstreamTarget,
+}
+
+impl Offered<'_> {
+    /// `<repository>@<subject>`: the subject's budget.
+    fn subject_key(&self) -> String {
+        format!("{}@{}", self.repository, self.subject)
+    }
 }
 
 impl StoreInHarbor {
     /// Offers the upstream referrers `answer` holds for `subject` in served `name`
     /// (`<project>/<repository>`), fetched from `target`. A list this replica offered already
     /// (the same fetch) is not walked again, and nothing is offered for a project whose cached
-    /// facts say it does not store in Harbor.
+    /// facts say it does not store in Harbor. A list the cache does not keep (cut short by a
+    /// cap, or over `cache.max_entry_bytes`) stores nothing.
     pub async fn offer(
         &self,
         name: &RepositoryName,
@@ -128,92 +195,112 @@ impl StoreInHarbor {
         if let Ok(false) = self.serving.stores(Read::Peek, name.project()).await {
             return;
         }
-        let subject_key = format!("{name}@{subject}");
-        if self.offered_lists.get(&subject_key).await == Some(list.fetched_at_ms) {
+        let list_key = format!("{name}@{subject}");
+        if self.offered_lists.get(&list_key).await == Some(list.fetched_at_ms) {
             return;
         }
         self.offered_lists
-            .insert(subject_key, list.fetched_at_ms)
+            .insert(list_key, list.fetched_at_ms)
             .await;
         // Pulled where Harbor keeps the subject (`library/` for Docker Hub's short names).
-        if let Some(stored_in) = target.harbor_name(name) {
-            self.offer_list(
-                name.project(),
-                &stored_in,
-                &target.registry.name,
-                &list.descriptors,
-            )
-            .await;
+        let Some(stored_in) = target.harbor_name(name) else {
+            return;
+        };
+        let offered = Offered {
+            project: name.project(),
+            repository: &stored_in,
+            subject,
+            target,
+        };
+        if answer.kept {
+            self.offer_list(&offered, &list.descriptors).await;
+        } else {
+            let result = if answer.upstream == UpstreamResult::Truncated {
+                PullResult::TruncatedList
+            } else {
+                PullResult::OversizeList
+            };
+            self.refuse_list(&offered, &list.descriptors, result).await;
         }
     }
 
-    /// Offers the referrers in `list` of a subject in `repository` of served `project`, fetched
-    /// from `registry`: those of a listed artifact type, not offered lately, are queued. Never
-    /// waits: a full queue drops the pull (it is offered again with a later list).
-    async fn offer_list(
-        &self,
-        project: &str,
-        repository: &RepositoryName,
-        registry: &str,
-        list: &PreparedList,
-    ) {
+    /// The referrers of `list` of a listed artifact type, with that type.
+    fn storable<'a>(
+        &'a self,
+        list: &'a PreparedList,
+    ) -> impl Iterator<Item = (Digest, ArtifactType)> + 'a {
         // An empty list of types is no filter to `matches`, but here it means "none".
-        if self.artifact_types.is_empty() {
+        list.iter()
+            .filter(|referrer| {
+                !self.artifact_types.is_empty() && referrer.matches(&self.artifact_types)
+            })
+            .filter_map(|referrer| {
+                let digest = std::str::from_utf8(referrer.digest).ok()?.parse().ok()?;
+                let artifact_type = std::str::from_utf8(referrer.artifact_type)
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                Some((digest, artifact_type))
+            })
+    }
+
+    /// Refuses every referrer of a listed type in `list`, with `result`.
+    async fn refuse_list(&self, offered: &Offered<'_>, list: &PreparedList, result: PullResult) {
+        let mut storable = self.storable(list);
+        let Some((first, _)) = storable.next() else {
             return;
-        }
-        for referrer in list.iter() {
-            if !referrer.matches(&self.artifact_types) {
+        };
+        let count = 1 + storable.count() as u64;
+        self.memory
+            .refused(&offered.subject_key(), &first, result, count)
+            .await;
+    }
+
+    /// Offers the referrers in `list`: those of a listed artifact type, not offered lately,
+    /// are queued while the subject's budget lasts. Never waits: a full queue drops the pull
+    /// (it is offered again with a later list).
+    async fn offer_list(&self, offered: &Offered<'_>, list: &PreparedList) {
+        let subject_key = offered.subject_key();
+        let memory = &self.memory;
+        for (digest, artifact_type) in self.storable(list) {
+            let key = format!("{}@{digest}", offered.repository);
+            if !memory
+                .remembered
+                .insert_new(&key, memory.remember_for)
+                .await
+            {
                 continue;
             }
-            let Some(digest) = std::str::from_utf8(referrer.digest)
-                .ok()
-                .and_then(|d| d.parse::<Digest>().ok())
-            else {
-                continue;
-            };
-            let key = format!("{repository}@{digest}");
-            if !self.remembered.insert_new(&key, self.remember_for).await {
+            // Remembered: the rest of an over-budget list is not counted again and again.
+            if !memory.budgets.take(&subject_key).await {
+                memory
+                    .refused(&subject_key, &digest, PullResult::SubjectBudget, 1)
+                    .await;
                 continue;
             }
             let job = Job {
                 key,
-                project: project.to_owned(),
-                repository: repository.clone(),
-                digest,
-                registry: registry.to_owned(),
+                subject_key: subject_key.clone(),
+                project: offered.project.to_owned(),
+                repository: offered.repository.clone(),
+                listed: Listed {
+                    digest,
+                    subject: offered.subject.clone(),
+                    artifact_type,
+                },
+                target: offered.target.clone(),
             };
             if let Err(
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job),
             ) = self.jobs.try_send(job)
             {
-                self.remembered.0.invalidate(&job.key).await;
-                self.metrics.count_store_pull(PullResult::Dropped);
+                // Forgotten at once: offered again with the next list.
+                memory
+                    .undecided(&job, PullResult::Dropped, Duration::ZERO)
+                    .await;
             }
         }
     }
-}
-
-/// What the background task needs besides the queue.
-pub struct WorkerParts {
-    /// A client of its own, with the robot account.
-    pub core: CoreClient,
-    pub serving: Arc<Serving>,
-    pub upstream: Arc<dyn Upstream>,
-    /// Claims in the shared tier, where replicas remember what one of them pulled.
-    pub claims: Claims,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    /// How long a project found not to store in Harbor is believed (`harbor.project_info_ttl`).
-    pub facts_ttl: Duration,
-}
-
-/// The background task that pulls, one referrer at a time.
-pub struct StoreWorker {
-    jobs: mpsc::Receiver<Job>,
-    parts: WorkerParts,
-    remembered: Remembered,
-    remember_for: Duration,
-    pace: Pace,
 }
 
 /// The memory of lists offered, one per subject, for as long as pulled digests are remembered.
@@ -224,101 +311,33 @@ fn offered_lists(remember_for: Duration) -> Cache<String, u64> {
         .build()
 }
 
-/// The queue between the use case and the background task: `queue_size` pulls wait at most,
-/// `pulls_per_minute` per registry go; a pulled digest is remembered for `remember_for`.
+/// The queue between the use cases and the background task, as `store` says (types, pace,
+/// queue, bounds); a digest offered is remembered for `remember_for`.
 #[must_use]
 pub fn channel(
-    artifact_types: Vec<ArtifactType>,
-    queue_size: usize,
-    pulls_per_minute: u32,
+    store: &StoreSettings,
     remember_for: Duration,
     parts: WorkerParts,
 ) -> (StoreInHarbor, StoreWorker) {
-    let (sender, receiver) = mpsc::channel(queue_size.max(1));
-    let remembered = Remembered::new();
-    let store = StoreInHarbor {
-        jobs: sender,
-        artifact_types,
-        remembered: remembered.clone(),
+    let (sender, receiver) = mpsc::channel(store.queue_size.max(1));
+    let artifact_types = store.parsed_artifact_types();
+    let memory = Memory {
+        remembered: Remembered::new(),
+        budgets: Budgets::new(store.max_per_subject, remember_for),
         remember_for,
-        offered_lists: offered_lists(remember_for),
-        serving: Arc::clone(&parts.serving),
         metrics: Arc::clone(&parts.metrics),
     };
-    let worker = StoreWorker {
-        jobs: receiver,
-        parts,
-        remembered,
-        remember_for,
-        pace: Pace::per_minute(pulls_per_minute),
+    let offer = StoreInHarbor {
+        jobs: sender,
+        artifact_types: artifact_types.clone(),
+        memory: memory.clone(),
+        offered_lists: offered_lists(remember_for),
+        serving: Arc::clone(&parts.serving),
     };
-    (store, worker)
-}
-
-impl StoreWorker {
-    /// Pulls what is queued until every sender is gone.
-    pub async fn run(mut self) {
-        while let Some(job) = self.jobs.recv().await {
-            let result = self.pull(&job).await;
-            if let Some(result) = result {
-                self.parts.metrics.count_store_pull(result);
-                if result != PullResult::Pulled && result != PullResult::Already {
-                    // Offered again after a while, not with the very next list.
-                    self.remembered.keep(&job.key, RETRY_AFTER).await;
-                }
-            }
-        }
-    }
-
-    /// Pulls `job`'s referrer if its project stores in Harbor; `None` when it does not.
-    async fn pull(&mut self, job: &Job) -> Option<PullResult> {
-        let parts = &self.parts;
-        match parts
-            .serving
-            .stores(Read::Load(&parts.core), &job.project)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                // Asked again once the project's facts may have changed (a label added).
-                self.remembered.keep(&job.key, parts.facts_ttl).await;
-                return None;
-            }
-            Err(error) => {
-                tracing::warn!(project = %job.project, %error, "cannot tell whether the project stores upstream referrers in Harbor");
-                return Some(PullResult::Failed);
-            }
-        }
-        if parts.upstream.admits(&job.registry) != Admission::Admitted {
-            return Some(PullResult::Skipped);
-        }
-        // Taken for `remember_for`; without a shared tier (or with it unavailable),
-        // remembered in this process only.
-        let claim = match parts.claims.claim(&job.key, self.remember_for).await {
-            Claim::Taken => return Some(PullResult::Already),
-            claim => claim,
-        };
-        let wait = self.pace.take(&job.registry, parts.clock.instant());
-        parts.clock.sleep(wait).await;
-        let result = match parts.core.pull_manifest(&job.repository, &job.digest).await {
-            Ok(bytes) => {
-                tracing::info!(repository = %job.repository, digest = %job.digest, bytes, "upstream referrer pulled through Harbor, which stores it");
-                PullResult::Pulled
-            }
-            Err(error @ (HarborError::Unauthorized(_) | HarborError::Forbidden(_))) => {
-                tracing::error!(%error, "Harbor refused the robot's pull: give it pull on the projects that store upstream referrers in Harbor (see docs/operations.md)");
-                PullResult::Refused
-            }
-            Err(error) => {
-                tracing::warn!(repository = %job.repository, digest = %job.digest, %error, "pulling an upstream referrer through Harbor failed");
-                PullResult::Failed
-            }
-        };
-        if result != PullResult::Pulled
-            && let Claim::Won(token) = &claim
-        {
-            parts.claims.release(&job.key, token).await;
-        }
-        Some(result)
-    }
+    let allowed = Allowed {
+        artifact_types,
+        max_artifact_bytes: store.max_artifact_bytes,
+    };
+    let worker = StoreWorker::new(receiver, store, allowed, memory, parts);
+    (offer, worker)
 }

@@ -1,5 +1,5 @@
-//! The upstream fetch: one registry's referrers listing behind that registry's breaker and
-//! rate-limit rest, timed, counted and logged.
+//! The upstream fetch: one registry's referrers listing, or one referrer's manifest, behind that
+//! registry's breaker and rate-limit rest, timed, counted and logged.
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +39,33 @@ pub enum Fetch {
     /// The registry rate-limited us, now or earlier: it rests, and no further call is made
     /// until its rest ends.
     RateLimited,
+}
+
+/// What one read of a referrer's manifest gave.
+#[derive(Debug)]
+pub enum ManifestRead {
+    /// The manifest's bytes, at most the bound asked for (whether they are the manifest asked
+    /// for is the reader's to check).
+    Read(Vec<u8>),
+    /// The registry did not answer usably, or has no such manifest; logged here.
+    Failed,
+    /// The manifest is over the bound: nothing was kept.
+    TooLarge,
+    /// The registry's breaker is open: no call was made.
+    Skipped,
+    /// The registry rate-limited us, now or earlier: it rests.
+    RateLimited,
+}
+
+/// What a call behind a registry's rest and breaker gave.
+enum Guarded<T> {
+    Answered(T),
+    /// Its breaker is open: no call was made.
+    BreakerOpen,
+    /// It rests after a rate limit, or this call's rate limit started a rest.
+    RateLimited,
+    /// The call failed; logged.
+    Failed(UpstreamError),
 }
 
 /// Whether a registry may be called now.
@@ -98,17 +125,21 @@ impl Heard {
             | UpstreamError::Auth(AuthError::TokenEndpoint { .. }) => {
                 Self::Trouble(Trouble::Unreachable)
             }
-            UpstreamError::Api { status } | UpstreamError::Fallback { status }
+            UpstreamError::Api { status }
+            | UpstreamError::Fallback { status }
+            | UpstreamError::Manifest { status }
                 if *status >= 500 =>
             {
                 Self::Trouble(Trouble::Unreachable)
             }
             UpstreamError::Api { status: 401 | 403 }
             | UpstreamError::Fallback { status: 401 | 403 }
+            | UpstreamError::Manifest { status: 401 | 403 }
             | UpstreamError::Auth(_) => Self::Trouble(Trouble::AuthFailed),
             UpstreamError::OverBudget(_) | UpstreamError::RateLimited { .. } => Self::Nothing,
             UpstreamError::Api { .. }
             | UpstreamError::Fallback { .. }
+            | UpstreamError::Manifest { .. }
             | UpstreamError::Decode { .. }
             | UpstreamError::Limit { .. }
             | UpstreamError::Redirect { .. } => Self::Answered,
@@ -131,6 +162,19 @@ pub trait Upstream: Send + Sync {
         digest: &'a Digest,
         previous: Option<UpstreamReferrers>,
     ) -> BoxFuture<'a, Fetch>;
+}
+
+/// Where referrers' manifests are read before Harbor is asked to store them: the same
+/// registries, behind the same breakers and rests, as the lists.
+pub trait Manifests: Upstream {
+    /// The manifest `digest` in `target`, read only when it is at most `max_bytes`. On Docker
+    /// Hub this is a pull.
+    fn manifest<'a>(
+        &'a self,
+        target: &'a UpstreamTarget,
+        digest: &'a Digest,
+        max_bytes: usize,
+    ) -> BoxFuture<'a, ManifestRead>;
 }
 
 /// The registry client behind one breaker and one rate-limit rest per registry (by its label).
@@ -174,10 +218,6 @@ impl UpstreamFetcher {
         previous: Option<UpstreamReferrers>,
     ) -> Fetch {
         let name = target.registry.name.as_str();
-        if self.rests.is_resting(name, self.clock.instant()) {
-            return Fetch::RateLimited;
-        }
-        let breaker = self.breaker(name);
         let listing = async {
             let started = Instant::now();
             let result = self
@@ -193,11 +233,35 @@ impl UpstreamFetcher {
                 .observe_upstream_fetch(name, started.elapsed().as_secs_f64());
             result
         };
+        match self.guarded(target, "upstream referrers", listing).await {
+            Guarded::Answered(list) => Fetch::Listed(list),
+            Guarded::BreakerOpen => Fetch::Skipped,
+            Guarded::RateLimited => Fetch::RateLimited,
+            Guarded::Failed(UpstreamError::Limit { .. }) => Fetch::TooLarge,
+            Guarded::Failed(UpstreamError::OverBudget(_)) => Fetch::OverBudget,
+            Guarded::Failed(_) => Fetch::Failed,
+        }
+    }
+
+    /// `call` to the registry of `target`, unless it rests or its breaker is open; what it
+    /// says of the registry is heard, a rate limit starts a rest, a failure is logged as
+    /// `what` unavailable.
+    async fn guarded<T>(
+        &self,
+        target: &UpstreamTarget,
+        what: &'static str,
+        call: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Guarded<T> {
+        let name = target.registry.name.as_str();
+        if self.rests.is_resting(name, self.clock.instant()) {
+            return Guarded::RateLimited;
+        }
+        let breaker = self.breaker(name);
         let Some(called) = breaker
             .call(
                 || self.clock.instant(),
                 |state| self.metrics.set_breaker_state(name, state.gauge()),
-                listing,
+                call,
                 |result| match result {
                     Ok(_) => Verdict::Healthy,
                     // It answered, and asked for a rest: no verdict on its health.
@@ -208,7 +272,7 @@ impl UpstreamFetcher {
             )
             .await
         else {
-            return Fetch::Skipped;
+            return Guarded::BreakerOpen;
         };
         self.hear(
             name,
@@ -218,18 +282,19 @@ impl UpstreamFetcher {
             },
         );
         match called.value {
-            Ok(list) => Fetch::Listed(list),
+            Ok(value) => Guarded::Answered(value),
             Err(UpstreamError::RateLimited { retry_after }) => {
                 let rest = self.rests.start(name, self.clock.instant(), retry_after);
                 self.metrics.count_rate_limited(name);
                 tracing::warn!(
                     registry = name,
                     repository = %target.repository,
+                    call = what,
                     ?retry_after,
                     ?rest,
                     "upstream rate limit: no calls to this registry until the rest ends; serving cached or local referrers only"
                 );
-                Fetch::RateLimited
+                Guarded::RateLimited
             }
             Err(error) => {
                 tracing::warn!(
@@ -237,7 +302,7 @@ impl UpstreamFetcher {
                     repository = %target.repository,
                     step = error.step(),
                     error = %error,
-                    "upstream referrers unavailable"
+                    "{what} unavailable"
                 );
                 if called.change == Some(Change::Opened) {
                     tracing::warn!(
@@ -246,11 +311,7 @@ impl UpstreamFetcher {
                         "upstream breaker open: serving cached or local referrers only"
                     );
                 }
-                match error {
-                    UpstreamError::Limit { .. } => Fetch::TooLarge,
-                    UpstreamError::OverBudget(_) => Fetch::OverBudget,
-                    _ => Fetch::Failed,
-                }
+                Guarded::Failed(error)
             }
         }
     }
@@ -336,6 +397,32 @@ impl Upstream for UpstreamFetcher {
     }
 }
 
+impl Manifests for UpstreamFetcher {
+    fn manifest<'a>(
+        &'a self,
+        target: &'a UpstreamTarget,
+        digest: &'a Digest,
+        max_bytes: usize,
+    ) -> BoxFuture<'a, ManifestRead> {
+        async move {
+            let read =
+                self.client
+                    .get_manifest(&target.registry, &target.repository, digest, max_bytes);
+            match self
+                .guarded(target, "upstream referrer's manifest", read)
+                .await
+            {
+                Guarded::Answered(bytes) => ManifestRead::Read(bytes),
+                Guarded::BreakerOpen => ManifestRead::Skipped,
+                Guarded::RateLimited => ManifestRead::RateLimited,
+                Guarded::Failed(UpstreamError::Limit { .. }) => ManifestRead::TooLarge,
+                Guarded::Failed(_) => ManifestRead::Failed,
+            }
+        }
+        .boxed()
+    }
+}
+
 /// Counts every upstream request in `harbor_referrers_upstream_requests_total`.
 pub struct UpstreamRequestMetrics(pub Arc<Metrics>);
 
@@ -344,6 +431,7 @@ impl RequestObserver for UpstreamRequestMetrics {
         let kind = match kind {
             RequestKind::Api => UpstreamKind::Api,
             RequestKind::Tag => UpstreamKind::Tag,
+            RequestKind::Manifest => UpstreamKind::Manifest,
             RequestKind::Token => UpstreamKind::Token,
         };
         let class = status.map_or(StatusClass::Error, StatusClass::of);

@@ -308,7 +308,16 @@ fn each_failure_says_what_it_says_of_the_registry() {
             UpstreamError::Fallback { status: 401 },
             Heard::Trouble(Trouble::AuthFailed),
         ),
+        (
+            UpstreamError::Manifest { status: 502 },
+            Heard::Trouble(Trouble::Unreachable),
+        ),
+        (
+            UpstreamError::Manifest { status: 403 },
+            Heard::Trouble(Trouble::AuthFailed),
+        ),
         (UpstreamError::Api { status: 400 }, Heard::Answered),
+        (UpstreamError::Manifest { status: 404 }, Heard::Answered),
         (
             UpstreamError::Decode {
                 what: "referrers page",
@@ -328,4 +337,45 @@ fn each_failure_says_what_it_says_of_the_registry() {
     for (error, heard) in cases {
         assert_eq!(Heard::of(&error), heard, "{error}");
     }
+}
+
+/// A referrer's manifest is read behind the same rest and breaker as the registry's lists: a
+/// rate limit on a manifest read rests the registry for the lists too, and refused connections
+/// open the one breaker.
+#[tokio::test]
+async fn manifest_reads_share_the_registrys_rest_and_breaker_with_its_lists() {
+    use std::sync::atomic::AtomicU16;
+    let settings = UpstreamSettings {
+        breaker_failures: 1,
+        ..UpstreamSettings::default()
+    };
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let (fetcher, _) = fetcher(&settings, &clock);
+    let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+
+    let limited = registry_answering(Arc::new(AtomicU16::new(429))).await;
+    assert!(matches!(
+        fetcher.manifest(&limited, &digest, 4096).await,
+        ManifestRead::RateLimited
+    ));
+    assert_eq!(fetcher.admits("limited"), Admission::Resting);
+    assert!(matches!(
+        fetcher.fetch(&limited, &digest, None).await,
+        Fetch::RateLimited
+    ));
+
+    let refusing = refusing_target();
+    assert!(matches!(
+        fetcher.manifest(&refusing, &digest, 4096).await,
+        ManifestRead::Failed
+    ));
+    assert_eq!(fetcher.admits("refusing"), Admission::BreakerOpen);
+    assert!(matches!(
+        fetcher.manifest(&refusing, &digest, 4096).await,
+        ManifestRead::Skipped
+    ));
+    assert!(matches!(
+        fetcher.fetch(&refusing, &digest, None).await,
+        Fetch::Skipped
+    ));
 }
