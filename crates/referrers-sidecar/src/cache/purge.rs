@@ -2,6 +2,7 @@
 //! dropping them here or in the shared tier. Spreading a purge to the other replicas is
 //! the replicas module's job.
 
+use super::keys::{self, ListIndex};
 use super::{PurgeScope, ReferrersCache};
 
 impl ReferrersCache {
@@ -19,15 +20,28 @@ impl ReferrersCache {
     }
 
     /// Removes the lists of `scope` from the shared tier; returns their keys. `None` when there
-    /// is no shared tier, or it did not answer.
+    /// is no shared tier, or it did not answer. The lists are found by their indexes: the
+    /// registry's (for a registry's purge), then each repository's — never by walking the
+    /// keyspace.
     pub async fn remove_shared(&self, scope: &PurgeScope) -> Option<Vec<String>> {
-        let namespace = &self.config.namespace;
-        self.shared
-            .as_ref()?
-            .remove_matching(&scope.pattern(namespace), |key| {
-                scope.matches(namespace, key)
-            })
-            .await
+        let (shared, namespace) = (self.shared.as_ref()?, &self.config.namespace);
+        let repositories = match &scope.repository {
+            Some(repository) => vec![repository.clone()],
+            None => {
+                shared
+                    .listed(&keys::registry_index(namespace, scope.registry_id))
+                    .await?
+            }
+        };
+        let mut removed = Vec::new();
+        for repository in repositories {
+            let index = ListIndex::new(namespace, scope.registry_id, &repository);
+            let mut lists = shared.listed(&index.repository_index).await?;
+            lists.retain(|key| scope.matches(namespace, key));
+            shared.unlist(&index, &lists).await?;
+            removed.extend(lists);
+        }
+        Some(removed)
     }
 
     /// Drops every list from this replica's in-process tier (what it remembers as not to be
