@@ -7,16 +7,10 @@ use super::{PurgeScope, ReferrersCache};
 
 impl ReferrersCache {
     /// How many lists of Harbor registry `registry_id` this replica holds in its in-process
-    /// tier (every project over it, every credential identity).
+    /// tier (every project over it, every credential identity), without walking the tier.
     #[must_use]
     pub fn cached_lists(&self, registry_id: i64) -> usize {
-        let scope = PurgeScope {
-            registry_id,
-            repository: None,
-            digest: None,
-        };
-        self.memory
-            .count_matching(|key| scope.matches(&self.config.namespace, key))
+        self.memory.count_of(registry_id)
     }
 
     /// Removes the lists of `scope` from the shared tier; returns their keys. `None` when there
@@ -47,17 +41,19 @@ impl ReferrersCache {
     /// Drops every list from this replica's in-process tier (what it remembers as not to be
     /// fetched stays); returns how many.
     pub async fn clear_in_process(&self) -> usize {
-        self.memory.remove_matching(|_| true).await.len()
+        self.memory.clear().await
     }
 
-    /// Drops the lists of `scope` from this replica's in-process tier, and forgets that any was
-    /// too large to fetch; returns their keys.
+    /// Drops the lists of `scope` from this replica's in-process tier (looking at its registry's
+    /// keys only), and forgets that any was too large to fetch; returns their keys.
     pub async fn drop_local(&self, scope: &PurgeScope) -> Vec<String> {
         let (namespace, forgotten) = (self.config.namespace.clone(), scope.clone());
         self.unfetched
             .forget_matching(move |key| forgotten.matches(&namespace, key));
         self.memory
-            .remove_matching(|key| scope.matches(&self.config.namespace, key))
+            .remove_of(scope.registry_id, |key| {
+                scope.matches(&self.config.namespace, key)
+            })
             .await
     }
 }
