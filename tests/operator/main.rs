@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod purge;
 mod store_in_harbor;
 mod webhook;
 mod webhook_setup;

@@ -72,11 +72,13 @@ enum CommandError {
     Client(reqwest::Error),
     #[error("cannot reach the sidecar at {url}: {source}")]
     Unreachable { url: Url, source: reqwest::Error },
-    /// `request`: the id the sidecar's log holds the detail under.
-    #[error("the sidecar answered {status}: {message}{request}")]
+    /// `request`: the id the sidecar's log holds the detail under; `retry`: when to try again,
+    /// for a call over the project's budget.
+    #[error("the sidecar answered {status}: {message}{retry}{request}")]
     Refused {
         status: u16,
         message: String,
+        retry: String,
         request: String,
     },
     #[error("the sidecar sent an unreadable answer: {0}")]
@@ -201,6 +203,11 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             .await
             .map_err(unreachable)?;
         let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map_or_else(String::new, |seconds| format!(" (retry in {seconds} s)"));
         let raw = response.text().await.map_err(unreachable)?;
         let json: Value = serde_json::from_str(&raw).map_err(|e| {
             CommandError::Invalid(format!(
@@ -217,6 +224,7 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             return Err(CommandError::Refused {
                 status,
                 message,
+                retry,
                 request,
             });
         }

@@ -3,6 +3,7 @@
 
 use oci_referrers::{Digest, RepositoryName};
 
+use super::limit::{CallBudget, Limited};
 use crate::cache::PurgeScope;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
@@ -21,19 +22,22 @@ pub enum PurgeError {
     DigestWithoutRepository,
     #[error("cannot read the project from Harbor: {0}")]
     FactsUnavailable(String),
+    #[error(transparent)]
+    Limited(#[from] Limited),
 }
 
 /// What a purge uses: the serving decision (which registry, which upstream repository), the
-/// replicas' purge, the metrics.
+/// replicas' purge, the metrics, and the purges' budget.
 pub struct PurgeTargets<'a> {
     pub serving: &'a Serving,
     pub replicas: &'a Replicas,
     pub metrics: &'a Metrics,
+    pub budget: &'a CallBudget,
 }
 
 /// Drops the lists of `project` (or of `repository` in it, as named in Harbor, without the
 /// project; or of one subject there) on every replica. A project that is no proxy-cache project
-/// has none: nothing is purged.
+/// has none: nothing is purged. A valid purge past the project's budget does nothing else.
 pub async fn purge(
     targets: &PurgeTargets<'_>,
     core: &dyn Core,
@@ -57,6 +61,7 @@ pub async fn purge(
     {
         return Err(PurgeError::InvalidRepository(repository.to_owned()));
     }
+    targets.budget.take(project)?;
     let found = targets
         .serving
         .proxy_registry(Read::Load(core), project)
