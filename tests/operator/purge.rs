@@ -1,4 +1,6 @@
-//! Purges that cannot be flooded: past `operator.purges_per_minute` a project's purges are
+//! Purges that cost little and cannot be flooded: a purge among a million keys that are not the
+//! sidecar's finds its lists without walking Redis's keyspace, drops them on every replica and
+//! nothing of another registry; past `operator.purges_per_minute` a project's purges are
 //! refused with `Retry-After` before Redis is asked anything.
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use e2e::redis::RedisServer;
 use e2e::users::{ALICE, PAM, User};
 use e2e::wait::wait_for_metric;
 use e2e::world::{Mirror, World, ask};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The Redis database the sidecars share.
 const DB: u8 = 10;
@@ -63,6 +65,76 @@ fn sidecar_work(calls: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         .into_iter()
         .filter(|(command, _)| !["info", "select", "ping"].contains(&command.as_str()))
         .collect()
+}
+
+#[tokio::test]
+async fn a_purge_among_a_million_other_keys_walks_no_keyspace_and_reaches_every_replica() {
+    let world = World::builder()
+        .mirror("hub-proxy", "hub", Mirror::with_referrers_api().await)
+        .mirror("other-proxy", "other", Mirror::with_referrers_api().await)
+        .user(ALICE, &["hub-proxy", "other-proxy"])
+        .account(PAM.project_admin(&["hub-proxy"]))
+        .start();
+    let redis = RedisServer::start();
+    let shared = |s: &mut e2e::config::Settings| s.redis(&redis.url(DB));
+    let first = world.sidecar_with(shared);
+    let second = world.sidecar_with(shared);
+    for replica in [&first, &second] {
+        wait_for_metric(replica, &metrics::cache_purge_subscribed(), 1.0).await;
+    }
+    let (hub, other) = (world.mirror("hub-proxy"), world.mirror("other-proxy"));
+    let (hub_path, other_path) = (
+        world.subject_path("hub-proxy"),
+        world.subject_path("other-proxy"),
+    );
+    // Both replicas hold both lists in memory (the second read them from Redis).
+    for path in [&hub_path, &other_path] {
+        assert_eq!(ask(&first, path).await.cache, "miss");
+        assert_eq!(ask(&second, path).await.cache, "hit");
+    }
+    assert_eq!(
+        (hub.referrers_requests(), other.referrers_requests()),
+        (1, 1)
+    );
+
+    let client = redis.client(DB);
+    client.fill("someone-else:", 1_000_000);
+    let before = client.command_calls();
+    let purged = purge(&first, "hub-proxy", PAM).await;
+    assert_eq!(purged.code, 200, "{}", purged.body);
+    wait_for_metric(&second, &metrics::cache_purges_received(), 1.0).await;
+    let after = client.command_calls();
+    for walk in ["scan", "keys"] {
+        assert_eq!(
+            after.get(walk),
+            before.get(walk),
+            "the purge walked the keyspace with {walk}: {after:?}"
+        );
+    }
+    assert!(
+        sidecar_work(after) != sidecar_work(before),
+        "the purge asked Redis nothing"
+    );
+    assert_eq!(
+        purged.body,
+        json!({"purged": 1, "registry_id": 1, "redis": "purged"})
+    );
+    assert!(client.dbsize() >= 1_000_000, "the other keys stay");
+
+    // The second replica serves the purged list neither from its memory nor from Redis: it
+    // fetches it again; the other registry's list stays, in both replicas.
+    let refetched = ask(&second, &hub_path).await;
+    assert_eq!(refetched.cache, "miss");
+    assert_eq!(hub.referrers_requests(), 2, "fetched again once");
+    assert_eq!(ask(&first, &hub_path).await.cache, "hit");
+    for replica in [&first, &second] {
+        assert_eq!(ask(replica, &other_path).await.cache, "hit");
+    }
+    assert_eq!(
+        other.referrers_requests(),
+        1,
+        "the other registry's list stays"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use harbor_client::{BasicAuth, CoreClient};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::OperatorError;
 use super::state::AppState;
@@ -119,7 +118,7 @@ async fn purge_answer(
         }
         error
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "purged": purged.lists })))
+    Ok(HttpResponse::Ok().json(purged))
 }
 
 /// The caller's verdict from Harbor, or the error that refuses it (the decision, and Harbor's

@@ -9,7 +9,7 @@ mod status;
 
 pub use access::{Action, Authorized, OperatorAccess, Refusal};
 pub use limit::{CallBudget, Limited, OperatorBudgets};
-pub use purge::{PurgeError, PurgeTargets, purge};
+pub use purge::{PurgeError, PurgeReport, PurgeTargets, purge};
 pub use status::{
     ProjectStatus, RegistryStatus, StatusSources, project_status, track_served_projects,
 };
