@@ -236,9 +236,16 @@ async fn lists_are_found_by_their_indexes_and_unlisted_in_batches() {
 
     let listed = |index: &str, at: u64| {
         let (tier, index) = (tier.clone(), index.to_owned());
-        async move { tier.listed(&index, at).await.expect("listed") }
+        async move { tier.listed(&index, at, 0, 10_000).await.expect("listed") }
     };
     assert_eq!(listed(&nginx.repository_index, now).await, lists);
+    assert_eq!(
+        tier.listed(&nginx.repository_index, now, 1_000, 500)
+            .await
+            .expect("a page"),
+        lists[1_000..],
+        "a page: 500 from the 1000th on, as many as there are"
+    );
     assert_eq!(
         listed(&app.repository_index, now + 1_000).await,
         ["app"],

@@ -5,6 +5,9 @@
 use super::keys::{self, ListIndex};
 use super::{PurgeScope, ReferrersCache};
 
+/// Members of an index read per call: each call is short, however many lists a purge takes.
+const LIST_PAGE: usize = 500;
+
 impl ReferrersCache {
     /// How many lists of Harbor registry `registry_id` this replica holds in its in-process
     /// tier (every project over it, every credential identity), without walking the tier.
@@ -15,25 +18,48 @@ impl ReferrersCache {
 
     /// Removes the lists of `scope` from the shared tier; returns their keys. `None` when there
     /// is no shared tier, or it did not answer. The lists are found by their indexes: the
-    /// registry's (for a registry's purge), then each repository's — never by walking the
-    /// keyspace.
+    /// registry's (for a registry's purge), then each repository's, read a page at a time —
+    /// never by walking the keyspace.
     pub async fn remove_shared(&self, scope: &PurgeScope) -> Option<Vec<String>> {
         let (shared, namespace) = (self.shared.as_ref()?, &self.config.namespace);
         let repositories = match &scope.repository {
             Some(repository) => vec![repository.clone()],
+            // Read whole before any is purged: a purged repository leaves this index.
             None => {
-                shared
-                    .listed(&keys::registry_index(namespace, scope.registry_id))
-                    .await?
+                let registry_index = keys::registry_index(namespace, scope.registry_id);
+                let mut repositories = Vec::new();
+                loop {
+                    let page = shared
+                        .listed(&registry_index, repositories.len(), LIST_PAGE)
+                        .await?;
+                    let last = page.len() < LIST_PAGE;
+                    repositories.extend(page);
+                    if last {
+                        break repositories;
+                    }
+                }
             }
         };
         let mut removed = Vec::new();
         for repository in repositories {
             let index = ListIndex::new(namespace, scope.registry_id, &repository);
-            let mut lists = shared.listed(&index.repository_index).await?;
-            lists.retain(|key| scope.matches(namespace, key));
-            shared.unlist(&index, &lists).await?;
-            removed.extend(lists);
+            // The lists a page takes leave the index: the next page starts after those kept.
+            let mut kept = 0;
+            loop {
+                let page = shared
+                    .listed(&index.repository_index, kept, LIST_PAGE)
+                    .await?;
+                let last = page.len() < LIST_PAGE;
+                let (lists, others): (Vec<String>, Vec<String>) = page
+                    .into_iter()
+                    .partition(|key| scope.matches(namespace, key));
+                shared.unlist(&index, &lists).await?;
+                kept += others.len();
+                removed.extend(lists);
+                if last {
+                    break;
+                }
+            }
         }
         Some(removed)
     }

@@ -202,14 +202,24 @@ impl RedisTier {
         Ok(())
     }
 
-    /// The members of the sorted set `index` that expire at `now_ms` or later
-    /// (`ZRANGEBYSCORE`): what one index lists, and nothing else of the database.
-    pub async fn listed(&self, index: &str, now_ms: u64) -> Result<Vec<String>, RedisError> {
+    /// The members of the sorted set `index` that expire at `now_ms` or later, soonest first,
+    /// `count` of them from the `offset`th on (`ZRANGEBYSCORE … LIMIT`): what one index lists,
+    /// a page at a time, and nothing else of the database.
+    pub async fn listed(
+        &self,
+        index: &str,
+        now_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>, RedisError> {
         self.run(
             redis::cmd("ZRANGEBYSCORE")
                 .arg(index)
                 .arg(now_ms)
-                .arg("+inf"),
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(count),
         )
         .await
     }

@@ -1,6 +1,7 @@
 //! The shared tier as the cache uses it: a store replicas share (Redis) behind its breaker and
 //! with its metrics — read and decode, store (listed in the indexes purges read), the
-//! cross-replica lock and the wait for another replica's entry. Every failure is "no shared tier right now", never an error to the caller.
+//! cross-replica lock and the wait for another replica's entry. Every failure is "no shared
+//! tier right now", never an error to the caller.
 
 #[cfg(test)]
 pub mod stub;
@@ -64,11 +65,14 @@ pub trait SharedStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, RedisError>>;
     /// Deletes `key` only while it holds `token`.
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), RedisError>>;
-    /// What the index `index` lists, as of `now_ms` (one of [`ListIndex`]'s).
+    /// What the index `index` (one of [`ListIndex`]'s) lists as of `now_ms`, soonest to
+    /// expire first: `count` members from the `offset`th on.
     fn listed<'a>(
         &'a self,
         index: &'a str,
         now_ms: u64,
+        offset: usize,
+        count: usize,
     ) -> BoxFuture<'a, Result<Vec<String>, RedisError>>;
     /// Deletes `lists` of the repository of `index` and takes them out of its index (and the
     /// repository out of its registry's once it lists no more); returns how many existed.
@@ -128,8 +132,10 @@ impl SharedStore for RedisTier {
         &'a self,
         index: &'a str,
         now_ms: u64,
+        offset: usize,
+        count: usize,
     ) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
-        RedisTier::listed(self, index, now_ms).boxed()
+        RedisTier::listed(self, index, now_ms, offset, count).boxed()
     }
 
     fn unlist<'a>(
@@ -320,9 +326,11 @@ impl SharedTier {
         let _ = self.call(self.store.unlock(key, token)).await;
     }
 
-    /// What `index` lists now; `None` when the tier is unavailable.
-    pub async fn listed(&self, index: &str) -> Option<Vec<String>> {
-        self.call(self.store.listed(index, self.clock.now_ms()))
+    /// What `index` lists now, `count` members from the `offset`th on; `None` when the tier
+    /// is unavailable.
+    pub async fn listed(&self, index: &str, offset: usize, count: usize) -> Option<Vec<String>> {
+        let now_ms = self.clock.now_ms();
+        self.call(self.store.listed(index, now_ms, offset, count))
             .await
     }
 

@@ -194,19 +194,27 @@ impl SharedStore for StubStore {
         &'a self,
         index: &'a str,
         now_ms: u64,
+        offset: usize,
+        count: usize,
     ) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
         async move {
             let state = self.enter("listed")?;
-            let mut members: Vec<String> = state
+            // As Redis orders a sorted set: by score, then by member.
+            let mut members: Vec<(u64, String)> = state
                 .indexes
                 .get(index)
                 .into_iter()
                 .flatten()
                 .filter(|(_, expires)| **expires >= now_ms)
-                .map(|(member, _)| member.clone())
+                .map(|(member, expires)| (*expires, member.clone()))
                 .collect();
             members.sort();
-            Ok(members)
+            Ok(members
+                .into_iter()
+                .skip(offset)
+                .take(count)
+                .map(|(_, member)| member)
+                .collect())
         }
         .boxed()
     }

@@ -82,16 +82,16 @@ async fn a_list_is_listed_while_it_lives_and_unlisted_with_its_repository() {
     let ttl = Duration::from_secs(60);
     assert!(w.tier.put(KEY, b"v", ttl, &index).await);
     assert_eq!(
-        w.tier.listed(&index.repository_index).await,
+        w.tier.listed(&index.repository_index, 0, 10).await,
         Some(vec![KEY.to_owned()])
     );
     assert_eq!(
-        w.tier.listed(&index.registry_index).await,
+        w.tier.listed(&index.registry_index, 0, 10).await,
         Some(vec!["library/nginx".to_owned()])
     );
     w.clock.advance(ttl + Duration::from_millis(1));
     assert_eq!(
-        w.tier.listed(&index.repository_index).await,
+        w.tier.listed(&index.repository_index, 0, 10).await,
         Some(vec![]),
         "expired"
     );
