@@ -57,7 +57,12 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
         ),
         ("miss", "api", 3)
     );
-    let stored = redis.client(10).keys("referrers-sidecar:v2:*");
+    // The list, and the indexes of its registry and repository that purges read.
+    let (indexes, stored): (Vec<String>, Vec<String>) = redis
+        .client(10)
+        .keys("referrers-sidecar:v2:*")
+        .into_iter()
+        .partition(|key| key.contains(":lists:"));
     assert_eq!(stored.len(), 1, "{stored:?}");
     let subject = &world.mirror("hub-proxy").sample.subject.digest;
     assert!(stored[0].ends_with(&format!(":team/app@{subject}")));
@@ -65,6 +70,14 @@ async fn a_second_replica_is_served_from_the_first_ones_entry() {
         redis.client(10).pttl(&stored[0]) > 0,
         "stored with a lifetime"
     );
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert!(indexes[0].ends_with(":lists:1") && indexes[1].ends_with(":lists:1:team/app"));
+    for index in &indexes {
+        assert!(
+            redis.client(10).pttl(index) > 0,
+            "{index} lives with its lists"
+        );
+    }
     assert!(
         redis.client(0).keys("*").is_empty(),
         "only the configured DB index is used"

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::redis::{BlackHole, RedisServer, SentinelSetup};
-use referrers_sidecar::cache::{RedisError, RedisTier};
+use referrers_sidecar::cache::{ListIndex, RedisError, RedisTier};
 use referrers_sidecar::config::RedisUrl;
 
 /// The most a read takes of a value here: far above what these tests store.
@@ -17,6 +17,20 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 const DB: u8 = 10;
 /// A test deadline only: a call that hangs fails the test instead of hanging it.
 const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Stores `value` under `key` as the cache stores a list: listed in an index (of Harbor
+/// registry 1, repository `key`, namespace `test`).
+async fn set(tier: &RedisTier, key: &str, value: &[u8], ttl: Duration) -> Result<(), RedisError> {
+    tier.set(key, value, ttl, &ListIndex::new("test", 1, key), now_ms())
+        .await
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    u64::try_from(since_epoch.as_millis()).expect("milliseconds")
+}
 
 async fn within_deadline<T>(call: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, call)
@@ -47,7 +61,7 @@ async fn a_value_is_read_bounded_however_large_it_is_in_redis() {
     let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     // Planted by anyone who can write to the DB: 4 MiB under one key.
     let planted = vec![b'x'; 4 * 1024 * 1024];
-    tier.set("planted", &planted, Duration::from_secs(60))
+    set(&tier, "planted", &planted, Duration::from_secs(60))
         .await
         .expect("set");
     let read = tier
@@ -80,7 +94,8 @@ async fn get_set_and_expiry_in_the_configured_database() {
             .expect("get"),
         None
     );
-    tier.set(
+    set(
+        &tier,
         "referrers-sidecar:v1:k",
         b"\x00list\xff",
         Duration::from_secs(60),
@@ -93,17 +108,28 @@ async fn get_set_and_expiry_in_the_configured_database() {
             .expect("get"),
         Some(b"\x00list\xff".to_vec())
     );
-    assert_eq!(inside.keys("*"), vec!["referrers-sidecar:v1:k".to_owned()]);
+    // The list, and the indexes a purge finds it by, which live as long as it.
+    let index = ListIndex::new("test", 1, "referrers-sidecar:v1:k");
+    assert_eq!(
+        inside.keys("*"),
+        vec![
+            "referrers-sidecar:v1:k".to_owned(),
+            index.registry_index,
+            index.repository_index
+        ]
+    );
     assert!(server.client(0).keys("*").is_empty(), "nothing in DB 0");
-    let ttl = inside.pttl("referrers-sidecar:v1:k");
-    assert!(ttl > 0 && ttl <= 60_000, "PX ttl set: {ttl}");
+    for key in inside.keys("*") {
+        let ttl = inside.pttl(&key);
+        assert!(ttl > 0 && ttl <= 60_000, "PX ttl set on {key}: {ttl}");
+    }
 
     // Millisecond precision: a short entry is gone soon after, and a zero TTL is 1 ms, not
     // "forever" and not a Redis error.
-    tier.set("short", b"v", Duration::from_millis(150))
+    set(&tier, "short", b"v", Duration::from_millis(150))
         .await
         .expect("set");
-    tier.set("zero", b"v", Duration::ZERO).await.expect("set");
+    set(&tier, "zero", b"v", Duration::ZERO).await.expect("set");
     eventually("short entries expiring", || async {
         match (
             tier.get("short", VALUE_BOUND).await?,
@@ -183,6 +209,71 @@ async fn lock_is_won_once_and_released_only_by_its_holder() {
     );
 }
 
+/// What a purge reads and deletes: a repository's lists by its index, a registry's repositories
+/// by the registry's; a list past its expiry is not listed, and a repository with no list left
+/// leaves its registry's index. Many lists go in a few bounded calls, and nothing walks the
+/// keyspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_found_by_their_indexes_and_unlisted_in_batches() {
+    let server = RedisServer::start();
+    let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
+    let inside = server.client(DB);
+    let (nginx, app) = (
+        ListIndex::new("ns", 3, "library/nginx"),
+        ListIndex::new("ns", 3, "team/app"),
+    );
+    let (now, minute) = (now_ms(), Duration::from_secs(60));
+    let lists: Vec<String> = (0..1_200).map(|n| format!("nginx-{n:04}")).collect();
+    for list in &lists {
+        tier.set(list, b"v", minute, &nginx, now)
+            .await
+            .expect("set");
+    }
+    tier.set("app", b"v", minute, &app, now).await.expect("set");
+    tier.set("app-brief", b"v", Duration::from_millis(100), &app, now)
+        .await
+        .expect("set");
+
+    let listed = |index: &str, at: u64| {
+        let (tier, index) = (tier.clone(), index.to_owned());
+        async move { tier.listed(&index, at, 0, 10_000).await.expect("listed") }
+    };
+    assert_eq!(listed(&nginx.repository_index, now).await, lists);
+    assert_eq!(
+        tier.listed(&nginx.repository_index, now, 1_000, 500)
+            .await
+            .expect("a page"),
+        lists[1_000..],
+        "a page: 500 from the 1000th on, as many as there are"
+    );
+    assert_eq!(
+        listed(&app.repository_index, now + 1_000).await,
+        ["app"],
+        "a list past its expiry is not listed"
+    );
+    assert_eq!(
+        listed(&nginx.registry_index, now).await,
+        ["library/nginx", "team/app"]
+    );
+
+    let before = inside.command_calls();
+    assert_eq!(tier.unlist(&nginx, &lists).await.expect("unlist"), 1_200);
+    let after = inside.command_calls();
+    assert_eq!(after["eval"] - before["eval"], 3, "500 lists a call");
+    assert_eq!(after.get("scan"), None, "no walk of the keyspace");
+    assert_eq!(listed(&nginx.registry_index, now).await, ["team/app"]);
+    assert_eq!(
+        inside.keys("*"),
+        [
+            "app",
+            "app-brief",
+            "referrers-sidecar:v2:ns:lists:3",
+            "referrers-sidecar:v2:ns:lists:3:team/app"
+        ],
+        "the lists and the repository's index gone"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_restart() {
     let mut server = RedisServer::start();
@@ -193,7 +284,7 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
         Duration::from_secs(30),
     )
     .expect("tier");
-    tier.set("k", b"before", Duration::from_secs(60))
+    set(&tier, "k", b"before", Duration::from_secs(60))
         .await
         .expect("set");
 
@@ -204,10 +295,10 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
             matches!(get, Err(RedisError::Pool(_) | RedisError::Command(_))),
             "killed Redis: {get:?}"
         );
-        let set = within_deadline(tier.set("k", b"v", Duration::from_secs(1))).await;
+        let stored = within_deadline(set(&tier, "k", b"v", Duration::from_secs(1))).await;
         assert!(
-            matches!(set, Err(RedisError::Pool(_) | RedisError::Command(_))),
-            "killed Redis: {set:?}"
+            matches!(stored, Err(RedisError::Pool(_) | RedisError::Command(_))),
+            "killed Redis: {stored:?}"
         );
         let lock = within_deadline(tier.try_lock("l", "t", Duration::from_secs(1))).await;
         assert!(
@@ -224,7 +315,7 @@ async fn killed_redis_fails_fast_with_typed_errors_and_the_pool_recovers_after_r
             .expect("get"),
         None
     );
-    tier.set("k", b"after", Duration::from_secs(60))
+    set(&tier, "k", b"after", Duration::from_secs(60))
         .await
         .expect("set");
     assert_eq!(server.client(DB).get_raw("k"), Some(b"after".to_vec()));
@@ -237,8 +328,8 @@ async fn black_holed_redis_times_out_every_call() {
 
     let get = within_deadline(tier.get("k", VALUE_BOUND)).await;
     assert!(matches!(get, Err(RedisError::Timeout)), "{get:?}");
-    let set = within_deadline(tier.set("k", b"v", Duration::from_secs(1))).await;
-    assert!(matches!(set, Err(RedisError::Timeout)), "{set:?}");
+    let stored = within_deadline(set(&tier, "k", b"v", Duration::from_secs(1))).await;
+    assert!(matches!(stored, Err(RedisError::Timeout)), "{stored:?}");
     let lock = within_deadline(tier.try_lock("l", "t", Duration::from_secs(1))).await;
     assert!(matches!(lock, Err(RedisError::Timeout)), "{lock:?}");
     let unlock = within_deadline(tier.unlock("l", "t")).await;
@@ -259,7 +350,7 @@ async fn black_holed_redis_times_out_every_call() {
 async fn frozen_redis_times_out_on_pooled_connections_then_recovers() {
     let server = RedisServer::start();
     let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 2, TIMEOUT).expect("tier");
-    tier.set("k", b"v", Duration::from_secs(60))
+    set(&tier, "k", b"v", Duration::from_secs(60))
         .await
         .expect("set");
 
@@ -280,7 +371,7 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
     let tier = RedisTier::new(&setup.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
     assert_eq!(setup.master_port(), Some(setup.master.port()));
 
-    tier.set("before", b"1", Duration::from_secs(600))
+    set(&tier, "before", b"1", Duration::from_secs(600))
         .await
         .expect("set through the master");
     assert_eq!(
@@ -305,7 +396,7 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
 
     // The first calls may meet connections to the dead master; new ones reach the new master.
     eventually("a write after the failover", || {
-        tier.set("after", b"2", Duration::from_secs(600))
+        set(&tier, "after", b"2", Duration::from_secs(600))
     })
     .await;
     assert_eq!(
@@ -328,7 +419,7 @@ async fn sentinel_reaches_the_master_and_the_new_one_after_it_dies() {
 async fn sentinel_follows_a_switch_over_that_demotes_the_master() {
     let mut setup = SentinelSetup::start();
     let tier = RedisTier::new(&setup.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
-    tier.set("before", b"1", Duration::from_secs(600))
+    set(&tier, "before", b"1", Duration::from_secs(600))
         .await
         .expect("set through the master");
 
@@ -336,13 +427,18 @@ async fn sentinel_follows_a_switch_over_that_demotes_the_master() {
     // every write would fail with READONLY.
     setup.switch_over();
     eventually("a write after the switch-over", || {
-        tier.set("after", b"2", Duration::from_secs(600))
+        set(&tier, "after", b"2", Duration::from_secs(600))
     })
     .await;
     for attempt in 0..8 {
-        tier.set(&format!("write-{attempt}"), b"x", Duration::from_secs(600))
-            .await
-            .expect("every later write reaches the new master");
+        set(
+            &tier,
+            &format!("write-{attempt}"),
+            b"x",
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("every later write reaches the new master");
     }
     assert_eq!(
         setup.replica.client(DB).get_raw("after"),
@@ -370,27 +466,11 @@ async fn sentinel_url_and_describe_hide_the_password() {
     assert!(!refused.to_string().contains("s3cret"), "{refused}");
 }
 
-/// `INFO commandstats` as command name → calls.
-fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64> {
-    let info = server
-        .client(DB)
-        .command(&[b"INFO", b"commandstats"])
-        .text()
-        .expect("INFO answers with text");
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_on_a_pooled_connection_is_one_bounded_getrange_and_no_ping() {
     let server = RedisServer::start();
     let tier = RedisTier::new(&server.url(DB).parse().expect("URL"), 4, TIMEOUT).expect("tier");
-    tier.set("k", b"v", Duration::from_secs(60))
+    set(&tier, "k", b"v", Duration::from_secs(60))
         .await
         .expect("set, which opens the pooled connection");
     let reset = server.client(DB).command(&[b"CONFIG", b"RESETSTAT"]);
@@ -402,7 +482,7 @@ async fn a_read_on_a_pooled_connection_is_one_bounded_getrange_and_no_ping() {
             Some(b"v".to_vec())
         );
     }
-    let calls = command_calls(&server);
+    let calls = server.client(DB).command_calls();
     assert_eq!(calls.get("getrange"), Some(&20), "{calls:?}");
     assert_eq!(calls.get("get"), None, "never an unbounded read: {calls:?}");
     assert_eq!(calls.get("ping"), None, "{calls:?}");

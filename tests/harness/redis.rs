@@ -2,6 +2,7 @@
 //! will), a Sentinel set-up (master, replica, three sentinels) that can fail over, a black hole
 //! that accepts connections and never answers, and a tiny RESP client to look inside.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,51 @@ impl RedisClient {
                 keys
             }
             other => panic!("KEYS {pattern}: {other:?}"),
+        }
+    }
+
+    /// How many times the server ran each command so far (`INFO commandstats`), by its
+    /// lowercase name (`scan`, `unlink`, `eval`): compared before and after a call, what the
+    /// call cost Redis.
+    #[must_use]
+    pub fn command_calls(&self) -> BTreeMap<String, u64> {
+        let info = self
+            .command(&[b"INFO", b"commandstats"])
+            .text()
+            .expect("INFO commandstats is text");
+        info.lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|stat| stat.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Writes `count` keys `<prefix>0`, `<prefix>1`, … (value `x`, no expiry), ten thousand per
+    /// `MSET`: a database full of keys that are not the sidecar's.
+    pub fn fill(&self, prefix: &str, count: usize) {
+        const BATCH: usize = 10_000;
+        for start in (0..count).step_by(BATCH) {
+            let keys: Vec<String> = (start..count.min(start + BATCH))
+                .map(|n| format!("{prefix}{n}"))
+                .collect();
+            let mut args: Vec<&[u8]> = vec![b"MSET"];
+            for key in &keys {
+                args.extend([key.as_bytes(), b"x".as_slice()]);
+            }
+            assert_eq!(self.command(&args), Reply::Simple("OK".into()), "MSET");
+        }
+    }
+
+    /// How many keys the database holds (`DBSIZE`).
+    #[must_use]
+    pub fn dbsize(&self) -> i64 {
+        match self.command(&[b"DBSIZE"]) {
+            Reply::Integer(size) => size,
+            other => panic!("DBSIZE: {other:?}"),
         }
     }
 

@@ -223,7 +223,7 @@ async fn harbor_decides_who_may_read_and_who_may_purge() {
     assert_eq!(code, 403, "a developer may not purge: {body}");
     assert_eq!(
         purge(&sidecar, "hub-proxy", "", PAM).await,
-        (200, json!({"purged": 0}))
+        (200, json!({"purged": 0, "registry_id": 1, "redis": "off"}))
     );
     assert_eq!(
         purge(&sidecar, "hub-proxy", "", ADMIN).await.0,
@@ -304,7 +304,13 @@ async fn a_purge_by_a_project_admin_reaches_both_replicas_sharing_redis() {
     assert_eq!(mirror.referrers_requests(), 1);
 
     let (code, body) = purge(&first, "hub-proxy", "?repository=team/app", PAM).await;
-    assert_eq!((code, body), (200, json!({"purged": 1})));
+    assert_eq!(
+        (code, body),
+        (
+            200,
+            json!({"purged": 1, "registry_id": 1, "repository": "team/app", "redis": "purged"})
+        )
+    );
     wait_for_metric(&second, &metrics::cache_purges_received(), 1.0).await;
     assert!(redis.client(10).keys("referrers-sidecar:v2:*").is_empty());
 
@@ -383,7 +389,14 @@ async fn a_replica_listens_again_after_redis_restarts_and_purges_by_subject() {
         PAM,
     )
     .await;
-    assert_eq!((code, body), (200, json!({"purged": 1})));
+    assert_eq!(
+        (code, body),
+        (
+            200,
+            json!({"purged": 1, "registry_id": 1, "repository": "team/app",
+                "digest": subject, "redis": "purged"})
+        )
+    );
     wait_for_metric(&first, &metrics::cache_purges_received(), 1.0).await;
     assert_eq!(ask(&first, &path).await.cache, "miss");
     assert_eq!(mirror.referrers_requests(), 2);

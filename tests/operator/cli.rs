@@ -222,13 +222,13 @@ async fn status_and_purge_ask_a_running_sidecar_in_words_or_json() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout,
-        "purged 1 cached list of hub-proxy/team/app on every replica\n"
+        "purged 1 cached list of team/app in Harbor registry 1, for every project proxying it, on this replica only: there is no shared cache (send the purge to each replica)\n"
     );
     let (ok, stdout, _) = run(&["purge", "--project", "hub-proxy", "--json"], PAM).await;
     assert!(ok);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&stdout).expect("JSON"),
-        serde_json::json!({"purged": 0})
+        serde_json::json!({"purged": 0, "registry_id": 1, "redis": "off"})
     );
     assert_eq!(ask(&sidecar, &path).await.cache, "miss", "purged");
 

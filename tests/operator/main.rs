@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod memory;
+mod purge;
 mod store_in_harbor;
 mod webhook;
 mod webhook_setup;

@@ -194,6 +194,8 @@ outcomes! {
         Forbidden => "forbidden",
         NotFound => "not_found",
         Invalid => "invalid",
+        /// Past the project's budget (`operator.purges_per_minute`, `status_per_minute`).
+        Limited => "limited",
         Unavailable => "unavailable",
     }
 

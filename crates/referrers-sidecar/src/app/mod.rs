@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AppState, Forwarder};
 use crate::metrics::Metrics;
-use crate::operator::OperatorAccess;
+use crate::operator::{OperatorAccess, OperatorBudgets};
 use crate::referrers::{AnswerMemo, CoreCalls};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
@@ -114,6 +114,7 @@ impl Application {
             Arc::clone(&clock),
             Arc::clone(&metrics),
         ));
+        let operator_budgets = OperatorBudgets::new(&settings.operator, &clock);
         let core_credentials = core_credentials(&settings);
         let (warm_queue, warm_receiver) =
             WarmQueue::new(settings.webhook.queue_size, Arc::clone(&metrics));
@@ -155,6 +156,7 @@ impl Application {
             replicas: Arc::clone(&replicas),
             upstream,
             operator: OperatorAccess::default(),
+            operator_budgets,
             store,
             settings,
             metrics: Arc::clone(&metrics),

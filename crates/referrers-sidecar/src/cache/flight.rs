@@ -7,6 +7,7 @@ use std::sync::Arc;
 use oci_referrers::Digest;
 
 use super::entry::{CachedList, EntryBounds};
+use super::keys::ListIndex;
 use super::policy::Freshness;
 use super::shared::{Lock, SharedRead};
 use super::{ReferrersCache, UpstreamAnswer};
@@ -194,8 +195,12 @@ impl ReferrersCache {
         let lifetime = self.config.lifetimes.lifetime(list);
         self.memory.insert(key, Arc::clone(list), lifetime).await;
         self.metrics.count_cache_store(Tier::Memory);
-        if let Some(shared) = &self.shared {
-            shared.put(key, &bytes, lifetime).await;
+        // Shared listed in its indexes, for purges; a key no purge could find (none: keys are
+        // built by `cache_key`) stays in this replica.
+        if let Some(shared) = &self.shared
+            && let Some(index) = ListIndex::of(&self.config.namespace, key)
+        {
+            shared.put(key, &bytes, lifetime, &index).await;
         }
         true
     }

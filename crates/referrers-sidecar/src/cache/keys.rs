@@ -1,7 +1,7 @@
 //! Every Redis key and channel the sidecar uses, built here and nowhere else: a cached list's
-//! key, its cross-replica lock, a stored referrer's claim, the purge channel, and which keys a
-//! purge takes (as a `SCAN` pattern and as a test on a key). Replicas of different versions
-//! share one Redis: these strings change only with the version in their prefix.
+//! key, its cross-replica lock, the indexes a purge finds lists by, a stored referrer's claim,
+//! the purge channel, and which lists a purge takes. Replicas of different versions share one
+//! Redis: these strings change only with the version in their prefix.
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +49,85 @@ fn registry_prefix(namespace: &str, registry_id: i64) -> String {
     format!("{PREFIX}:{namespace}:{registry_id}:")
 }
 
+/// A cached list's key taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListKey<'a> {
+    pub registry_id: i64,
+    /// The repository on the upstream.
+    pub repository: &'a str,
+    pub digest: Digest,
+}
+
+impl<'a> ListKey<'a> {
+    /// `key` taken apart, when it is a cached list's key under `namespace` (never a lock key).
+    #[must_use]
+    pub fn parse(namespace: &str, key: &'a str) -> Option<Self> {
+        let rest = key
+            .strip_prefix(PREFIX)?
+            .strip_prefix(':')?
+            .strip_prefix(namespace)?
+            .strip_prefix(':')?;
+        let (registry_id, rest) = rest.split_once(':')?;
+        // `<url hash>:<identity hash>:<repository>@<digest>`
+        let (hashes_and_repository, digest) = rest.split_once('@')?;
+        let mut parts = hashes_and_repository.splitn(3, ':');
+        let (Some(_url), Some(_identity), Some(repository)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        Some(Self {
+            // Harbor's ids are positive: a sign or a leading zero is no key of ours.
+            registry_id: registry_id
+                .parse()
+                .ok()
+                .filter(|id: &i64| id.to_string() == registry_id)?,
+            repository,
+            // A lock key (`…@<digest>:lock`) or a foreign one does not parse.
+            digest: digest.parse().ok()?,
+        })
+    }
+}
+
+/// Where a cached list is listed for purges, in Redis: the index of its repository (sorted set
+/// `referrers-sidecar:v2:<namespace>:lists:<registry_id>:<repository>`, the lists' keys scored
+/// by when they expire), and the index of its registry (sorted set
+/// `referrers-sidecar:v2:<namespace>:lists:<registry_id>`, the repositories, scored likewise).
+/// A purge reads these, never the keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListIndex {
+    pub repository_index: String,
+    pub registry_index: String,
+    /// The repository, as the registry's index lists it.
+    pub repository: String,
+}
+
+impl ListIndex {
+    #[must_use]
+    pub fn new(namespace: &str, registry_id: i64, repository: &str) -> Self {
+        let registry_index = registry_index(namespace, registry_id);
+        Self {
+            repository_index: format!("{registry_index}:{repository}"),
+            registry_index,
+            repository: repository.to_owned(),
+        }
+    }
+
+    /// Where the list under `key` is listed; `None` for a key that is not a cached list's.
+    #[must_use]
+    pub fn of(namespace: &str, key: &str) -> Option<Self> {
+        let list = ListKey::parse(namespace, key)?;
+        Some(Self::new(namespace, list.registry_id, list.repository))
+    }
+}
+
+/// The index of the repositories of Harbor registry `registry_id` that have lists:
+/// `referrers-sidecar:v2:<namespace>:lists:<registry_id>`.
+#[must_use]
+pub fn registry_index(namespace: &str, registry_id: i64) -> String {
+    format!("{PREFIX}:{namespace}:lists:{registry_id}")
+}
+
 /// The cross-replica lock of a key.
 #[must_use]
 pub fn lock_key(key: &str) -> String {
@@ -85,59 +164,16 @@ pub struct PurgeScope {
 }
 
 impl PurgeScope {
-    /// A Redis `MATCH` pattern for every key of this scope under `namespace` (and, for a
-    /// repository, its lock keys too: [`Self::matches`] tells them apart).
-    #[must_use]
-    pub fn pattern(&self, namespace: &str) -> String {
-        let prefix = glob_escape(&registry_prefix(namespace, self.registry_id));
-        match (&self.repository, &self.digest) {
-            // The URL and identity hashes are hex: the last `:` before the repository is the
-            // one that ends them (repository names hold no `:`).
-            (Some(repository), Some(digest)) => {
-                format!(
-                    "{prefix}*:{}@{}",
-                    glob_escape(repository),
-                    glob_escape(digest.as_ref())
-                )
-            }
-            (Some(repository), None) => format!("{prefix}*:{}@*", glob_escape(repository)),
-            (None, _) => format!("{prefix}*"),
-        }
-    }
-
     /// Whether `key` is a cached list of this scope under `namespace` (never a lock key).
     #[must_use]
     pub fn matches(&self, namespace: &str, key: &str) -> bool {
-        let Some(rest) = key.strip_prefix(&registry_prefix(namespace, self.registry_id)) else {
-            return false;
-        };
-        // `<url hash>:<identity hash>:<repository>@<digest>`
-        let Some((hashes_and_repository, digest)) = rest.split_once('@') else {
-            return false;
-        };
-        let mut parts = hashes_and_repository.splitn(3, ':');
-        let (Some(_url), Some(_identity), Some(repository)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        let Ok(digest) = digest.parse::<Digest>() else {
-            // A lock key (`…@<digest>:lock`) or a foreign one.
-            return false;
-        };
-        self.repository.as_deref().is_none_or(|r| r == repository)
-            && self.digest.as_ref().is_none_or(|d| *d == digest)
+        ListKey::parse(namespace, key).is_some_and(|list| {
+            list.registry_id == self.registry_id
+                && self
+                    .repository
+                    .as_deref()
+                    .is_none_or(|r| r == list.repository)
+                && self.digest.as_ref().is_none_or(|d| *d == list.digest)
+        })
     }
-}
-
-/// `text` matched literally in a Redis glob pattern.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }

@@ -37,8 +37,8 @@ pub use claims::{Claim, Claims};
 pub use config::{CacheConfig, shared_store};
 pub use entry::CachedList;
 use entry::EntryBounds;
-pub use keys::PurgeScope;
 use keys::cache_key;
+pub use keys::{ListIndex, PurgeScope};
 use memory::MemoryTier;
 use policy::Freshness;
 pub use redis::{RedisError, RedisTier};
@@ -112,7 +112,11 @@ impl ReferrersCache {
         // Exported from the start, with or without a shared tier.
         metrics.set_breaker_state(REDIS_BREAKER, 0);
         Self {
-            memory: MemoryTier::new(config.memory_max_bytes, Arc::clone(&metrics)),
+            memory: MemoryTier::new(
+                config.memory_max_bytes,
+                config.namespace.clone(),
+                Arc::clone(&metrics),
+            ),
             shared: shared.map(|store| {
                 Arc::new(SharedTier::new(
                     store,

@@ -1,5 +1,6 @@
 //! The shared Redis tier: a bounded connection pool to a plain, TLS or Sentinel-managed Redis,
-//! with get/set, a cross-replica lock, and every call cut off after `cache.redis_timeout`.
+//! with get/set, the indexes purges find lists by, a cross-replica lock, and every call cut off
+//! after `cache.redis_timeout`.
 
 mod connector;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::time::{Instant, timeout_at};
 
+use super::keys::ListIndex;
 use crate::config::RedisUrl;
 use connector::Connector;
 
@@ -21,11 +23,47 @@ use connector::Connector;
 /// expired (and was taken by another replica) cannot release the other replica's lock.
 const COMPARE_AND_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Stores a list (`KEYS[1]`, `ARGV[1]` for `ARGV[2]` ms) and lists it in its repository's index
+/// (`KEYS[2]`) and the repository (`ARGV[5]`) in its registry's (`KEYS[3]`): each index scores
+/// a member by when it expires at the latest (`ARGV[3]`), drops the members that expired
+/// before now (`ARGV[4]`), and lives as long as its last member. One call, whatever else the
+/// database holds.
+const SET_AND_LIST: &str = "
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local function list(index, member)
+  local score = redis.call('ZSCORE', index, member)
+  if not score or tonumber(score) < tonumber(ARGV[3]) then
+    redis.call('ZADD', index, ARGV[3], member)
+  end
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[4])
+  if redis.call('PTTL', index) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', index, ARGV[2])
+  end
+end
+list(KEYS[2], KEYS[1])
+list(KEYS[3], ARGV[5])
+return 1
+";
+
+/// Deletes lists of one repository (`KEYS[3..]`) and takes them out of its index (`KEYS[1]`),
+/// and the repository (`ARGV[1]`) out of its registry's index (`KEYS[2]`) once it lists no
+/// more; returns how many of the lists existed.
+const UNLINK_AND_UNLIST: &str = "
+local lists = {unpack(KEYS, 3)}
+local dropped = redis.call('UNLINK', unpack(lists))
+redis.call('ZREM', KEYS[1], unpack(lists))
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return dropped
+";
+
 /// How long a subscription may go without a message before a `PING` checks the connection.
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(10);
 
-/// Keys asked for per `SCAN` step, and deleted per `UNLINK`.
-const SCAN_COUNT: usize = 500;
+/// Lists deleted per call: each call is short, so that Redis (Harbor's own) serves others in
+/// between.
+const UNLINK_BATCH: usize = 500;
 
 /// Why a Redis call failed. The cache treats every one of them as "no shared tier right now".
 #[derive(Debug, thiserror::Error)]
@@ -101,16 +139,33 @@ impl RedisTier {
         Ok((!value.is_empty()).then_some(value))
     }
 
-    /// Stores `value` under `key` for `ttl` (`SET … PX`, millisecond precision, at least 1 ms).
-    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), RedisError> {
-        self.run(
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(ttl_millis(ttl)),
-        )
-        .await
+    /// Stores the list `value` under `key` for `ttl` (millisecond precision, at least 1 ms),
+    /// and lists it in `index` (see [`SET_AND_LIST`]); `now_ms` is the caller's clock.
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        index: &ListIndex,
+        now_ms: u64,
+    ) -> Result<(), RedisError> {
+        let ttl = ttl_millis(ttl);
+        let _stored: i64 = self
+            .run(
+                redis::cmd("EVAL")
+                    .arg(SET_AND_LIST)
+                    .arg(3)
+                    .arg(key)
+                    .arg(&index.repository_index)
+                    .arg(&index.registry_index)
+                    .arg(value)
+                    .arg(ttl)
+                    .arg(now_ms.saturating_add(ttl))
+                    .arg(now_ms)
+                    .arg(&index.repository),
+            )
+            .await?;
+        Ok(())
     }
 
     /// `SET key token NX PX ttl`: true when this caller now holds the lock.
@@ -147,39 +202,45 @@ impl RedisTier {
         Ok(())
     }
 
-    /// Every key matching `pattern`, walked with `SCAN … MATCH` (never `KEYS`, which blocks
-    /// Redis — Harbor's own — for the whole walk); each step is one bounded call.
-    pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, RedisError> {
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self
-                .run(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT),
-                )
-                .await?;
-            keys.extend(batch);
-            if next == 0 {
-                // A key may come back twice from one walk.
-                keys.sort_unstable();
-                keys.dedup();
-                return Ok(keys);
-            }
-            cursor = next;
-        }
+    /// The members of the sorted set `index` that expire at `now_ms` or later, soonest first,
+    /// `count` of them from the `offset`th on (`ZRANGEBYSCORE … LIMIT`): what one index lists,
+    /// a page at a time, and nothing else of the database.
+    pub async fn listed(
+        &self,
+        index: &str,
+        now_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>, RedisError> {
+        self.run(
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(index)
+                .arg(now_ms)
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(count),
+        )
+        .await
     }
 
-    /// Deletes `keys` (`UNLINK`: Redis frees their memory in the background), in batches;
+    /// Deletes `lists` of one repository (`UNLINK`: Redis frees their memory in the
+    /// background) and takes them out of `index` (see [`UNLINK_AND_UNLIST`]), in batches;
     /// returns how many existed.
-    pub async fn delete(&self, keys: &[String]) -> Result<u64, RedisError> {
+    pub async fn unlist(&self, index: &ListIndex, lists: &[String]) -> Result<u64, RedisError> {
         let mut deleted = 0;
-        for batch in keys.chunks(SCAN_COUNT) {
-            let count: u64 = self.run(redis::cmd("UNLINK").arg(batch)).await?;
+        for batch in lists.chunks(UNLINK_BATCH) {
+            let count: u64 = self
+                .run(
+                    redis::cmd("EVAL")
+                        .arg(UNLINK_AND_UNLIST)
+                        .arg(2 + batch.len())
+                        .arg(&index.repository_index)
+                        .arg(&index.registry_index)
+                        .arg(batch)
+                        .arg(&index.repository),
+                )
+                .await?;
             deleted += count;
         }
         Ok(deleted)

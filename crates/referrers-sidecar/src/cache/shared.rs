@@ -1,6 +1,7 @@
 //! The shared tier as the cache uses it: a store replicas share (Redis) behind its breaker and
-//! with its metrics — read and decode, store, the cross-replica lock and the wait for another
-//! replica's entry. Every failure is "no shared tier right now", never an error to the caller.
+//! with its metrics — read and decode, store (listed in the indexes purges read), the
+//! cross-replica lock and the wait for another replica's entry. Every failure is "no shared
+//! tier right now", never an error to the caller.
 
 #[cfg(test)]
 pub mod stub;
@@ -15,7 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 use super::entry::{CachedList, EntryBounds};
-use super::keys::lock_key;
+use super::keys::{ListIndex, lock_key};
 use super::redis::{RedisError, RedisTier};
 use crate::breaker::{Breaker, BreakerState, Change, Verdict};
 use crate::clock::Clock;
@@ -45,11 +46,15 @@ pub trait SharedStore: Send + Sync {
         key: &'a str,
         max_bytes: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RedisError>>;
+    /// Stores the list `value` under `key` for `ttl`, and lists it in `index` until then
+    /// (`now_ms`: the caller's clock).
     fn set<'a>(
         &'a self,
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
+        index: &'a ListIndex,
+        now_ms: u64,
     ) -> BoxFuture<'a, Result<(), RedisError>>;
     /// Sets `key` to `token` for `ttl` unless it exists: true when this caller set it.
     fn try_lock<'a>(
@@ -60,10 +65,22 @@ pub trait SharedStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, RedisError>>;
     /// Deletes `key` only while it holds `token`.
     fn unlock<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<(), RedisError>>;
-    /// Every key matching the glob `pattern`.
-    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>>;
-    /// Deletes `keys`; returns how many existed.
-    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>>;
+    /// What the index `index` (one of [`ListIndex`]'s) lists as of `now_ms`, soonest to
+    /// expire first: `count` members from the `offset`th on.
+    fn listed<'a>(
+        &'a self,
+        index: &'a str,
+        now_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RedisError>>;
+    /// Deletes `lists` of the repository of `index` and takes them out of its index (and the
+    /// repository out of its registry's once it lists no more); returns how many existed.
+    fn unlist<'a>(
+        &'a self,
+        index: &'a ListIndex,
+        lists: &'a [String],
+    ) -> BoxFuture<'a, Result<u64, RedisError>>;
     fn publish<'a>(
         &'a self,
         channel: &'a str,
@@ -92,8 +109,10 @@ impl SharedStore for RedisTier {
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
+        index: &'a ListIndex,
+        now_ms: u64,
     ) -> BoxFuture<'a, Result<(), RedisError>> {
-        RedisTier::set(self, key, value, ttl).boxed()
+        RedisTier::set(self, key, value, ttl, index, now_ms).boxed()
     }
 
     fn try_lock<'a>(
@@ -109,12 +128,22 @@ impl SharedStore for RedisTier {
         RedisTier::unlock(self, key, token).boxed()
     }
 
-    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
-        RedisTier::scan(self, pattern).boxed()
+    fn listed<'a>(
+        &'a self,
+        index: &'a str,
+        now_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
+        RedisTier::listed(self, index, now_ms, offset, count).boxed()
     }
 
-    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>> {
-        RedisTier::delete(self, keys).boxed()
+    fn unlist<'a>(
+        &'a self,
+        index: &'a ListIndex,
+        lists: &'a [String],
+    ) -> BoxFuture<'a, Result<u64, RedisError>> {
+        RedisTier::unlist(self, index, lists).boxed()
     }
 
     fn publish<'a>(
@@ -252,9 +281,13 @@ impl SharedTier {
         }
     }
 
-    /// Stores an encoded entry for `ttl`; true when it was stored.
-    pub async fn put(&self, key: &str, bytes: &[u8], ttl: Duration) -> bool {
-        let stored = self.call(self.store.set(key, bytes, ttl)).await.is_some();
+    /// Stores an encoded entry for `ttl`, listed in `index`; true when it was stored.
+    pub async fn put(&self, key: &str, bytes: &[u8], ttl: Duration, index: &ListIndex) -> bool {
+        let now_ms = self.clock.now_ms();
+        let stored = self
+            .call(self.store.set(key, bytes, ttl, index, now_ms))
+            .await
+            .is_some();
         if stored {
             self.metrics.count_cache_store(Tier::Redis);
         }
@@ -293,17 +326,21 @@ impl SharedTier {
         let _ = self.call(self.store.unlock(key, token)).await;
     }
 
-    /// Deletes the keys matching `pattern` that `matches` accepts (a `SCAN` pattern may take
-    /// more than a purge does: lock keys); returns them, `None` when the tier is unavailable.
-    pub async fn remove_matching(
-        &self,
-        pattern: &str,
-        matches: impl Fn(&str) -> bool,
-    ) -> Option<Vec<String>> {
-        let mut keys = self.call(self.store.scan(pattern)).await?;
-        keys.retain(|key| matches(key));
-        self.call(self.store.delete(&keys)).await?;
-        Some(keys)
+    /// What `index` lists now, `count` members from the `offset`th on; `None` when the tier
+    /// is unavailable.
+    pub async fn listed(&self, index: &str, offset: usize, count: usize) -> Option<Vec<String>> {
+        let now_ms = self.clock.now_ms();
+        self.call(self.store.listed(index, now_ms, offset, count))
+            .await
+    }
+
+    /// Deletes `lists` of the repository of `index`, and takes them out of the index; `None`
+    /// when the tier is unavailable.
+    pub async fn unlist(&self, index: &ListIndex, lists: &[String]) -> Option<u64> {
+        if lists.is_empty() {
+            return Some(0);
+        }
+        self.call(self.store.unlist(index, lists)).await
     }
 
     /// Publishes `message` on `channel`; false when the tier is unavailable.

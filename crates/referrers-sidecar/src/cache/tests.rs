@@ -8,7 +8,7 @@ use registry_client::UpstreamReferrers;
 use sha2::Digest as _;
 
 use super::entry::EntryBounds;
-use super::keys::lock_key;
+use super::keys::{self, ListIndex, lock_key};
 use super::shared::stub::{Fault, StubStore};
 use super::testing::*;
 use super::*;
@@ -692,4 +692,67 @@ async fn a_flight_started_after_another_stored_the_key_makes_no_upstream_call() 
         .await;
     assert!(fetched.upstream == UpstreamResult::Api && fetched.list.is_some());
     assert_eq!(replica.upstream.fetches(), 2);
+}
+
+/// A purge reads the indexes a page at a time: a subject whose list is past the first page is
+/// found, the repository's other lists stay, and a registry's purge takes every list of every
+/// repository however many pages they fill.
+#[tokio::test]
+async fn a_purge_pages_through_the_indexes_and_takes_what_its_scope_names() {
+    let (clock, store) = (
+        Arc::new(ManualClock::at(T0)),
+        Arc::new(StubStore::default()),
+    );
+    let replica = Replica::new(
+        Some(&store),
+        StubUpstream::answering(Answer::Referrers(1)),
+        &clock,
+    );
+    let namespace = config().namespace;
+    let subject = |n: u32| -> Digest { format!("sha256:{n:064x}").parse().unwrap() };
+    let store_list = |repository: &str, n: u32| {
+        let key = keys::cache_key(&namespace, REGISTRY_ID, "0a:1b", repository, &subject(n));
+        let index = ListIndex::new(&namespace, REGISTRY_ID, repository);
+        let store = Arc::clone(&store);
+        async move {
+            // Later subjects expire later: they come last in the index.
+            let ttl = Duration::from_secs(3_600 + u64::from(n));
+            SharedStore::set(store.as_ref(), &key, b"v", ttl, &index, T0)
+                .await
+                .unwrap();
+            key
+        }
+    };
+    let mut nginx = Vec::new();
+    for n in 0..1_234 {
+        nginx.push(store_list("library/nginx", n).await);
+    }
+    let other = store_list("library/other", 0).await;
+    let scope = |repository: Option<&str>, digest: Option<Digest>| PurgeScope {
+        registry_id: REGISTRY_ID,
+        repository: repository.map(str::to_owned),
+        digest,
+    };
+
+    let last = replica
+        .cache
+        .remove_shared(&scope(Some("library/nginx"), Some(subject(1_233))))
+        .await;
+    assert_eq!(last, Some(vec![nginx[1_233].clone()]), "past two pages");
+    assert!(store.value(&nginx[1_233]).is_none());
+    assert!(store.value(&nginx[0]).is_some() && store.value(&other).is_some());
+
+    let all = replica
+        .cache
+        .remove_shared(&scope(None, None))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1_234);
+    assert!(all.contains(&other) && all.contains(&nginx[0]));
+    assert!(store.value(&other).is_none());
+    let registry_index = keys::registry_index(&namespace, REGISTRY_ID);
+    assert!(
+        store.index(&registry_index).is_empty(),
+        "no repository left"
+    );
 }

@@ -72,11 +72,13 @@ enum CommandError {
     Client(reqwest::Error),
     #[error("cannot reach the sidecar at {url}: {source}")]
     Unreachable { url: Url, source: reqwest::Error },
-    /// `request`: the id the sidecar's log holds the detail under.
-    #[error("the sidecar answered {status}: {message}{request}")]
+    /// `request`: the id the sidecar's log holds the detail under; `retry`: when to try again,
+    /// for a call over the project's budget.
+    #[error("the sidecar answered {status}: {message}{retry}{request}")]
     Refused {
         status: u16,
         message: String,
+        retry: String,
         request: String,
     },
     #[error("the sidecar sent an unreadable answer: {0}")]
@@ -109,21 +111,37 @@ pub fn purge(config: &Path, args: &PurgeArgs) -> ExitCode {
     if url.query() == Some("") {
         url.set_query(None);
     }
-    let what = match (&args.repository, &args.digest) {
-        (Some(repository), Some(digest)) => format!("{}/{repository}@{digest}", target.project),
-        (Some(repository), None) => format!("{}/{repository}", target.project),
-        _ => target.project.clone(),
-    };
     finish(
         target.json,
-        call(reqwest::Method::DELETE, url).map(|answer| {
-            let purged = answer.json["purged"].as_u64().unwrap_or(0);
-            let lists = if purged == 1 { "list" } else { "lists" };
-            Reported {
-                text: format!("purged {purged} cached {lists} of {what} on every replica"),
-                json: answer.raw,
-            }
+        call(reqwest::Method::DELETE, url).map(|answer| Reported {
+            text: describe_purge(&target.project, &answer.json),
+            json: answer.raw,
         }),
+    )
+}
+
+/// A purge's answer in words: how many lists, of what (a registry's lists are every project's
+/// over it), and whether every replica dropped them.
+fn describe_purge(project: &str, purge: &Value) -> String {
+    let Some(registry) = purge["registry_id"].as_i64() else {
+        return format!("{project} is no proxy-cache project: it has no cached lists");
+    };
+    let purged = purge["purged"].as_u64().unwrap_or(0);
+    let lists = if purged == 1 { "list" } else { "lists" };
+    let of = match (purge["repository"].as_str(), purge["digest"].as_str()) {
+        (Some(repository), Some(digest)) => format!("{repository}@{digest} in "),
+        (Some(repository), None) => format!("{repository} in "),
+        _ => String::new(),
+    };
+    let reach = match purge["redis"].as_str() {
+        Some("purged") => "on every replica",
+        Some("unavailable") => {
+            "on this replica only: Redis did not answer (purge again once it is back)"
+        }
+        _ => "on this replica only: there is no shared cache (send the purge to each replica)",
+    };
+    format!(
+        "purged {purged} cached {lists} of {of}Harbor registry {registry}, for every project proxying it, {reach}"
     )
 }
 
@@ -201,6 +219,11 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             .await
             .map_err(unreachable)?;
         let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map_or_else(String::new, |seconds| format!(" (retry in {seconds} s)"));
         let raw = response.text().await.map_err(unreachable)?;
         let json: Value = serde_json::from_str(&raw).map_err(|e| {
             CommandError::Invalid(format!(
@@ -217,6 +240,7 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
             return Err(CommandError::Refused {
                 status,
                 message,
+                retry,
                 request,
             });
         }
@@ -359,6 +383,38 @@ mod tests {
                 .as_str(),
             "https://harbor.example/sidecar/referrers-sidecar/v1/projects/hub%20proxy/cache"
         );
+    }
+
+    #[test]
+    fn a_purge_reads_as_a_sentence_naming_what_it_dropped_and_where() {
+        let cases = [
+            (
+                serde_json::json!({"purged": 3, "registry_id": 1, "redis": "purged"}),
+                "purged 3 cached lists of Harbor registry 1, for every project proxying it, on every replica",
+            ),
+            (
+                serde_json::json!({"purged": 1, "registry_id": 2, "repository": "library/nginx",
+                    "redis": "unavailable"}),
+                "purged 1 cached list of library/nginx in Harbor registry 2, for every project proxying it, on this replica only: Redis did not answer (purge again once it is back)",
+            ),
+            (
+                serde_json::json!({"purged": 0, "registry_id": 2, "repository": "team/app",
+                    "digest": "sha256:ab", "redis": "off"}),
+                "purged 0 cached lists of team/app@sha256:ab in Harbor registry 2, for every project proxying it, on this replica only: there is no shared cache (send the purge to each replica)",
+            ),
+            (
+                serde_json::json!({"purged": 0}),
+                "lib is no proxy-cache project: it has no cached lists",
+            ),
+        ];
+        for (answer, text) in cases {
+            let project = if answer.get("registry_id").is_some() {
+                "hub"
+            } else {
+                "lib"
+            };
+            assert_eq!(describe_purge(project, &answer), text, "{answer}");
+        }
     }
 
     #[test]

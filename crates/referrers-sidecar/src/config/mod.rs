@@ -48,6 +48,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub response: ResponseSettings,
     pub webhook: WebhookSettings,
+    /// The operator API: how often each project's purges and statuses may be asked.
+    pub operator: OperatorSettings,
     /// Upstream signatures and SBOMs pulled into Harbor (`projects.store_in_harbor`).
     pub store: StoreSettings,
     pub log: LogSettings,
@@ -65,6 +67,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             response: ResponseSettings::default(),
             webhook: WebhookSettings::default(),
+            operator: OperatorSettings::default(),
             store: StoreSettings::default(),
             log: LogSettings::default(),
         }
@@ -233,6 +236,27 @@ impl Default for WebhookSettings {
             auth_header: None,
             auth_header_file: None,
             queue_size: 1024,
+        }
+    }
+}
+
+/// How often the operator API takes one project's calls, in each replica: past a budget, a
+/// call gets `429` with `Retry-After` and nothing is done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorSettings {
+    /// Purges of one project in any minute, at most.
+    pub purges_per_minute: u32,
+    /// Status calls for one project in any minute, at most (a budget of its own: readers
+    /// asking a public project's status never hold back its admins' purges).
+    pub status_per_minute: u32,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            purges_per_minute: 6,
+            status_per_minute: 60,
         }
     }
 }

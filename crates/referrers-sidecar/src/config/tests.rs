@@ -122,6 +122,10 @@ fn the_webhook_secret_is_off_by_default_read_from_its_file_and_masked() {
     let s = load("{}", &[]).unwrap();
     assert!(s.webhook.auth_header.is_none());
     assert_eq!(s.webhook.queue_size, 1024);
+    assert_eq!(
+        (s.operator.purges_per_minute, s.operator.status_per_minute),
+        (6, 60)
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("auth-header");
     std::fs::write(&file, "Bearer from-a-file\n").unwrap();
@@ -298,6 +302,16 @@ fn bad_values_name_the_key() {
         ),
         ("store:\n  pulls_per_minute: 60\n", &[], "pulls_per_minute"),
         ("store:\n  queue_size: 0\n", &[], "store.queue_size"),
+        (
+            "operator:\n  purges_per_minute: 0\n",
+            &[],
+            "operator.purges_per_minute",
+        ),
+        (
+            "operator:\n  status_per_minute: 0\n",
+            &[],
+            "operator.status_per_minute",
+        ),
     ];
     for (yaml, env, key) in cases {
         let err = load(yaml, env).expect_err(yaml).to_string();

@@ -5,8 +5,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::{
-    CacheBackend, CacheSettings, ConfigError, HarborSettings, RegistrySettings, ResponseSettings,
-    Settings, StoreSettings, UpstreamSettings, WebhookSettings,
+    CacheBackend, CacheSettings, ConfigError, HarborSettings, OperatorSettings, RegistrySettings,
+    ResponseSettings, Settings, StoreSettings, UpstreamSettings, WebhookSettings,
 };
 
 /// Harbor's own Redis DB indexes (core, jobservice, registry, Trivy, …): sharing them risks
@@ -41,6 +41,7 @@ impl Settings {
         self.upstream.validate()?;
         self.response.validate()?;
         self.webhook.validate()?;
+        self.operator.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
         Ok(())
@@ -315,6 +316,20 @@ impl WebhookSettings {
                 "webhook.queue_size",
                 format!("must be between 1 and {}", Self::MAX_QUEUE_SIZE),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl OperatorSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, per_minute) in [
+            ("operator.purges_per_minute", self.purges_per_minute),
+            ("operator.status_per_minute", self.status_per_minute),
+        ] {
+            if per_minute == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, ResponseError};
 use harbor_client::{HarborError, SendError};
 use serde::Serialize;
 
-use crate::operator::{PurgeError, Refusal};
+use crate::operator::{Limited, PurgeError, Refusal};
 use crate::referrers::RequestError;
 use crate::webhook::EventError;
 
@@ -124,6 +124,8 @@ pub enum OperatorError {
     CoreUnavailable,
     /// Harbor's facts about the project could not be read with the sidecar's robot.
     FactsUnavailable,
+    /// The project's budget of such calls is spent: a slot frees in this many seconds.
+    TooManyRequests(u64),
 }
 
 impl OperatorError {
@@ -139,6 +141,7 @@ impl OperatorError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::CoreUnavailable | Self::FactsUnavailable => StatusCode::BAD_GATEWAY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -150,6 +153,8 @@ impl OperatorError {
             StatusCode::BAD_REQUEST => "BAD_REQUEST",
             StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
             StatusCode::FORBIDDEN => "FORBIDDEN",
+            // The distribution spec's code for a 429.
+            StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
             _ => "UNAVAILABLE",
         }
     }
@@ -175,6 +180,9 @@ impl OperatorError {
             Self::FactsUnavailable => {
                 "cannot read the project from Harbor: the sidecar's log has the detail under this request id"
             }
+            Self::TooManyRequests(_) => {
+                "too many such calls for this project: retry after the seconds Retry-After gives"
+            }
         }
     }
 
@@ -189,8 +197,14 @@ impl OperatorError {
             }],
         };
         let mut response = HttpResponse::build(self.status());
-        if self == Self::Unauthorized {
-            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"harbor\""));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"harbor\""));
+            }
+            Self::TooManyRequests(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds));
+            }
+            _ => {}
         }
         response.json(body)
     }
@@ -214,7 +228,14 @@ impl From<&PurgeError> for OperatorError {
             PurgeError::InvalidDigest(_) => Self::InvalidDigest,
             PurgeError::DigestWithoutRepository => Self::DigestWithoutRepository,
             PurgeError::FactsUnavailable(_) => Self::FactsUnavailable,
+            PurgeError::Limited(limited) => Self::from(*limited),
         }
+    }
+}
+
+impl From<Limited> for OperatorError {
+    fn from(limited: Limited) -> Self {
+        Self::TooManyRequests(limited.retry_after.as_secs())
     }
 }
 

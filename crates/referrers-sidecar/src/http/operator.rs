@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use harbor_client::{BasicAuth, CoreClient};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::OperatorError;
 use super::state::AppState;
@@ -39,18 +38,23 @@ async fn status(
     core: web::Data<CoreClient>,
 ) -> HttpResponse {
     let project = project.into_inner();
-    let response = match authorize(&request, &state, &core, &project, Action::Status).await {
-        Ok(authorized) => HttpResponse::Ok().json(
-            operator::project_status(
-                &state.status_sources(),
-                core.get_ref(),
-                &project,
-                authorized.project_exists,
-            )
-            .await,
-        ),
-        Err(refused) => refused.answer(&telemetry::request_id_of(&request)),
+    let answered = match authorize(&request, &state, &core, &project, Action::Status).await {
+        Ok(authorized) => operator::project_status(
+            &state.status_sources(),
+            core.get_ref(),
+            &project,
+            authorized.project_exists,
+        )
+        .await
+        .map(|status| HttpResponse::Ok().json(status))
+        .map_err(|limited| {
+            tracing::debug!(project, %limited, "operator API: status refused");
+            OperatorError::from(limited)
+        }),
+        Err(refused) => Err(refused),
     };
+    let response =
+        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
     count(&state, Action::Status, &response);
     response
 }
@@ -102,14 +106,19 @@ async fn purge_answer(
     .await
     .map_err(|failed| {
         let error = OperatorError::from(&failed);
-        if error == OperatorError::FactsUnavailable {
-            tracing::warn!(project, error = %failed, "operator API: purge failed");
-        } else {
-            tracing::info!(project, error = %failed, "operator API: purge refused");
+        match error {
+            OperatorError::FactsUnavailable => {
+                tracing::warn!(project, error = %failed, "operator API: purge failed");
+            }
+            // Every call is logged with its authorization already: a flood adds no more.
+            OperatorError::TooManyRequests(_) => {
+                tracing::debug!(project, error = %failed, "operator API: purge refused");
+            }
+            _ => tracing::info!(project, error = %failed, "operator API: purge refused"),
         }
         error
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "purged": purged.lists })))
+    Ok(HttpResponse::Ok().json(purged))
 }
 
 /// The caller's verdict from Harbor, or the error that refuses it (the decision, and Harbor's
@@ -162,6 +171,7 @@ fn count(state: &AppState, action: Action, response: &HttpResponse) {
         StatusCode::FORBIDDEN => OperatorResult::Forbidden,
         StatusCode::NOT_FOUND => OperatorResult::NotFound,
         StatusCode::BAD_REQUEST => OperatorResult::Invalid,
+        StatusCode::TOO_MANY_REQUESTS => OperatorResult::Limited,
         _ => OperatorResult::Unavailable,
     };
     let endpoint = match action {

@@ -1,7 +1,7 @@
 //! The state every worker shares: settings, metrics, the serving decision, the referrers cache,
-//! the upstream registries' state, the operator API's authorization decisions and the queue of
-//! referrers to store in Harbor. Only the HTTP layer sees it whole: each use case is handed the
-//! parts it uses.
+//! the upstream registries' state, the operator API's authorization decisions and budgets, and
+//! the queue of referrers to store in Harbor. Only the HTTP layer sees it whole: each use case
+//! is handed the parts it uses.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use crate::cache::ReferrersCache;
 use crate::config::Settings;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
-use crate::operator::{OperatorAccess, PurgeTargets, StatusSources};
+use crate::operator::{OperatorAccess, OperatorBudgets, PurgeTargets, StatusSources};
 use crate::referrers::{AnswerMemo, CoreCalls, Referrers};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
@@ -29,6 +29,8 @@ pub struct AppState {
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
     pub upstream: Arc<UpstreamFetcher>,
     pub operator: OperatorAccess,
+    /// How often each project's purges and statuses are done.
+    pub operator_budgets: OperatorBudgets,
     /// `None` when no project may store upstream referrers in Harbor.
     pub store: Option<Arc<StoreInHarbor>>,
 }
@@ -61,6 +63,7 @@ impl AppState {
             serving: &self.serving,
             upstream: &self.upstream,
             cache: &self.cache,
+            budget: &self.operator_budgets.status,
         }
     }
 
@@ -71,6 +74,7 @@ impl AppState {
             serving: &self.serving,
             replicas: &self.replicas,
             metrics: &self.metrics,
+            budget: &self.operator_budgets.purges,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The operator API's use cases — why a project is or is not served, and purging its cached
-//! lists on every replica — each authorized by Harbor with the caller's own credentials.
+//! lists on every replica — each authorized by Harbor with the caller's own credentials, and
+//! done for a project only so often.
 
 mod access;
+mod limit;
 mod purge;
 mod status;
 
 pub use access::{Action, Authorized, OperatorAccess, Refusal};
-pub use purge::{PurgeError, PurgeTargets, purge};
+pub use limit::{CallBudget, Limited, OperatorBudgets};
+pub use purge::{PurgeError, PurgeReport, PurgeTargets, purge};
 pub use status::{
     ProjectStatus, RegistryStatus, StatusSources, project_status, track_served_projects,
 };

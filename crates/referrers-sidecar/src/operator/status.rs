@@ -5,6 +5,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::limit::{CallBudget, Limited};
 use crate::breaker::BreakerState;
 use crate::cache::ReferrersCache;
 use crate::harbor::Core;
@@ -54,21 +55,25 @@ pub struct RegistryStatus {
     pub cached_lists: usize,
 }
 
-/// What the status reads: the serving decision, the upstream registries' state, the cache.
+/// What the status reads: the serving decision, the upstream registries' state, the cache; and
+/// the status calls' budget.
 pub struct StatusSources<'a> {
     pub serving: &'a Serving,
     pub upstream: &'a UpstreamFetcher,
     pub cache: &'a ReferrersCache,
+    pub budget: &'a CallBudget,
 }
 
 /// The status of `project`, from Harbor's facts as the sidecar's robot reads them (cached for
 /// `harbor.project_info_ttl`, as for referrers requests). `exists`: the caller saw the project.
+/// A project Harbor knows is asked about within its budget; one it does not know costs nothing
+/// more than the caller's authorization and is answered at once.
 pub async fn project_status(
     sources: &StatusSources<'_>,
     core: &dyn Core,
     project: &str,
     exists: bool,
-) -> ProjectStatus {
+) -> Result<ProjectStatus, Limited> {
     let mut status = ProjectStatus {
         project: project.to_owned(),
         served: false,
@@ -78,8 +83,9 @@ pub async fn project_status(
     };
     if !exists {
         status.reason = Some(PassThrough::Project(NotServed::UnknownProject).code());
-        return status;
+        return Ok(status);
     }
+    sources.budget.take(project)?;
     let serving = sources.serving;
     match serving.project(Read::Load(core), project).await {
         Ok(Ok(_)) => {
@@ -92,14 +98,14 @@ pub async fn project_status(
         Err(error) => {
             tracing::warn!(project, error = %error, "operator API: cannot read the project from Harbor");
             status.reason = Some(PassThrough::FactsUnavailable.code());
-            return status;
+            return Ok(status);
         }
     }
     // Read by the decision just made: at hand.
     if let Ok(Some(id)) = serving.proxy_registry(Read::Peek, project).await {
         status.registry = Some(registry_status(sources, core, id).await);
     }
-    status
+    Ok(status)
 }
 
 async fn registry_status(sources: &StatusSources<'_>, core: &dyn Core, id: i64) -> RegistryStatus {

@@ -1,5 +1,5 @@
 //! The key scheme: what keys tell apart, their exact strings (shared with replicas of other
-//! versions), and which keys each purge scope takes, as a pattern and as a test.
+//! versions), where a list is indexed, and which keys each purge scope takes.
 
 use registry_client::{Registry, RegistryKind};
 
@@ -29,28 +29,8 @@ fn key(namespace: &str, registry_id: i64, repository: &str, subject: char) -> St
     )
 }
 
-/// A Redis glob, as `SCAN … MATCH` applies it (no character classes needed here).
-fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('\\', rest)) => match (rest.split_first(), t.split_first()) {
-                (Some((pc, prest)), Some((tc, trest))) => pc == tc && go(prest, trest),
-                _ => false,
-            },
-            Some(('?', rest)) => t.split_first().is_some_and(|(_, trest)| go(rest, trest)),
-            Some((pc, rest)) => t
-                .split_first()
-                .is_some_and(|(tc, trest)| pc == tc && go(rest, trest)),
-        }
-    }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
-}
-
 #[test]
-fn each_scope_takes_its_lists_and_no_others_in_both_forms() {
+fn each_scope_takes_its_lists_and_no_others() {
     let ns = "ns";
     let keys = [
         key(ns, 3, "library/nginx", 'a'),
@@ -87,26 +67,41 @@ fn each_scope_takes_its_lists_and_no_others_in_both_forms() {
         ),
     ];
     for (scope, expected) in scopes {
-        let pattern = scope.pattern(ns);
         for (i, key) in keys.iter().enumerate() {
-            let wanted = expected.contains(&i);
-            assert_eq!(scope.matches(ns, key), wanted, "{scope:?} {key}");
-            assert_eq!(glob(&pattern, key), wanted, "{pattern} {key}");
+            assert_eq!(
+                scope.matches(ns, key),
+                expected.contains(&i),
+                "{scope:?} {key}"
+            );
             assert!(!scope.matches(ns, &lock_key(key)), "a lock is no list");
         }
     }
 }
 
 #[test]
-fn a_namespace_with_glob_characters_is_matched_literally() {
-    let scope = PurgeScope {
-        registry_id: 3,
-        repository: None,
-        digest: None,
-    };
-    let pattern = scope.pattern("team*[a]");
-    assert!(glob(&pattern, &key("team*[a]", 3, "x", 'a')));
-    assert!(!glob(&pattern, &key("teamXa", 3, "x", 'a')));
+fn a_list_key_is_taken_apart_and_nothing_else_is() {
+    let key = key("ns", 3, "team/library/nginx", 'a');
+    assert_eq!(
+        ListKey::parse("ns", &key),
+        Some(ListKey {
+            registry_id: 3,
+            repository: "team/library/nginx",
+            digest: digest('a'),
+        })
+    );
+    assert_eq!(ListKey::parse("other", &key), None, "another namespace");
+    assert_eq!(ListKey::parse("n", &key), None, "a namespace's prefix");
+    assert_eq!(ListKey::parse("ns", &lock_key(&key)), None, "a lock");
+    let index = ListIndex::of("ns", &key).expect("a list's index");
+    for not_a_list in [
+        index.repository_index.clone(),
+        index.registry_index.clone(),
+        claim_key("ns", "hub/team/app@sha256:0"),
+        key.replacen(":3:", ":03:", 1),
+        key.replacen(":3:", ":+3:", 1),
+    ] {
+        assert_eq!(ListKey::parse("ns", &not_a_list), None, "{not_a_list}");
+    }
 }
 
 /// Replicas of the previous version share Redis with this one: every string is pinned.
@@ -124,23 +119,15 @@ fn keys_and_channels_are_the_strings_every_version_shares() {
         format!("referrers-sidecar:v2:ns:stored:hub/team/app@{d}")
     );
     assert_eq!(purge_channel("ns"), "referrers-sidecar:v2:ns:purge");
-    let scope = |repository: Option<&str>, digest: Option<Digest>| PurgeScope {
-        registry_id: 3,
-        repository: repository.map(str::to_owned),
-        digest,
-    };
     assert_eq!(
-        scope(None, None).pattern("ns"),
-        "referrers-sidecar:v2:ns:3:*"
+        ListIndex::of("ns", &list),
+        Some(ListIndex {
+            repository_index: "referrers-sidecar:v2:ns:lists:3:library/nginx".into(),
+            registry_index: "referrers-sidecar:v2:ns:lists:3".into(),
+            repository: "library/nginx".into(),
+        })
     );
-    assert_eq!(
-        scope(Some("library/nginx"), None).pattern("ns"),
-        "referrers-sidecar:v2:ns:3:*:library/nginx@*"
-    );
-    assert_eq!(
-        scope(Some("library/nginx"), Some(d.clone())).pattern("ns"),
-        format!("referrers-sidecar:v2:ns:3:*:library/nginx@{d}")
-    );
+    assert_eq!(registry_index("ns", 3), "referrers-sidecar:v2:ns:lists:3");
 }
 
 fn registry(url: &str, user: Option<(&str, &str)>) -> Registry {

@@ -23,6 +23,8 @@ pub enum Fault {
 struct State {
     values: HashMap<String, Vec<u8>>,
     ttls: HashMap<String, Duration>,
+    /// Sorted sets: each member's score, by index.
+    indexes: HashMap<String, HashMap<String, u64>>,
     calls: HashMap<&'static str, usize>,
     published: Vec<(String, Vec<u8>)>,
     fault: Option<Fault>,
@@ -38,7 +40,19 @@ impl StubStore {
         self.lock().fault = Some(fault).filter(|f| *f != Fault::None);
     }
 
-    /// Calls of a command so far (`get`, `set`, `try_lock`, `unlock`).
+    /// What `index` lists, whatever the members' scores, sorted.
+    pub fn index(&self, index: &str) -> Vec<String> {
+        let mut members: Vec<String> = self
+            .lock()
+            .indexes
+            .get(index)
+            .map(|members| members.keys().cloned().collect())
+            .unwrap_or_default();
+        members.sort();
+        members
+    }
+
+    /// Calls of a command so far (`get`, `set`, `try_lock`, `unlock`, `listed`, `unlist`).
     pub fn calls(&self, command: &'static str) -> usize {
         self.lock().calls.get(command).copied().unwrap_or(0)
     }
@@ -116,11 +130,26 @@ impl SharedStore for StubStore {
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
+        index: &'a ListIndex,
+        now_ms: u64,
     ) -> BoxFuture<'a, Result<(), RedisError>> {
         async move {
             let mut state = self.enter("set")?;
             state.values.insert(key.to_owned(), value.to_vec());
             state.ttls.insert(key.to_owned(), ttl);
+            let expires = now_ms + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            for (index, member) in [
+                (&index.repository_index, key),
+                (&index.registry_index, index.repository.as_str()),
+            ] {
+                let score = state
+                    .indexes
+                    .entry(index.clone())
+                    .or_default()
+                    .entry(member.to_owned())
+                    .or_default();
+                *score = (*score).max(expires);
+            }
             Ok(())
         }
         .boxed()
@@ -161,28 +190,57 @@ impl SharedStore for StubStore {
         .boxed()
     }
 
-    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
+    fn listed<'a>(
+        &'a self,
+        index: &'a str,
+        now_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, RedisError>> {
         async move {
-            // Prefix patterns only: what the purge tests need.
-            let prefix = pattern.split('*').next().unwrap_or_default();
-            let state = self.enter("scan")?;
-            Ok(state
-                .values
-                .keys()
-                .filter(|key| key.starts_with(prefix))
-                .cloned()
+            let state = self.enter("listed")?;
+            // As Redis orders a sorted set: by score, then by member.
+            let mut members: Vec<(u64, String)> = state
+                .indexes
+                .get(index)
+                .into_iter()
+                .flatten()
+                .filter(|(_, expires)| **expires >= now_ms)
+                .map(|(member, expires)| (*expires, member.clone()))
+                .collect();
+            members.sort();
+            Ok(members
+                .into_iter()
+                .skip(offset)
+                .take(count)
+                .map(|(_, member)| member)
                 .collect())
         }
         .boxed()
     }
 
-    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, RedisError>> {
+    fn unlist<'a>(
+        &'a self,
+        index: &'a ListIndex,
+        lists: &'a [String],
+    ) -> BoxFuture<'a, Result<u64, RedisError>> {
         async move {
-            let mut state = self.enter("delete")?;
-            Ok(keys
+            let mut state = self.enter("unlist")?;
+            let existed = lists
                 .iter()
                 .filter(|key| state.values.remove(key.as_str()).is_some())
-                .count() as u64)
+                .count() as u64;
+            let indexes = &mut state.indexes;
+            if let Some(members) = indexes.get_mut(&index.repository_index) {
+                members.retain(|member, _| !lists.contains(member));
+                if members.is_empty() {
+                    indexes.remove(&index.repository_index);
+                    if let Some(repositories) = indexes.get_mut(&index.registry_index) {
+                        repositories.remove(&index.repository);
+                    }
+                }
+            }
+            Ok(existed)
         }
         .boxed()
     }

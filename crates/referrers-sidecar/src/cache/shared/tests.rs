@@ -7,7 +7,12 @@ use crate::clock::ManualClock;
 use oci_referrers::PreparedList;
 use registry_client::ReferrersSource;
 
-const KEY: &str = "referrers-sidecar:v2:ns:1:abc:def:library/nginx@sha256:0";
+const KEY: &str = "referrers-sidecar:v2:ns:1:abc:def:library/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where [`KEY`] is listed.
+fn index() -> ListIndex {
+    ListIndex::of("ns", KEY).expect("a list's key")
+}
 
 struct World {
     store: Arc<StubStore>,
@@ -57,7 +62,7 @@ async fn reads_what_was_put_and_counts_the_store() {
     let w = world();
     assert!(matches!(w.tier.read(KEY).await, SharedRead::Missing));
     let ttl = Duration::from_secs(60);
-    assert!(w.tier.put(KEY, &list().encode(), ttl).await);
+    assert!(w.tier.put(KEY, &list().encode(), ttl, &index()).await);
     assert_eq!(w.store.ttl(KEY), Some(ttl));
     match w.tier.read(KEY).await {
         SharedRead::Found(found) => assert_eq!(found, list()),
@@ -66,6 +71,42 @@ async fn reads_what_was_put_and_counts_the_store() {
     let stores = w.metrics.cache_stores.with_label_values(&["redis"]).get();
     assert_eq!(stores, 1);
     assert_eq!(w.tier.report().state, SharedState::Up);
+}
+
+/// A stored list is listed in its repository's index and the repository in its registry's, for
+/// as long as the list lives; taking it out deletes it and empties both.
+#[tokio::test]
+async fn a_list_is_listed_while_it_lives_and_unlisted_with_its_repository() {
+    let w = world();
+    let index = index();
+    let ttl = Duration::from_secs(60);
+    assert!(w.tier.put(KEY, b"v", ttl, &index).await);
+    assert_eq!(
+        w.tier.listed(&index.repository_index, 0, 10).await,
+        Some(vec![KEY.to_owned()])
+    );
+    assert_eq!(
+        w.tier.listed(&index.registry_index, 0, 10).await,
+        Some(vec!["library/nginx".to_owned()])
+    );
+    w.clock.advance(ttl + Duration::from_millis(1));
+    assert_eq!(
+        w.tier.listed(&index.repository_index, 0, 10).await,
+        Some(vec![]),
+        "expired"
+    );
+
+    assert_eq!(w.tier.unlist(&index, &[KEY.to_owned()]).await, Some(1));
+    assert_eq!(w.store.value(KEY), None);
+    assert!(w.store.index(&index.repository_index).is_empty());
+    assert!(w.store.index(&index.registry_index).is_empty());
+    let calls = w.store.calls("unlist");
+    assert_eq!(w.tier.unlist(&index, &[]).await, Some(0));
+    assert_eq!(
+        w.store.calls("unlist"),
+        calls,
+        "nothing to take out: no call"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +134,11 @@ async fn a_down_store_opens_the_breaker_then_costs_nothing_until_a_probe_closes_
     // Open: nothing reaches the store.
     let calls = w.store.calls("get");
     assert!(matches!(w.tier.read(KEY).await, SharedRead::Unavailable));
-    assert!(!w.tier.put(KEY, b"v", Duration::from_secs(1)).await);
+    assert!(
+        !w.tier
+            .put(KEY, b"v", Duration::from_secs(1), &index())
+            .await
+    );
     assert_eq!(
         w.tier.lock(KEY, Duration::from_secs(1)).await,
         Lock::Unavailable
@@ -113,7 +158,11 @@ async fn a_down_store_opens_the_breaker_then_costs_nothing_until_a_probe_closes_
     assert!(matches!(w.tier.read(KEY).await, SharedRead::Missing));
     assert_eq!(w.tier.report().state, SharedState::Up);
     assert_eq!(w.breaker_gauge(), 0);
-    assert!(w.tier.put(KEY, b"v", Duration::from_secs(1)).await);
+    assert!(
+        w.tier
+            .put(KEY, b"v", Duration::from_secs(1), &index())
+            .await
+    );
 }
 
 #[tokio::test]
@@ -143,7 +192,11 @@ async fn slow_calls_count_as_failures() {
         w.tier.lock(KEY, Duration::from_secs(1)).await,
         Lock::Unavailable
     );
-    assert!(!w.tier.put(KEY, b"v", Duration::from_secs(1)).await);
+    assert!(
+        !w.tier
+            .put(KEY, b"v", Duration::from_secs(1), &index())
+            .await
+    );
     assert!(matches!(w.tier.read(KEY).await, SharedRead::Unavailable));
     assert_eq!(w.tier.report().state, SharedState::Down);
 }

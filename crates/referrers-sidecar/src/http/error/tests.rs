@@ -1,5 +1,7 @@
 //! Every error a client can see: its status, code and body.
 
+use std::time::Duration;
+
 use super::*;
 
 /// Each part of a referrers request that is wrong gets the OCI error code the distribution
@@ -107,6 +109,13 @@ async fn operator_errors_keep_their_status_and_code() {
             404,
             "NOT_FOUND",
         ),
+        (
+            OperatorError::from(&PurgeError::Limited(Limited {
+                retry_after: Duration::from_secs(42),
+            })),
+            429,
+            "TOOMANYREQUESTS",
+        ),
     ];
     for (error, status, code) in cases {
         let response = error.answer("id");
@@ -115,6 +124,13 @@ async fn operator_errors_keep_their_status_and_code() {
             response.headers().contains_key(header::WWW_AUTHENTICATE),
             status == 401,
             "{error:?}"
+        );
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            (status == 429)
+                .then(|| header::HeaderValue::from_static("42"))
+                .as_ref(),
+            "only a 429 says when to retry: {error:?}"
         );
         let body = body_of(response).await;
         assert_eq!(body["errors"][0]["code"], code, "{body}");
