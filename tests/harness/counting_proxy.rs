@@ -1,7 +1,8 @@
 //! A counting front for a real upstream registry: forwards every request unchanged and records
-//! it, so a test can assert what reached the upstream (and that nothing did).
+//! it, so a test can assert what reached the upstream (and that nothing did); or rate-limits
+//! every request, as Docker Hub does past its pull limit.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -11,10 +12,13 @@ use crate::server::TestServer;
 struct Front {
     upstream: String,
     client: reqwest::Client,
+    /// When set, every request gets `429` with this `Retry-After` instead of an answer.
+    rate_limited: Mutex<Option<String>>,
 }
 
 pub struct CountingProxy {
     pub port: u16,
+    front: Arc<Front>,
     server: TestServer,
 }
 
@@ -24,13 +28,15 @@ impl CountingProxy {
         let front = Arc::new(Front {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: crate::http_client(),
+            rate_limited: Mutex::new(None),
         });
-        let data = web::Data::from(front);
+        let data = web::Data::from(Arc::clone(&front));
         let server = TestServer::start(1, move |app| {
             app.app_data(data.clone()).default_service(web::to(forward));
         });
         Self {
             port: server.port,
+            front,
             server,
         }
     }
@@ -56,6 +62,12 @@ impl CountingProxy {
         self.server.clear_seen();
     }
 
+    /// Answers every request from now on with `429 Too Many Requests` and `Retry-After:
+    /// retry_after` (seconds), Docker Hub's error body, and forwards nothing.
+    pub fn rate_limit(&self, retry_after: &str) {
+        *self.front.rate_limited.lock().expect("rate limit") = Some(retry_after.to_owned());
+    }
+
     /// Stops answering: the upstream looks down from here on.
     pub fn stop(&mut self) {
         self.server.stop();
@@ -63,6 +75,13 @@ impl CountingProxy {
 }
 
 async fn forward(request: HttpRequest, body: web::Bytes, front: web::Data<Front>) -> HttpResponse {
+    let rate_limited = front.rate_limited.lock().expect("rate limit").clone();
+    if let Some(retry_after) = rate_limited {
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", retry_after))
+            .content_type("application/json")
+            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#);
+    }
     let target = request
         .uri()
         .path_and_query()
