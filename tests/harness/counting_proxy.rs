@@ -1,6 +1,7 @@
 //! A counting front for a real upstream registry: forwards every request unchanged and records
 //! it, so a test can assert what reached the upstream (and that nothing did); it can hold some
-//! requests in flight, a registry slow to answer them.
+//! requests in flight, a registry slow to answer them, or rate-limit every request, as Docker
+//! Hub does past its pull limit.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,8 @@ struct Front {
     /// Requests whose target contains this wait at `gate` before they are forwarded.
     held: Mutex<Option<String>>,
     gate: Gate,
+    /// When set, every request gets `429` with this `Retry-After` instead of an answer.
+    rate_limited: Mutex<Option<String>>,
 }
 
 pub struct CountingProxy {
@@ -31,6 +34,7 @@ impl CountingProxy {
             client: crate::http_client(),
             held: Mutex::new(None),
             gate: Gate::default(),
+            rate_limited: Mutex::new(None),
         });
         let data = web::Data::from(Arc::clone(&front));
         let server = TestServer::start(1, move |app| {
@@ -77,6 +81,12 @@ impl CountingProxy {
         self.server.clear_seen();
     }
 
+    /// Answers every request from now on with `429 Too Many Requests` and `Retry-After:
+    /// retry_after` (seconds), Docker Hub's error body, and forwards nothing.
+    pub fn rate_limit(&self, retry_after: &str) {
+        *self.front.rate_limited.lock().expect("rate limit") = Some(retry_after.to_owned());
+    }
+
     /// Stops answering: the upstream looks down from here on.
     pub fn stop(&mut self) {
         self.server.stop();
@@ -84,6 +94,13 @@ impl CountingProxy {
 }
 
 async fn forward(request: HttpRequest, body: web::Bytes, front: web::Data<Front>) -> HttpResponse {
+    let rate_limited = front.rate_limited.lock().expect("rate limit").clone();
+    if let Some(retry_after) = rate_limited {
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", retry_after))
+            .content_type("application/json")
+            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#);
+    }
     let target = request
         .uri()
         .path_and_query()

@@ -1,6 +1,7 @@
 //! Shared harness for the end-to-end suite: start the sidecar binary and the stand-ins it
 //! talks to on free loopback ports, and stop them at the end.
 
+pub mod clients;
 pub mod config;
 pub mod counting_proxy;
 pub mod harbor_double;

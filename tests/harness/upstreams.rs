@@ -20,9 +20,16 @@ const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// A tool installed by `make setup`: `$REFERRERS_SIDECAR_TOOLS/bin`, then
-/// `~/.cache/referrers-sidecar/tools/bin`, then `PATH`.
+/// `~/.cache/referrers-sidecar/tools/bin`, then `PATH`. Panics, saying to run `make setup`,
+/// when it is not installed.
 #[must_use]
 pub fn tool(name: &str) -> PathBuf {
+    installed(name).unwrap_or_else(|| panic!("{name} is not installed: run `make setup`"))
+}
+
+/// Where [`tool`] finds `name`, if it is installed.
+#[must_use]
+pub fn installed(name: &str) -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os("REFERRERS_SIDECAR_TOOLS") {
         candidates.push(PathBuf::from(dir).join("bin").join(name));
@@ -37,10 +44,7 @@ pub fn tool(name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join(name)));
     }
-    candidates
-        .into_iter()
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed: run `make setup`"))
+    candidates.into_iter().find(|candidate| candidate.is_file())
 }
 
 /// `sha256:<hex>` of `bytes`.

@@ -32,6 +32,11 @@ pub const PAM: User = User {
     name: "pam",
     password: "pam-secret",
 };
+/// The demo's user (`make demo`), who may pull from its proxy-cache project.
+pub const DEMO: User = User {
+    name: "demo",
+    password: "demo-password",
+};
 /// Harbor's system admin.
 pub const ADMIN: User = User {
     name: "admin",

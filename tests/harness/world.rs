@@ -21,7 +21,7 @@ pub struct Mirror {
     pub sample: Sample,
     /// Where the sample is, upstream (`team/app`).
     pub repository: String,
-    _upstream: Upstream,
+    upstream: Upstream,
 }
 
 impl Mirror {
@@ -39,7 +39,7 @@ impl Mirror {
             front,
             sample,
             repository: repository.into(),
-            _upstream: upstream,
+            upstream,
         }
     }
 
@@ -63,6 +63,13 @@ impl Mirror {
         self.front.url()
     }
 
+    /// The registry itself, not behind the front: where its owners push (signatures,
+    /// attachments), unseen by the front's count.
+    #[must_use]
+    pub fn registry_url(&self) -> String {
+        self.upstream.url()
+    }
+
     /// Referrers API requests that reached the upstream.
     #[must_use]
     pub fn referrers_requests(&self) -> usize {
@@ -76,6 +83,8 @@ pub struct WorldBuilder {
     mirrors: Vec<(String, Mirror)>,
     enabled: Vec<String>,
     sidecar: Settings,
+    /// Whether Harbor's local referrer of a mirrored subject is an SBOM it generated.
+    harbor_sbom: bool,
 }
 
 impl WorldBuilder {
@@ -105,6 +114,15 @@ impl WorldBuilder {
     pub fn mirror(mut self, project: &str, registry: &str, mirror: Mirror) -> Self {
         self = self.proxy_cache(project, registry, &mirror.url());
         self.mirrors.push((project.into(), mirror));
+        self
+    }
+
+    /// Harbor's local referrer of each mirrored subject is an SBOM Harbor generated (a real
+    /// manifest, stored as Harbor stores it, fetchable by digest) in place of the made-up
+    /// [`World::local`]: what clients that fetch every referrer need.
+    #[must_use]
+    pub fn harbor_sbom(mut self) -> Self {
+        self.harbor_sbom = true;
         self
     }
 
@@ -155,12 +173,19 @@ impl WorldBuilder {
     pub fn start(self) -> World {
         let harbor = HarborDouble::start(self.harbor);
         let local = local_signature();
+        let mut sboms = Vec::new();
         for (project, mirror) in &self.mirrors {
-            harbor.set_local_referrers(
-                &format!("{project}/{}", mirror.repository),
-                &mirror.sample.subject.digest,
-                vec![local.clone()],
-            );
+            let repository = format!("{project}/{}", mirror.repository);
+            if self.harbor_sbom {
+                let sbom = harbor.generate_sbom(&repository, &mirror.sample.subject);
+                sboms.push((project.clone(), sbom.descriptor()));
+            } else {
+                harbor.set_local_referrers(
+                    &repository,
+                    &mirror.sample.subject.digest,
+                    vec![local.clone()],
+                );
+            }
         }
         let enabled = self.enabled;
         let sidecar = self.sidecar.with(|s| {
@@ -174,6 +199,7 @@ impl WorldBuilder {
         World {
             harbor,
             local,
+            sboms,
             mirrors: self.mirrors,
             sidecar,
         }
@@ -186,6 +212,9 @@ pub struct World {
     pub harbor: HarborDouble,
     /// A referrer only Harbor has (a signature made in Harbor), on every mirrored subject.
     pub local: Value,
+    /// With [`WorldBuilder::harbor_sbom`]: per project, the SBOM Harbor generated of the
+    /// mirrored subject, Harbor's local referrer there in place of [`local`](Self::local).
+    sboms: Vec<(String, Value)>,
     mirrors: Vec<(String, Mirror)>,
     /// What its sidecars start from: Harbor's URL, the robot, the enabled projects, upstreams
     /// on loopback allowed and paced for loopback.
@@ -204,6 +233,7 @@ impl World {
             mirrors: Vec::new(),
             enabled: Vec::new(),
             sidecar: crate::config::loopback(),
+            harbor_sbom: false,
         }
     }
 
@@ -261,6 +291,15 @@ impl World {
         )
     }
 
+    /// Harbor's local referrer of the subject mirrored behind `project`.
+    #[must_use]
+    pub fn local_of(&self, project: &str) -> &Value {
+        self.sboms
+            .iter()
+            .find_map(|(name, sbom)| (name == project).then_some(sbom))
+            .unwrap_or(&self.local)
+    }
+
     /// The digest of [`local`](Self::local).
     #[must_use]
     pub fn local_digest(&self) -> &str {
@@ -278,7 +317,12 @@ impl World {
             .iter()
             .map(|r| r.digest.clone())
             .collect();
-        all.push(self.local_digest().to_owned());
+        all.push(
+            self.local_of(project)["digest"]
+                .as_str()
+                .expect("digest")
+                .to_owned(),
+        );
         all.sort();
         all
     }

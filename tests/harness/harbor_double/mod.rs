@@ -10,13 +10,15 @@
 //!   `crate::proxy_cache`);
 //! - `api`: the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
 //!   the secret masked, project labels, ping, health);
-//! - `webhooks`: webhook policies, and the `PULL_ARTIFACT` events a policy sends.
+//! - `webhooks`: webhook policies, and the `PULL_ARTIFACT` events a policy sends;
+//! - `sbom`: Harbor's SBOM generation, a referrer stored in Harbor only.
 //!
 //! This file holds what they share: the double's configuration and state, the accounts, and
 //! [`HarborDouble`] itself. Every request it receives is recorded (see `crate::seen`).
 
 mod api;
 mod proxy;
+mod sbom;
 mod v2;
 mod webhooks;
 
@@ -34,6 +36,7 @@ use crate::server::{Gate, TestServer};
 use crate::users::User;
 
 pub use api::{label_json, project_json, registry_json, user_json};
+pub use sbom::HARBOR_SBOM;
 
 /// A project as Harbor stores it.
 #[derive(Debug, Clone)]
@@ -242,6 +245,20 @@ impl HarborDouble {
             .expect("state")
             .referrers
             .insert((repository.into(), subject.into()), descriptors);
+    }
+
+    /// Stores `manifest` in `repository` at its digest, as core stores what its own `/v2`
+    /// API is given; one with a `subject` becomes a local referrer of that subject.
+    fn store_manifest(&self, repository: &str, manifest: crate::proxy_cache::CachedManifest) {
+        let digest = manifest.digest();
+        proxy::keep_manifest(&self.shared, repository, &digest, manifest);
+    }
+
+    /// Stores `bytes` as a blob of `repository`.
+    fn store_blob(&self, repository: &str, bytes: bytes::Bytes) {
+        let digest = crate::upstreams::sha256_digest(&bytes);
+        let mut state = self.shared.state.lock().expect("state");
+        state.cache.keep_blob(repository, &digest, bytes);
     }
 
     /// A webhook policy sending `PULL_ARTIFACT` events (Harbor's default payload) to `url`,

@@ -103,7 +103,12 @@ pub(super) async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -
 
 /// Caches a pulled manifest; one with a `subject` becomes a local referrer of that subject
 /// (Harbor's accessory record, listed by core's referrers endpoint).
-fn keep_manifest(shared: &Shared, repository: &str, reference: &str, manifest: CachedManifest) {
+pub(super) fn keep_manifest(
+    shared: &Shared,
+    repository: &str,
+    reference: &str,
+    manifest: CachedManifest,
+) {
     let mut state = shared.state.lock().expect("state");
     if let Some(subject) = manifest.subject() {
         let descriptor = manifest.referrer_descriptor();
