@@ -283,6 +283,10 @@ pub struct StoreSettings {
     /// Referrers of one subject queued, checked or stored within `cache.keep_stale_for`, at
     /// most: the rest of its list is not pulled.
     pub max_per_subject: u32,
+    /// The key `pulls_per_hour` replaced, still accepted so that an older configuration (or a
+    /// chart's reused values) starts; never read, and named in a warning.
+    #[serde(skip_serializing)]
+    pub pulls_per_minute: Option<u32>,
 }
 
 /// `store.pulls_per_hour`'s default: Docker Hub allows an anonymous address 10 manifest
@@ -310,6 +314,7 @@ impl Default for StoreSettings {
             queue_size: 1000,
             max_artifact_bytes: 8 * 1024 * 1024,
             max_per_subject: 32,
+            pulls_per_minute: None,
         }
     }
 }

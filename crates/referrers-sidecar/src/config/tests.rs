@@ -300,7 +300,6 @@ fn bad_values_name_the_key() {
             &[],
             "store.max_per_subject",
         ),
-        ("store:\n  pulls_per_minute: 60\n", &[], "pulls_per_minute"),
         ("store:\n  queue_size: 0\n", &[], "store.queue_size"),
         (
             "operator:\n  purges_per_minute: 0\n",
@@ -403,4 +402,22 @@ fn every_duration_has_an_upper_bound_named_in_the_error() {
         let err = load("{}", &[(&variable, "0s")]).expect_err(key).to_string();
         assert!(err.contains("longer than zero"), "{err}");
     }
+}
+
+#[test]
+fn the_replaced_store_pulls_per_minute_is_accepted_never_read_and_warned_about() {
+    let settings = load("store:\n  pulls_per_minute: 60\n", &[]).expect("an older key starts");
+    assert_eq!(
+        settings.store.pulls_per_hour,
+        super::DEFAULT_STORE_PULLS_PER_HOUR
+    );
+    assert!(
+        settings
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("store.pulls_per_minute (60) is no longer read")),
+        "{:?}",
+        settings.warnings()
+    );
+    assert!(!settings.to_masked_yaml().contains("pulls_per_minute"));
 }

@@ -136,6 +136,12 @@ impl Settings {
                 ));
             }
         }
+        if let Some(per_minute) = self.store.pulls_per_minute {
+            warnings.push(format!(
+                "store.pulls_per_minute ({per_minute}) is no longer read: store.pulls_per_hour ({}) paces the store, and counts the check of each referrer as well as core's pull",
+                self.store.pulls_per_hour
+            ));
+        }
         if self.harbor.password.is_none() {
             warnings.push(
                 "no Harbor password configured (harbor.password / harbor.password_file): Harbor's API is called anonymously".into(),
