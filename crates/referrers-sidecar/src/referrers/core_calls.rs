@@ -17,6 +17,8 @@ use futures_util::FutureExt as _;
 use futures_util::future::{LocalBoxFuture, Shared, WeakShared};
 use harbor_client::{CoreReferrers, HarborError};
 
+use super::key_bytes::KeyBytes;
+
 /// The headers core's answer depends on; the key holds each byte for byte.
 const KEYED_HEADERS: [&str; 6] = [
     "authorization",
@@ -43,28 +45,18 @@ impl CallKey {
     /// requests make the same bytes; a header sent twice is keyed with every value in order.
     #[must_use]
     pub fn new(method: &str, raw_path: &str, raw_query: Option<&str>, headers: &HeaderMap) -> Self {
-        let mut bytes = Vec::with_capacity(256);
-        let mut part = |value: &[u8]| {
-            bytes.extend_from_slice(&value.len().to_le_bytes());
-            bytes.extend_from_slice(value);
-        };
-        part(method.as_bytes());
-        part(raw_path.as_bytes());
-        match raw_query {
-            Some(query) => {
-                part(b"?");
-                part(query.as_bytes());
-            }
-            None => part(b""),
-        }
+        let mut key = KeyBytes::with_capacity(256);
+        key.part(method.as_bytes())
+            .part(raw_path.as_bytes())
+            .query(raw_query);
         for name in KEYED_HEADERS {
             let values = headers.get_all(name);
-            part(&values.clone().count().to_le_bytes());
+            key.part(&values.clone().count().to_le_bytes());
             for value in values {
-                part(value.as_bytes());
+                key.part(value.as_bytes());
             }
         }
-        Self(bytes.into_boxed_slice())
+        Self(key.finish())
     }
 }
 

@@ -18,6 +18,8 @@ use flate2::write::GzEncoder;
 use moka::sync::Cache;
 use oci_referrers::PreparedPage;
 
+use super::key_bytes::KeyBytes;
+
 /// Pages smaller than this are sent as they are: gzip would save little and cost a header.
 pub const GZIP_MIN_BYTES: usize = 1024;
 
@@ -79,30 +81,19 @@ impl MemoKey {
         upstream: Option<EntryIdentity>,
         core_body: &[u8],
     ) -> Self {
-        let mut bytes = Vec::with_capacity(96 + core_body.len());
-        let mut part = |value: &[u8]| {
-            bytes.extend_from_slice(&value.len().to_le_bytes());
-            bytes.extend_from_slice(value);
-        };
-        part(name.as_bytes());
-        part(subject.as_bytes());
-        match raw_query {
-            Some(query) => {
-                part(b"?");
-                part(query.as_bytes());
-            }
-            None => part(b""),
-        }
+        let mut key = KeyBytes::with_capacity(96 + core_body.len());
+        key.part(name.as_bytes())
+            .part(subject.as_bytes())
+            .query(raw_query);
         match upstream {
-            Some(entry) => {
-                part(&entry.registry_id.to_le_bytes());
-                part(&entry.fetched_at_ms.to_le_bytes());
-                part(&entry.descriptors.to_le_bytes());
-            }
-            None => part(b""),
-        }
-        part(core_body);
-        Self(bytes.into_boxed_slice())
+            Some(entry) => key
+                .part(&entry.registry_id.to_le_bytes())
+                .part(&entry.fetched_at_ms.to_le_bytes())
+                .part(&entry.descriptors.to_le_bytes()),
+            None => key.part(b""),
+        };
+        key.part(core_body);
+        Self(key.finish())
     }
 }
 

@@ -4,6 +4,7 @@
 mod answer;
 mod core_calls;
 mod early;
+mod key_bytes;
 mod memo;
 mod request;
 #[cfg(test)]
