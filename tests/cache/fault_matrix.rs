@@ -14,7 +14,7 @@ use e2e::harbor_double::{CORE_GARBAGE, CoreFault};
 use e2e::redis::{BlackHole, RedisServer};
 use e2e::scripted_upstream::{ScriptedUpstream, UpstreamFault};
 use e2e::wait::eventually;
-use e2e::world::{World, digests, referrers_path, reply};
+use e2e::world::{World, digests, referrers_path, reply, reply_with};
 use serde_json::{Value, json};
 
 /// The request's time budget (`response.deadline`).
@@ -44,6 +44,9 @@ enum Fault {
     UpstreamDown,
     /// The upstream holds its answers past the budget.
     UpstreamSlowerThanTheBudget,
+    /// The upstream holds its answers past the budget the caller asks for
+    /// (`X-Referrers-Deadline`), shorter than the configured one.
+    UpstreamSlowerThanTheCallersBudget,
     /// The upstream goes down once the subject's list is cached and has gone stale.
     UpstreamDownWithAStaleEntry,
     /// The configured Redis is not running.
@@ -158,6 +161,10 @@ fault_matrix! {
     // The second request waits for the fetch the first one started.
     upstream_slower_than_the_budget: Fault::UpstreamSlowerThanTheBudget
         => &local_twice("timeout"), PROBE + 1;
+    // The configured budget is the longest there is (a minute, past the bound): the caller's
+    // own, the budget, is what ends the wait.
+    upstream_slower_than_the_callers_budget: Fault::UpstreamSlowerThanTheCallersBudget
+        => &local_twice("timeout"), PROBE + 1;
     // The probe is answered 429 and the registry rests: the second request makes no upstream
     // call.
     upstream_rate_limits_with_retry_after:
@@ -234,16 +241,28 @@ async fn run(name: &str, row: Row) {
         Fault::UpstreamDownWithAStaleEntry => Duration::from_secs(1),
         _ => Duration::from_secs(600),
     };
+    let callers_budget = matches!(row.fault, Fault::UpstreamSlowerThanTheCallersBudget);
     let sidecar = world.sidecar_with(|s| {
         configure(s);
         s.cache.fresh_for = fresh_for;
+        if callers_budget {
+            s.response.deadline = Duration::from_secs(60);
+        }
     });
+    let budget_header = format!("{}ms", BUDGET.as_millis());
+    let headers: &[(&str, &str)] = if callers_budget {
+        &[("x-referrers-deadline", &budget_header)]
+    } else {
+        &[]
+    };
 
     match row.fault {
         Fault::Core(fault) => world.harbor.fail_referrers(fault),
         Fault::Upstream(fault) => upstream.fail(Some(fault)),
         Fault::UpstreamDown => upstream.stop(),
-        Fault::UpstreamSlowerThanTheBudget => upstream.hold(),
+        Fault::UpstreamSlowerThanTheBudget | Fault::UpstreamSlowerThanTheCallersBudget => {
+            upstream.hold();
+        }
         Fault::UpstreamDownWithAStaleEntry => {
             assert_eq!(reply(&sidecar, &path).await.cache, "miss");
             upstream.stop();
@@ -259,7 +278,7 @@ async fn run(name: &str, row: Row) {
 
     for (i, expected) in row.answers.iter().enumerate() {
         let started = Instant::now();
-        let got = reply(&sidecar, &path).await;
+        let got = reply_with(&sidecar, &path, headers).await;
         let took = started.elapsed();
         let what = format!("{name}, answer {}", i + 1);
         assert!(took < BOUND, "{what}: answered after {took:?}");

@@ -407,7 +407,18 @@ pub struct Reply {
 /// One referrers request to `sidecar` as [`ALICE`], its body read as text (an error, or what
 /// core relayed, as well as an index).
 pub async fn reply(sidecar: &Sidecar, path: &str) -> Reply {
-    let response = sidecar.get_as(path, ALICE).await;
+    reply_with(sidecar, path, &[]).await
+}
+
+/// [`reply`] to a request carrying `headers` too.
+pub async fn reply_with(sidecar: &Sidecar, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = crate::http_client()
+        .get(sidecar.url(path))
+        .basic_auth(ALICE.name, Some(ALICE.password));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
     let header = |name: &str| {
         response
             .headers()

@@ -57,6 +57,13 @@ fn the_example_configuration_is_valid_and_complete() {
             "{section} missing from:\n{stdout}"
         );
     }
+    // The worst case of a request's time, as comments after the configuration.
+    assert!(
+        stdout.contains(
+            "\n# budget: every referrers request is answered within 8s (response.deadline)"
+        ),
+        "{stdout}"
+    );
     // Every key the binary prints is documented in the example, and vice versa.
     let documented: Vec<String> = example
         .lines()
@@ -65,7 +72,7 @@ fn the_example_configuration_is_valid_and_complete() {
         .collect();
     for line in stdout
         .lines()
-        .filter(|l| l.contains(':') && !l.trim_start().starts_with('-'))
+        .filter(|l| l.contains(':') && !l.trim_start().starts_with('-') && !l.starts_with('#'))
     {
         let key = line.trim().split(':').next().unwrap_or_default();
         assert!(

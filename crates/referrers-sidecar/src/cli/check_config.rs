@@ -1,4 +1,5 @@
-//! `check-config`: print the effective configuration, secrets masked, and its warnings.
+//! `check-config`: print the effective configuration, secrets masked, the worst case of a
+//! request's time budget, and its warnings.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,6 +12,10 @@ pub fn run(config: &Path) -> ExitCode {
         Err(error) => return super::fail(&error),
     };
     print!("{}", settings.to_masked_yaml());
+    // As YAML comments: the output stays the configuration it shows.
+    for line in settings.budget_summary() {
+        println!("# budget: {line}");
+    }
     for warning in settings.warnings() {
         eprintln!("warning: {warning}");
     }

@@ -421,3 +421,19 @@ fn the_replaced_store_pulls_per_minute_is_accepted_never_read_and_warned_about()
     );
     assert!(!settings.to_masked_yaml().contains("pulls_per_minute"));
 }
+
+#[test]
+fn the_budget_summary_gives_cores_and_the_upstreams_worst_case_within_the_deadline() {
+    let settings = load(
+        "response:\n  deadline: 2500ms\nharbor:\n  timeout: 1s\nupstream:\n  timeout: 10s\n",
+        &[],
+    )
+    .unwrap();
+    let summary = settings.budget_summary();
+    assert!(summary[0].contains("within 2s 500ms"), "{summary:?}");
+    assert!(summary[1].contains("up to 1s of it"), "{summary:?}");
+    assert!(
+        summary[2].contains("up to 2s 500ms (upstream.timeout 10s"),
+        "{summary:?}"
+    );
+}

@@ -115,6 +115,30 @@ impl Settings {
         Ok(())
     }
 
+    /// The worst case of a referrers request's time, as `check-config` prints it: the whole
+    /// budget, and what core's answer and the upstream's list may take of it.
+    #[must_use]
+    pub fn budget_summary(&self) -> Vec<String> {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        let deadline = self.response.deadline;
+        vec![
+            format!(
+                "every referrers request is answered within {} (response.deadline); a caller may ask for less with the header X-Referrers-Deadline",
+                show(deadline)
+            ),
+            format!(
+                "core's answer may take up to {} of it (harbor.timeout {}): past it, 504",
+                show(deadline.min(self.harbor.timeout)),
+                show(self.harbor.timeout)
+            ),
+            format!(
+                "the upstream's list may take what core leaves, up to {} (upstream.timeout {} per listing): past it, the local referrers are served and the fetch goes on to fill the cache",
+                show(deadline.min(self.upstream.timeout)),
+                show(self.upstream.timeout)
+            ),
+        ]
+    }
+
     /// Warnings about valid but risky choices, for the log at start.
     #[must_use]
     pub fn warnings(&self) -> Vec<String> {

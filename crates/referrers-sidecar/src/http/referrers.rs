@@ -60,6 +60,7 @@ pub async fn handle(
                 raw_query,
                 headers: request.headers(),
                 request_id: &request_id,
+                budget: asked_budget(request),
             };
             let answer = state
                 .referrers(core, core_calls)
@@ -149,6 +150,27 @@ fn respond(parsed: &ReferrersRequest, served: &Served, gzip: bool) -> HttpRespon
     response.body(page.body.clone())
 }
 
+/// The caller's own budget (`X-Referrers-Deadline: 2500ms`, `2.5s`…), when it names a
+/// positive duration; one the header does not name well is not taken (logged).
+fn asked_budget(request: &HttpRequest) -> Option<std::time::Duration> {
+    let value = request.headers().get(DEADLINE_HEADER)?;
+    let asked = value
+        .to_str()
+        .ok()
+        .and_then(|text| humantime::parse_duration(text.trim()).ok())
+        .filter(|budget| !budget.is_zero());
+    if asked.is_none() {
+        tracing::info!(
+            header = DEADLINE_HEADER,
+            "not a duration; the configured response.deadline applies"
+        );
+    }
+    asked
+}
+
+/// The header with which a caller asks for a shorter budget than `response.deadline`.
+pub const DEADLINE_HEADER: &str = "x-referrers-deadline";
+
 /// Whether `Accept-Encoding` accepts gzip (`gzip` or `x-gzip`, with no `q=0`).
 fn accepts_gzip(request: &HttpRequest) -> bool {
     request
@@ -182,6 +204,28 @@ fn relay(answer: CoreAnswer) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_is_asked_for_with_a_duration() {
+        let asked = |value: &str| {
+            asked_budget(
+                &actix_web::test::TestRequest::default()
+                    .insert_header((DEADLINE_HEADER, value))
+                    .to_http_request(),
+            )
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(asked("2500ms"), Some(ms(2500)));
+        assert_eq!(asked(" 2s 500ms "), Some(ms(2500)));
+        assert_eq!(asked("1m"), Some(ms(60_000)));
+        assert_eq!(asked("0s"), None);
+        assert_eq!(asked("soon"), None);
+        assert_eq!(asked("2500"), None, "a unit is required");
+        assert_eq!(
+            asked_budget(&actix_web::test::TestRequest::default().to_http_request()),
+            None
+        );
+    }
 
     #[test]
     fn gzip_is_accepted_when_named_without_q_zero() {

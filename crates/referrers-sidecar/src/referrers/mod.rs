@@ -19,6 +19,7 @@ use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use harbor_client::{CoreReferrers, HarborError};
 use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
@@ -55,6 +56,9 @@ pub struct Caller<'a> {
     /// The caller's headers: core authorizes the caller from them.
     pub headers: &'a HeaderMap,
     pub request_id: &'a str,
+    /// A shorter budget the caller asked for (`X-Referrers-Deadline`); never longer than
+    /// `response.deadline`.
+    pub budget: Option<Duration>,
 }
 
 impl Caller<'_> {
@@ -97,7 +101,10 @@ impl Referrers<'_> {
             // Not at hand (a peek asks Harbor nothing).
             Err(_) => None,
         };
-        let deadline = Instant::now() + self.response.deadline;
+        let budget = caller.budget.map_or(self.response.deadline, |asked| {
+            asked.min(self.response.deadline)
+        });
+        let deadline = Instant::now() + budget;
 
         // A project known to be served: its cached list is looked up while core is asked, and
         // stays sealed until core has listed the referrers for this caller.

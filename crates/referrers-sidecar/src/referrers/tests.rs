@@ -325,6 +325,18 @@ impl World {
         query: &str,
         digest: &Digest,
     ) -> Answer {
+        self.ask_within(None, headers, name, query, digest).await
+    }
+
+    /// [`ask_as`](Self::ask_as) with the budget the caller asks for.
+    async fn ask_within(
+        &self,
+        budget: Option<Duration>,
+        headers: &HeaderMap,
+        name: &str,
+        query: &str,
+        digest: &Digest,
+    ) -> Answer {
         let digest = digest.to_string();
         let request = ReferrersRequest::parse(
             RawReferrersPath {
@@ -342,6 +354,7 @@ impl World {
             raw_query: (!query.is_empty()).then_some(query),
             headers,
             request_id: "request",
+            budget,
         };
         self.referrers().answer(&request, caller).await
     }
@@ -485,6 +498,29 @@ async fn a_request_whose_budget_runs_out_leaves_the_shared_call_to_the_others() 
     served(second);
     assert_eq!(world.core.was_asked("referrers hub/team/app"), 1);
     assert_eq!(world.metrics.core_calls_coalesced.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_may_ask_for_a_shorter_budget_never_a_longer_one() {
+    let world = World::new(UpstreamAnswers::Referrers(2));
+    world.core.lists("hub/team/app", Listing::Hangs);
+    let headers = HeaderMap::new();
+    let subject = subject();
+    for (asked, spent) in [
+        (None, world.response.deadline),
+        (
+            Some(Duration::from_millis(2500)),
+            Duration::from_millis(2500),
+        ),
+        (Some(Duration::from_secs(3600)), world.response.deadline),
+    ] {
+        let started = tokio::time::Instant::now();
+        let answer = world
+            .ask_within(asked, &headers, "hub/team/app", "", &subject)
+            .await;
+        assert!(matches!(answer, Answer::CoreFailed(HarborError::Timeout)));
+        assert_eq!(started.elapsed(), spent, "asked for {asked:?}");
+    }
 }
 
 #[tokio::test]
