@@ -9,6 +9,7 @@
 mod cache;
 mod human_duration;
 mod load;
+mod notes;
 mod redis_url;
 mod secret;
 #[cfg(test)]
