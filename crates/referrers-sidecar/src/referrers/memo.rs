@@ -19,6 +19,8 @@ use moka::sync::Cache;
 use oci_referrers::PreparedPage;
 
 use super::key_bytes::KeyBytes;
+use super::request::ReferrersRequest;
+use crate::cache::CachedList;
 
 /// Pages smaller than this are sent as they are: gzip would save little and cost a header.
 pub const GZIP_MIN_BYTES: usize = 1024;
@@ -66,15 +68,33 @@ pub struct MemoKey(Box<[u8]>);
 
 /// The upstream entry a page merged: its registry, fetch time and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryIdentity {
-    pub registry_id: i64,
-    pub fetched_at_ms: u64,
-    pub descriptors: usize,
+struct EntryIdentity {
+    registry_id: i64,
+    fetched_at_ms: u64,
+    descriptors: usize,
 }
 
 impl MemoKey {
+    /// The key of the page for `request` (`raw_query` as it came) merged from `list`, the
+    /// upstream entry of registry `registry_id` (if any), and core's `core_body`.
     #[must_use]
-    pub fn new(
+    pub fn of_page(
+        request: &ReferrersRequest,
+        raw_query: Option<&str>,
+        registry_id: i64,
+        list: Option<&CachedList>,
+        core_body: &[u8],
+    ) -> Self {
+        let upstream = list.map(|list| EntryIdentity {
+            registry_id,
+            fetched_at_ms: list.fetched_at_ms,
+            descriptors: list.descriptors.len(),
+        });
+        let (name, subject) = (request.name.as_str(), request.digest.as_str());
+        Self::new(name, subject, raw_query, upstream, core_body)
+    }
+
+    fn new(
         name: &str,
         subject: &str,
         raw_query: Option<&str>,
@@ -121,6 +141,12 @@ impl AnswerMemo {
         Self { pages }
     }
 
+    /// Whether pages are kept at all (`cache.answer_memo_bytes` above 0).
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        self.pages.is_some()
+    }
+
     /// The page written for `key` before, if it is still kept.
     #[must_use]
     pub fn get(&self, key: &MemoKey) -> Option<Arc<WrittenPage>> {
@@ -135,16 +161,16 @@ impl AnswerMemo {
     }
 
     /// Pages kept (after pending evictions are applied).
-    #[must_use]
-    pub fn len(&self) -> u64 {
+    #[cfg(test)]
+    fn len(&self) -> u64 {
         self.pages.as_ref().map_or(0, |pages| {
             pages.run_pending_tasks();
             pages.entry_count()
         })
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -5,6 +5,7 @@ mod answer;
 mod core_calls;
 mod early;
 mod key_bytes;
+mod library;
 mod memo;
 mod request;
 #[cfg(test)]
@@ -13,16 +14,14 @@ mod tests;
 pub use answer::{Answer, RelayReason, Served};
 pub use core_calls::{CallKey, CoreCalls};
 pub use memo::{AnswerMemo, GZIP_MIN_BYTES, WrittenPage};
-pub use request::{RawReferrersPath, ReferrersRequest, RequestError};
+pub use request::{Caller, RawReferrersPath, ReferrersRequest, RequestError};
 
-use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use harbor_client::{CoreReferrers, HarborError};
-use oci_referrers::{Descriptor, PageLimit, PreparedList, RepositoryName, encode_prepared_page};
+use oci_referrers::{Descriptor, PageLimit, PreparedList, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
 
 use crate::cache::{Looked, ReferrersCache, UpstreamAnswer};
@@ -33,7 +32,7 @@ use crate::serving::{NoUpstream, PassThrough, Read, ServedProject, Serving};
 use crate::store_in_harbor::StoreInHarbor;
 use crate::upstream::UpstreamTarget;
 use early::{EarlyLookup, OpenedLookup, alongside};
-use memo::{EntryIdentity, MemoKey};
+use memo::MemoKey;
 
 /// The cache lookup started alongside core's call: the target it looked up, and what it found.
 type CacheLookup<'a> = EarlyLookup<'a, (UpstreamTarget, Looked)>;
@@ -44,30 +43,6 @@ struct CoreList<'a> {
     descriptors: Vec<Descriptor>,
     /// `None` when core paged its answer: the first body is not the whole list.
     body: Option<&'a Bytes>,
-}
-
-/// What the use case needs of the HTTP request besides its parsed form.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    pub method: &'a str,
-    /// The path and query as they came (not decoded).
-    pub raw_path: &'a str,
-    pub raw_query: Option<&'a str>,
-    /// The caller's headers: core authorizes the caller from them.
-    pub headers: &'a HeaderMap,
-    pub request_id: &'a str,
-    /// A shorter budget the caller asked for (`X-Referrers-Deadline`); never longer than
-    /// `response.deadline`.
-    pub budget: Option<Duration>,
-}
-
-impl Caller<'_> {
-    /// A `GET` without a query asks exactly what core is asked, so core's listing can be
-    /// relayed as this request's answer.
-    #[must_use]
-    pub fn plain_get(&self) -> bool {
-        self.method == "GET" && self.raw_query.is_none()
-    }
 }
 
 /// The referrers use case, with what it uses: one worker's connection to Harbor core and its
@@ -257,15 +232,13 @@ impl Referrers<'_> {
             .await?;
         // The page an identical request got, when it was made of the same upstream entry and
         // the same list from core (read whole, and nothing from `library/`).
-        let key = core.body.filter(|_| library_local.is_empty()).map(|body| {
-            let upstream = upstream_answer.list.as_deref().map(|list| EntryIdentity {
-                registry_id: project.registry_id,
-                fetched_at_ms: list.fetched_at_ms,
-                descriptors: list.descriptors.len(),
+        let key = core
+            .body
+            .filter(|_| self.memo.is_on() && library_local.is_empty())
+            .map(|body| {
+                let list = upstream_answer.list.as_deref();
+                MemoKey::of_page(request, caller.raw_query, project.registry_id, list, body)
             });
-            let (name, subject) = (request.name.as_str(), request.digest.as_str());
-            MemoKey::new(name, subject, caller.raw_query, upstream, body)
-        });
         if let Some(page) = key.as_ref().and_then(|key| self.memo.get(key)) {
             self.metrics
                 .descriptors_served
@@ -406,35 +379,5 @@ impl Referrers<'_> {
                 .await;
         }
         Ok((library_local, upstream_answer))
-    }
-
-    /// Docker Hub's single-segment names are stored by Harbor under `<project>/library/<name>`:
-    /// their local referrers are there.
-    async fn library_referrers(
-        &self,
-        request: &ReferrersRequest,
-        repository: &str,
-        caller: Caller<'_>,
-    ) -> Vec<Descriptor> {
-        let Ok(name) =
-            format!("{}/library/{repository}", request.name.project()).parse::<RepositoryName>()
-        else {
-            return Vec::new();
-        };
-        match self
-            .core
-            .local_referrers(&name, &request.digest, caller.headers, caller.request_id)
-            .await
-        {
-            Ok(CoreReferrers::Listed { descriptors, .. }) => descriptors,
-            Ok(CoreReferrers::Relayed(answer)) => {
-                tracing::info!(%name, status = %answer.status, "core did not list the library/ path");
-                Vec::new()
-            }
-            Err(error) => {
-                tracing::warn!(%name, error = %error, "cannot ask core for the library/ path");
-                Vec::new()
-            }
-        }
     }
 }

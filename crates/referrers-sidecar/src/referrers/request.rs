@@ -1,7 +1,34 @@
 //! A referrers request after validation: repository name, subject digest and query, typed once
-//! at the edge and trusted afterwards.
+//! at the edge and trusted afterwards; and what else the use case reads of it (its caller).
 
+use std::time::Duration;
+
+use actix_web::http::header::HeaderMap;
 use oci_referrers::{Digest, QueryError, ReferrersQuery, RepositoryName};
+
+/// What the use case needs of the HTTP request besides its parsed form.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub method: &'a str,
+    /// The path and query as they came (not decoded).
+    pub raw_path: &'a str,
+    pub raw_query: Option<&'a str>,
+    /// The caller's headers: core authorizes the caller from them.
+    pub headers: &'a HeaderMap,
+    pub request_id: &'a str,
+    /// A shorter budget the caller asked for (`X-Referrers-Deadline`); never longer than
+    /// `response.deadline`.
+    pub budget: Option<Duration>,
+}
+
+impl Caller<'_> {
+    /// A `GET` without a query asks exactly what core is asked, so core's listing can be
+    /// relayed as this request's answer.
+    #[must_use]
+    pub fn plain_get(&self) -> bool {
+        self.method == "GET" && self.raw_query.is_none()
+    }
+}
 
 /// Why a request is not a valid referrers request (each an OCI error code to the client).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use harbor_client::{CoreAnswer, Project, RegistryInfo};
-use oci_referrers::Digest;
+use oci_referrers::{Digest, RepositoryName};
 
 use super::*;
 use crate::cache::testing::{Answer as UpstreamAnswers, FRESH_FOR, StubUpstream, replica_cache};
