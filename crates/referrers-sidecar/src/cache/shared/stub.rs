@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use futures_util::FutureExt;
+use futures_util::stream::BoxStream;
+
 use super::*;
 
 /// How the stub store misbehaves.

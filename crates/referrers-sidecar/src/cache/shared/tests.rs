@@ -1,6 +1,8 @@
 //! The shared tier over a stub store: reads, stores, the breaker, the lock and the wait for
 //! another replica's entry, on a manual clock.
 
+use futures_util::FutureExt;
+
 use super::stub::{Fault, StubStore};
 use super::*;
 use crate::clock::ManualClock;
