@@ -5,7 +5,7 @@ use super::*;
 use crate::breaker::BreakerState;
 use crate::clock::ManualClock;
 use crate::outcome::{StatusClass, UpstreamKind};
-use registry_client::{Registry, RegistryKind};
+use registry_client::{AuthError, Registry, RegistryKind};
 
 /// A registry on a port nothing listens on: every fetch is a refused connection, which
 /// counts against the breaker.
