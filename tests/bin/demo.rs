@@ -6,13 +6,12 @@
 //! then serves until Ctrl-C. `--once` runs the real clients against it and exits (a
 //! self-check): oci-client, skopeo and oras-py.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use e2e::clients::{Clients, notation_verify_args, shell_line};
 use e2e::config::Configure;
 use e2e::harbor_webhook::{self, Format};
-use e2e::upstreams::installed;
+use e2e::upstreams::{installed, venv_python};
 use e2e::users::DEMO;
 use e2e::world::{Mirror, World};
 
@@ -200,18 +199,6 @@ fn sign(upstream: &Mirror, host: &str) -> Clients {
 
 /// The oras-py script that shows what `oras discover` shows.
 const DISCOVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bin/oras_discover.py");
-
-/// The Python of the tools' venv (`make setup` installs oras-py there).
-fn venv_python() -> PathBuf {
-    std::env::var_os("REFERRERS_SIDECAR_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".cache/referrers-sidecar/tools"))
-        })
-        .unwrap_or_default()
-        .join("venv/bin/python")
-}
 
 /// Runs a client, echoing what it prints; its standard output when it succeeded.
 fn run(command: &mut Command) -> Option<String> {

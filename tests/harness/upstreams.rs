@@ -47,6 +47,19 @@ pub fn installed(name: &str) -> Option<PathBuf> {
     candidates.into_iter().find(|candidate| candidate.is_file())
 }
 
+/// The Python of the tools' venv (`make setup` installs oras-py and requests there).
+#[must_use]
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("REFERRERS_SIDECAR_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/referrers-sidecar/tools"))
+        })
+        .unwrap_or_default()
+        .join("venv/bin/python")
+}
+
 /// `sha256:<hex>` of `bytes`.
 #[must_use]
 pub fn sha256_digest(bytes: &[u8]) -> String {

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use e2e::upstreams::venv_python;
 use e2e::users::ALICE;
 use e2e::world::{Mirror, World, referrers_path};
 use flate2::read::GzDecoder;
@@ -132,16 +133,4 @@ async fn a_page_is_sent_gzip_compressed_to_a_caller_that_accepts_it() {
     );
     assert_eq!(encoding, b"gzip\n", "requests asked for gzip and got it");
     assert_eq!(body, &identity[..], "requests reads the same list");
-}
-
-/// The Python of the tools' venv (`make setup` installs requests there, with oras-py).
-fn venv_python() -> std::path::PathBuf {
-    std::env::var_os("REFERRERS_SIDECAR_TOOLS")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| std::path::PathBuf::from(home).join(".cache/referrers-sidecar/tools"))
-        })
-        .expect("REFERRERS_SIDECAR_TOOLS or HOME")
-        .join("venv/bin/python")
 }
