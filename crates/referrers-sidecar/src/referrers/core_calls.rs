@@ -113,13 +113,13 @@ impl CoreCalls {
     }
 
     /// Calls remembered (in flight, or ended and not yet forgotten).
-    #[must_use]
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
         self.in_flight.borrow().len()
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
