@@ -21,6 +21,7 @@ LAYERS = [
     ["app"],  # the composition root: builds every part and runs it
     ["http"],  # the only actix code: routes, AppState, error bodies
     ["referrers", "operator", "webhook"],  # the use cases
+    ["warming"],  # fetches an artifact's upstream referrers ahead of its verification
     ["store_in_harbor"],  # pulls upstream referrers into Harbor, in the background
     ["serving"],  # the one serving decision and Harbor's facts
     ["replicas"],  # purges spread to every replica

@@ -17,4 +17,5 @@ pub mod serving;
 pub mod store_in_harbor;
 pub mod telemetry;
 pub mod upstream;
+pub mod warming;
 pub mod webhook;

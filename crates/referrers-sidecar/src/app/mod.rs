@@ -24,6 +24,7 @@ use crate::serving::Serving;
 use crate::store_in_harbor::{self, StoreWorker, WorkerParts};
 use crate::telemetry::RequestSpan;
 use crate::upstream::{Manifests, Upstream, UpstreamFetcher, UpstreamRequestMetrics};
+use crate::warming::Warming;
 use crate::webhook::{WarmQueue, warm};
 
 /// How long an idle client connection is kept open.
@@ -178,7 +179,7 @@ impl Application {
         let warming = warm::run(
             warm_receiver,
             Arc::clone(&warm_queue),
-            warm::Warming {
+            Warming {
                 serving: Arc::clone(&state.serving),
                 cache: Arc::clone(&state.cache),
                 store: state.store.clone(),

@@ -56,6 +56,16 @@ pub struct Looked {
     misses: Misses,
 }
 
+impl Looked {
+    /// Whether the lookup found a fresh list: one a request is served without an upstream call.
+    #[must_use]
+    pub fn is_fresh(&self) -> bool {
+        self.found
+            .as_ref()
+            .is_some_and(|found| matches!(found.freshness, Freshness::Fresh { .. }))
+    }
+}
+
 /// A live entry a lookup found.
 #[derive(Debug)]
 struct Found {

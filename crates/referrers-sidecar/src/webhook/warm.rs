@@ -1,6 +1,5 @@
-//! Warming: a pulled artifact of a served project gets its upstream referrers fetched into the
-//! cache through the path requests take (the same decision, breakers, rate limits, memory
-//! budget, single flight and stores), so the next verification is a hit.
+//! The webhook warm-up: artifacts Harbor's pull webhooks queued are warmed in the background, a
+//! few at a time (see [`crate::warming`]).
 
 use std::sync::Arc;
 
@@ -10,25 +9,11 @@ use tokio::sync::mpsc;
 
 use super::event::Pulled;
 use super::queue::WarmQueue;
-use crate::cache::ReferrersCache;
-use crate::harbor::Core;
-use crate::metrics::Metrics;
-use crate::outcome::WarmResult;
-use crate::serving::{NoUpstream, Read, Serving};
-use crate::store_in_harbor::StoreInHarbor;
+use crate::warming::Warming;
 
 /// Artifacts warmed at once: background work leaves the registries' connection bounds
 /// (`upstream.max_concurrent_per_registry`) to the requests.
 pub const CONCURRENCY: usize = 4;
-
-/// What warming uses: the serving decision, the cache, the store offer, the metrics.
-pub struct Warming {
-    pub serving: Arc<Serving>,
-    pub cache: Arc<ReferrersCache>,
-    /// `None` when no project may store upstream referrers in Harbor.
-    pub store: Option<Arc<StoreInHarbor>>,
-    pub metrics: Arc<Metrics>,
-}
 
 /// Takes artifacts off `receiver` and warms up to [`CONCURRENCY`] at a time, until every
 /// sender is gone. Runs on one thread: Harbor's client (`core`, the robot account) is not
@@ -45,61 +30,11 @@ pub async fn run(
             let (queue, warming, core) = (&queue, &warming, &core);
             async move {
                 queue.taken();
-                let result = warming.warm(core, &pulled).await;
+                let result = warming.warm(core, &pulled.name, &pulled.digest).await;
                 tracing::debug!(name = %pulled.name, digest = %pulled.digest, result = result.as_str(), "warm fetch");
                 warming.metrics.count_warm(result);
                 queue.done(&pulled);
             }
         })
         .await;
-}
-
-impl Warming {
-    /// Fetches the upstream referrers of `pulled` into the cache, if its project is served.
-    pub async fn warm(&self, core: &dyn Core, pulled: &Pulled) -> WarmResult {
-        if pulled.digest.is_zero() {
-            return WarmResult::Skipped;
-        }
-        let project = pulled.name.project();
-        let served = match self.serving.project(Read::Load(core), project).await {
-            Ok(Ok(served)) => served,
-            Ok(Err(_)) => return WarmResult::Unserved,
-            Err(error) => {
-                tracing::warn!(project, error = %error, "cannot read the project from Harbor; not warming");
-                return WarmResult::HarborError;
-            }
-        };
-        // A pulled artifact's name always has a repository (checked when parsed).
-        let Some(repository) = pulled.name.repository() else {
-            return WarmResult::Unserved;
-        };
-        let target = match self
-            .serving
-            .upstream(Read::Load(core), &served, repository)
-            .await
-        {
-            Ok(target) => target,
-            // A repository Harbor's proxy allowlist excludes is never fetched, as for requests.
-            Err(NoUpstream::NotInAllowlist) => return WarmResult::Unserved,
-            Err(reason) => {
-                tracing::warn!(
-                    project,
-                    registry_id = served.registry_id,
-                    %reason,
-                    "no upstream call for this project; not warming"
-                );
-                return WarmResult::HarborError;
-            }
-        };
-        let answer = self
-            .cache
-            .upstream_referrers(&target, served.registry_id, &pulled.digest)
-            .await;
-        if let Some(store) = &self.store {
-            store
-                .offer(&pulled.name, &pulled.digest, &target, &answer)
-                .await;
-        }
-        answer.upstream.warmed(answer.cache)
-    }
 }
