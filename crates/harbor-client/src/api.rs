@@ -2,6 +2,7 @@
 //! (with its repository allowlist) and registry facts. JSON shapes follow Harbor's swagger (`Project`, `Registry`,
 //! `GeneralInfo`); only the fields the sidecar reads are typed, the rest is ignored.
 
+use awc::http::header::HeaderMap;
 use awc::http::{Method, header};
 use base64::Engine;
 use serde::{Deserialize, Deserializer};
@@ -298,7 +299,23 @@ impl CoreClient {
         resource_name: bool,
         credentials: Option<&BasicAuth>,
     ) -> Result<Option<T>, HarborError> {
-        self.bounded(self.get_json_unbounded(path, what, resource_name, credentials))
+        Ok(self
+            .get_json_with_headers(path, what, resource_name, credentials, API_BODY_LIMIT)
+            .await?
+            .map(|(answer, _)| answer))
+    }
+
+    /// `GET path` as [`get_json_as`](Self::get_json_as) does, reading at most `limit` bytes,
+    /// with the answer's headers (a listing's `X-Total-Count` and `Link`).
+    pub(crate) async fn get_json_with_headers<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        resource_name: bool,
+        credentials: Option<&BasicAuth>,
+        limit: usize,
+    ) -> Result<Option<(T, HeaderMap)>, HarborError> {
+        self.bounded(self.get_json_unbounded(path, what, resource_name, credentials, limit))
             .await
     }
 
@@ -308,7 +325,8 @@ impl CoreClient {
         what: &str,
         resource_name: bool,
         credentials: Option<&BasicAuth>,
-    ) -> Result<Option<T>, HarborError> {
+        limit: usize,
+    ) -> Result<Option<(T, HeaderMap)>, HarborError> {
         let mut request = self
             .connections
             .request(Method::GET, &self.url(path))
@@ -337,19 +355,16 @@ impl CoreClient {
                 });
             }
         }
-        let body = response
-            .body()
-            .limit(API_BODY_LIMIT)
-            .await
-            .map_err(|e| match e {
-                awc::error::PayloadError::Overflow => HarborError::TooLarge {
-                    what: what.to_owned(),
-                    limit: API_BODY_LIMIT,
-                },
-                other => HarborError::Unreachable(other.to_string()),
-            })?;
+        let body = response.body().limit(limit).await.map_err(|e| match e {
+            awc::error::PayloadError::Overflow => HarborError::TooLarge {
+                what: what.to_owned(),
+                limit,
+            },
+            other => HarborError::Unreachable(other.to_string()),
+        })?;
+        let headers = response.headers().clone();
         serde_json::from_slice(&body)
-            .map(Some)
+            .map(|answer| Some((answer, headers)))
             .map_err(|e| HarborError::Invalid {
                 what: what.to_owned(),
                 reason: e.to_string(),
