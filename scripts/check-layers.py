@@ -28,7 +28,7 @@ LAYERS = [
     ["cache"],  # tiers, single flight, refresh
     ["upstream"],  # registries: targets, the fetch, breakers and rests
     ["harbor", "metrics", "telemetry"],  # the Core seam, Prometheus, logs
-    ["breaker", "clock", "config", "outcome"],  # leaves
+    ["breaker", "clock", "config", "outcome", "pace"],  # leaves
 ]
 
 SOURCE = os.path.join("crates", "referrers-sidecar", "src")

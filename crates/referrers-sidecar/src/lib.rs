@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod operator;
 pub mod outcome;
+pub mod pace;
 pub mod referrers;
 pub mod replicas;
 pub mod serving;

@@ -12,7 +12,6 @@
 
 mod budget;
 mod check;
-mod pace;
 #[cfg(test)]
 mod tests;
 mod worker;

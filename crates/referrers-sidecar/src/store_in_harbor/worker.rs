@@ -13,13 +13,13 @@ use harbor_client::{CoreClient, HarborError};
 use tokio::sync::mpsc;
 
 use super::check::{Allowed, MAX_MANIFEST_BYTES, check};
-use super::pace::Pace;
 use super::{Job, Memory, RETRY_AFTER};
 use crate::cache::{Claim, Claims};
 use crate::clock::Clock;
 use crate::config::StoreSettings;
 use crate::metrics::Metrics;
 use crate::outcome::PullResult;
+use crate::pace::Pace;
 use crate::serving::{Read, Serving};
 use crate::upstream::{Admission, ManifestRead, Manifests};
 
