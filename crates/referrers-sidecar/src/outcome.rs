@@ -106,7 +106,8 @@ outcomes! {
         Lost => "lost",
     }
 
-    /// What became of one warm fetch of a pulled artifact (`harbor_referrers_webhook_warms_total`).
+    /// What became of one warm fetch of an artifact, pulled (`harbor_referrers_webhook_warms_total`)
+    /// or asked for by an operator (`harbor_referrers_operator_warms_total`).
     pub enum WarmResult {
         /// The upstream's list was fetched and stored.
         Fetched => "fetched",
@@ -185,6 +186,7 @@ outcomes! {
     pub enum OperatorEndpoint {
         Status => "status",
         Purge => "purge",
+        Warm => "warm",
     }
 
     /// What became of an operator API call.
@@ -194,7 +196,8 @@ outcomes! {
         Forbidden => "forbidden",
         NotFound => "not_found",
         Invalid => "invalid",
-        /// Past the project's budget (`operator.purges_per_minute`, `status_per_minute`).
+        /// Past the project's budget (`operator.purges_per_minute`, `status_per_minute`), or
+        /// a warm-up told to come back (its queue full, its registry's turn far off or resting).
         Limited => "limited",
         Unavailable => "unavailable",
     }

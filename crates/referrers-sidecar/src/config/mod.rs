@@ -242,7 +242,8 @@ impl Default for WebhookSettings {
 }
 
 /// How often the operator API takes one project's calls, in each replica: past a budget, a
-/// call gets `429` with `Retry-After` and nothing is done.
+/// call gets `429` with `Retry-After` and nothing is done; and how a project's warm-up is
+/// paced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OperatorSettings {
@@ -251,6 +252,13 @@ pub struct OperatorSettings {
     /// Status calls for one project in any minute, at most (a budget of its own: readers
     /// asking a public project's status never hold back its admins' purges).
     pub status_per_minute: u32,
+    /// Upstream listings that warming a project (`referrers-sidecar warm`) starts per registry
+    /// and minute, at most, spread evenly: a whole project's warm-up never spends the
+    /// upstream's rate limit at once. Fresh lists take no turn.
+    pub warm_per_minute: u32,
+    /// Artifacts of one project waiting for their turn or being warmed at once, at most; more
+    /// get `429` (the warm command sends 4 at a time).
+    pub warm_queue_per_project: u32,
 }
 
 impl Default for OperatorSettings {
@@ -258,6 +266,8 @@ impl Default for OperatorSettings {
         Self {
             purges_per_minute: 6,
             status_per_minute: 60,
+            warm_per_minute: 60,
+            warm_queue_per_project: 8,
         }
     }
 }

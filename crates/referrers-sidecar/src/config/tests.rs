@@ -126,6 +126,13 @@ fn the_webhook_secret_is_off_by_default_read_from_its_file_and_masked() {
         (s.operator.purges_per_minute, s.operator.status_per_minute),
         (6, 60)
     );
+    assert_eq!(
+        (
+            s.operator.warm_per_minute,
+            s.operator.warm_queue_per_project
+        ),
+        (60, 8)
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("auth-header");
     std::fs::write(&file, "Bearer from-a-file\n").unwrap();
@@ -310,6 +317,16 @@ fn bad_values_name_the_key() {
             "operator:\n  status_per_minute: 0\n",
             &[],
             "operator.status_per_minute",
+        ),
+        (
+            "operator:\n  warm_per_minute: 0\n",
+            &[],
+            "operator.warm_per_minute",
+        ),
+        (
+            "operator:\n  warm_queue_per_project: 1001\n",
+            &[],
+            "operator.warm_queue_per_project",
         ),
     ];
     for (yaml, env, key) in cases {

@@ -294,14 +294,24 @@ impl WebhookSettings {
 }
 
 impl OperatorSettings {
+    /// Each waiting artifact holds a request open: beyond this the bound no longer bounds.
+    const MAX_WARM_QUEUE: u32 = 1000;
+
     fn validate(&self) -> Result<(), ConfigError> {
         for (key, per_minute) in [
             ("operator.purges_per_minute", self.purges_per_minute),
             ("operator.status_per_minute", self.status_per_minute),
+            ("operator.warm_per_minute", self.warm_per_minute),
         ] {
             if per_minute == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
+        }
+        if !(1..=Self::MAX_WARM_QUEUE).contains(&self.warm_queue_per_project) {
+            return Err(ConfigError::invalid(
+                "operator.warm_queue_per_project",
+                format!("must be between 1 and {}", Self::MAX_WARM_QUEUE),
+            ));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, ResponseError};
 use harbor_client::{HarborError, SendError};
 use serde::Serialize;
 
-use crate::operator::{Limited, PurgeError, Refusal};
+use crate::operator::{Limited, PurgeError, Refusal, WarmError};
 use crate::referrers::RequestError;
 use crate::webhook::EventError;
 
@@ -126,6 +126,19 @@ pub enum OperatorError {
     FactsUnavailable,
     /// The project's budget of such calls is spent: a slot frees in this many seconds.
     TooManyRequests(u64),
+    /// A warm-up told to come back in this many seconds, and why.
+    WarmLater(WarmLater, u64),
+}
+
+/// Why a warm-up is told to come back later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmLater {
+    /// The project has `operator.warm_queue_per_project` artifacts waiting or being warmed.
+    QueueFull,
+    /// The registry's next turn (`operator.warm_per_minute`) is further off than a call waits.
+    Paced,
+    /// The registry rests after a rate limit.
+    Resting,
 }
 
 impl OperatorError {
@@ -141,7 +154,7 @@ impl OperatorError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::CoreUnavailable | Self::FactsUnavailable => StatusCode::BAD_GATEWAY,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::WarmLater(..) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -183,6 +196,15 @@ impl OperatorError {
             Self::TooManyRequests(_) => {
                 "too many such calls for this project: retry after the seconds Retry-After gives"
             }
+            Self::WarmLater(WarmLater::QueueFull, _) => {
+                "this project's warm queue is full in this replica: retry after the seconds Retry-After gives"
+            }
+            Self::WarmLater(WarmLater::Paced, _) => {
+                "the registry's next warm-up turn is further off: retry after the seconds Retry-After gives"
+            }
+            Self::WarmLater(WarmLater::Resting, _) => {
+                "the upstream registry rests after a rate limit: retry after the seconds Retry-After gives"
+            }
         }
     }
 
@@ -201,7 +223,7 @@ impl OperatorError {
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"harbor\""));
             }
-            Self::TooManyRequests(seconds) => {
+            Self::TooManyRequests(seconds) | Self::WarmLater(_, seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds));
             }
             _ => {}
@@ -229,6 +251,19 @@ impl From<&PurgeError> for OperatorError {
             PurgeError::DigestWithoutRepository => Self::DigestWithoutRepository,
             PurgeError::FactsUnavailable(_) => Self::FactsUnavailable,
             PurgeError::Limited(limited) => Self::from(*limited),
+        }
+    }
+}
+
+impl From<&WarmError> for OperatorError {
+    fn from(error: &WarmError) -> Self {
+        let later = |why| Self::WarmLater(why, error.retry_after().unwrap_or(1));
+        match error {
+            WarmError::InvalidRepository(_) => Self::InvalidRepository,
+            WarmError::InvalidDigest(_) => Self::InvalidDigest,
+            WarmError::QueueFull => later(WarmLater::QueueFull),
+            WarmError::Paced(_) => later(WarmLater::Paced),
+            WarmError::Resting(_) => later(WarmLater::Resting),
         }
     }
 }

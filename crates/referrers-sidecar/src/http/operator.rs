@@ -1,5 +1,5 @@
-//! The operator API under `/referrers-sidecar/v1/` on the main listener: a project's status
-//! and the purge of its cached lists. Harbor's credentials (Basic) authorize each call. Its
+//! The operator API under `/referrers-sidecar/v1/` on the main listener: a project's status,
+//! the purge of its cached lists, and the warm-up of one of its artifacts' lists. Harbor's credentials (Basic) authorize each call. Its
 //! errors are [`OperatorError`]s: a fixed message and the request's id, the detail logged.
 
 use actix_web::http::{StatusCode, header};
@@ -24,6 +24,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         web::scope(PREFIX)
             .service(web::resource("/projects/{project}").route(web::get().to(status)))
             .service(web::resource("/projects/{project}/cache").route(web::delete().to(purge)))
+            .service(web::resource("/projects/{project}/warm").route(web::post().to(warm)))
             .default_service(web::to(|request: HttpRequest| async move {
                 OperatorError::NoEndpoint.answer(&telemetry::request_id_of(&request))
             })),
@@ -121,6 +122,58 @@ async fn purge_answer(
     Ok(HttpResponse::Ok().json(purged))
 }
 
+/// The query of a warm-up: one artifact.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmQuery {
+    repository: String,
+    digest: String,
+}
+
+/// `POST /referrers-sidecar/v1/projects/{project}/warm?repository=R&digest=D`: a project admin
+/// or a system admin; answered once the artifact is warmed, or told when to come back (429).
+async fn warm(
+    request: HttpRequest,
+    project: web::Path<String>,
+    state: web::Data<AppState>,
+    core: web::Data<CoreClient>,
+) -> HttpResponse {
+    let project = project.into_inner();
+    let answered = warm_answer(&request, &state, &core, &project).await;
+    let response =
+        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
+    count(&state, Action::Warm, &response);
+    response
+}
+
+async fn warm_answer(
+    request: &HttpRequest,
+    state: &AppState,
+    core: &CoreClient,
+    project: &str,
+) -> Result<HttpResponse, OperatorError> {
+    let query =
+        web::Query::<WarmQuery>::from_query(request.query_string()).map_err(|rejected| {
+            tracing::info!(error = %rejected, "operator API: warm query refused");
+            OperatorError::InvalidQuery
+        })?;
+    authorize(request, state, core, project, Action::Warm).await?;
+    let warmed = operator::warm(
+        &state.warm_targets(),
+        core,
+        project,
+        &query.repository,
+        &query.digest,
+    )
+    .await
+    .map_err(|refused| {
+        // A warm-up told to come back is the command's pacing, not news.
+        tracing::debug!(project, error = %refused, "operator API: warm-up refused");
+        OperatorError::from(&refused)
+    })?;
+    Ok(HttpResponse::Ok().json(warmed))
+}
+
 /// The caller's verdict from Harbor, or the error that refuses it (the decision, and Harbor's
 /// failure when it could not be asked, are logged by the use case).
 async fn authorize(
@@ -177,6 +230,7 @@ fn count(state: &AppState, action: Action, response: &HttpResponse) {
     let endpoint = match action {
         Action::Status => OperatorEndpoint::Status,
         Action::Purge => OperatorEndpoint::Purge,
+        Action::Warm => OperatorEndpoint::Warm,
     };
     state.metrics.count_operator_request(endpoint, result);
 }

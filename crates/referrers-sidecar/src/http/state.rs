@@ -9,12 +9,13 @@ use crate::cache::ReferrersCache;
 use crate::config::Settings;
 use crate::harbor::Core;
 use crate::metrics::Metrics;
-use crate::operator::{OperatorAccess, OperatorBudgets, PurgeTargets, StatusSources};
+use crate::operator::{OperatorAccess, OperatorBudgets, PurgeTargets, StatusSources, WarmTargets};
 use crate::referrers::{AnswerMemo, CoreCalls, Referrers};
 use crate::replicas::Replicas;
 use crate::serving::Serving;
 use crate::store_in_harbor::StoreInHarbor;
 use crate::upstream::UpstreamFetcher;
+use crate::warming::Warming;
 
 /// State shared by every worker.
 pub struct AppState {
@@ -29,7 +30,7 @@ pub struct AppState {
     /// The upstream fetcher the cache uses: its breakers and rate-limit rests.
     pub upstream: Arc<UpstreamFetcher>,
     pub operator: OperatorAccess,
-    /// How often each project's purges and statuses are done.
+    /// How often each project's purges and statuses are done, and how warm-ups are paced.
     pub operator_budgets: OperatorBudgets,
     /// `None` when no project may store upstream referrers in Harbor.
     pub store: Option<Arc<StoreInHarbor>>,
@@ -64,6 +65,22 @@ impl AppState {
             upstream: &self.upstream,
             cache: &self.cache,
             budget: &self.operator_budgets.status,
+        }
+    }
+
+    /// What the operator API's warm-up uses.
+    #[must_use]
+    pub fn warm_targets(&self) -> WarmTargets<'_> {
+        WarmTargets {
+            warming: Warming {
+                serving: Arc::clone(&self.serving),
+                cache: Arc::clone(&self.cache),
+                store: self.store.clone(),
+                metrics: Arc::clone(&self.metrics),
+            },
+            upstream: &self.upstream,
+            pacing: &self.operator_budgets.warm,
+            metrics: &self.metrics,
         }
     }
 

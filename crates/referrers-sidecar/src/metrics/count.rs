@@ -99,9 +99,16 @@ impl Metrics {
         self.webhook_events.with_label_values(&event.labels()).inc();
     }
 
-    /// Counts one warm fetch.
+    /// Counts one warm fetch of a pulled artifact.
     pub fn count_warm(&self, result: WarmResult) {
         self.webhook_warms
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
+    /// Counts one artifact warmed through the operator API.
+    pub fn count_operator_warm(&self, result: WarmResult) {
+        self.operator_warms
             .with_label_values(&[result.as_str()])
             .inc();
     }

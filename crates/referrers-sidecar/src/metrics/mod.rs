@@ -82,6 +82,8 @@ pub struct Metrics {
     pub webhook_queue_depth: IntGauge,
     /// `harbor_referrers_webhook_warms_total{result}`: warm fetches of pulled artifacts.
     pub webhook_warms: IntCounterVec,
+    /// `harbor_referrers_operator_warms_total{result}`: artifacts warmed on an operator's word.
+    pub operator_warms: IntCounterVec,
     /// `harbor_referrers_breaker_state{target}`: 0 closed, 1 open, 2 half-open; per registry
     /// and for `redis`.
     pub breaker_state: IntGaugeVec,
@@ -252,6 +254,11 @@ impl Metrics {
                 "Background fetches of pulled artifacts' upstream referrers, by result.",
                 &["result"],
             )?,
+            operator_warms: counter(
+                "operator_warms_total",
+                "Artifacts warmed through the operator API (referrers-sidecar warm), by result.",
+                &["result"],
+            )?,
             breaker_state: {
                 let metric = IntGaugeVec::new(
                     Opts::new(
@@ -337,6 +344,7 @@ impl Metrics {
         }
         for result in WarmResult::ALL {
             metrics.webhook_warms.with_label_values(&[result.as_str()]);
+            metrics.operator_warms.with_label_values(&[result.as_str()]);
         }
         for outcome in RequestOutcome::ALL {
             metrics.requests.with_label_values(&[outcome.as_str()]);

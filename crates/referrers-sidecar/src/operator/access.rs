@@ -1,6 +1,6 @@
 //! Who may use the operator API, by Harbor's word: the caller's own credentials are checked
 //! with Harbor's API (`GET /api/v2.0/users/current`, `GET /api/v2.0/projects/{project}`);
-//! a member may read a project's status, a project admin or a system admin may purge. Every
+//! a member may read a project's status, a project admin or a system admin may purge and warm. Every
 //! decision is logged with the user name, and remembered for a few seconds only, under a hash
 //! of the credentials, in a memory bounded in bytes; credentials Harbor refuses are not
 //! remembered, and a user name longer than Harbor's is refused before Harbor is asked.
@@ -31,6 +31,8 @@ pub enum Action {
     Status,
     /// Purge its cached lists: a project admin or a system admin.
     Purge,
+    /// Warm its artifacts' lists: a project admin or a system admin.
+    Warm,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
         match self {
             Self::Status => "status",
             Self::Purge => "purge",
+            Self::Warm => "warm",
         }
     }
 }
@@ -203,12 +206,15 @@ fn decide(verdict: Verdict, action: Action, project: &str) -> Result<bool, Refus
             "the caller may not read this project in Harbor",
         )),
         (Verdict::UnknownProject, Action::Status) => Ok(false),
-        (Verdict::UnknownProject, Action::Purge) => {
+        (Verdict::UnknownProject, Action::Purge | Action::Warm) => {
             Err(Refusal::UnknownProject(project.to_owned()))
         }
         (Verdict::Reader { .. }, Action::Status) | (Verdict::Reader { admin: true }, _) => Ok(true),
         (Verdict::Reader { admin: false }, Action::Purge) => Err(Refusal::Forbidden(
             "purging needs the project admin role or a system admin",
+        )),
+        (Verdict::Reader { admin: false }, Action::Warm) => Err(Refusal::Forbidden(
+            "warming needs the project admin role or a system admin",
         )),
     }
 }
@@ -253,6 +259,15 @@ mod tests {
             Err(Refusal::Forbidden(_))
         ));
         assert!(matches!(decide(admin, Action::Purge, "p"), Ok(true)));
+        assert!(matches!(decide(admin, Action::Warm, "p"), Ok(true)));
+        assert!(matches!(
+            decide(reader, Action::Warm, "p"),
+            Err(Refusal::Forbidden(_))
+        ));
+        assert!(matches!(
+            decide(Verdict::UnknownProject, Action::Warm, "p"),
+            Err(Refusal::UnknownProject(_))
+        ));
         assert!(matches!(
             decide(Verdict::UnknownProject, Action::Status, "p"),
             Ok(false)
@@ -261,7 +276,7 @@ mod tests {
             decide(Verdict::UnknownProject, Action::Purge, "p"),
             Err(Refusal::UnknownProject(_))
         ));
-        for action in [Action::Status, Action::Purge] {
+        for action in [Action::Status, Action::Purge, Action::Warm] {
             assert!(matches!(
                 decide(Verdict::Unauthorized, action, "p"),
                 Err(Refusal::Unauthorized)

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::warm::WarmPacing;
 use crate::clock::Clock;
 use crate::config::OperatorSettings;
 
@@ -68,11 +69,12 @@ impl CallBudget {
     }
 }
 
-/// The operator API's budgets.
+/// The operator API's budgets, and the bounds of its warm-ups.
 #[derive(Debug)]
 pub struct OperatorBudgets {
     pub purges: CallBudget,
     pub status: CallBudget,
+    pub warm: WarmPacing,
 }
 
 impl OperatorBudgets {
@@ -81,6 +83,7 @@ impl OperatorBudgets {
         Self {
             purges: CallBudget::per_minute(settings.purges_per_minute, Arc::clone(clock)),
             status: CallBudget::per_minute(settings.status_per_minute, Arc::clone(clock)),
+            warm: WarmPacing::new(settings, Arc::clone(clock)),
         }
     }
 }
@@ -149,6 +152,7 @@ mod tests {
         let settings = OperatorSettings {
             purges_per_minute: 1,
             status_per_minute: 2,
+            ..OperatorSettings::default()
         };
         let budgets = OperatorBudgets::new(&settings, &clock);
         budgets.purges.take("hub").unwrap();

@@ -1,11 +1,12 @@
-//! The operator API's use cases — why a project is or is not served, and purging its cached
-//! lists on every replica — each authorized by Harbor with the caller's own credentials, and
-//! done for a project only so often.
+//! The operator API's use cases — why a project is or is not served, purging its cached lists
+//! on every replica, and warming its artifacts' lists — each authorized by Harbor with the
+//! caller's own credentials, and done for a project only so often.
 
 mod access;
 mod limit;
 mod purge;
 mod status;
+mod warm;
 
 pub use access::{Action, Authorized, OperatorAccess, Refusal};
 pub use limit::{CallBudget, Limited, OperatorBudgets};
@@ -13,6 +14,7 @@ pub use purge::{PurgeError, PurgeReport, PurgeTargets, purge};
 pub use status::{
     ProjectStatus, RegistryStatus, StatusSources, project_status, track_served_projects,
 };
+pub use warm::{WarmError, WarmPacing, WarmReport, WarmTargets, warm};
 
 /// Harbor's project names: lowercase letters, digits and `._-`, at most 255 characters.
 #[must_use]
