@@ -315,3 +315,134 @@ async fn webhook_policies_are_managed_by_project_admins_in_harbors_shape() {
         listed.as_array().cloned().unwrap()
     );
 }
+
+#[tokio::test]
+async fn repositories_and_artifacts_are_listed_in_pages_in_harbors_shape() {
+    use e2e::upstreams::{FerroOci, Pusher};
+
+    let swagger = swagger();
+    let upstream = FerroOci::start();
+    let pusher = Pusher::new(&upstream.url());
+    let mut images = Vec::new();
+    for n in 0..3 {
+        images.push(
+            pusher
+                .push_image(
+                    "team/app",
+                    &format!("v{n}"),
+                    format!("layer {n}").as_bytes(),
+                )
+                .await,
+        );
+    }
+    let signature = pusher
+        .push_referrer(
+            "team/app",
+            &images[0],
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            serde_json::json!({}),
+        )
+        .await;
+    let double = HarborDouble::start(DoubleConfig {
+        projects: vec![
+            DoubleProject::proxy(3, "hub-proxy", 1),
+            DoubleProject::local(4, "other"),
+        ],
+        registries: vec![DoubleRegistry {
+            id: 1,
+            name: "upstream".into(),
+            url: upstream.url(),
+            registry_type: "docker-registry".into(),
+            insecure: true,
+        }],
+        accounts: vec![ALICE.account(&["hub-proxy"]), PAM.account(&["other"])],
+        ..DoubleConfig::default()
+    });
+    // The first by its tag, the others by digest (Harbor keeps no tag for those).
+    for (n, image) in images.iter().enumerate() {
+        let reference = if n == 0 { "v0" } else { image.digest.as_str() };
+        let pulled = double
+            .pull_manifest(ALICE, "hub-proxy/team/app", reference)
+            .await;
+        assert_eq!(pulled.status(), 200);
+    }
+    // A referrer pulled through is an accessory: not listed.
+    let pulled = double
+        .pull_manifest(ALICE, "hub-proxy/team/app", &signature.digest)
+        .await;
+    assert_eq!(pulled.status(), 200);
+
+    let client = e2e::http_client();
+    let get = |path: &str, user: e2e::users::User| {
+        client
+            .get(format!("{}{path}", double.url()))
+            .basic_auth(user.name, Some(user.password))
+            .send()
+    };
+    let repositories = get("/api/v2.0/projects/hub-proxy/repositories", ALICE)
+        .await
+        .expect("repositories");
+    assert_eq!(repositories.headers()["x-total-count"], "1");
+    let repositories: Value = repositories.json().await.expect("json");
+    assert_conforms(&swagger, "Repository", &repositories[0]);
+    assert_eq!(repositories[0]["name"], "hub-proxy/team/app");
+    assert_eq!(repositories[0]["artifact_count"], 3);
+
+    // The repository's name encoded twice; pages of two, told apart by Link.
+    let artifacts = "/api/v2.0/projects/hub-proxy/repositories/team%252Fapp/artifacts";
+    let first = get(&format!("{artifacts}?page=1&page_size=2"), ALICE)
+        .await
+        .expect("artifacts");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-total-count"], "3");
+    assert_eq!(
+        first.headers()["link"],
+        "</api/v2.0/projects/hub-proxy/repositories/team%2Fapp/artifacts?page=2&page_size=2>; rel=\"next\""
+    );
+    let first: Value = first.json().await.expect("json");
+    assert_conforms(&swagger, "Artifact", &first[0]);
+    assert_eq!(first[0]["tags"][0]["name"], "v0", "tags by default");
+    let second = get(
+        &format!("{artifacts}?page=2&page_size=2&with_tag=false"),
+        ALICE,
+    )
+    .await
+    .expect("artifacts");
+    assert_eq!(
+        second.headers()["link"],
+        "</api/v2.0/projects/hub-proxy/repositories/team%2Fapp/artifacts?with_tag=false&page=1&page_size=2>; rel=\"prev\""
+    );
+    let second: Value = second.json().await.expect("json");
+    assert_conforms(&swagger, "Artifact", &second[0]);
+    assert_eq!(second[0]["tags"], Value::Null);
+    let mut listed: Vec<&str> = first
+        .as_array()
+        .into_iter()
+        .chain(second.as_array())
+        .flatten()
+        .map(|artifact| artifact["digest"].as_str().expect("digest"))
+        .collect();
+    listed.sort_unstable();
+    let mut pushed: Vec<&str> = images.iter().map(|image| image.digest.as_str()).collect();
+    pushed.sort_unstable();
+    assert_eq!(listed, pushed, "every image, and not the signature");
+
+    assert_eq!(
+        get(&format!("{artifacts}?page_size=101"), ALICE)
+            .await
+            .expect("too large a page")
+            .status(),
+        400
+    );
+    assert_eq!(
+        get(artifacts, PAM).await.expect("a non-member").status(),
+        403
+    );
+    assert_eq!(
+        get("/api/v2.0/projects/nothing/repositories", ALICE)
+            .await
+            .expect("unknown")
+            .status(),
+        404
+    );
+}

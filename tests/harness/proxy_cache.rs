@@ -5,9 +5,12 @@
 //! manifest through its own `/v2` API.
 //!
 //! Harbor stores what it pulled 20–200 s later, in the background; the double stores it at
-//! once, so a test waits for the pull it caused, not for Harbor's timer.
+//! once, so a test waits for the pull it caused, not for Harbor's timer. It keeps when each
+//! manifest was stored (Harbor's `push_time`) and last pulled (`pull_time`), as its artifact
+//! list shows them.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -68,6 +71,25 @@ pub struct ProxyCache {
     manifests: HashMap<(String, String), CachedManifest>,
     tags: HashMap<(String, String), String>,
     blobs: HashMap<(String, String), Bytes>,
+    /// When each manifest was stored and last pulled.
+    times: HashMap<(String, String), ArtifactTimes>,
+}
+
+/// When an artifact was stored (`push_time`) and last pulled (`pull_time`, `None`: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactTimes {
+    pub pushed: SystemTime,
+    pub pulled: Option<SystemTime>,
+}
+
+/// An artifact as Harbor lists it: a manifest that is no accessory (none with a `subject`).
+#[derive(Debug, Clone)]
+pub struct ListedArtifact {
+    pub digest: String,
+    pub manifest: CachedManifest,
+    pub times: ArtifactTimes,
+    /// Its tags, sorted.
+    pub tags: Vec<String>,
 }
 
 impl ProxyCache {
@@ -86,9 +108,16 @@ impl ProxyCache {
             .cloned()
     }
 
-    /// Keeps `manifest` as `repository`'s content at `reference` (and at its digest).
+    /// Keeps `manifest` as `repository`'s content at `reference` (and at its digest), stored
+    /// now if it is new.
     pub fn keep_manifest(&mut self, repository: &str, reference: &str, manifest: CachedManifest) {
         let digest = manifest.digest();
+        self.times
+            .entry((repository.to_owned(), digest.clone()))
+            .or_insert(ArtifactTimes {
+                pushed: SystemTime::now(),
+                pulled: None,
+            });
         if !reference.contains(':') {
             self.tags.insert(
                 (repository.to_owned(), reference.to_owned()),
@@ -97,6 +126,72 @@ impl ProxyCache {
         }
         self.manifests
             .insert((repository.to_owned(), digest), manifest);
+    }
+
+    /// Notes a pull of `repository`'s manifest `digest` now.
+    pub fn pulled(&mut self, repository: &str, digest: &str) {
+        if let Some(times) = self
+            .times
+            .get_mut(&(repository.to_owned(), digest.to_owned()))
+        {
+            times.pulled = Some(SystemTime::now());
+        }
+    }
+
+    /// Sets when `repository`'s manifest `digest` was stored and last pulled.
+    pub fn set_times(&mut self, repository: &str, digest: &str, times: ArtifactTimes) {
+        self.times
+            .insert((repository.to_owned(), digest.to_owned()), times);
+    }
+
+    /// The repositories (`<project>/<repo>`) of `project` holding an artifact, sorted.
+    #[must_use]
+    pub fn repositories(&self, project: &str) -> Vec<String> {
+        let prefix = format!("{project}/");
+        let mut names: Vec<String> = self
+            .artifacts_in(|repository| repository.starts_with(&prefix))
+            .map(|((repository, _), _)| repository.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The artifacts of `repository`, oldest first (then by digest), as Harbor lists them.
+    #[must_use]
+    pub fn artifacts(&self, repository: &str) -> Vec<ListedArtifact> {
+        let mut listed: Vec<ListedArtifact> = self
+            .artifacts_in(|name| name == repository)
+            .map(|((_, digest), manifest)| {
+                let mut tags: Vec<String> = self
+                    .tags
+                    .iter()
+                    .filter(|((name, _), tagged)| name == repository && *tagged == digest)
+                    .map(|((_, tag), _)| tag.clone())
+                    .collect();
+                tags.sort();
+                ListedArtifact {
+                    digest: digest.clone(),
+                    manifest: manifest.clone(),
+                    times: self.times[&(repository.to_owned(), digest.clone())],
+                    tags,
+                }
+            })
+            .collect();
+        listed.sort_by(|a, b| (a.times.pushed, &a.digest).cmp(&(b.times.pushed, &b.digest)));
+        listed
+    }
+
+    /// The manifests that are no accessory, of the repositories `names` takes.
+    fn artifacts_in(
+        &self,
+        names: impl Fn(&str) -> bool,
+    ) -> impl Iterator<Item = (&(String, String), &CachedManifest)> {
+        self.manifests
+            .iter()
+            .filter(move |((repository, _), manifest)| {
+                names(repository) && manifest.subject().is_none()
+            })
     }
 
     #[must_use]

@@ -36,7 +36,7 @@ async fn health() -> HttpResponse {
     }))
 }
 
-fn api_unauthorized() -> HttpResponse {
+pub(super) fn api_unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized()
         .content_type("application/json")
         .body(error_body("UNAUTHORIZED", "unauthorized"))
@@ -245,7 +245,7 @@ pub fn registry_json(registry: &DoubleRegistry) -> Value {
 }
 
 /// The query's value of `key`, percent-decoded.
-fn query_value(request: &HttpRequest, key: &str) -> Option<String> {
+pub(super) fn query_value(request: &HttpRequest, key: &str) -> Option<String> {
     request.query_string().split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == key).then(|| {

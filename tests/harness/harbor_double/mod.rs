@@ -10,6 +10,8 @@
 //!   `crate::proxy_cache`);
 //! - `api`: the REST API the sidecar reads (systeminfo, projects, metadatas, registries with
 //!   the secret masked, project labels, ping, health);
+//! - `artifacts`: a project's repositories and their artifacts, listed page by page, as the
+//!   warm command reads them;
 //! - `webhooks`: webhook policies, and the `PULL_ARTIFACT` events a policy sends;
 //! - `sbom`: Harbor's SBOM generation, a referrer stored in Harbor only.
 //!
@@ -17,6 +19,7 @@
 //! [`HarborDouble`] itself. Every request it receives is recorded (see `crate::seen`).
 
 mod api;
+mod artifacts;
 mod proxy;
 mod sbom;
 mod v2;
@@ -30,7 +33,7 @@ use actix_web::{HttpRequest, web};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::proxy_cache::ProxyCache;
+use crate::proxy_cache::{ArtifactTimes, ProxyCache};
 use crate::seen::Seen;
 use crate::server::{Gate, TestServer};
 use crate::users::User;
@@ -223,6 +226,7 @@ impl HarborDouble {
         let server = TestServer::start(2, move |app| {
             app.app_data(data.clone())
                 .configure(api::routes)
+                .configure(artifacts::routes)
                 .configure(webhooks::routes)
                 .configure(v2::routes);
         });
@@ -267,6 +271,17 @@ impl HarborDouble {
     pub fn send_pull_webhooks(&self, url: &str, auth_header: &str) {
         self.shared.state.lock().expect("state").pull_webhook =
             Some((url.to_owned(), auth_header.to_owned()));
+    }
+
+    /// Sets when the artifact `digest` of `repository` (`project/repo`) was stored and last
+    /// pulled, as Harbor's artifact list shows them.
+    pub fn set_artifact_times(&self, repository: &str, digest: &str, times: ArtifactTimes) {
+        self.shared
+            .state
+            .lock()
+            .expect("state")
+            .cache
+            .set_times(repository, digest, times);
     }
 
     /// Adds a project label named `name` to the project `project`.
@@ -375,6 +390,29 @@ impl HarborDouble {
             .into_iter()
             .filter(|r| r.path.starts_with(prefix))
             .collect()
+    }
+
+    /// Pulls the manifest `reference` of `repository` (`project/repo`) as `user`, with a token
+    /// as a client gets it: through a proxy-cache project, Harbor pulls it from the upstream
+    /// and caches it.
+    pub async fn pull_manifest(
+        &self,
+        user: User,
+        repository: &str,
+        reference: &str,
+    ) -> reqwest::Response {
+        let token = self
+            .token(Some(user), &format!("repository:{repository}:pull"))
+            .await;
+        crate::http_client()
+            .get(format!(
+                "{}/v2/{repository}/manifests/{reference}",
+                self.url()
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("manifest pull from core")
     }
 
     /// Runs the token dance a client does: `scope` is `repository:<name>:pull`.

@@ -63,6 +63,7 @@ pub(super) async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -
     };
     if by_digest && let Some((media_type, bytes)) = cached() {
         if !head && pull.kind == "manifests" {
+            note_pull(shared, pull.repository, &bytes);
             notify_pull(shared, pull, &bytes);
         }
         return content(&media_type, bytes);
@@ -83,6 +84,7 @@ pub(super) async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -
         Pulled::Manifest(manifest) => {
             let (media_type, bytes) = (manifest.media_type.clone(), manifest.bytes.clone());
             keep_manifest(shared, pull.repository, pull.reference, manifest);
+            note_pull(shared, pull.repository, &bytes);
             notify_pull(shared, pull, &bytes);
             content(&media_type, bytes)
         }
@@ -99,6 +101,17 @@ pub(super) async fn pull_through(shared: &Shared, pull: &Pull<'_>, head: bool) -
             cached().map_or_else(|| unknown(pull.kind), |(t, b)| content(&t, b))
         }
     }
+}
+
+/// Notes a pull of the manifest `bytes` of `repository` (its `pull_time`).
+fn note_pull(shared: &Shared, repository: &str, bytes: &[u8]) {
+    let digest = crate::upstreams::sha256_digest(bytes);
+    shared
+        .state
+        .lock()
+        .expect("state")
+        .cache
+        .pulled(repository, &digest);
 }
 
 /// Caches a pulled manifest; one with a `subject` becomes a local referrer of that subject
