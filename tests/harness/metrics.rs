@@ -55,6 +55,8 @@ pub const WEBHOOK_EVENTS: &str = "harbor_referrers_webhook_events_total";
 pub const WEBHOOK_QUEUE_DEPTH: &str = "harbor_referrers_webhook_queue_depth";
 /// `harbor_referrers_webhook_warms_total{result}`.
 pub const WEBHOOK_WARMS: &str = "harbor_referrers_webhook_warms_total";
+/// `harbor_referrers_operator_warms_total{result}`.
+pub const OPERATOR_WARMS: &str = "harbor_referrers_operator_warms_total";
 /// `harbor_referrers_breaker_state{target}`.
 pub const BREAKER_STATE: &str = "harbor_referrers_breaker_state";
 /// `harbor_referrers_served_projects{switch}`.
@@ -282,6 +284,12 @@ pub fn webhook_queue_depth() -> Series {
 #[must_use]
 pub fn webhook_warms(result: WarmResult) -> Series {
     Series::new(WEBHOOK_WARMS, &[("result", result.as_str())])
+}
+
+/// `harbor_referrers_operator_warms_total{result}`.
+#[must_use]
+pub fn operator_warms(result: WarmResult) -> Series {
+    Series::new(OPERATOR_WARMS, &[("result", result.as_str())])
 }
 
 /// `harbor_referrers_breaker_state{target}`: 0 closed, 1 open, 2 half-open.

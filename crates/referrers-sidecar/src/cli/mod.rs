@@ -5,6 +5,7 @@ mod check_config;
 mod operator;
 mod plain_http;
 mod serve;
+mod warm;
 mod webhook_setup;
 
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ enum Command {
     Status(operator::StatusArgs),
     /// Drop a project's cached upstream lists on every replica of a running sidecar.
     Purge(operator::PurgeArgs),
+    /// Warm a whole project's cached upstream lists in a running sidecar (after installing it,
+    /// turning a project on, or flushing Redis): its artifacts listed from Harbor, each warmed
+    /// in its registry's turn; needs a project admin's Harbor credentials. Ctrl-C stops it; run
+    /// again, it skips what is fresh.
+    Warm(Box<warm::Args>),
     /// Create (or bring up to date) the webhook policy with which Harbor tells the sidecar
     /// about pulls in a project; needs a project admin's Harbor credentials
     /// (HARBOR_USERNAME/HARBOR_PASSWORD, or asked).
@@ -51,6 +57,7 @@ pub fn run() -> ExitCode {
         Some(Command::CheckConfig) => check_config::run(&cli.config),
         Some(Command::Status(args)) => operator::status(&cli.config, &args),
         Some(Command::Purge(args)) => operator::purge(&cli.config, &args),
+        Some(Command::Warm(args)) => warm::run(&cli.config, &args),
         Some(Command::WebhookSetup(args)) => webhook_setup::run(&args, &cli.config),
         None => serve::run(&cli.config),
     }

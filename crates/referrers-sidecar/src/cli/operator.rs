@@ -1,5 +1,5 @@
-//! `status` and `purge`: the operator API of a running sidecar from the command line, with the
-//! caller's Harbor credentials (`HARBOR_USERNAME`/`HARBOR_PASSWORD`, else a prompt). They need
+//! `status` and `purge`: the operator API of a running sidecar from the command line (and what
+//! `warm` shares with them), with the caller's Harbor credentials (`HARBOR_USERNAME`/`HARBOR_PASSWORD`, else a prompt). They need
 //! no configuration file: one that loads only gives the default address.
 
 use std::io::{BufRead, Write};
@@ -20,24 +20,24 @@ const FALLBACK_URL: &str = "http://127.0.0.1:8080/";
 /// How long one call to the sidecar may take (it asks Harbor in turn).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What both commands take.
+/// What the operator commands take.
 #[derive(clap::Args)]
 pub struct Target {
     /// The Harbor project.
     #[arg(long)]
-    project: String,
+    pub(super) project: String,
     /// The sidecar's main listener, e.g. http://localhost:8080 through `kubectl port-forward`.
     /// Default: the `listen` address of the configuration (`--config`) when it loads, else
     /// http://127.0.0.1:8080.
     #[arg(long)]
-    url: Option<Url>,
-    /// Print the API's JSON answer instead of text (for scripts).
+    pub(super) url: Option<Url>,
+    /// Print JSON instead of text (for scripts).
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Send the Harbor credentials over plain http:// to a host outside this machine and the
     /// cluster too.
     #[arg(long)]
-    insecure: bool,
+    pub(super) insecure: bool,
 }
 
 #[derive(clap::Args)]
@@ -59,7 +59,7 @@ pub struct PurgeArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum CommandError {
+pub(super) enum CommandError {
     #[error("cannot read the Harbor credentials: {0}")]
     Credentials(std::io::Error),
     #[error("invalid sidecar URL: {0}")]
@@ -72,14 +72,18 @@ enum CommandError {
     Client(reqwest::Error),
     #[error("cannot reach the sidecar at {url}: {source}")]
     Unreachable { url: Url, source: reqwest::Error },
-    /// `request`: the id the sidecar's log holds the detail under; `retry`: when to try again,
-    /// for a call over the project's budget.
-    #[error("the sidecar answered {status}: {message}{retry}{request}")]
+    /// `request_id`: the id the sidecar's log holds the detail under; `retry_after`: when to
+    /// try again, in seconds, for a call told to come back.
+    #[error(
+        "the sidecar answered {status}: {message}{}{}",
+        retry_after.map_or_else(String::new, |seconds| format!(" (retry in {seconds} s)")),
+        request_id.as_ref().map_or_else(String::new, |id| format!(" (request id {id})"))
+    )]
     Refused {
         status: u16,
         message: String,
-        retry: String,
-        request: String,
+        retry_after: Option<u64>,
+        request_id: Option<String>,
     },
     #[error("the sidecar sent an unreadable answer: {0}")]
     Invalid(String),
@@ -145,12 +149,17 @@ fn describe_purge(project: &str, purge: &Value) -> String {
     )
 }
 
+/// The sidecar's URL: `--url`, else the configuration's listener.
+pub(super) fn sidecar_url(config: &Path, target: &Target) -> Result<Url, CommandError> {
+    match &target.url {
+        Some(url) => Ok(url.clone()),
+        None => Url::parse(&default_url(config)).map_err(|e| CommandError::Url(e.to_string())),
+    }
+}
+
 /// The operator API's URL for `target`'s project, with `tail` after it.
-fn endpoint(config: &Path, target: &Target, tail: &str) -> Result<Url, CommandError> {
-    let base = match &target.url {
-        Some(url) => url.clone(),
-        None => Url::parse(&default_url(config)).map_err(|e| CommandError::Url(e.to_string()))?,
-    };
+pub(super) fn endpoint(config: &Path, target: &Target, tail: &str) -> Result<Url, CommandError> {
+    let base = sidecar_url(config, target)?;
     let path = format!(
         "{}/referrers-sidecar/v1/projects/{}{tail}",
         base.path().trim_end_matches('/'),
@@ -182,15 +191,15 @@ fn listener_url(listen: SocketAddr) -> String {
 }
 
 /// A 200 answer: its JSON, and the bytes as they came (what `--json` prints).
-struct Answer {
-    json: Value,
-    raw: String,
+pub(super) struct Answer {
+    pub(super) json: Value,
+    pub(super) raw: String,
 }
 
 /// What a command prints.
-struct Reported {
-    text: String,
-    json: String,
+pub(super) struct Reported {
+    pub(super) text: String,
+    pub(super) json: String,
 }
 
 /// One call to the operator API with the caller's Harbor credentials.
@@ -203,49 +212,55 @@ fn call(method: reqwest::Method, url: Url) -> Result<Answer, CommandError> {
         .build()
         .map_err(CommandError::Runtime)?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(CommandError::Client)?;
-        let unreachable = |source| CommandError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let response = client
+        let request = client()?
             .request(method, url.clone())
-            .basic_auth(&username, Some(&password))
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let retry = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .map_or_else(String::new, |seconds| format!(" (retry in {seconds} s)"));
-        let raw = response.text().await.map_err(unreachable)?;
-        let json: Value = serde_json::from_str(&raw).map_err(|e| {
-            CommandError::Invalid(format!(
-                "{status}: {e}: {}",
-                raw.chars().take(200).collect::<String>()
-            ))
-        })?;
-        if status != 200 {
-            let error = &json["errors"][0];
-            let message = error["message"].as_str().unwrap_or("no message").to_owned();
-            let request = error["request_id"]
-                .as_str()
-                .map_or_else(String::new, |id| format!(" (request id {id})"));
-            return Err(CommandError::Refused {
-                status,
-                message,
-                retry,
-                request,
-            });
-        }
-        Ok(Answer { json, raw })
+            .basic_auth(&username, Some(&password));
+        send(request, &url).await
     })
+}
+
+/// The operator commands' HTTP client: each call bounded, no redirect followed.
+pub(super) fn client() -> Result<reqwest::Client, CommandError> {
+    reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(CommandError::Client)
+}
+
+/// Sends `request` (to `url`): its 200 answer, or why not (the API's error, with when to
+/// retry and the request's id).
+pub(super) async fn send(
+    request: reqwest::RequestBuilder,
+    url: &Url,
+) -> Result<Answer, CommandError> {
+    let unreachable = |source| CommandError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let response = request.send().await.map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+    let raw = response.text().await.map_err(unreachable)?;
+    let json: Value = serde_json::from_str(&raw).map_err(|e| {
+        CommandError::Invalid(format!(
+            "{status}: {e}: {}",
+            raw.chars().take(200).collect::<String>()
+        ))
+    })?;
+    if status != 200 {
+        let error = &json["errors"][0];
+        return Err(CommandError::Refused {
+            status,
+            message: error["message"].as_str().unwrap_or("no message").to_owned(),
+            retry_after,
+            request_id: error["request_id"].as_str().map(str::to_owned),
+        });
+    }
+    Ok(Answer { json, raw })
 }
 
 /// `HARBOR_USERNAME` and `HARBOR_PASSWORD`, else asked on the terminal (the password without
@@ -284,7 +299,7 @@ fn finish(json: bool, result: Result<Reported, CommandError>) -> ExitCode {
 }
 
 /// A status answer in words.
-fn describe_status(answer: &Answer) -> Reported {
+pub(super) fn describe_status(answer: &Answer) -> Reported {
     let status = &answer.json;
     let text = |key: &str| status[key].as_str().unwrap_or("?");
     let mut lines = Vec::new();
