@@ -266,6 +266,71 @@ async fn since_and_repository_narrow_what_is_warmed() {
 }
 
 #[tokio::test]
+async fn a_registry_resting_after_a_rate_limit_is_not_called_and_the_command_waits() {
+    let (world, artifacts) = project_of(5).await;
+    let sidecar = sidecar_pacing(&world, 6000);
+    let mirror = world.mirror("hub-proxy");
+    // Harbor's pulls through the project went through the front too.
+    let pulls = mirror.front.seen().len();
+    mirror.front.rate_limit("60");
+    let child = Command::new(binary())
+        .args(warm_args(&sidecar, &["--json"]))
+        .env("HARBOR_USERNAME", PAM.name)
+        .env("HARBOR_PASSWORD", PAM.password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warm");
+    // The four artifacts the command sends at once were each told to come back: the registry
+    // rests after the upstream's 429.
+    let limited = metrics::operator_requests(Endpoint::Warm, OperatorResult::Limited);
+    wait_for_metric(&sidecar, &limited, 4.0).await;
+    assert_eq!(
+        mirror.front.seen().len() - pulls,
+        1,
+        "only the call that got the 429 reached the upstream"
+    );
+    // What the command is told: when the rest ends.
+    let (repository, digest) = &artifacts[0];
+    let told = e2e::http_client()
+        .post(sidecar.url("/referrers-sidecar/v1/projects/hub-proxy/warm"))
+        .query(&[("repository", repository), ("digest", digest)])
+        .basic_auth(PAM.name, Some(PAM.password))
+        .send()
+        .await
+        .expect("warm call");
+    assert_eq!(told.status(), 429);
+    let retry_after: u64 = told.headers()["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = told.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rests after a rate limit")),
+        "{body}"
+    );
+    assert_eq!(mirror.front.seen().len() - pulls, 1);
+    let stopped = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(stopped.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("command thread")
+        .expect("warm's output");
+    assert_eq!(output.status.code(), Some(130));
+    let (_, summary) = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(counts(&summary), [5, 0, 0, 0], "{summary}");
+}
+
+#[tokio::test]
 async fn a_terminal_shows_a_progress_bar() {
     let (world, _) = project_of(40).await;
     // 1200 a minute: two seconds for the bar to be drawn and redrawn.
