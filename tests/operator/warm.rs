@@ -201,15 +201,14 @@ async fn warming_takes_a_project_admin_and_a_served_project() {
         stderr.contains("401") && !stderr.contains("wrong"),
         "{stderr}"
     );
-    assert_eq!(
-        sidecar
-            .metric(&metrics::operator_requests(
-                Endpoint::Warm,
-                OperatorResult::Forbidden
-            ))
-            .await,
-        1.0
-    );
+    // The calls already sent when the first refusal came back (four at most) were refused too.
+    let forbidden = sidecar
+        .metric(&metrics::operator_requests(
+            Endpoint::Warm,
+            OperatorResult::Forbidden,
+        ))
+        .await;
+    assert!((1.0..=3.0).contains(&forbidden), "{forbidden}");
 
     let off = world.sidecar_with(|s| s.projects.enabled = vec![]);
     let (code, _, stderr) = run_warm(warm_args(&off, &[]), PAM).await;
@@ -268,7 +267,8 @@ async fn since_and_repository_narrow_what_is_warmed() {
 #[tokio::test]
 async fn a_registry_resting_after_a_rate_limit_is_not_called_and_the_command_waits() {
     let (world, artifacts) = project_of(5).await;
-    let sidecar = sidecar_pacing(&world, 6000);
+    // 60 a minute: a second between the first listing and the next, for its 429 to come back.
+    let sidecar = sidecar_pacing(&world, 60);
     let mirror = world.mirror("hub-proxy");
     // Harbor's pulls through the project went through the front too.
     let pulls = mirror.front.seen().len();

@@ -180,7 +180,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {prefix} [{bar:30}] {pos}/{len} listed · {msg} · {per_sec} · ETA {eta}",
+                    "{spinner} {prefix} [{bar:30}] {pos}/{len} listed · {msg} · {per_sec:1} · ETA {eta}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -291,10 +291,11 @@ impl Progress {
         let outcome = Outcome::of(result);
         self.update(|counts| counts.add(outcome));
         if self.json {
-            println!(
-                "{}",
-                json!({"repository": artifact.repository, "digest": artifact.digest, "result": result})
-            );
+            let line = json!({"repository": artifact.repository, "digest": artifact.digest, "result": result});
+            match &self.display {
+                Display::Bar(bar) => bar.suspend(|| println!("{line}")),
+                _ => println!("{line}"),
+            }
         } else if outcome == Outcome::Failed {
             self.say(&format!(
                 "not warmed: {}@{}: {result}",

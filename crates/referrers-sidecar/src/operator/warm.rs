@@ -202,6 +202,10 @@ pub async fn warm(
         return Err(WarmError::Resting(left));
     }
     targets.pacing.take_turn(resolved.registry_id).await?;
+    // A rest may have begun while it waited for its turn.
+    if let Some(left) = resting() {
+        return Err(WarmError::Resting(left));
+    }
     let result = warming.fetch(&name, &parsed, &resolved).await;
     if result == WarmResult::RateLimited
         && let Some(left) = resting()
