@@ -10,9 +10,16 @@ use std::time::Duration;
 
 use harbor_client::{HarborError, Project, RegistryInfo};
 use moka::future::Cache;
+use tracing::Instrument as _;
 
 use crate::harbor::Core;
 use crate::metrics::Metrics;
+use crate::telemetry;
+
+/// The span of a fact read from core.
+fn load_span(fact: &'static str) -> tracing::Span {
+    tracing::info_span!(target: telemetry::SPANS, "harbor facts", fact)
+}
 
 /// How many projects and registries are remembered at most.
 const MAX_REMEMBERED: u64 = 10_000;
@@ -69,9 +76,11 @@ impl HarborFacts {
             Read::Peek => self.projects.get(name).await.ok_or(FactsError::NotAtHand),
             Read::Load(core) => self
                 .projects
-                .try_get_with(name.to_owned(), async {
-                    core.project(name).await.map(|p| p.map(Arc::new))
-                })
+                .try_get_with(
+                    name.to_owned(),
+                    async { core.project(name).await.map(|p| p.map(Arc::new)) }
+                        .instrument(load_span("project")),
+                )
                 .await
                 .map_err(|e| self.api_error(&e)),
         }
@@ -99,7 +108,8 @@ impl HarborFacts {
                         }
                         Err(other) => Err(other),
                     }
-                })
+                }
+                .instrument(load_span("registry")))
                 .await
                 .map_err(|e| self.api_error(&e)),
         }
@@ -136,7 +146,8 @@ impl HarborFacts {
                         }
                         Err(other) => Err(other),
                     }
-                })
+                }
+                .instrument(load_span("project labels")))
                 .await
                 .map_err(|e| self.api_error(&e)),
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use harbor_client::CoreClient;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::event::Pulled;
 use super::queue::WarmQueue;
@@ -16,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::outcome::WarmResult;
 use crate::serving::{NoUpstream, Read, Serving};
 use crate::store_in_harbor::StoreInHarbor;
+use crate::telemetry;
 
 /// Artifacts warmed at once: background work leaves the registries' connection bounds
 /// (`upstream.max_concurrent_per_registry`) to the requests.
@@ -57,6 +59,21 @@ pub async fn run(
 impl Warming {
     /// Fetches the upstream referrers of `pulled` into the cache, if its project is served.
     pub async fn warm(&self, core: &dyn Core, pulled: &Pulled) -> WarmResult {
+        let span = tracing::info_span!(
+            target: telemetry::SPANS,
+            parent: None,
+            "warm fetch",
+            name = %pulled.name,
+            digest = %pulled.digest,
+            result = tracing::field::Empty,
+        );
+        telemetry::follow_current(&span);
+        let result = self.fetch(core, pulled).instrument(span.clone()).await;
+        span.record("result", result.as_str());
+        result
+    }
+
+    async fn fetch(&self, core: &dyn Core, pulled: &Pulled) -> WarmResult {
         if pulled.digest.is_zero() {
             return WarmResult::Skipped;
         }
