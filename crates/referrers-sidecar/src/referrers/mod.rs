@@ -116,7 +116,9 @@ impl Referrers<'_> {
         });
         if joined.shared {
             self.metrics.count_core_call_coalesced();
-            telemetry::attribute(&tracing::Span::current(), "core.call_shared", true);
+            if telemetry::on() {
+                telemetry::attribute(&tracing::Span::current(), "core.call_shared", true);
+            }
         }
         let listed = timeout_at(deadline, alongside(joined.call, early.as_mut()))
             .await
