@@ -315,9 +315,11 @@ for expect in \
     cat "$WORK/np.err"; echo "    FAIL $label"; failures=$((failures + 1))
   fi
 done
-# An ingress controller the chart cannot name, or a Redis outside Harbor's pods, must be named.
+# An ingress controller the chart cannot name, or a Redis or trace collector outside Harbor's
+# pods, must be named.
 for unnamed in "routing.mode=ingress,routing.ingress.controller=other,routing.scope=allOfV2,routing.host=h.example" \
-               "config.cache.backend=redis,harbor.redis.host=redis.example"; do
+               "config.cache.backend=redis,harbor.redis.host=redis.example" \
+               "trace.enabled=true,trace.otel.endpoint=collector.observability:4318"; do
   if helm template x "$CHART" --set "$unnamed" >/dev/null 2>"$WORK/np.err"; then
     echo "    FAIL rendered without naming the peer: --set $unnamed"; failures=$((failures + 1))
   elif grep -q "networkPolicy" "$WORK/np.err"; then
@@ -330,7 +332,8 @@ done
 # Values the schema must refuse at install time.
 echo "==> values.schema.json refuses bad values"
 for bad in "routing.mode=ingres" "config.cache.backend=memcached" "config.projects.enabled=" \
-           "replicas=-1" "config.upstream.max_pagez=5" "harbor.redis.databaseIndex=1"; do
+           "replicas=-1" "config.upstream.max_pagez=5" "harbor.redis.databaseIndex=1" \
+           "trace.provider=jaeger" "trace.sample_rate=2"; do
   if helm template x "$CHART" --set "$bad" >/dev/null 2>"$WORK/bad.err"; then
     echo "    FAIL accepted --set $bad"; failures=$((failures + 1))
   else

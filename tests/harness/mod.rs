@@ -8,6 +8,7 @@ pub mod harbor_double;
 pub mod harbor_webhook;
 pub mod metrics;
 pub mod nginx;
+pub mod otlp;
 pub mod ports;
 pub mod proxy_cache;
 pub mod redis;

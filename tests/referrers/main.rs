@@ -1,6 +1,6 @@
 //! Referrers requests end to end: the merged list a client gets, malformed requests, what
-//! passes through to core, Harbor's proxy allowlist and project label, and the request's time
-//! budget.
+//! passes through to core, Harbor's proxy allowlist and project label, the request's time
+//! budget, and its traces.
 
 mod allowlist;
 mod bursts;
@@ -10,3 +10,4 @@ mod label;
 mod passthrough;
 mod requests;
 mod time_budget;
+mod traces;

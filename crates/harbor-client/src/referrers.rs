@@ -16,11 +16,13 @@ use crate::api::CoreClient;
 use crate::error::HarborError;
 use crate::transport::copy_end_to_end_headers;
 
-/// The caller's headers core needs: who it is, and where it came in (core builds its token
-/// realm from `Host` and `X-Forwarded-Proto`).
+/// The caller's headers core needs: who it is, where it came in (core builds its token realm
+/// from `Host` and `X-Forwarded-Proto`), and the trace it is part of (W3C trace context).
 const CARRIED_HEADERS: &[&str] = &[
     "authorization",
     "host",
+    "traceparent",
+    "tracestate",
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-port",

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use oci_referrers::{Digest, RepositoryName};
+use tracing::Instrument as _;
 
 use crate::cache::ReferrersCache;
 use crate::harbor::Core;
@@ -14,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::outcome::WarmResult;
 use crate::serving::{NoUpstream, Read, Serving};
 use crate::store_in_harbor::StoreInHarbor;
+use crate::telemetry;
 use crate::upstream::UpstreamTarget;
 
 /// What warming uses: the serving decision, the cache, the store offer, the metrics.
@@ -35,17 +37,31 @@ pub struct Resolved {
 
 impl Warming {
     /// Fetches the upstream referrers of `digest` in `name` (`<project>/<repository>`) into
-    /// the cache, if its project is served.
+    /// the cache, if its project is served, in a span of its own.
     pub async fn warm(
         &self,
         core: &dyn Core,
         name: &RepositoryName,
         digest: &Digest,
     ) -> WarmResult {
-        match self.resolve(core, name, digest).await {
-            Ok(resolved) => self.fetch(name, digest, &resolved).await,
-            Err(result) => result,
-        }
+        let span = tracing::info_span!(
+            target: telemetry::SPANS,
+            parent: None,
+            "warm fetch",
+            name = %name,
+            digest = %digest,
+            result = tracing::field::Empty,
+        );
+        telemetry::follow_current(&span);
+        let warmed = async {
+            match self.resolve(core, name, digest).await {
+                Ok(resolved) => self.fetch(name, digest, &resolved).await,
+                Err(result) => result,
+            }
+        };
+        let result = warmed.instrument(span.clone()).await;
+        span.record("result", result.as_str());
+        result
     }
 
     /// Where the upstream referrers of `digest` in `name` come from, or why none are fetched:

@@ -32,6 +32,6 @@ pub use config::ClientConfig;
 pub use endpoint::{Endpoint, EndpointError, map_endpoint, map_registry, map_repository};
 pub use error::{AuthError, ClientError, LimitKind, UpstreamError};
 pub use listing::{ReferrersSource, UpstreamReferrers};
-pub use observer::{RequestKind, RequestObserver};
+pub use observer::{RequestKind, RequestObserver, SPAN_TARGET};
 pub use registry::{Credentials, Registry, RegistryKind};
 pub use registry_type::{RegistryType, UnknownRegistryType};

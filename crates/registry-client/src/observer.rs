@@ -1,6 +1,11 @@
-//! The metrics hook: one call per HTTP request sent upstream.
+//! The metrics and tracing hook: one call per HTTP request sent upstream, and the headers each
+//! one carries of the caller's trace.
 
 use std::time::Duration;
+
+/// The target of the span each request sent upstream runs in (`upstream request`, with the
+/// registry, the request's kind and the answer's status): off in logs, for traces.
+pub const SPAN_TARGET: &str = "registry_client::trace";
 
 /// What an upstream request was for; a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,4 +38,11 @@ impl RequestKind {
 pub trait RequestObserver: Send + Sync {
     /// One request finished (its headers arrived) or failed.
     fn on_request(&self, registry: &str, kind: RequestKind, status: Option<u16>, elapsed: Duration);
+
+    /// Headers of a trace context the request made in `span` carries (a W3C `traceparent`);
+    /// none by default.
+    fn trace_context(&self, span: &tracing::Span) -> Vec<(&'static str, String)> {
+        let _ = span;
+        Vec::new()
+    }
 }

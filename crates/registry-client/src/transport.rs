@@ -6,19 +6,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::budget::Reservation;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, LimitKind, UpstreamError, redacted_url};
 use crate::guard::same_origin;
-use crate::observer::{RequestKind, RequestObserver};
+use crate::observer::{RequestKind, RequestObserver, SPAN_TARGET};
 
 /// Same-origin redirects followed for one request before giving up.
 const MAX_REDIRECTS: usize = 5;
@@ -61,6 +62,36 @@ impl Transport {
     /// error and nothing is sent there. The permit of `limiter` is held until the answer's
     /// body is read or dropped.
     pub(crate) async fn send(
+        &self,
+        call: Call<'_>,
+        method: Method,
+        url: Url,
+        mut headers: HeaderMap,
+    ) -> Result<Answer, UpstreamError> {
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "upstream request",
+            registry = call.registry,
+            kind = call.kind.as_str(),
+            http.request.method = %method,
+            http.response.status_code = tracing::field::Empty,
+        );
+        if let Some(observer) = &self.observer {
+            for (name, value) in observer.trace_context(&span) {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(HeaderName::from_static(name), value);
+                }
+            }
+        }
+        let sent = self.send_following(call, method, url, headers);
+        let answer = sent.instrument(span.clone()).await;
+        if let Ok(answer) = &answer {
+            span.record("http.response.status_code", answer.status().as_u16());
+        }
+        answer
+    }
+
+    async fn send_following(
         &self,
         call: Call<'_>,
         method: Method,

@@ -159,6 +159,16 @@ app: {{ .Values.harbor.name | quote }}
      binary's own default. */ -}}
 {{- $_ := set $projects "enabled" (default list $projects.enabled) -}}
 {{- $_ := set $cfg "projects" $projects -}}
+{{- with .Values.trace -}}
+{{- if .enabled -}}
+{{- if ne (default "otel" .provider) "otel" -}}
+{{- fail (printf "trace.provider %s: the sidecar exports OTLP only (provider otel); Jaeger takes OTLP on port 4318 since 1.35" .provider) -}}
+{{- end -}}
+{{- $otel := default dict .otel -}}
+{{- $endpoint := printf "%s://%s%s" (ternary "http" "https" (ne $otel.insecure false)) (required "trace.otel.endpoint: the collector's host:port" $otel.endpoint) (default "/v1/traces" $otel.url_path) -}}
+{{- $_ := set $cfg "trace" (dict "enabled" true "otlp_endpoint" $endpoint "sample_rate" (default 1 .sample_rate) "service_name" (default "referrers-sidecar" .service_name) "timeout" (printf "%vs" (default 10 $otel.timeout))) -}}
+{{- end -}}
+{{- end -}}
 {{- $cache := default dict $cfg.cache -}}
 {{- $_ := set $cache "redis_url" (include "referrers-sidecar.redisURL" .) -}}
 {{- $_ := set $cfg "cache" $cache -}}

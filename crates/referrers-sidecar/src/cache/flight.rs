@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use oci_referrers::Digest;
+use tracing::{Instrument as _, Span};
 
 use super::entry::{CachedList, EntryBounds};
 use super::keys::ListIndex;
@@ -12,6 +13,7 @@ use super::policy::Freshness;
 use super::shared::{Lock, SharedRead};
 use super::{ReferrersCache, UpstreamAnswer};
 use crate::outcome::{CacheResult, Tier, UpstreamResult};
+use crate::telemetry;
 use crate::upstream::{Admission, Fetch, UpstreamTarget};
 
 impl ReferrersCache {
@@ -42,6 +44,7 @@ impl ReferrersCache {
             return;
         }
         let this = Arc::clone(self);
+        let span = fetch_span(target, "upstream refresh");
         let (target, digest, stale) = (target.clone(), digest.clone(), Arc::clone(stale));
         tokio::spawn(async move {
             let fetcher = Arc::clone(&this);
@@ -49,7 +52,9 @@ impl ReferrersCache {
             let (fetched, _) = this
                 .flights
                 .run(&flight_key, move || {
-                    fetcher.fetch(key, target, digest, Some(stale))
+                    fetcher
+                        .fetch(key, target, digest, Some(stale))
+                        .instrument(span)
                 })
                 .await;
             let upstream = fetched.map_or(UpstreamResult::Error, |answer| answer.upstream);
@@ -204,4 +209,20 @@ impl ReferrersCache {
         }
         true
     }
+}
+
+/// The span of an upstream fetch (`name`: a miss's fetch or a refresh): in the trace of the
+/// request that started it, which it may outlive (others share it, a refresh goes on after the
+/// answer), so it holds no span open.
+pub(super) fn fetch_span(target: &UpstreamTarget, name: &'static str) -> Span {
+    let span = tracing::info_span!(
+        target: telemetry::SPANS,
+        parent: None,
+        "upstream fetch",
+        otel.name = name,
+        registry = %target.registry.name,
+        repository = %target.repository,
+    );
+    telemetry::follow_current(&span);
+    span
 }

@@ -26,10 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oci_referrers::Digest;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outcome::{CacheResult, Tier, UpstreamResult};
+use crate::telemetry;
 use crate::upstream::{Admission, Upstream, UpstreamTarget};
 pub use answer::UpstreamAnswer;
 pub use channel::PurgeChannel;
@@ -220,7 +222,9 @@ impl ReferrersCache {
         let (fetched, waited) = self
             .flights
             .run(&key, move || {
+                let span = flight::fetch_span(&owned_target, "upstream fetch");
                 this.fetch(owned_key, owned_target, owned_digest, None)
+                    .instrument(span)
             })
             .await;
         if waited {
@@ -259,7 +263,14 @@ impl ReferrersCache {
     /// The tiers missed on the way are noted in `misses`.
     async fn lookup(&self, key: &str, misses: &mut Misses) -> Option<Found> {
         // The policy decides, not the in-process tier's own expiry timing.
-        if let Some(list) = self.memory.get(key).await {
+        let in_memory = self
+            .memory
+            .get(key)
+            .instrument(
+                tracing::info_span!(target: telemetry::SPANS, "cache lookup", tier = "memory"),
+            )
+            .await;
+        if let Some(list) = in_memory {
             let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
             if freshness != Freshness::Expired {
                 return Some(Found {
@@ -272,7 +283,13 @@ impl ReferrersCache {
         }
         misses.memory = true;
         let shared = self.shared.as_ref()?;
-        let found = match shared.read(key).await {
+        let read = shared
+            .read(key)
+            .instrument(
+                tracing::info_span!(target: telemetry::SPANS, "cache lookup", tier = "redis"),
+            )
+            .await;
+        let found = match read {
             SharedRead::Found(list) => {
                 let freshness = self.config.lifetimes.freshness(&list, self.clock.now_ms());
                 freshness.time_left().map(|left| Found {

@@ -12,7 +12,7 @@ pub fn run(config: &Path) -> ExitCode {
         Err(error) => return super::fail(&error),
     };
     // Held until the process ends: dropping it flushes the lines still buffered.
-    let _log = crate::telemetry::init(&settings.log);
+    let _log = crate::telemetry::init(&settings.log, &settings.trace);
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }

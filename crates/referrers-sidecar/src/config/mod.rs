@@ -14,6 +14,7 @@ mod redis_url;
 mod secret;
 #[cfg(test)]
 mod tests;
+mod trace;
 mod upstream;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use cache::{CacheBackend, CacheSettings};
 pub use load::{ENV_PREFIX, ENV_SEPARATOR};
 pub use redis_url::{InvalidRedisUrl, RedisServers, RedisUrl};
 pub use secret::{Secret, mask_password};
+pub use trace::TraceSettings;
 pub use upstream::UpstreamSettings;
 pub use validate::HARBOR_TAKEN_REDIS_DBS;
 
@@ -54,6 +56,8 @@ pub struct Settings {
     /// Upstream signatures and SBOMs pulled into Harbor (`projects.store_in_harbor`).
     pub store: StoreSettings,
     pub log: LogSettings,
+    /// OpenTelemetry traces (off by default).
+    pub trace: TraceSettings,
 }
 
 impl Default for Settings {
@@ -71,6 +75,7 @@ impl Default for Settings {
             operator: OperatorSettings::default(),
             store: StoreSettings::default(),
             log: LogSettings::default(),
+            trace: TraceSettings::default(),
         }
     }
 }

@@ -248,6 +248,14 @@ fn bad_values_name_the_key() {
         ("cache:\n  namespace: 'a:b'\n", &[], "cache.namespace"),
         ("cache:\n  namespace: ''\n", &[], "cache.namespace"),
         ("log:\n  level: 'info,=='\n", &[], "log.level"),
+        ("trace:\n  enabled: true\n", &[], "trace.otlp_endpoint"),
+        ("trace:\n  sample_rate: 1.5\n", &[], "trace.sample_rate"),
+        ("trace:\n  service_name: ' '\n", &[], "trace.service_name"),
+        (
+            "trace:\n  otlp_endpoint: grpc://collector:4317\n",
+            &[],
+            "trace.otlp_endpoint",
+        ),
         (
             "{}",
             &[("REFERRERS_SIDECAR__UPSTREAM__MAX_PAGES", "many")],

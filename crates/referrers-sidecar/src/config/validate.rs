@@ -45,6 +45,7 @@ impl Settings {
         self.operator.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
+        self.trace.validate()?;
         Ok(())
     }
 
@@ -369,7 +370,7 @@ impl StoreSettings {
 
 /// An http(s) URL with a host and no credentials: a password in a URL would be shown wherever
 /// the URL is (logs, `check-config`), and would compete with the key that holds it.
-fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+pub(super) fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::invalid(
             key,

@@ -13,6 +13,7 @@ use url::Url;
 use super::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outcome::StatusClass;
+use crate::telemetry;
 
 /// One per worker, on that worker's connections to core.
 pub struct Forwarder {
@@ -44,6 +45,8 @@ impl Forwarder {
             .connections
             .request(request.method().clone(), target.as_str());
         copy_end_to_end_headers(request.headers(), outgoing.headers_mut(), true);
+        // Core continues the trace from the request's span (the caller's own context otherwise).
+        telemetry::pass_context(&tracing::Span::current(), outgoing.headers_mut());
 
         // Core's head is awaited from the moment the body is sent: a long push is legitimate.
         let (payload, body_sent) = harbor_client::signal_end(payload);

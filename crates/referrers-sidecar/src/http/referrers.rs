@@ -79,6 +79,21 @@ pub async fn handle(
     state
         .metrics
         .observe_request(outcome, started.elapsed().as_secs_f64());
+    if telemetry::on() {
+        let span = tracing::Span::current();
+        telemetry::attribute(&span, "referrers.outcome", outcome.as_str());
+        if let Some(project) = path.name.split('/').next() {
+            telemetry::attribute(&span, "referrers.project", project.to_owned());
+        }
+        for (key, header) in [
+            ("referrers.cache", "X-Referrers-Cache"),
+            ("referrers.upstream", "X-Referrers-Upstream"),
+        ] {
+            if let Some(value) = response.headers().get(header).and_then(|v| v.to_str().ok()) {
+                telemetry::attribute(&span, key, value.to_owned());
+            }
+        }
+    }
     response
 }
 

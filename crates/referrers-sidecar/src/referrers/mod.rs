@@ -23,6 +23,7 @@ use std::sync::Arc;
 use harbor_client::{CoreReferrers, HarborError};
 use oci_referrers::{Descriptor, PageLimit, PreparedList, encode_prepared_page};
 use tokio::time::{Instant, timeout_at};
+use tracing::Instrument as _;
 
 use crate::cache::{Looked, ReferrersCache, UpstreamAnswer};
 use crate::config::ResponseSettings;
@@ -30,6 +31,7 @@ use crate::harbor::Core;
 use crate::metrics::Metrics;
 use crate::serving::{NoUpstream, PassThrough, Read, ServedProject, Serving};
 use crate::store_in_harbor::StoreInHarbor;
+use crate::telemetry;
 use crate::upstream::UpstreamTarget;
 use early::{EarlyLookup, OpenedLookup, alongside};
 use memo::MemoKey;
@@ -101,15 +103,22 @@ impl Referrers<'_> {
         let joined = self.core_calls.join(key.clone(), || {
             let core = Arc::clone(self.core);
             let (name, digest) = (request.name.clone(), request.digest.clone());
-            let (headers, request_id) = (caller.headers.clone(), caller.request_id.to_owned());
+            let (mut headers, request_id) = (caller.headers.clone(), caller.request_id.to_owned());
+            // Core continues the trace from this span (the caller's own context otherwise).
+            let span = tracing::info_span!(target: telemetry::SPANS, "core referrers");
+            telemetry::pass_context(&span, &mut headers);
             async move {
                 core.local_referrers(&name, &digest, &headers, &request_id)
                     .await
             }
+            .instrument(span)
             .boxed_local()
         });
         if joined.shared {
             self.metrics.count_core_call_coalesced();
+            if telemetry::on() {
+                telemetry::attribute(&tracing::Span::current(), "core.call_shared", true);
+            }
         }
         let listed = timeout_at(deadline, alongside(joined.call, early.as_mut()))
             .await

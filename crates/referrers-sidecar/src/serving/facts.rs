@@ -10,9 +10,16 @@ use std::time::Duration;
 
 use harbor_client::{HarborError, Project, RegistryInfo};
 use moka::future::Cache;
+use tracing::Instrument as _;
 
 use crate::harbor::Core;
 use crate::metrics::Metrics;
+use crate::telemetry;
+
+/// The span of a fact read from core (made when it is read, not when it is at hand).
+fn load_span(fact: &'static str) -> tracing::Span {
+    tracing::info_span!(target: telemetry::SPANS, "harbor facts", fact)
+}
 
 /// How many projects and registries are remembered at most.
 const MAX_REMEMBERED: u64 = 10_000;
@@ -70,7 +77,8 @@ impl HarborFacts {
             Read::Load(core) => self
                 .projects
                 .try_get_with(name.to_owned(), async {
-                    core.project(name).await.map(|p| p.map(Arc::new))
+                    let read = core.project(name).instrument(load_span("project"));
+                    read.await.map(|p| p.map(Arc::new))
                 })
                 .await
                 .map_err(|e| self.api_error(&e)),
@@ -89,7 +97,7 @@ impl HarborFacts {
             Read::Load(core) => self
                 .registries
                 .try_get_with(id, async {
-                    match core.registry(id).await {
+                    match core.registry(id).instrument(load_span("registry")).await {
                         Ok(info) => Ok(info.map(Arc::new)),
                         // Remembered like an answer, so Harbor < 2.10 is not asked on every
                         // request.
@@ -122,7 +130,8 @@ impl HarborFacts {
             Read::Load(core) => self
                 .label_names
                 .try_get_with(project_id, async {
-                    match core.project_label_names(project_id).await {
+                    let read = core.project_label_names(project_id);
+                    match read.instrument(load_span("project labels")).await {
                         Ok(names) => Ok(Arc::new(names)),
                         Err(refused @ HarborError::Forbidden(_)) => {
                             self.metrics.count_harbor_api_error(&refused);

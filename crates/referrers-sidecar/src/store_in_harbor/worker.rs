@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use harbor_client::{CoreClient, HarborError};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::check::{Allowed, MAX_MANIFEST_BYTES, check};
 use super::{Job, Memory, RETRY_AFTER};
@@ -21,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::outcome::PullResult;
 use crate::pace::Pace;
 use crate::serving::{Read, Serving};
+use crate::telemetry;
 use crate::upstream::{Admission, ManifestRead, Manifests};
 
 /// What the background task needs besides the queue.
@@ -186,7 +188,19 @@ impl Puller {
             Claim::Taken => return Some(PullResult::Already),
             claim => claim,
         };
-        let result = self.check_then_pull(job, pace).await;
+        let span = tracing::info_span!(
+            target: telemetry::SPANS,
+            parent: None,
+            "store pull",
+            repository = %job.repository,
+            digest = %job.listed.digest,
+            result = tracing::field::Empty,
+        );
+        let result = self
+            .check_then_pull(job, pace)
+            .instrument(span.clone())
+            .await;
+        span.record("result", result.as_str());
         if undecided(result)
             && let Claim::Won(token) = &claim
         {

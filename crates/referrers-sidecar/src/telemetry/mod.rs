@@ -1,5 +1,6 @@
-//! Logging set-up, the per-request span (carrying the caller's `X-Request-Id` when sent), and
-//! the access log: one line per request, written off the request path.
+//! Logging and tracing set-up, the per-request span (carrying the caller's `X-Request-Id` when
+//! sent, continuing the caller's trace when traces are on), and the access log: one line per
+//! request, written off the request path.
 
 use std::io::{self, BufWriter, Write};
 use std::thread;
@@ -10,12 +11,22 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, TraceSettings};
 
 mod json_lines;
+mod trace;
+
+pub use trace::{
+    SPANS, UPSTREAM_SPANS, attribute, context_headers, continue_caller, follow_current, on,
+    pass_context,
+};
 
 /// The header that carries a request's id across Harbor's components.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -37,35 +48,86 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// go out in one call, and the writer wakes once for them instead of once a line.
 const GATHER: Duration = Duration::from_millis(1);
 
-/// Keeps the log writer's thread alive; dropping it flushes every line still buffered.
+/// Keeps the log writer's thread alive, and the trace exporter's; dropping it flushes every
+/// line still buffered and sends the spans still batched.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
+    // Dropped first: its last words go to the log.
+    _traces: Option<trace::Exporter>,
     _writer: Option<WorkerGuard>,
 }
 
 /// Installs the global subscriber: JSON or text lines on stderr, written by a thread of their
 /// own so that a worker never waits for a `write(2)` (the access log alone is a line per
-/// request), and gathered so that a burst of lines costs one call. Safe to call more than once
-/// (later calls keep the first subscriber).
-pub fn init(settings: &LogSettings) -> LogGuard {
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+/// request), and gathered so that a burst of lines costs one call; with `trace.enabled`, the
+/// spans exported too. Safe to call more than once (later calls keep the first subscriber).
+pub fn init(log: &LogSettings, traces: &TraceSettings) -> LogGuard {
+    // The spans only traces show are never the log's: with traces off they cost nothing, and
+    // with traces on a line's span stays the request's.
+    let filter = EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(format!("{SPANS}=off").parse().expect("a valid directive"))
+        .add_directive(
+            format!("{UPSTREAM_SPANS}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-writer")
         .finish(Gathering::new(io::stderr(), GATHER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let installed = match settings.format {
-        LogFormat::Json => builder
+    if !traces.enabled {
+        // The log's filter stays global: a span or line it turns off costs nothing at all.
+        let installed = Registry::default()
+            .with(filter)
+            .with(lines(log.format, writer))
+            .try_init();
+        return LogGuard {
+            _traces: None,
+            _writer: installed.is_ok().then_some(guard),
+        };
+    }
+    let (exported, exporter) = match trace::start(traces) {
+        Ok(started) => started,
+        Err(error) => {
+            let installed = Registry::default()
+                .with(filter)
+                .with(lines(log.format, writer))
+                .try_init();
+            tracing::error!(error = %error, "traces are not exported: the exporter did not start");
+            return LogGuard {
+                _traces: None,
+                _writer: installed.is_ok().then_some(guard),
+            };
+        }
+    };
+    // Every span of the service and its upstream client; warnings become span events.
+    let exported_filter = Targets::new()
+        .with_target("referrers_sidecar", tracing::Level::INFO)
+        .with_target(UPSTREAM_SPANS, tracing::Level::INFO);
+    let installed = Registry::default()
+        .with(lines(log.format, writer).with_filter(filter))
+        .with(exported.with_filter(exported_filter))
+        .try_init();
+    LogGuard {
+        _traces: installed.is_ok().then_some(exporter),
+        _writer: installed.is_ok().then_some(guard),
+    }
+}
+
+/// The log's lines, JSON or text, written by `writer`.
+fn lines<S>(format: LogFormat, writer: NonBlocking) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => lines
             .json()
             .event_format(json_lines::JsonLines::new())
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-    LogGuard {
-        _writer: installed.is_ok().then_some(guard),
+            .boxed(),
+        LogFormat::Text => lines.boxed(),
     }
 }
 
@@ -150,6 +212,7 @@ impl RootSpanBuilder for RequestSpan {
             http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
             request_id = %request_id,
         );
+        trace::continue_caller(&span, request.headers());
         let mut extensions = request.extensions_mut();
         extensions.insert(RequestId(request_id));
         extensions.insert(Arrived(Instant::now()));

@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::UpstreamSettings;
 use crate::metrics::Metrics;
 use crate::outcome::{StatusClass, UpstreamKind};
+use crate::telemetry;
 
 /// What one upstream fetch gave.
 #[derive(Debug)]
@@ -319,7 +320,9 @@ impl Manifests for UpstreamFetcher {
     }
 }
 
-/// Counts every upstream request in `harbor_referrers_upstream_requests_total`.
+/// Counts every upstream request in `harbor_referrers_upstream_requests_total`, and gives it
+/// the trace it is part of. Only `traceparent` goes to an upstream: the caller's `tracestate`
+/// may carry its vendors' data, which is no third party's business.
 pub struct UpstreamRequestMetrics(pub Arc<Metrics>);
 
 impl RequestObserver for UpstreamRequestMetrics {
@@ -332,5 +335,11 @@ impl RequestObserver for UpstreamRequestMetrics {
         };
         let class = status.map_or(StatusClass::Error, StatusClass::of);
         self.0.count_upstream_request(registry, kind, class);
+    }
+
+    fn trace_context(&self, span: &tracing::Span) -> Vec<(&'static str, String)> {
+        let mut context = telemetry::context_headers(span).unwrap_or_default();
+        context.retain(|(name, _)| *name == "traceparent");
+        context
     }
 }
