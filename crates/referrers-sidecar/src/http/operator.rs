@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use harbor_client::{BasicAuth, CoreClient};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::error::OperatorError;
 use super::state::AppState;
@@ -60,6 +61,19 @@ async fn status(
     response
 }
 
+/// The call's query; one that does not parse (an unknown key, one missing) is refused.
+fn parsed_query<Q: DeserializeOwned>(
+    request: &HttpRequest,
+    action: Action,
+) -> Result<Q, OperatorError> {
+    web::Query::<Q>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|rejected| {
+            tracing::info!(error = %rejected, action = ?action, "operator API: query refused");
+            OperatorError::InvalidQuery
+        })
+}
+
 /// The query of a purge.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,11 +105,7 @@ async fn purge_answer(
     core: &CoreClient,
     project: &str,
 ) -> Result<HttpResponse, OperatorError> {
-    let query =
-        web::Query::<PurgeQuery>::from_query(request.query_string()).map_err(|rejected| {
-            tracing::info!(error = %rejected, "operator API: purge query refused");
-            OperatorError::InvalidQuery
-        })?;
+    let query: PurgeQuery = parsed_query(request, Action::Purge)?;
     authorize(request, state, core, project, Action::Purge).await?;
     let purged = operator::purge(
         &state.purge_targets(),
@@ -152,11 +162,7 @@ async fn warm_answer(
     core: &CoreClient,
     project: &str,
 ) -> Result<HttpResponse, OperatorError> {
-    let query =
-        web::Query::<WarmQuery>::from_query(request.query_string()).map_err(|rejected| {
-            tracing::info!(error = %rejected, "operator API: warm query refused");
-            OperatorError::InvalidQuery
-        })?;
+    let query: WarmQuery = parsed_query(request, Action::Warm)?;
     authorize(request, state, core, project, Action::Warm).await?;
     let warmed = operator::warm(
         &state.warm_targets(),
