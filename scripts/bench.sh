@@ -21,6 +21,8 @@
 #
 #   scripts/bench.sh [all|criterion|load|hop|burst|memory]  (default: all)
 #   BENCH_SECONDS: length of each wrk run (default 10)
+#   BENCH_SIDECAR_BIN: a sidecar binary to load instead of the shipped build (an unstripped
+#     one for a profiler); the run's header names it
 #
 # `hop`, `burst` and `memory` are quick and write nothing. `hop` compares (b) with (c) and (d)
 # at 10 and 100 referrers, and with gzip at 100. `burst` runs the burst alone. `memory` prints
@@ -168,15 +170,24 @@ load() {
     "$(awk -v us="$p99_us" 'BEGIN {printf "%.2f", us / 1000}')" >&2
 }
 
+# Connections core's stand-in accepted so far.
+core_accepts() {
+  curl -sf "http://127.0.0.1:$core_port/stub_status" | awk 'NR == 3 {print $1}'
+}
+
 # The sidecar's cache hit at `path` as "$1.<n>": a one-second run first fills the sidecar's
 # pools of connections to core (a fresh process opens them as the load rises); the calls to
-# core shared meanwhile are counted.
+# core shared and the connections core accepted meanwhile are counted (with connections kept
+# alive, none).
 load_sidecar() {
-  local label=$1 callers_mode=$2 url="http://127.0.0.1:$sidecar_port$3" shared_before
+  local label=$1 callers_mode=$2 url="http://127.0.0.1:$sidecar_port$3" shared_before accepts_before
   wrk -t2 -c"$connections" -d1s -s "$work/callers.lua" "$url" -- 1 identity >/dev/null
   shared_before=$(metric harbor_referrers_core_calls_coalesced_total)
+  accepts_before=$(core_accepts)
   load "$label" "$callers_mode" "$url" "$sidecar_pid"
   result "$label.shared" $(($(metric harbor_referrers_core_calls_coalesced_total) - shared_before))
+  # Less one: the second stub_status request's own connection.
+  result "$label.core_connections" $(($(core_accepts) - accepts_before - 1))
 }
 
 # GET through the sidecar as the first caller; fails unless 200 with the expected number of
@@ -203,10 +214,15 @@ parallel_get() {
 # (core's stand-in, the upstream), front (static file, same-bytes hop) and Redis.
 prepare_load() {
   require_tools wrk nginx redis-server redis-cli
-  # The release profile the image ships (thin LTO, one codegen unit), in a target dir of its own.
-  env -u CARGO_PROFILE_RELEASE_LTO -u CARGO_PROFILE_RELEASE_CODEGEN_UNITS \
-    CARGO_TARGET_DIR="$PWD/target/shipped" cargo build -q --release --locked -p referrers-sidecar
-  sidecar_bin=$PWD/target/shipped/release/referrers-sidecar
+  if [ -n "${BENCH_SIDECAR_BIN:-}" ]; then
+    sidecar_bin=$BENCH_SIDECAR_BIN
+  else
+    # The release profile the image ships (thin LTO, one codegen unit), in a target dir of its
+    # own.
+    env -u CARGO_PROFILE_RELEASE_LTO -u CARGO_PROFILE_RELEASE_CODEGEN_UNITS \
+      CARGO_TARGET_DIR="$PWD/target/shipped" cargo build -q --release --locked -p referrers-sidecar
+    sidecar_bin=$PWD/target/shipped/release/referrers-sidecar
+  fi
   local loadavg_before
   loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -323,6 +339,7 @@ http {
   server {
     listen 127.0.0.1:$core_port;
     root $work/core;
+    location = /stub_status { stub_status; }
     location ~ "^/v2/.+/referrers/sha256:[0-9a-f]{64}\$" {
       if (\$caller_known = 0) {
         add_header WWW-Authenticate 'Basic realm="harbor"' always;
@@ -430,7 +447,7 @@ EOF
     echo "cores=$(nproc)"
     echo "loadavg_before=$loadavg_before"
     echo "commit=$(code_commit)"
-    echo "versions=$("$sidecar_bin" --version), $(rustc --version | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), Redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2), curl $(curl --version | head -n 1 | cut -d' ' -f2)"
+    echo "versions=$("$sidecar_bin" --version)${BENCH_SIDECAR_BIN:+ (the binary $BENCH_SIDECAR_BIN)}, $(rustc --version | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), Redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2), curl $(curl --version | head -n 1 | cut -d' ' -f2)"
     echo "method=wrk -t2 -c$connections -d${seconds}s"
     echo "connections=$connections"
     echo "memo_bytes=$memo_bytes"
@@ -786,8 +803,9 @@ if counts:
     print("| referrers upstream | (a) nginx static file | (b) same-bytes hop | "
           "(c) hit, distinct callers | (c) ÷ (b) | (d) hit, one caller | (d) ÷ (b) | "
           "p99 (b) / (c) / (d) | CPU per request (a) / (b) / (c) / (d) | "
-          "bytes per answer (b) / (c) | calls to core shared (c) / (d) | errors (b) / (c) / (d) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "bytes per answer (b) / (c) | calls to core shared (c) / (d) | "
+          "core connections opened (c) / (d) | errors (b) / (c) / (d) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in counts:
         print(f"| {n} | {rps(f'static.{n}')} | {rps(f'hop.{n}')} | {rps(f'sidecar.{n}')} | "
               f"{ratio(f'sidecar.{n}', f'hop.{n}'):.2f}× | {rps(f'one.{n}')} | "
@@ -796,6 +814,7 @@ if counts:
               + cells("cpu_us", "{:.0f}", f"static.{n}", f"hop.{n}", f"sidecar.{n}", f"one.{n}")
               + " µs | " + cells("bytes", "{:,.0f}", f"hop.{n}", f"sidecar.{n}") + " | "
               + cells("shared", "{:,.0f}", f"sidecar.{n}", f"one.{n}") + " | "
+              + cells("core_connections", "{:.0f}", f"sidecar.{n}", f"one.{n}") + " | "
               + cells("errors", "{:.0f}", f"hop.{n}", f"sidecar.{n}", f"one.{n}") + " |")
 
 if has("sidecar_gzip.100.rps"):
