@@ -141,17 +141,23 @@ result() {
   printf '%s=%s\n' "$1" "$2" >>"$work/results"
 }
 
-# wrk against $3 as $1, as the callers $2 names: `distinct` (each request in flight with
-# credentials of its own), `one` (all with the same), either with `+gzip` (accepts gzip).
-# CPU ticks of the PIDs after the URL are counted over the run.
+# wrk for $2 seconds against $3 as the callers $1 names: `distinct` (each request in flight
+# with credentials of its own), `one` (all with the same), either with `+gzip` (accepts gzip).
+run_wrk() {
+  local pool=1 encoding=identity
+  case $1 in distinct*) pool=$((callers / 2)) ;; esac
+  case $1 in *+gzip) encoding=gzip ;; esac
+  wrk -t2 -c"$connections" -d"$2s" -s "$work/callers.lua" "$3" -- "$pool" "$encoding"
+}
+
+# wrk against $3 as $1, as the callers $2 names (see run_wrk). CPU ticks of the PIDs after the
+# URL are counted over the run.
 load() {
   local label=$1 callers_mode=$2 url=$3
   shift 3
-  local pool=1 encoding=identity before after out
-  case $callers_mode in distinct*) pool=$((callers / 2)) ;; esac
-  case $callers_mode in *+gzip) encoding=gzip ;; esac
+  local before after out
   before=$(cpu_ticks "$@")
-  out=$(wrk -t2 -c"$connections" -d"${seconds}s" -s "$work/callers.lua" "$url" -- "$pool" "$encoding")
+  out=$(run_wrk "$callers_mode" "$seconds" "$url")
   after=$(cpu_ticks "$@")
   # The script's done() prints `wrk requests=… bytes=… …` (exact counts, latency in µs).
   out=$(awk '$1 == "wrk" {$1 = ""; print}' <<<"$out")
@@ -175,13 +181,14 @@ core_accepts() {
   curl -sf "http://127.0.0.1:$core_port/stub_status" | awk 'NR == 3 {print $1}'
 }
 
-# The sidecar's cache hit at `path` as "$1.<n>": a one-second run first fills the sidecar's
-# pools of connections to core (a fresh process opens them as the load rises); the calls to
+# The sidecar's cache hit at `path` as "$1.<n>": a one-second run of the same callers first
+# fills the sidecar's pools of connections to core (a fresh process opens them as the load
+# rises); the calls to
 # core shared and the connections core accepted meanwhile are counted (with connections kept
 # alive, none).
 load_sidecar() {
   local label=$1 callers_mode=$2 url="http://127.0.0.1:$sidecar_port$3" shared_before accepts_before
-  wrk -t2 -c"$connections" -d1s -s "$work/callers.lua" "$url" -- 1 identity >/dev/null
+  run_wrk "$callers_mode" 1 "$url" >/dev/null
   shared_before=$(metric harbor_referrers_core_calls_coalesced_total)
   accepts_before=$(core_accepts)
   load "$label" "$callers_mode" "$url" "$sidecar_pid"
@@ -490,7 +497,7 @@ load_hits() {
 
 run_hop() {
   prepare_load
-  start_sidecar
+  start_sidecar sidecar
   warm_answers
   load_hits gzip 10 100
   stop_sidecar
@@ -725,7 +732,7 @@ run_load() {
 
 # Starts the sidecar as shipped: the time to ready, and its memory and threads when idle.
 measure_start() {
-  start_sidecar
+  start_sidecar sidecar
   result ready_ms "$ready_ms"
   result idle_rss_kib "$(rss_kib "$sidecar_pid" VmRSS)"
   result idle_anon_kib "$(smaps_kib "$sidecar_pid" Anonymous)"

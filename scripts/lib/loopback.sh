@@ -129,12 +129,12 @@ projects:
 EOF
 }
 
-# Starts the sidecar with $work/$1.yaml (default: sidecar.yaml) and polls /readyz every
-# millisecond (a curl per poll would take longer than the start itself): sets sidecar_pid and
-# ready_ms, the time from start to the first 200. It logs to $work/sidecar.log.
+# Starts the sidecar with $work/$1.yaml and polls /readyz every millisecond (a curl per poll
+# would take longer than the start itself): sets sidecar_pid and ready_ms, the time from start
+# to the first 200. It logs to $work/sidecar.log.
 start_sidecar() {
   read -r sidecar_pid ready_ms < <(
-    python3 - "$sidecar_bin" "$work" "$sidecar_port" "${1:-sidecar}" <<'EOF'
+    python3 - "$sidecar_bin" "$work" "$sidecar_port" "$1" <<'EOF'
 import socket, subprocess, sys, time
 binary, work, port, config = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 log = open(f"{work}/sidecar.log", "ab")
