@@ -96,7 +96,6 @@ EOF
   write_section criterion "$table"
 }
 
-
 # ---------------------------------------------------------------------------- the load run
 
 redis_pid=
@@ -164,16 +163,18 @@ load() {
   local requests bytes duration_us p50_us p99_us errors
   eval "$out"
   [ "${requests:-0}" -gt 0 ] || die "wrk made no request to $url"
-  result "$label.rps" "$(awk -v n="$requests" -v us="$duration_us" 'BEGIN {printf "%.0f", n * 1e6 / us}')"
+  local rps p99_ms
+  rps=$(awk -v n="$requests" -v us="$duration_us" 'BEGIN {printf "%.0f", n * 1e6 / us}')
+  p99_ms=$(awk -v us="$p99_us" 'BEGIN {printf "%.2f", us / 1000}')
+  result "$label.rps" "$rps"
   result "$label.requests" "$requests"
   result "$label.bytes" "$(awk -v b="$bytes" -v n="$requests" 'BEGIN {printf "%.0f", b / n}')"
   result "$label.p50_ms" "$(awk -v us="$p50_us" 'BEGIN {printf "%.2f", us / 1000}')"
-  result "$label.p99_ms" "$(awk -v us="$p99_us" 'BEGIN {printf "%.2f", us / 1000}')"
+  result "$label.p99_ms" "$p99_ms"
   result "$label.errors" "$errors"
   result "$label.cpu_us" "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
     -v n="$requests" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
-  printf '%-22s %8.0f req/s  p99 %s ms\n' "$label" "$(grep "^$label.rps=" "$work/results" | tail -n 1 | cut -d= -f2)" \
-    "$(awk -v us="$p99_us" 'BEGIN {printf "%.2f", us / 1000}')" >&2
+  printf '%-22s %8s req/s  p99 %s ms\n' "$label" "$rps" "$p99_ms" >&2
 }
 
 # Connections core's stand-in accepted so far.
@@ -183,9 +184,8 @@ core_accepts() {
 
 # The sidecar's cache hit at `path` as "$1.<n>": a one-second run of the same callers first
 # fills the sidecar's pools of connections to core (a fresh process opens them as the load
-# rises); the calls to
-# core shared and the connections core accepted meanwhile are counted (with connections kept
-# alive, none).
+# rises); the calls to core shared and the connections core accepted meanwhile are counted
+# (with connections kept alive, none).
 load_sidecar() {
   local label=$1 callers_mode=$2 url="http://127.0.0.1:$sidecar_port$3" shared_before accepts_before
   run_wrk "$callers_mode" 1 "$url" >/dev/null
