@@ -166,7 +166,7 @@ upstream_calls() {
 start_nginx core
 start_upstream
 start_redis
-start_sidecar
+start_sidecar sidecar
 
 # The faults, on their own clock, while the load runs: the upstream flaps, Redis restarts.
 faults() {

@@ -113,14 +113,15 @@ start_nginx() {
   die "nginx ($name) did not start: $(cat "$work/$name-error.log")"
 }
 
-# The head of the sidecar's configuration, on stdout: listeners on loopback, core's stand-in,
-# robot `robot$<name>` and project `<name>-proxy` enabled. Each script adds its `cache:`.
+# The head of the sidecar's configuration, on stdout: listeners on loopback, core's stand-in
+# (at port $2, default $core_port), robot `robot$<name>` and project `<name>-proxy` enabled.
+# Each script adds its `cache:`.
 sidecar_config_head() {
   cat <<EOF
 listen: "127.0.0.1:$sidecar_port"
 metrics_listen: "127.0.0.1:$metrics_port"
 harbor:
-  url: http://127.0.0.1:$core_port
+  url: http://127.0.0.1:${2:-$core_port}
   username: robot\$$1
   password: $1
 projects:
@@ -128,16 +129,17 @@ projects:
 EOF
 }
 
-# Starts the sidecar and polls /readyz every millisecond (a curl per poll would take longer
-# than the start itself): sets sidecar_pid and ready_ms, the time from start to the first 200.
+# Starts the sidecar with $work/$1.yaml and polls /readyz every millisecond (a curl per poll
+# would take longer than the start itself): sets sidecar_pid and ready_ms, the time from start
+# to the first 200. It logs to $work/sidecar.log.
 start_sidecar() {
   read -r sidecar_pid ready_ms < <(
-    python3 - "$sidecar_bin" "$work" "$sidecar_port" <<'EOF'
+    python3 - "$sidecar_bin" "$work" "$sidecar_port" "$1" <<'EOF'
 import socket, subprocess, sys, time
-binary, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+binary, work, port, config = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 log = open(f"{work}/sidecar.log", "ab")
 started = time.monotonic()
-child = subprocess.Popen([binary, "--config", f"{work}/sidecar.yaml"],
+child = subprocess.Popen([binary, "--config", f"{work}/{config}.yaml"],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 request = b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 while time.monotonic() - started < 30 and child.poll() is None:

@@ -1,7 +1,8 @@
-//! The sidecar as it is deployed: the nginx route, connections to Harbor core, the alert rules
-//! and dashboard against the running binary, the Harbor core double's contract with Harbor's
-//! API definition, and `make demo`.
+//! The sidecar as it is deployed: the nginx route, connections from callers and to Harbor core,
+//! the alert rules and dashboard against the running binary, the Harbor core double's contract
+//! with Harbor's API definition, and `make demo`.
 
+mod caller_connections;
 mod core_connections;
 mod demo;
 mod harbor_double_contract;

@@ -223,6 +223,11 @@ impl Application {
         // them 60 s): a proxy must never reuse a connection the sidecar has just closed, or a
         // non-idempotent request (a layer upload passed through) fails.
         .keep_alive(KEEP_ALIVE)
+        // A connection not used yet is kept as long: a pooling client or proxy opens one for a
+        // request that another connection then takes, and keeps it for the next. After actix's
+        // default of 5 s the sidecar would send it an unasked 408 and close it, and a request
+        // sent on it meanwhile fails (hyper's clients report an unexpected message).
+        .client_request_timeout(KEEP_ALIVE)
         // Signals are handled in `run_until_stopped`: actix's own handling stops the whole
         // runtime as soon as the first of the two servers is done, cutting off the other's
         // in-flight requests.
