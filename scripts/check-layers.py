@@ -27,7 +27,7 @@ LAYERS = [
     ["replicas"],  # purges spread to every replica
     ["cache"],  # tiers, single flight, refresh
     ["upstream"],  # registries: targets, the fetch, breakers and rests
-    ["harbor", "metrics", "telemetry"],  # the Core seam, Prometheus, logs
+    ["harbor", "metrics", "telemetry"],  # the Core seam, Prometheus, logs and traces
     ["breaker", "clock", "config", "outcome", "pace"],  # leaves
 ]
 
