@@ -51,7 +51,15 @@ async fn a_request_continues_the_callers_trace_through_core_the_cache_and_the_up
     });
     let path = world.subject_path("hub-proxy");
 
-    let reply = reply_with(&sidecar, &path, &[("traceparent", &traceparent(TRACE_ID))]).await;
+    let reply = reply_with(
+        &sidecar,
+        &path,
+        &[
+            ("traceparent", &traceparent(TRACE_ID)),
+            ("tracestate", "vendor=caller-data"),
+        ],
+    )
+    .await;
     assert_eq!(
         (reply.status, reply.cache.as_str()),
         (200, "miss"),
@@ -132,6 +140,20 @@ async fn a_request_continues_the_callers_trace_through_core_the_cache_and_the_up
         .find_map(|seen| seen.headers.get("traceparent"))
         .unwrap_or_else(|| panic!("the upstream got no traceparent: {asked_upstream:#?}"));
     assert_eq!(trace_of(upstream_parent), TRACE_ID);
+    // The caller's vendors' data goes to core, never to a third party.
+    assert!(
+        asked_core
+            .iter()
+            .any(|seen| seen.headers.get("tracestate").map(String::as_str)
+                == Some("vendor=caller-data")),
+        "{asked_core:#?}"
+    );
+    assert!(
+        asked_upstream
+            .iter()
+            .all(|seen| !seen.headers.contains_key("tracestate")),
+        "{asked_upstream:#?}"
+    );
 }
 
 #[tokio::test]
