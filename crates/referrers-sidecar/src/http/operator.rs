@@ -55,9 +55,19 @@ async fn status(
         }),
         Err(refused) => Err(refused),
     };
+    respond(&request, &state, Action::Status, answered)
+}
+
+/// The call's answer, or its error's; counted by `action` and result.
+fn respond(
+    request: &HttpRequest,
+    state: &AppState,
+    action: Action,
+    answered: Result<HttpResponse, OperatorError>,
+) -> HttpResponse {
     let response =
-        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
-    count(&state, Action::Status, &response);
+        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(request)));
+    count(state, action, &response);
     response
 }
 
@@ -92,10 +102,7 @@ async fn purge(
 ) -> HttpResponse {
     let project = project.into_inner();
     let answered = purge_answer(&request, &state, &core, &project).await;
-    let response =
-        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
-    count(&state, Action::Purge, &response);
-    response
+    respond(&request, &state, Action::Purge, answered)
 }
 
 /// A purge's answer, or the error it gets (its detail logged here or where it happened).
@@ -150,10 +157,7 @@ async fn warm(
 ) -> HttpResponse {
     let project = project.into_inner();
     let answered = warm_answer(&request, &state, &core, &project).await;
-    let response =
-        answered.unwrap_or_else(|error| error.answer(&telemetry::request_id_of(&request)));
-    count(&state, Action::Warm, &response);
-    response
+    respond(&request, &state, Action::Warm, answered)
 }
 
 async fn warm_answer(
