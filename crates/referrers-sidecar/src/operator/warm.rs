@@ -201,6 +201,8 @@ pub async fn warm(
     if let Some(left) = resting() {
         return Err(WarmError::Resting(left));
     }
+    // The turn may be seconds off: the fetch looks the list up again then (another replica
+    // may have stored it meanwhile), rather than going on from this lookup.
     targets.pacing.take_turn(resolved.registry_id).await?;
     // A rest may have begun while it waited for its turn.
     if let Some(left) = resting() {
